@@ -1,0 +1,311 @@
+//! Applying blocks and fork choice (consensus). Given a read-only view of the chain state, a new
+//! block yields a [`ChainUpdate`]: the complete write set (block, main-chain index, transaction
+//! index, tip, mempool and orphan-pool changes) that storage commits in one transaction.
+//!
+//! Rules, in order: a known block is a duplicate; a block failing its own checks is invalid; a
+//! block whose parent is unknown waits in a bounded orphan pool; a block failing the checks
+//! against its parent or branch is invalid; otherwise it is stored, and becomes the tip only when
+//! its branch has strictly more cumulative work, so on a tie the block seen first in the log wins.
+//! Storing a block retries the orphans waiting for it, within the same update.
+
+use super::block::Block;
+use super::hash::{BlockHash, TxId};
+use super::params::ChainParams;
+use super::pow::Work;
+use super::transaction::Transaction;
+use super::validate::{check_against_parent, check_block, BlockError, ParentFacts};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+/// What is kept for every stored block besides its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    /// Height of the block.
+    pub height: u64,
+    /// Hash of its parent.
+    pub parent: BlockHash,
+    /// Its header timestamp, checked against children.
+    pub timestamp_ms: u64,
+    /// Work of the branch from genesis up to and including this block.
+    pub cumulative_work: Work,
+}
+
+/// The head of the main chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tip {
+    /// Hash of the tip block.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: u64,
+    /// Cumulative work of the main chain.
+    pub cumulative_work: Work,
+}
+
+/// A change to the mempool, applied in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MempoolOp {
+    /// Add a transaction at the back of the queue (a reorganization handing it back).
+    Add(Transaction),
+    /// Remove a transaction (confirmed by a block), if present.
+    Remove(TxId),
+}
+
+/// What became of one block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored; `tip_moved` tells whether it is now the tip, `reorg_depth` how many main-chain
+    /// blocks were abandoned to make it so.
+    Stored { hash: BlockHash, height: u64, tip_moved: bool, reorg_depth: u64 },
+    /// Already stored or already waiting in the orphan pool.
+    Duplicate(BlockHash),
+    /// Parent unknown; kept in the orphan pool.
+    Orphaned(BlockHash),
+    /// Pushed out of the full orphan pool.
+    OrphanDropped(BlockHash),
+    /// Failed validation.
+    Invalid(BlockHash, BlockError),
+}
+
+/// Read access to the chain state, implemented by the sled store and by [`super::memory::MemoryChain`].
+pub trait ChainView {
+    /// Failure to read the underlying state.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// The current tip.
+    fn tip(&self) -> Result<Tip, Self::Error>;
+    /// Metadata of a stored block.
+    fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, Self::Error>;
+    /// Body of a stored block.
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, Self::Error>;
+    /// Hash of the main-chain block at `height`.
+    fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, Self::Error>;
+    /// Height of the main-chain block that holds `txid`.
+    fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, Self::Error>;
+    /// The orphan pool as (sequence number, block), oldest first.
+    fn orphans(&self) -> Result<Vec<(u64, Block)>, Self::Error>;
+}
+
+/// Everything one processed message changes, to be committed atomically.
+#[derive(Clone, Debug, Default)]
+pub struct ChainUpdate {
+    /// Newly stored blocks with their metadata, in the order they were stored.
+    pub blocks: Vec<(BlockHash, Block, BlockMeta)>,
+    /// Main-chain index changes: `None` removes the height.
+    pub main_index: BTreeMap<u64, Option<BlockHash>>,
+    /// Transaction index changes: `None` removes the id.
+    pub tx_index: HashMap<TxId, Option<u64>>,
+    /// The new tip, when it moved.
+    pub tip: Option<Tip>,
+    /// Mempool changes, in order.
+    pub mempool: Vec<MempoolOp>,
+    /// Orphans added, with their sequence numbers.
+    pub orphans_added: Vec<(u64, Block)>,
+    /// Sequence numbers of orphans removed (adopted or dropped).
+    pub orphans_removed: Vec<u64>,
+    /// What happened to each block, in order.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Processes `block` against `view` and returns the write set (nothing is written).
+pub fn process_block<V: ChainView>(
+    view: &V,
+    params: &ChainParams,
+    block: Block,
+) -> Result<ChainUpdate, V::Error> {
+    let mut pending = Pending { base: view, update: ChainUpdate::default(), stored: HashMap::new() };
+    let mut queue = VecDeque::from([block]);
+    while let Some(next) = queue.pop_front() {
+        if let Some(stored) = pending.accept(params, next)? {
+            for (seq, orphan) in pending.orphans()? {
+                if orphan.header.prev_hash == stored {
+                    pending.update.orphans_removed.push(seq);
+                    queue.push_back(orphan);
+                }
+            }
+        }
+    }
+    Ok(pending.update)
+}
+
+/// The base view with the update applied on top, so a message that adopts orphans sees its own
+/// earlier writes.
+struct Pending<'a, V> {
+    base: &'a V,
+    update: ChainUpdate,
+    stored: HashMap<BlockHash, usize>,
+}
+
+impl<V: ChainView> ChainView for Pending<'_, V> {
+    type Error = V::Error;
+
+    fn tip(&self) -> Result<Tip, V::Error> {
+        match self.update.tip {
+            Some(tip) => Ok(tip),
+            None => self.base.tip(),
+        }
+    }
+
+    fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, V::Error> {
+        match self.stored.get(hash) {
+            Some(&i) => Ok(Some(self.update.blocks[i].2)),
+            None => self.base.meta(hash),
+        }
+    }
+
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, V::Error> {
+        match self.stored.get(hash) {
+            Some(&i) => Ok(Some(self.update.blocks[i].1.clone())),
+            None => self.base.block(hash),
+        }
+    }
+
+    fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, V::Error> {
+        match self.update.main_index.get(&height) {
+            Some(entry) => Ok(*entry),
+            None => self.base.main_hash_at(height),
+        }
+    }
+
+    fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, V::Error> {
+        match self.update.tx_index.get(txid) {
+            Some(entry) => Ok(*entry),
+            None => self.base.main_tx_height(txid),
+        }
+    }
+
+    fn orphans(&self) -> Result<Vec<(u64, Block)>, V::Error> {
+        let removed: HashSet<u64> = self.update.orphans_removed.iter().copied().collect();
+        let mut all = self.base.orphans()?;
+        all.extend(self.update.orphans_added.iter().cloned());
+        all.retain(|(seq, _)| !removed.contains(seq));
+        Ok(all)
+    }
+}
+
+/// The part of a block's branch that is not on the main chain.
+struct Branch {
+    /// Side blocks from the parent back to (not including) the fork point, newest first.
+    side: Vec<BlockHash>,
+    /// Transactions in those side blocks.
+    side_txids: HashSet<TxId>,
+    /// Height of the main-chain block the branch forks from.
+    fork_height: u64,
+}
+
+impl<V: ChainView> Pending<'_, V> {
+    /// Handles one block; returns its hash when it was stored.
+    fn accept(&mut self, params: &ChainParams, block: Block) -> Result<Option<BlockHash>, V::Error> {
+        let hash = block.hash();
+        if self.meta(&hash)?.is_some() || self.orphans()?.iter().any(|(_, b)| b.hash() == hash) {
+            self.update.outcomes.push(Outcome::Duplicate(hash));
+            return Ok(None);
+        }
+        let ids = match check_block(&block, params) {
+            Ok(ids) => ids,
+            Err(e) => return self.reject(hash, e),
+        };
+        let Some(parent) = self.meta(&block.header.prev_hash)? else {
+            self.orphan(params, hash, block)?;
+            return Ok(None);
+        };
+        let facts = ParentFacts { height: parent.height, timestamp_ms: parent.timestamp_ms };
+        if let Err(e) = check_against_parent(&block, facts) {
+            return self.reject(hash, e);
+        }
+        let branch = self.branch_of(block.header.prev_hash, parent.height)?;
+        for id in &ids {
+            let on_main = self.main_tx_height(id)?.is_some_and(|h| h <= branch.fork_height);
+            if on_main || branch.side_txids.contains(id) {
+                return self.reject(hash, BlockError::AlreadyInBranch(*id));
+            }
+        }
+        let meta = BlockMeta {
+            height: block.header.height,
+            parent: block.header.prev_hash,
+            timestamp_ms: block.header.timestamp_ms,
+            cumulative_work: parent.cumulative_work + Work::for_bits(block.header.bits),
+        };
+        self.stored.insert(hash, self.update.blocks.len());
+        self.update.blocks.push((hash, block, meta));
+        let tip = self.tip()?;
+        let (tip_moved, reorg_depth) = if meta.cumulative_work > tip.cumulative_work {
+            let depth = self.switch_tip(tip, hash, meta, branch)?;
+            (true, depth)
+        } else {
+            (false, 0)
+        };
+        self.update.outcomes.push(Outcome::Stored { hash, height: meta.height, tip_moved, reorg_depth });
+        Ok(Some(hash))
+    }
+
+    fn reject(&mut self, hash: BlockHash, error: BlockError) -> Result<Option<BlockHash>, V::Error> {
+        self.update.outcomes.push(Outcome::Invalid(hash, error));
+        Ok(None)
+    }
+
+    fn orphan(&mut self, params: &ChainParams, hash: BlockHash, block: Block) -> Result<(), V::Error> {
+        let pool = self.orphans()?;
+        let seq = pool.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
+        self.update.orphans_added.push((seq, block));
+        self.update.outcomes.push(Outcome::Orphaned(hash));
+        let excess = (pool.len() + 1).saturating_sub(params.max_orphans);
+        for (old_seq, old) in self.orphans()?.into_iter().take(excess) {
+            self.update.orphans_removed.push(old_seq);
+            self.update.outcomes.push(Outcome::OrphanDropped(old.hash()));
+        }
+        Ok(())
+    }
+
+    /// Walks back from `parent` until the main chain.
+    fn branch_of(&self, parent: BlockHash, parent_height: u64) -> Result<Branch, V::Error> {
+        let mut branch = Branch { side: Vec::new(), side_txids: HashSet::new(), fork_height: 0 };
+        let (mut hash, mut height) = (parent, parent_height);
+        while self.main_hash_at(height)? != Some(hash) {
+            let block = self.block(&hash)?.expect("a stored block's ancestors are stored");
+            branch.side_txids.extend(block.txids());
+            branch.side.push(hash);
+            hash = block.header.prev_hash;
+            height -= 1;
+        }
+        branch.fork_height = height;
+        Ok(branch)
+    }
+
+    /// Makes `hash` the tip: disconnects the main chain above the fork point, connects the new
+    /// branch, and hands abandoned transactions back to the mempool. Returns the blocks abandoned.
+    fn switch_tip(
+        &mut self,
+        old: Tip,
+        hash: BlockHash,
+        meta: BlockMeta,
+        branch: Branch,
+    ) -> Result<u64, V::Error> {
+        let mut abandoned: Vec<Vec<Transaction>> = Vec::new();
+        for height in (branch.fork_height + 1..=old.height).rev() {
+            let old_hash = self.main_hash_at(height)?.expect("main chain is contiguous to the tip");
+            let old_block = self.block(&old_hash)?.expect("main-chain blocks are stored");
+            for id in old_block.txids() {
+                self.update.tx_index.insert(id, None);
+            }
+            abandoned.push(old_block.transactions.into_iter().filter(|tx| !tx.is_reward()).collect());
+            self.update.main_index.insert(height, None);
+        }
+        let mut connected_ids = HashSet::new();
+        let path = branch.side.iter().rev().copied().chain(std::iter::once(hash));
+        for (height, block_hash) in (branch.fork_height + 1..).zip(path.collect::<Vec<_>>()) {
+            let block = self.block(&block_hash)?.expect("branch blocks are stored");
+            for id in block.txids() {
+                self.update.tx_index.insert(id, Some(height));
+                self.update.mempool.push(MempoolOp::Remove(id));
+                connected_ids.insert(id);
+            }
+            self.update.main_index.insert(height, Some(block_hash));
+        }
+        for tx in abandoned.into_iter().rev().flatten() {
+            if !connected_ids.contains(&tx.id()) {
+                self.update.mempool.push(MempoolOp::Add(tx));
+            }
+        }
+        self.update.tip = Some(Tip { hash, height: meta.height, cumulative_work: meta.cumulative_work });
+        Ok(old.height - branch.fork_height)
+    }
+}

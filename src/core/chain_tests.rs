@@ -1,0 +1,204 @@
+//! Tests of validation and fork choice through [`MemoryChain`], including property tests over
+//! random sequences of valid and invalid blocks.
+
+use super::block::Block;
+use super::chain::Outcome;
+use super::header::BlockHeader;
+use super::memory::MemoryChain;
+use super::miner::Miner;
+use super::testkit::{child, genesis_block, history, params, step, transfer};
+use super::transaction::Transaction;
+use super::validate::{check_block, BlockError};
+use proptest::prelude::*;
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::OnceLock;
+
+fn stored(outcomes: &[Outcome]) -> bool {
+    matches!(outcomes.last(), Some(Outcome::Stored { .. }))
+}
+
+fn invalid_reason(outcomes: &[Outcome]) -> &'static str {
+    match outcomes.last() {
+        Some(Outcome::Invalid(_, e)) => e.reason(),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn extends_the_tip_and_confirms_mempool_transactions() {
+    let p = params();
+    let mut chain = MemoryChain::new(p.clone());
+    chain.push_mempool(transfer(1));
+    let b1 = child(&p, &genesis_block(), "m", &[transfer(1)]);
+    assert!(stored(&chain.apply(b1.clone())));
+    assert_eq!(chain.tip_info().hash, b1.hash());
+    assert!(chain.mempool().is_empty());
+    assert_eq!(chain.apply(b1.clone()), vec![Outcome::Duplicate(b1.hash())]);
+}
+
+#[test]
+fn a_tie_keeps_the_first_block_and_more_work_reorganizes() {
+    let p = params();
+    let g = genesis_block();
+    let mut chain = MemoryChain::new(p.clone());
+    let a1 = child(&p, &g, "a", &[transfer(1), transfer(2)]);
+    let b1 = child(&p, &g, "b", &[transfer(2), transfer(3)]);
+    chain.apply(a1.clone());
+    let outcome = chain.apply(b1.clone());
+    assert!(matches!(outcome[0], Outcome::Stored { tip_moved: false, .. }));
+    assert_eq!(chain.tip_info().hash, a1.hash(), "on a tie the first block stays the tip");
+
+    let b2 = child(&p, &b1, "b", &[transfer(4)]);
+    let outcome = chain.apply(b2.clone());
+    assert!(matches!(outcome[0], Outcome::Stored { tip_moved: true, reorg_depth: 1, .. }));
+    assert_eq!(chain.tip_info().hash, b2.hash());
+    // transfer(1) was only in the abandoned block: it goes back to the mempool; transfer(2) is in
+    // the new branch too, so it does not.
+    assert_eq!(chain.mempool(), &[transfer(1)]);
+}
+
+#[test]
+fn orphans_wait_for_their_parent_and_the_pool_is_bounded() {
+    let p = params();
+    let g = genesis_block();
+    let mut chain = MemoryChain::new(p.clone());
+    let b1 = child(&p, &g, "m", &[]);
+    let b2 = child(&p, &b1, "m", &[]);
+    let b3 = child(&p, &b2, "m", &[]);
+    assert_eq!(chain.apply(b3.clone()), vec![Outcome::Orphaned(b3.hash())]);
+    assert_eq!(chain.apply(b2.clone()), vec![Outcome::Orphaned(b2.hash())]);
+    assert_eq!(chain.apply(b3.clone()), vec![Outcome::Duplicate(b3.hash())]);
+    let outcomes = chain.apply(b1.clone());
+    assert_eq!(outcomes.len(), 3, "b1 adopts b2, which adopts b3: {outcomes:?}");
+    assert_eq!(chain.tip_info().hash, b3.hash());
+
+    let strangers: Vec<Block> = (0..4)
+        .map(|i| child(&p, &child(&p, &g, &format!("x{i}"), &[]), "y", &[]))
+        .collect();
+    let mut dropped = Vec::new();
+    for s in &strangers {
+        for o in chain.apply(s.clone()) {
+            if let Outcome::OrphanDropped(h) = o {
+                dropped.push(h);
+            }
+        }
+    }
+    assert_eq!(dropped, vec![strangers[0].hash()], "the oldest orphan goes first");
+}
+
+#[test]
+fn each_broken_rule_is_rejected_with_its_reason() {
+    let p = params();
+    let g = genesis_block();
+    let good = child(&p, &g, "m", &[transfer(1)]);
+    let remine = |mut b: Block, fix_root: bool| {
+        if fix_root {
+            b.header.tx_root = super::merkle::merkle_root(&b.txids());
+        }
+        assert!(super::miner::solve_on_this_thread(&mut b.header));
+        b
+    };
+    let cases: Vec<(&str, Block)> = vec![
+        ("bad_height", remine(Block { header: BlockHeader { height: 5, ..good.header }, transactions: vec![Transaction::reward("m", 50, 5)] }, true)),
+        ("bad_bits", remine(Block { header: BlockHeader { bits: 5, ..good.header }, ..good.clone() }, false)),
+        ("bad_version", remine(Block { header: BlockHeader { version: 2, ..good.header }, ..good.clone() }, false)),
+        ("bad_timestamp", remine(Block { header: BlockHeader { timestamp_ms: 1, ..good.header }, ..good.clone() }, false)),
+        ("bad_tx_root", remine(Block { transactions: vec![good.transactions[0].clone()], ..good.clone() }, false)),
+        ("bad_reward", remine(Block { transactions: vec![transfer(1)], ..good.clone() }, true)),
+        ("bad_reward", remine(Block { transactions: vec![Transaction::reward("m", 51, 1)], ..good.clone() }, true)),
+        ("bad_reward", remine(Block { transactions: vec![Transaction::reward("m", 50, 9)], ..good.clone() }, true)),
+        ("bad_transaction", remine(Block { transactions: vec![good.transactions[0].clone(), Transaction { amount: 0, ..transfer(1) }], ..good.clone() }, true)),
+        ("bad_transaction", remine(Block { transactions: vec![good.transactions[0].clone(), Transaction::reward("m", 50, 1)], ..good.clone() }, true)),
+        ("duplicate_transaction", remine(Block { transactions: vec![good.transactions[0].clone(), transfer(1), transfer(1)], ..good.clone() }, true)),
+        ("too_many_transactions", remine(Block { transactions: std::iter::once(good.transactions[0].clone()).chain((0..8).map(transfer)).collect(), ..good.clone() }, true)),
+    ];
+    for (reason, block) in cases {
+        let mut chain = MemoryChain::new(p.clone());
+        assert_eq!(invalid_reason(&chain.apply(block)), reason);
+        assert_eq!(chain.tip_info().height, 0);
+    }
+    let mut unmined = good.clone();
+    while super::pow::meets_bits(&unmined.hash(), p.bits) {
+        unmined.header.nonce += 1;
+    }
+    assert_eq!(invalid_reason(&MemoryChain::new(p.clone()).apply(unmined)), "bad_pow");
+
+    let mut chain = MemoryChain::new(p.clone());
+    chain.apply(good.clone());
+    let again = child(&p, &good, "m", &[transfer(1)]);
+    assert_eq!(invalid_reason(&chain.apply(again)), "duplicate_transaction");
+}
+
+/// A valid block at 20 bits on the test genesis, mined once: a random change of any header byte
+/// keeps 20 bits of proof of work with probability 2^-20.
+fn hard_block() -> &'static Block {
+    static BLOCK: OnceLock<Block> = OnceLock::new();
+    BLOCK.get_or_init(|| {
+        let p = super::params::ChainParams { bits: 20, ..params() };
+        let g = super::block::genesis(&p);
+        let txs = vec![Transaction::reward("m", p.reward, 1), transfer(1)];
+        let mut block = Block::candidate(g.hash(), 0, p.bits, 2_000, txs);
+        let found = Miner::new(0).unwrap().search(&block.header, 0, &AtomicBool::new(false));
+        block.header.nonce = found.nonce.expect("20 bits are reachable");
+        block
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn same_log_same_tip(steps in prop::collection::vec(step(), 1..30)) {
+        let log = history(&steps);
+        let mut a = MemoryChain::new(params());
+        let mut b = MemoryChain::new(params());
+        for block in &log {
+            a.apply(block.clone());
+        }
+        for block in &log {
+            b.apply(block.clone());
+        }
+        prop_assert_eq!(a.tip_info(), b.tip_info());
+        prop_assert_eq!(a.main_chain(), b.main_chain());
+        prop_assert_eq!(a.mempool(), b.mempool());
+    }
+
+    #[test]
+    fn reorgs_never_lose_or_duplicate_a_transaction(steps in prop::collection::vec(step(), 1..30)) {
+        // Every transfer the history uses first arrives in the mempool, as from the topic.
+        let submitted: Vec<Transaction> = (0..12).map(transfer).collect();
+        let mut chain = MemoryChain::new(params());
+        for tx in &submitted {
+            chain.push_mempool(tx.clone());
+        }
+        for block in history(&steps) {
+            chain.apply(block);
+        }
+        let mut on_main = HashSet::new();
+        for block in chain.main_chain() {
+            for tx in &block.transactions {
+                prop_assert!(on_main.insert(tx.id()), "a transaction appears twice on the main chain");
+            }
+        }
+        let pooled: Vec<_> = chain.mempool().iter().map(Transaction::id).collect();
+        for tx in &submitted {
+            let copies = usize::from(on_main.contains(&tx.id()))
+                + pooled.iter().filter(|id| **id == tx.id()).count();
+            prop_assert_eq!(copies, 1, "{:?} is held {} times", tx, copies);
+        }
+    }
+
+    #[test]
+    fn any_single_header_byte_change_fails_validation(index in 0usize..96, flip in 1u8..=255) {
+        let block = hard_block();
+        let p = super::params::ChainParams { bits: 20, ..params() };
+        prop_assert!(check_block(block, &p).is_ok());
+        let mut bytes = block.header.encode();
+        bytes[index] ^= flip;
+        let damaged = Block { header: BlockHeader::decode(&bytes), ..block.clone() };
+        prop_assert!(check_block(&damaged, &p).is_err());
+        let outcomes = MemoryChain::new(p).apply(damaged);
+        prop_assert!(matches!(outcomes[..], [Outcome::Invalid(_, ref e)] if !matches!(e, BlockError::AlreadyInBranch(_))));
+    }
+}

@@ -1,0 +1,143 @@
+//! A chain state held in memory. It validates a chain fetched from a peer before adoption, and
+//! lets property tests drive the consensus rules without storage.
+
+use super::block::{genesis, Block};
+use super::chain::{process_block, BlockMeta, ChainUpdate, ChainView, MempoolOp, Outcome, Tip};
+use super::hash::{BlockHash, TxId};
+use super::params::ChainParams;
+use super::pow::Work;
+use super::transaction::Transaction;
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+
+/// Chain state in memory: blocks, main chain, transaction index, mempool, orphans.
+#[derive(Clone, Debug)]
+pub struct MemoryChain {
+    params: ChainParams,
+    blocks: HashMap<BlockHash, (Block, BlockMeta)>,
+    main: BTreeMap<u64, BlockHash>,
+    tx_index: HashMap<TxId, u64>,
+    tip: Tip,
+    mempool: Vec<Transaction>,
+    orphans: BTreeMap<u64, Block>,
+}
+
+impl MemoryChain {
+    /// A chain holding only the genesis block of `params`.
+    pub fn new(params: ChainParams) -> Self {
+        let block = genesis(&params);
+        let hash = block.hash();
+        let meta = BlockMeta {
+            height: 0,
+            parent: block.header.prev_hash,
+            timestamp_ms: block.header.timestamp_ms,
+            cumulative_work: Work::default(),
+        };
+        Self {
+            params,
+            blocks: HashMap::from([(hash, (block, meta))]),
+            main: BTreeMap::from([(0, hash)]),
+            tx_index: HashMap::new(),
+            tip: Tip { hash, height: 0, cumulative_work: Work::default() },
+            mempool: Vec::new(),
+            orphans: BTreeMap::new(),
+        }
+    }
+
+    /// Processes one block and applies the result; returns what happened to each block.
+    pub fn apply(&mut self, block: Block) -> Vec<Outcome> {
+        let update = match process_block(self, &self.params, block) {
+            Ok(update) => update,
+            Err(never) => match never {},
+        };
+        self.commit(update)
+    }
+
+    /// Queues a transaction in the mempool (no admission checks: callers decide).
+    pub fn push_mempool(&mut self, tx: Transaction) {
+        self.apply_mempool(MempoolOp::Add(tx));
+    }
+
+    fn apply_mempool(&mut self, op: MempoolOp) {
+        match op {
+            MempoolOp::Add(tx) => {
+                if !self.mempool.contains(&tx) {
+                    self.mempool.push(tx);
+                }
+            }
+            MempoolOp::Remove(id) => self.mempool.retain(|tx| tx.id() != id),
+        }
+    }
+
+    fn commit(&mut self, update: ChainUpdate) -> Vec<Outcome> {
+        for (hash, block, meta) in update.blocks {
+            self.blocks.insert(hash, (block, meta));
+        }
+        for (height, entry) in update.main_index {
+            match entry {
+                Some(hash) => self.main.insert(height, hash),
+                None => self.main.remove(&height),
+            };
+        }
+        for (id, entry) in update.tx_index {
+            match entry {
+                Some(height) => self.tx_index.insert(id, height),
+                None => self.tx_index.remove(&id),
+            };
+        }
+        if let Some(tip) = update.tip {
+            self.tip = tip;
+        }
+        for op in update.mempool {
+            self.apply_mempool(op);
+        }
+        for seq in update.orphans_removed {
+            self.orphans.remove(&seq);
+        }
+        self.orphans.extend(update.orphans_added);
+        update.outcomes
+    }
+
+    /// The current tip.
+    pub fn tip_info(&self) -> Tip {
+        self.tip
+    }
+
+    /// The main chain, genesis first.
+    pub fn main_chain(&self) -> Vec<&Block> {
+        self.main.values().map(|hash| &self.blocks[hash].0).collect()
+    }
+
+    /// Transactions waiting for a block, in arrival order.
+    pub fn mempool(&self) -> &[Transaction] {
+        &self.mempool
+    }
+}
+
+impl ChainView for MemoryChain {
+    type Error = Infallible;
+
+    fn tip(&self) -> Result<Tip, Infallible> {
+        Ok(self.tip)
+    }
+
+    fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, Infallible> {
+        Ok(self.blocks.get(hash).map(|(_, meta)| *meta))
+    }
+
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, Infallible> {
+        Ok(self.blocks.get(hash).map(|(block, _)| block.clone()))
+    }
+
+    fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, Infallible> {
+        Ok(self.main.get(&height).copied())
+    }
+
+    fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, Infallible> {
+        Ok(self.tx_index.get(txid).copied())
+    }
+
+    fn orphans(&self) -> Result<Vec<(u64, Block)>, Infallible> {
+        Ok(self.orphans.iter().map(|(seq, block)| (*seq, block.clone())).collect())
+    }
+}

@@ -1,0 +1,20 @@
+//! The pure core: consensus types, hashing, proof of work, validation and fork choice. No I/O,
+//! no async, no Kafka, no sled: everything here can be tested on its own.
+
+pub mod block;
+pub mod chain;
+pub mod encoding;
+pub mod hash;
+pub mod header;
+pub mod memory;
+pub mod merkle;
+pub mod miner;
+pub mod params;
+pub mod pow;
+pub mod transaction;
+pub mod validate;
+
+#[cfg(test)]
+mod chain_tests;
+#[cfg(test)]
+pub(crate) mod testkit;

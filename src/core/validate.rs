@@ -1,0 +1,135 @@
+//! Block validity (consensus). Split in two: what a block must satisfy on its own, and what it
+//! must satisfy against its parent. Neither reads the clock, so replaying a log always gives the
+//! same verdicts. Whether its transactions are new to its branch is checked in `chain`, which
+//! knows the branch.
+
+use super::block::Block;
+use super::hash::TxId;
+use super::header::HEADER_VERSION;
+use super::merkle::merkle_root;
+use super::params::ChainParams;
+use super::pow::meets_bits;
+use super::transaction::TxError;
+use std::collections::HashSet;
+
+/// Why a block is invalid. [`BlockError::reason`] gives the short label rejections are counted by.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// Unknown header version.
+    #[error("header version {0} is not {HEADER_VERSION}")]
+    Version(u32),
+    /// Height is not the parent's plus one.
+    #[error("height {got} does not follow parent height {parent}")]
+    Height { parent: u64, got: u64 },
+    /// Difficulty differs from the chain's.
+    #[error("bits {got} differ from the chain's {expected}")]
+    Bits { expected: u32, got: u32 },
+    /// The hash does not have enough leading zero bits.
+    #[error("hash does not meet {0} bits of proof of work")]
+    ProofOfWork(u32),
+    /// The header's Merkle root does not match the transactions.
+    #[error("tx_root does not match the transactions")]
+    TxRoot,
+    /// Earlier than the parent.
+    #[error("timestamp {got} is before the parent's {parent}")]
+    Timestamp { parent: u64, got: u64 },
+    /// More transactions than a block may hold.
+    #[error("{0} transactions exceed the block limit")]
+    TooManyTransactions(usize),
+    /// The first transaction is missing or is not a correct reward.
+    #[error("bad reward transaction: {0}")]
+    Reward(&'static str),
+    /// A transaction breaks the transaction rules.
+    #[error("transaction {index}: {source}")]
+    Transaction { index: usize, source: TxError },
+    /// The same transaction twice in one block.
+    #[error("transaction {0} appears twice in the block")]
+    DuplicateInBlock(TxId),
+    /// A transaction already confirmed earlier on this branch.
+    #[error("transaction {0} is already in this branch")]
+    AlreadyInBranch(TxId),
+}
+
+impl BlockError {
+    /// Short label used to count rejections.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BlockError::Version(_) => "bad_version",
+            BlockError::Height { .. } => "bad_height",
+            BlockError::Bits { .. } => "bad_bits",
+            BlockError::ProofOfWork(_) => "bad_pow",
+            BlockError::TxRoot => "bad_tx_root",
+            BlockError::Timestamp { .. } => "bad_timestamp",
+            BlockError::TooManyTransactions(_) => "too_many_transactions",
+            BlockError::Reward(_) => "bad_reward",
+            BlockError::Transaction { .. } => "bad_transaction",
+            BlockError::DuplicateInBlock(_) | BlockError::AlreadyInBranch(_) => {
+                "duplicate_transaction"
+            }
+        }
+    }
+}
+
+/// What validation needs to know of the parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParentFacts {
+    /// Parent's height.
+    pub height: u64,
+    /// Parent's timestamp.
+    pub timestamp_ms: u64,
+}
+
+/// Checks everything that does not depend on other blocks; returns the transaction ids so the
+/// caller does not hash them again.
+pub fn check_block(block: &Block, params: &ChainParams) -> Result<Vec<TxId>, BlockError> {
+    let header = &block.header;
+    if header.version != HEADER_VERSION {
+        return Err(BlockError::Version(header.version));
+    }
+    if header.bits != params.bits {
+        return Err(BlockError::Bits { expected: params.bits, got: header.bits });
+    }
+    if !meets_bits(&block.hash(), header.bits) {
+        return Err(BlockError::ProofOfWork(header.bits));
+    }
+    if block.transactions.len() > params.max_block_txs {
+        return Err(BlockError::TooManyTransactions(block.transactions.len()));
+    }
+    let Some((reward, transfers)) = block.transactions.split_first() else {
+        return Err(BlockError::Reward("the block has no transactions"));
+    };
+    if !reward.is_reward() {
+        return Err(BlockError::Reward("the first transaction is not a reward"));
+    }
+    reward.check_fields().map_err(|source| BlockError::Transaction { index: 0, source })?;
+    if reward.amount != params.reward {
+        return Err(BlockError::Reward("the amount is not the chain's reward"));
+    }
+    if reward.nonce != header.height {
+        return Err(BlockError::Reward("the nonce is not the block height"));
+    }
+    for (i, tx) in transfers.iter().enumerate() {
+        tx.check_transfer().map_err(|source| BlockError::Transaction { index: i + 1, source })?;
+    }
+    let ids = block.txids();
+    let mut seen = HashSet::with_capacity(ids.len());
+    if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
+        return Err(BlockError::DuplicateInBlock(*dup));
+    }
+    if merkle_root(&ids) != header.tx_root {
+        return Err(BlockError::TxRoot);
+    }
+    Ok(ids)
+}
+
+/// Checks what a block must satisfy against its parent.
+pub fn check_against_parent(block: &Block, parent: ParentFacts) -> Result<(), BlockError> {
+    let header = &block.header;
+    if parent.height.checked_add(1) != Some(header.height) {
+        return Err(BlockError::Height { parent: parent.height, got: header.height });
+    }
+    if header.timestamp_ms < parent.timestamp_ms {
+        return Err(BlockError::Timestamp { parent: parent.timestamp_ms, got: header.timestamp_ms });
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! Store tests on real sled files in a temporary directory.
+
+use super::*;
+use crate::core::chain::{ChainView, Outcome};
+use crate::core::memory::MemoryChain;
+use crate::core::testkit::{child, genesis_block, history, params, step, transfer};
+use proptest::prelude::*;
+
+fn offset(next: u64) -> OffsetUpdate {
+    OffsetUpdate { key: "blocks/0".into(), next }
+}
+
+#[test]
+fn a_new_store_holds_genesis_and_refuses_another_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.tip().unwrap().hash, genesis_block().hash());
+    assert_eq!(store.offset("blocks/0").unwrap(), None);
+    drop(store);
+    let other = ChainParams { chain_id: "other".into(), ..params() };
+    let err = Store::open(dir.path(), &other, DEFAULT_CACHE_BYTES).err().unwrap();
+    assert!(matches!(err, StoreError::WrongChain { .. }), "{err}");
+}
+
+#[test]
+fn state_and_offsets_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let b1 = child(&p, &genesis_block(), "m", &[transfer(1)]);
+    {
+        let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+        let admitted = store
+            .admit_transactions(&[transfer(1), transfer(2), transfer(2)], &[OffsetUpdate { key: "tx/3".into(), next: 9 }], 10)
+            .unwrap();
+        assert_eq!(admitted, vec![AdmitOutcome::Added, AdmitOutcome::Added, AdmitOutcome::AlreadyPooled]);
+        let outcomes = store.apply_block(b1.clone(), &offset(1)).unwrap();
+        assert!(matches!(outcomes[0], Outcome::Stored { tip_moved: true, .. }));
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.tip().unwrap().hash, b1.hash());
+    assert_eq!(store.offset("blocks/0").unwrap(), Some(1));
+    assert_eq!(store.offset("tx/3").unwrap(), Some(9));
+    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(2)]);
+    assert_eq!(store.main_blocks(0, 10).unwrap(), vec![genesis_block(), b1]);
+    let again = store.admit_transactions(&[transfer(1)], &[], 10).unwrap();
+    assert_eq!(again, vec![AdmitOutcome::AlreadyConfirmed]);
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+}
+
+#[test]
+fn the_mempool_bound_refuses_extra_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let txs: Vec<_> = (0..3).map(transfer).collect();
+    let outcomes = store.admit_transactions(&txs, &[], 2).unwrap();
+    assert_eq!(outcomes[2], AdmitOutcome::MempoolFull);
+    assert_eq!(store.mempool_len().unwrap(), 2);
+    let bad = crate::core::transaction::Transaction { amount: 0, ..transfer(7) };
+    assert!(matches!(store.admit_transactions(&[bad], &[], 9).unwrap()[0], AdmitOutcome::Invalid(_)));
+}
+
+#[test]
+fn a_skipped_message_only_moves_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    store.skip_to(&offset(5)).unwrap();
+    assert_eq!(store.offset("blocks/0").unwrap(), Some(5));
+    assert_eq!(store.tip().unwrap().height, 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The sled store and the in-memory chain apply the consensus rules identically.
+    #[test]
+    fn store_agrees_with_memory_chain(steps in prop::collection::vec(step(), 1..25)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+        let mut memory = MemoryChain::new(params());
+        for (i, block) in history(&steps).into_iter().enumerate() {
+            let from_store = store.apply_block(block.clone(), &offset(i as u64 + 1)).unwrap();
+            prop_assert_eq!(from_store, memory.apply(block));
+        }
+        prop_assert_eq!(store.tip().unwrap(), memory.tip_info());
+        let stored = store.main_blocks(0, usize::MAX).unwrap();
+        prop_assert_eq!(stored.iter().collect::<Vec<_>>(), memory.main_chain());
+        prop_assert_eq!(store.mempool_head(usize::MAX).unwrap(), memory.mempool().to_vec());
+        let report = store.check_consistency().unwrap();
+        prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+}
