@@ -1,8 +1,8 @@
 //! kafkachain: a blockchain peer node whose network is Apache Kafka.
 //!
 //! Layers, each in its own module: [`core`] (pure consensus logic), [`store`] (sled),
-//! and the command-line tools in [`bench`].
+//! and the operator tools in [`tools`].
 
-pub mod bench;
+pub mod tools;
 pub mod core;
 pub mod store;

@@ -139,7 +139,7 @@ fn hard_block() -> &'static Block {
         let g = super::block::genesis(&p);
         let txs = vec![Transaction::reward("m", p.reward, 1), transfer(1)];
         let mut block = Block::candidate(g.hash(), 0, p.bits, 2_000, txs);
-        let found = Miner::new(0).unwrap().search(&block.header, 0, &AtomicBool::new(false));
+        let found = Miner::new(0).unwrap().search(&block.header, 0..u64::MAX, &AtomicBool::new(false));
         block.header.nonce = found.nonce.expect("20 bits are reachable");
         block
     })

@@ -6,6 +6,7 @@
 use super::header::{BlockHeader, HEADER_LEN, MIDSTATE_PREFIX_LEN, NONCE_OFFSET};
 use sha2::compress256;
 use sha2::digest::generic_array::GenericArray;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// SHA-256 initial hash values (FIPS 180-4, section 5.3.3).
@@ -134,10 +135,10 @@ impl Miner {
         self.pool.current_num_threads()
     }
 
-    /// Searches nonces from `start` upward on every thread until one meets the header's bits or
-    /// `stop` is raised. Whichever thread finds first wins: the nonce may differ between runs and
-    /// thread counts, but it always satisfies the plain header hash.
-    pub fn search(&self, header: &BlockHeader, start: u64, stop: &AtomicBool) -> SearchOutcome {
+    /// Searches `nonces` on every thread until one meets the header's bits, the range is
+    /// exhausted, or `stop` is raised. Whichever thread finds first wins: the nonce may differ
+    /// between runs and thread counts, but it always satisfies the plain header hash.
+    pub fn search(&self, header: &BlockHeader, nonces: Range<u64>, stop: &AtomicBool) -> SearchOutcome {
         let search = NonceSearch::new(header);
         let next_chunk = AtomicU64::new(0);
         let found = AtomicBool::new(false);
@@ -147,8 +148,11 @@ impl Miner {
             let mut tried = 0u64;
             while !stop.load(Ordering::Relaxed) && !found.load(Ordering::Relaxed) {
                 let chunk = next_chunk.fetch_add(1, Ordering::Relaxed);
-                let from = start.wrapping_add(chunk.wrapping_mul(CHUNK));
-                let to = from.saturating_add(CHUNK);
+                let from = chunk.checked_mul(CHUNK).and_then(|o| nonces.start.checked_add(o));
+                let Some(from) = from.filter(|from| *from < nonces.end) else {
+                    break;
+                };
+                let to = from.saturating_add(CHUNK).min(nonces.end);
                 match search.scan(from..to) {
                     Some(nonce) => {
                         tried += nonce - from + 1;
@@ -203,7 +207,7 @@ mod tests {
         for threads in [1, 2, 3] {
             let miner = Miner::new(threads).unwrap();
             let mut h = header(14);
-            let outcome = miner.search(&h, 0, &AtomicBool::new(false));
+            let outcome = miner.search(&h, 0..u64::MAX, &AtomicBool::new(false));
             h.nonce = outcome.nonce.expect("14 bits are found quickly");
             assert!(meets_bits(&h.hash(), 14), "threads={threads}");
             assert!(outcome.trials > 0);
@@ -213,8 +217,15 @@ mod tests {
     #[test]
     fn a_raised_stop_flag_ends_an_impossible_search() {
         let miner = Miner::new(2).unwrap();
-        let outcome = miner.search(&header(200), 0, &AtomicBool::new(true));
+        let outcome = miner.search(&header(200), 0..u64::MAX, &AtomicBool::new(true));
         assert_eq!(outcome, SearchOutcome { nonce: None, trials: 0 });
+    }
+
+    #[test]
+    fn a_bounded_range_is_searched_exactly_once() {
+        let miner = Miner::new(2).unwrap();
+        let outcome = miner.search(&header(200), 5..100_005, &AtomicBool::new(false));
+        assert_eq!(outcome, SearchOutcome { nonce: None, trials: 100_000 });
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub struct Consistency {
     pub main_len: u64,
     /// Transactions waiting in the mempool.
     pub mempool_len: u64,
+    /// Transactions in main-chain blocks, rewards included.
+    pub confirmed_txs: u64,
     /// Every broken invariant, in words; empty when the store is consistent.
     pub problems: Vec<String>,
 }
@@ -85,6 +87,6 @@ impl Store {
                 problems.push("an offset has an empty name".into());
             }
         }
-        Ok(Consistency { tip_height: tip.height, main_len, mempool_len, problems })
+        Ok(Consistency { tip_height: tip.height, main_len, mempool_len, confirmed_txs: indexed_txs, problems })
     }
 }

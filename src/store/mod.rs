@@ -68,14 +68,36 @@ impl Store {
     /// Opens (or creates, with the genesis of `params`) the store at `path`, with sled's cache
     /// bounded to `cache_bytes`. Refuses a directory that holds another chain.
     pub fn open(path: &Path, params: &ChainParams, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .flush_every_ms(Some(200))
-            .open()?;
+        let store = Self::with_trees(open_db(path, cache_bytes)?, params.clone())?;
+        match store.stored_params()? {
+            Some(stored) if &stored != params => Err(StoreError::WrongChain {
+                stored: Box::new(stored),
+                configured: Box::new(params.clone()),
+            }),
+            Some(_) => Ok(store),
+            None => {
+                store.init_genesis()?;
+                Ok(store)
+            }
+        }
+    }
+
+    /// Opens an existing store with the chain parameters it was created with, for tools that
+    /// inspect a data directory without its node's configuration.
+    pub fn open_existing(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = open_db(path, cache_bytes)?;
+        let state = db.open_tree("state")?;
+        let raw = state
+            .get(STATE_PARAMS)?
+            .ok_or_else(|| StoreError::Missing(format!("chain parameters in {}", path.display())))?;
+        let params = decode("state", STATE_PARAMS, &raw)?;
+        Self::with_trees(db, params)
+    }
+
+    fn with_trees(db: sled::Db, params: ChainParams) -> Result<Self, StoreError> {
         let tree = |name: &str| db.open_tree(name);
-        let store = Store {
-            params: params.clone(),
+        Ok(Store {
+            params,
             blocks: tree("blocks")?,
             block_meta: tree("block_meta")?,
             main: tree("main")?,
@@ -86,20 +108,11 @@ impl Store {
             orphans: tree("orphans")?,
             offsets: tree("offsets")?,
             db,
-        };
-        match store.state.get(STATE_PARAMS)? {
-            Some(raw) => {
-                let stored: ChainParams = decode("state", STATE_PARAMS, &raw)?;
-                if &stored != params {
-                    return Err(StoreError::WrongChain {
-                        stored: Box::new(stored),
-                        configured: Box::new(params.clone()),
-                    });
-                }
-            }
-            None => store.init_genesis()?,
-        }
-        Ok(store)
+        })
+    }
+
+    fn stored_params(&self) -> Result<Option<ChainParams>, StoreError> {
+        self.state.get(STATE_PARAMS)?.map(|raw| decode("state", STATE_PARAMS, &raw)).transpose()
     }
 
     fn init_genesis(&self) -> Result<(), StoreError> {
@@ -141,6 +154,10 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }
+}
+
+fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    Ok(sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(200)).open()?)
 }
 
 /// Decodes a stored value, naming where it came from if it does not decode.

@@ -83,6 +83,17 @@ impl Store {
         self.offsets.get(key.as_bytes())?.map(|raw| be_u64("offsets", &raw)).transpose()
     }
 
+    /// Every stored consumer position, by name.
+    pub fn offsets(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.offsets
+            .iter()
+            .map(|entry| {
+                let (key, raw) = entry?;
+                Ok((String::from_utf8_lossy(&key).into_owned(), be_u64("offsets", &raw)?))
+            })
+            .collect()
+    }
+
     /// Blocks waiting for their parent.
     pub fn orphan_count(&self) -> usize {
         self.orphans.len()

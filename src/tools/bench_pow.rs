@@ -20,10 +20,9 @@ pub struct PowBenchReport {
     pub trials_per_sec: f64,
 }
 
-/// Searches an unreachable difficulty on `threads` threads (0 = all cores) for `seconds`.
-pub fn bench_pow(threads: usize, seconds: f64) -> Result<PowBenchReport, MinerPoolError> {
-    let miner = Miner::new(threads)?;
-    let header = BlockHeader {
+/// A header no nonce can satisfy (256 zero bits), so a search runs until it is stopped.
+pub fn unreachable_header() -> BlockHeader {
+    BlockHeader {
         version: HEADER_VERSION,
         height: 1,
         prev_hash: BlockHash([0x11; 32]),
@@ -31,7 +30,13 @@ pub fn bench_pow(threads: usize, seconds: f64) -> Result<PowBenchReport, MinerPo
         timestamp_ms: 0,
         bits: 256,
         nonce: 0,
-    };
+    }
+}
+
+/// Searches an unreachable difficulty on `threads` threads (0 = all cores) for `seconds`.
+pub fn bench_pow(threads: usize, seconds: f64) -> Result<PowBenchReport, MinerPoolError> {
+    let miner = Miner::new(threads)?;
+    let header = unreachable_header();
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let outcome = std::thread::scope(|scope| {
@@ -39,7 +44,7 @@ pub fn bench_pow(threads: usize, seconds: f64) -> Result<PowBenchReport, MinerPo
             std::thread::sleep(Duration::from_secs_f64(seconds));
             stop.store(true, Ordering::Relaxed);
         });
-        miner.search(&header, 0, &stop)
+        miner.search(&header, 0..u64::MAX, &stop)
     });
     let elapsed = started.elapsed().as_secs_f64();
     Ok(PowBenchReport {

@@ -1,0 +1,4 @@
+//! Operator and test tools behind the binary's secondary subcommands.
+
+pub mod bench_pow;
+pub mod store_writer;

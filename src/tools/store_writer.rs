@@ -1,0 +1,70 @@
+//! `store-writer`: applies an endless chain of freshly mined blocks to a store, each with its
+//! offset, as the node does when it consumes the blocks topic. The crash tests SIGKILL it at
+//! random moments and then check the store; operators can use it to exercise a disk.
+
+use crate::core::block::Block;
+use crate::core::chain::{ChainView, Outcome};
+use crate::core::miner::solve_on_this_thread;
+use crate::core::params::ChainParams;
+use crate::core::transaction::Transaction;
+use crate::store::{OffsetUpdate, Store, StoreError};
+use std::path::Path;
+
+/// Offset name the writer stores for its simulated blocks partition.
+pub const BLOCKS_OFFSET_KEY: &str = "blocks/0";
+/// Offset name the writer stores for its simulated transactions partition.
+pub const TXS_OFFSET_KEY: &str = "transactions/0";
+
+/// The chain the writer builds: low difficulty so blocks come fast.
+pub fn writer_params() -> ChainParams {
+    ChainParams { chain_id: "store-writer".into(), bits: 6, ..ChainParams::default() }
+}
+
+/// Why the writer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A block the writer built was not accepted, which means the store disagrees with the rules.
+    #[error("block at height {0} was not stored: {1:?}")]
+    Rejected(u64, Vec<Outcome>),
+}
+
+/// Applies `blocks` blocks (or forever, if `None`) on top of whatever the store at `dir` holds.
+/// Before each block, two transfers go through the mempool, so blocks, index, mempool and
+/// offsets all change in every transaction.
+pub fn run(dir: &Path, blocks: Option<u64>, cache_bytes: u64) -> Result<u64, WriterError> {
+    let params = writer_params();
+    let store = Store::open(dir, &params, cache_bytes)?;
+    let mut applied = 0;
+    while blocks.is_none_or(|n| applied < n) {
+        let tip = store.tip()?;
+        let parent = store
+            .block(&tip.hash)?
+            .ok_or_else(|| StoreError::Missing(format!("tip block {}", tip.hash)))?;
+        let next_tx_offset = store.offset(TXS_OFFSET_KEY)?.unwrap_or(0);
+        let transfers: Vec<Transaction> = (next_tx_offset..next_tx_offset + 2)
+            .map(|n| Transaction {
+                sender: format!("user{}", n % 7),
+                recipient: "shop".into(),
+                amount: n + 1,
+                nonce: n,
+            })
+            .collect();
+        let tx_offset = OffsetUpdate { key: TXS_OFFSET_KEY.into(), next: next_tx_offset + 2 };
+        store.admit_transactions(&transfers, &[tx_offset], u64::MAX)?;
+        let mut txs = vec![Transaction::reward("writer", params.reward, tip.height + 1)];
+        txs.extend(store.mempool_head(params.max_block_txs - 1)?);
+        let mut block = Block::candidate(tip.hash, tip.height, params.bits, parent.header.timestamp_ms + 1, txs);
+        solve_on_this_thread(&mut block.header);
+        let offset = OffsetUpdate { key: BLOCKS_OFFSET_KEY.into(), next: tip.height + 1 };
+        let outcomes = store.apply_block(block, &offset)?;
+        if !matches!(outcomes.as_slice(), [Outcome::Stored { tip_moved: true, .. }]) {
+            return Err(WriterError::Rejected(tip.height + 1, outcomes));
+        }
+        applied += 1;
+    }
+    store.flush()?;
+    Ok(applied)
+}
