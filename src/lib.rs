@@ -4,5 +4,9 @@
 //! and the operator tools in [`tools`].
 
 pub mod tools;
+pub mod api;
+pub mod config;
 pub mod core;
+pub mod kafka;
+pub mod node;
 pub mod store;

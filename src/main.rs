@@ -2,7 +2,14 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use kafkachain::api;
+use kafkachain::config::{MiningMode, NodeConfig};
+use kafkachain::node::Node;
 use kafkachain::store::{Store, DEFAULT_CACHE_BYTES};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
 use kafkachain::tools::{bench_pow, store_writer};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a node: consume the topics into the store, mine, serve the HTTP API.
+    Node(NodeArgs),
     /// Measure proof-of-work throughput: search an unreachable difficulty for a fixed time.
     BenchPow {
         /// Threads searching (0 = one per core).
@@ -49,6 +58,26 @@ enum Command {
     },
 }
 
+/// `kafkachain node` options; each override also reads an environment variable.
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// The node's TOML configuration (see config/default.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Override `data_dir`.
+    #[arg(long, env = "KAFKACHAIN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Override `http_listen` (host:port).
+    #[arg(long, env = "KAFKACHAIN_HTTP")]
+    http: Option<std::net::SocketAddr>,
+    /// Override `kafka.brokers`.
+    #[arg(long, env = "KAFKACHAIN_BROKERS")]
+    brokers: Option<String>,
+    /// Override `mining.mode`: on-demand or continuous.
+    #[arg(long, env = "KAFKACHAIN_MINE")]
+    mine: Option<String>,
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -61,6 +90,16 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Node(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+            let config = load_config(args)?;
+            tokio::runtime::Runtime::new()?.block_on(run_node(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchPow { threads, seconds, json } => {
             anyhow::ensure!(seconds > 0.0, "--seconds must be positive");
             let report = bench_pow::bench_pow(threads, seconds)?;
@@ -108,4 +147,60 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Reads the configuration file and applies the command-line and environment overrides.
+fn load_config(args: NodeArgs) -> anyhow::Result<NodeConfig> {
+    let mut config = NodeConfig::load(&args.config)?;
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(http) = args.http {
+        config.http_listen = http;
+    }
+    if let Some(brokers) = args.brokers {
+        config.kafka.brokers = brokers;
+    }
+    if let Some(mode) = args.mine {
+        config.mining.mode = match mode.as_str() {
+            "on-demand" => MiningMode::OnDemand,
+            "continuous" => MiningMode::Continuous,
+            other => anyhow::bail!("--mine takes on-demand or continuous, not {other:?}"),
+        };
+    }
+    config.check()?;
+    Ok(config)
+}
+
+/// Runs a node until SIGINT or SIGTERM, then shuts it down cleanly.
+async fn run_node(config: NodeConfig) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("binding the HTTP API to {}", config.http_listen))?;
+    let http = listener.local_addr()?;
+    let (node, running) = Node::start(config).await?;
+    let shutdown = running.shutdown_token();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tracing::info!(%http, "HTTP API listening");
+    let served = api::serve(listener, node, shutdown.clone().cancelled_owned()).await;
+    shutdown.cancel();
+    running.stop().await;
+    tracing::info!("stopped");
+    served.context("serving the HTTP API")
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+async fn cancel_on_signal(token: CancellationToken) {
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+    token.cancel();
 }

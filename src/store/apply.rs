@@ -59,17 +59,30 @@ enum EncodedMempoolOp {
 type TxResult<T> = Result<T, UnabortableTransactionError>;
 
 impl Store {
-    /// Applies a block read from the log, with the position after it, atomically.
-    pub fn apply_block(&self, block: Block, offset: &OffsetUpdate) -> Result<Vec<Outcome>, StoreError> {
+    /// Applies a block with the log positions it moves (none for a block fetched from a peer),
+    /// atomically.
+    pub fn apply_block(&self, block: Block, offsets: &[OffsetUpdate]) -> Result<Vec<Outcome>, StoreError> {
+        let _writer = self.lock_writes();
         let update = process_block(self, self.params(), block)?;
         let outcomes = update.outcomes.clone();
-        self.commit(Encoded::from_update(update, std::slice::from_ref(offset)))?;
+        self.commit(Encoded::from_update(update, offsets))?;
         Ok(outcomes)
+    }
+
+    fn lock_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remembers a peer node's base URL.
+    pub fn add_peer(&self, url: &str) -> Result<(), StoreError> {
+        self.peers.insert(url.as_bytes(), &[])?;
+        Ok(())
     }
 
     /// Records that the messages before `offset` were consumed without changing the chain (they
     /// were rejected as malformed).
     pub fn skip_to(&self, offset: &OffsetUpdate) -> Result<(), StoreError> {
+        let _writer = self.lock_writes();
         self.commit(Encoded::from_update(ChainUpdate::default(), std::slice::from_ref(offset)))
     }
 
@@ -81,6 +94,7 @@ impl Store {
         offsets: &[OffsetUpdate],
         max_mempool: u64,
     ) -> Result<Vec<AdmitOutcome>, StoreError> {
+        let _writer = self.lock_writes();
         let mut outcomes = Vec::with_capacity(txs.len());
         let mut update = ChainUpdate::default();
         let mut pending_ids = std::collections::HashSet::new();

@@ -3,7 +3,7 @@
 //! Trees: `blocks` (hash → block), `block_meta` (hash → [`BlockMeta`]), `main` (height, big-endian
 //! → hash), `tx_index` (txid → main-chain height), `state` (tip, counters, chain parameters),
 //! `mempool` (arrival sequence → transaction), `mempool_ids` (txid → sequence), `orphans`
-//! (sequence → block) and `offsets` (a consumer position name chosen by the transport → next
+//! (sequence → block), `peers` (URL → nothing) and `offsets` (a consumer position name chosen by the transport → next
 //! offset). Every change a consumed message causes, its new offset included, is written in one
 //! sled transaction, so the stored offsets always describe the stored state.
 
@@ -62,6 +62,9 @@ pub struct Store {
     mempool_ids: sled::Tree,
     orphans: sled::Tree,
     offsets: sled::Tree,
+    peers: sled::Tree,
+    /// Serializes writers: the consensus rules read the state, then the commit writes it.
+    write_lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -107,6 +110,8 @@ impl Store {
             mempool_ids: tree("mempool_ids")?,
             orphans: tree("orphans")?,
             offsets: tree("offsets")?,
+            peers: tree("peers")?,
+            write_lock: Default::default(),
             db,
         })
     }

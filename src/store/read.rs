@@ -94,6 +94,15 @@ impl Store {
             .collect()
     }
 
+    /// Base URLs of the registered peers.
+    pub fn peers(&self) -> Result<Vec<String>, StoreError> {
+        self.peers
+            .iter()
+            .keys()
+            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
+            .collect()
+    }
+
     /// Blocks waiting for their parent.
     pub fn orphan_count(&self) -> usize {
         self.orphans.len()

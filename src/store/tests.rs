@@ -33,7 +33,7 @@ fn state_and_offsets_survive_reopening() {
             .admit_transactions(&[transfer(1), transfer(2), transfer(2)], &[OffsetUpdate { key: "tx/3".into(), next: 9 }], 10)
             .unwrap();
         assert_eq!(admitted, vec![AdmitOutcome::Added, AdmitOutcome::Added, AdmitOutcome::AlreadyPooled]);
-        let outcomes = store.apply_block(b1.clone(), &offset(1)).unwrap();
+        let outcomes = store.apply_block(b1.clone(), &[offset(1)]).unwrap();
         assert!(matches!(outcomes[0], Outcome::Stored { tip_moved: true, .. }));
         store.flush().unwrap();
     }
@@ -79,7 +79,7 @@ proptest! {
         let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
         let mut memory = MemoryChain::new(params());
         for (i, block) in history(&steps).into_iter().enumerate() {
-            let from_store = store.apply_block(block.clone(), &offset(i as u64 + 1)).unwrap();
+            let from_store = store.apply_block(block.clone(), &[offset(i as u64 + 1)]).unwrap();
             prop_assert_eq!(from_store, memory.apply(block));
         }
         prop_assert_eq!(store.tip().unwrap(), memory.tip_info());

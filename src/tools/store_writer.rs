@@ -59,7 +59,7 @@ pub fn run(dir: &Path, blocks: Option<u64>, cache_bytes: u64) -> Result<u64, Wri
         let mut block = Block::candidate(tip.hash, tip.height, params.bits, parent.header.timestamp_ms + 1, txs);
         solve_on_this_thread(&mut block.header);
         let offset = OffsetUpdate { key: BLOCKS_OFFSET_KEY.into(), next: tip.height + 1 };
-        let outcomes = store.apply_block(block, &offset)?;
+        let outcomes = store.apply_block(block, &[offset])?;
         if !matches!(outcomes.as_slice(), [Outcome::Stored { tip_moved: true, .. }]) {
             return Err(WriterError::Rejected(tip.height + 1, outcomes));
         }

@@ -1,0 +1,155 @@
+//! One handler per endpoint: parse and check the request, call the node, shape the answer.
+
+use super::error::ApiError;
+use super::json::BlockJson;
+use super::peers;
+use crate::node::Node;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Most blocks one `GET /chain` page returns.
+pub const MAX_CHAIN_PAGE: usize = 1_000;
+
+type ApiResult = Result<(StatusCode, Json<Value>), ApiError>;
+
+/// Parses a JSON body into `T`, naming what is wrong when it does not fit.
+fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+#[derive(Deserialize)]
+struct NewTransaction {
+    sender: String,
+    recipient: String,
+    amount: Value,
+}
+
+/// Reads an amount: a JSON integer from 1 to 2^64-1.
+fn parse_amount(value: &Value) -> Result<u64, ApiError> {
+    match value {
+        Value::Number(n) => match n.as_u64() {
+            Some(0) => Err(ApiError::bad_request("amount must be at least 1")),
+            Some(amount) => Ok(amount),
+            None if n.as_i64().is_some() => Err(ApiError::bad_request("amount must not be negative")),
+            None if n.is_f64() && n.as_f64().is_some_and(|f| f.fract() != 0.0) => {
+                Err(ApiError::bad_request("amount must be a whole number of the smallest unit"))
+            }
+            None => Err(ApiError::bad_request("amount does not fit in 64 bits")),
+        },
+        _ => Err(ApiError::bad_request("amount must be a JSON number")),
+    }
+}
+
+/// `POST /transactions/new`: answers 201 once Kafka acknowledged the transaction.
+pub async fn new_transaction(State(node): State<Node>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let request: NewTransaction = parse_body(body)?;
+    let amount = parse_amount(&request.amount)?;
+    let (id, height) = node.submit_transaction(request.sender, request.recipient, amount).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "message": format!("Transaction will be added to Block {height}"),
+            "transaction_id": id.to_hex(),
+        })),
+    ))
+}
+
+/// `GET /mine`: mines one block and answers once it is applied.
+pub async fn mine(State(node): State<Node>) -> ApiResult {
+    let mined = node.mine().await?;
+    let block = BlockJson::from(&mined.block);
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "message": "New Block Forged",
+            "index": block.index,
+            "transactions": block.transactions,
+            "proof": block.proof,
+            "previous_hash": block.previous_hash,
+            "hash": block.hash,
+            "tip_moved": mined.tip_moved,
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ChainPage {
+    from: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /chain?from=&limit=`: the main chain (a page of it) and its full length.
+pub async fn chain(State(node): State<Node>, page: Result<Query<ChainPage>, QueryRejection>) -> ApiResult {
+    let Query(page) = page?;
+    let limit = page.limit.unwrap_or(MAX_CHAIN_PAGE).min(MAX_CHAIN_PAGE);
+    let (blocks, length) = node.chain(page.from.unwrap_or(0), limit)?;
+    let chain: Vec<BlockJson> = blocks.iter().map(BlockJson::from).collect();
+    Ok((StatusCode::OK, Json(json!({ "chain": chain, "length": length }))))
+}
+
+#[derive(Deserialize)]
+struct RegisterNodes {
+    nodes: Vec<String>,
+}
+
+/// `POST /nodes/register`: remembers peers (`http://host:port`, or `host:port`).
+pub async fn register_nodes(State(node): State<Node>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let request: RegisterNodes = parse_body(body)?;
+    if request.nodes.is_empty() {
+        return Err(ApiError::bad_request("nodes must list at least one peer"));
+    }
+    let urls = request.nodes.iter().map(|n| peers::normalize(n)).collect::<Result<Vec<_>, _>>()?;
+    let all = node.register_peers(&urls)?;
+    Ok((StatusCode::CREATED, Json(json!({ "message": "New nodes have been added", "total_nodes": all }))))
+}
+
+/// `GET /nodes/resolve`: fetches every peer's chain, validates it, adopts one with more work.
+pub async fn resolve_nodes(State(node): State<Node>) -> ApiResult {
+    let mut replaced = false;
+    let mut reports = Vec::new();
+    for url in node.peers()? {
+        let outcome = match peers::fetch_chain(&url).await {
+            Ok(blocks) => {
+                let adopt_node = node.clone();
+                match tokio::task::spawn_blocking(move || adopt_node.adopt_chain(blocks)).await {
+                    Ok(Ok(true)) => {
+                        replaced = true;
+                        "adopted".to_owned()
+                    }
+                    Ok(Ok(false)) => "not more work than ours".to_owned(),
+                    Ok(Err(e)) => format!("rejected: {e}"),
+                    Err(e) => format!("failed: {e}"),
+                }
+            }
+            Err(e) => format!("unreachable: {e}"),
+        };
+        reports.push(json!({ "node": url, "outcome": outcome }));
+    }
+    let (chain, length) = node.chain(0, MAX_CHAIN_PAGE)?;
+    let chain: Vec<BlockJson> = chain.iter().map(BlockJson::from).collect();
+    let message = if replaced { "Our chain was replaced" } else { "Our chain is authoritative" };
+    Ok((StatusCode::OK, Json(json!({ "message": message, "length": length, "peers": reports, "chain": chain }))))
+}
+
+/// `GET /status`: height, tip, offsets and counters.
+pub async fn status(State(node): State<Node>) -> ApiResult {
+    let status = node.status()?;
+    let body = serde_json::to_value(status).map_err(|e| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?;
+    Ok((StatusCode::OK, Json(body)))
+}
+
+/// Unknown path.
+pub async fn not_found() -> ApiError {
+    ApiError { status: StatusCode::NOT_FOUND, message: "no such endpoint".into() }
+}
+
+/// Known path, wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError { status: StatusCode::METHOD_NOT_ALLOWED, message: "method not allowed on this endpoint".into() }
+}

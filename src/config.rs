@@ -1,0 +1,198 @@
+//! Node configuration: a TOML file (see `config/default.toml` for every key, documented), with a
+//! few command-line and environment overrides applied on top by the binary.
+
+use crate::core::params::ChainParams;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything a node needs to know to run.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Name of this node: shown in `/status`, default miner address, Kafka client and group id.
+    pub node_id: String,
+    /// Directory of the sled store.
+    pub data_dir: PathBuf,
+    /// Address the HTTP API listens on.
+    #[serde(default = "default_http")]
+    pub http_listen: SocketAddr,
+    /// Consensus parameters; identical on every node of a network.
+    #[serde(default)]
+    pub chain: ChainParams,
+    /// Kafka connection and topics.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// Block production.
+    #[serde(default)]
+    pub mining: MiningConfig,
+    /// Local storage bounds.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// Kafka connection and topic settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated.
+    pub brokers: String,
+    /// Topics are `{prefix}.blocks` and `{prefix}.transactions`.
+    pub topic_prefix: String,
+    /// Partitions of the transactions topic when this node creates it.
+    pub transaction_partitions: i32,
+    /// Replication factor of topics this node creates.
+    pub replication_factor: i32,
+    /// `min.insync.replicas` of topics this node creates.
+    pub min_insync_replicas: u32,
+    /// How long a produce may wait for the broker's acknowledgement, in milliseconds.
+    pub produce_timeout_ms: u64,
+    /// Any librdkafka property, applied to producer, consumer and admin client alike
+    /// (`security.protocol`, `sasl.mechanisms`, ...).
+    pub properties: BTreeMap<String, String>,
+}
+
+/// How the node mines.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MiningConfig {
+    /// `on-demand` (only for `GET /mine`) or `continuous`.
+    pub mode: MiningMode,
+    /// Threads searching nonces; 0 means one per core.
+    pub threads: usize,
+    /// Address the block reward is paid to; defaults to the node id.
+    pub address: Option<String>,
+}
+
+/// When the node mines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MiningMode {
+    /// Only when asked through `GET /mine`.
+    OnDemand,
+    /// All the time.
+    Continuous,
+}
+
+/// Local bounds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Bound of sled's page cache, in bytes.
+    pub cache_bytes: u64,
+    /// Most transactions waiting in the mempool; further ones are refused and counted.
+    pub max_mempool: u64,
+}
+
+fn default_http() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8000))
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topic_prefix: "kafkachain".into(),
+            transaction_partitions: 6,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+            produce_timeout_ms: 10_000,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for MiningConfig {
+    fn default() -> Self {
+        Self { mode: MiningMode::OnDemand, threads: 0, address: None }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { cache_bytes: crate::store::DEFAULT_CACHE_BYTES, max_mempool: 100_000 }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML for this schema.
+    #[error("parsing {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.to_owned(), source },
+            other => other,
+        })
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: NodeConfig = toml::from_str(text)
+            .map_err(|source| ConfigError::Parse { path: PathBuf::new(), source: Box::new(source) })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks values that the types alone do not constrain.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.chain.check().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let invalid = |what: &str| Err(ConfigError::Invalid(what.to_owned()));
+        if self.node_id.is_empty() || !self.node_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return invalid("node_id must be non-empty letters, digits, '-', '_' or '.'");
+        }
+        if self.kafka.topic_prefix.is_empty() {
+            return invalid("kafka.topic_prefix must not be empty");
+        }
+        if self.kafka.transaction_partitions < 1 || self.kafka.replication_factor < 1 {
+            return invalid("kafka.transaction_partitions and kafka.replication_factor must be at least 1");
+        }
+        if self.storage.max_mempool == 0 {
+            return invalid("storage.max_mempool must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The address block rewards are paid to.
+    pub fn miner_address(&self) -> &str {
+        self.mining.address.as_deref().unwrap_or(&self.node_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_configs_parse() {
+        for file in ["default.toml", "node1.toml", "node2.toml", "node3.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(file);
+            NodeConfig::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_minimal_config_gets_defaults_and_bad_values_are_named() {
+        let config = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"/tmp/a\"\n").unwrap();
+        assert_eq!(config.kafka.transaction_partitions, 6);
+        assert_eq!(config.miner_address(), "a");
+        let err = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"d\"\n[chain]\nchain_id = \"x\"\nbits = 300\nreward = 1\ngenesis_timestamp_ms = 0\nmax_block_txs = 5\nmax_orphans = 1\n").unwrap_err();
+        assert!(err.to_string().contains("bits"), "{err}");
+        let err = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"d\"\nunknown = 1\n").unwrap_err();
+        assert!(err.to_string().contains("unknown"), "{err}");
+    }
+}

@@ -1,0 +1,139 @@
+//! Reading both topics from exactly the offsets the store holds. The consumer is assigned its
+//! partitions (no group rebalancing) and `auto.offset.reset=error`: if the broker no longer has
+//! an offset the node needs, it says so instead of silently starting over.
+
+use super::client::base_config;
+use super::topics::Topics;
+use super::KafkaError;
+use crate::config::KafkaConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::Duration;
+
+/// Which topic a message came from, and so what its payload should hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// A block message.
+    Block,
+    /// A transaction message.
+    Transaction,
+}
+
+/// One message read from the log, owned.
+#[derive(Clone, Debug)]
+pub struct LogMessage {
+    /// Its topic.
+    pub kind: Payload,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its value (empty when the message had none).
+    pub value: Vec<u8>,
+    /// Name under which the position after it is stored.
+    pub offset_key: String,
+}
+
+/// Why reading stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The broker no longer holds an offset the node must read from (retention removed it).
+    #[error("the broker no longer has the stored offset: {0}")]
+    OffsetLost(String),
+    /// A transient client error (broker unreachable, ...); reading goes on.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
+/// A consumer assigned to every partition of both topics.
+pub struct LogReader {
+    consumer: BaseConsumer,
+    topics: Topics,
+}
+
+impl LogReader {
+    /// Assigns the consumer at `stored(offset_key)` for each partition, or at the beginning of a
+    /// partition never read.
+    pub fn open(
+        kafka: &KafkaConfig,
+        topics: Topics,
+        tx_partitions: i32,
+        node_id: &str,
+        stored: impl Fn(&str) -> Option<u64>,
+    ) -> Result<Self, KafkaError> {
+        let consumer: BaseConsumer = base_config(kafka, node_id)
+            .set("group.id", format!("kafkachain-{node_id}"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "error")
+            .set("fetch.wait.max.ms", "10")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(KafkaError::during("creating the consumer"))?;
+        let mut assignment = TopicPartitionList::new();
+        let partitions = std::iter::once((&topics.blocks, 0))
+            .chain((0..tx_partitions).map(|p| (&topics.transactions, p)));
+        for (topic, partition) in partitions {
+            let offset = match stored(&Topics::offset_key(topic, partition)) {
+                Some(next) => Offset::Offset(next as i64),
+                None => Offset::Beginning,
+            };
+            assignment
+                .add_partition_offset(topic, partition, offset)
+                .map_err(KafkaError::during("building the assignment"))?;
+        }
+        consumer.assign(&assignment).map_err(KafkaError::during("assigning partitions"))?;
+        Ok(Self { consumer, topics })
+    }
+
+    /// The next message, waiting at most `timeout`.
+    pub fn poll(&self, timeout: Duration) -> Option<Result<LogMessage, ReadError>> {
+        let result = self.consumer.poll(timeout)?;
+        Some(match result {
+            Ok(message) => {
+                let kind = if message.topic() == self.topics.blocks { Payload::Block } else { Payload::Transaction };
+                Ok(LogMessage {
+                    kind,
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    value: message.payload().unwrap_or_default().to_vec(),
+                    offset_key: Topics::offset_key(message.topic(), message.partition()),
+                })
+            }
+            Err(RdError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
+                Err(ReadError::OffsetLost(RDKafkaErrorCode::AutoOffsetReset.to_string()))
+            }
+            Err(e) => Err(ReadError::Kafka(KafkaError { action: "reading messages", source: e })),
+        })
+    }
+
+    /// Name under which the blocks partition's next offset is stored.
+    pub fn blocks_offset_key(&self) -> String {
+        Topics::offset_key(&self.topics.blocks, 0)
+    }
+
+    /// The offset after the last message now in the blocks topic.
+    pub fn blocks_high_watermark(&self, timeout: Duration) -> Result<u64, KafkaError> {
+        let (_, high) = self
+            .consumer
+            .fetch_watermarks(&self.topics.blocks, 0, timeout)
+            .map_err(KafkaError::during("reading the blocks topic's watermarks"))?;
+        Ok(high.max(0) as u64)
+    }
+
+    /// Copies the stored positions to Kafka's group offsets, so standard Kafka tools show this
+    /// node's lag. The store stays the source of truth.
+    pub fn commit(&self, positions: &[(String, u64)]) -> Result<(), KafkaError> {
+        let mut list = TopicPartitionList::new();
+        for (key, next) in positions {
+            if let Some((topic, partition)) = key.rsplit_once('/').and_then(|(t, p)| Some((t, p.parse().ok()?))) {
+                list.add_partition_offset(topic, partition, Offset::Offset(*next as i64))
+                    .map_err(KafkaError::during("building the commit"))?;
+            }
+        }
+        self.consumer.commit(&list, CommitMode::Async).map_err(KafkaError::during("committing offsets"))
+    }
+}

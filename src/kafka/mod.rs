@@ -1,0 +1,29 @@
+//! The Kafka transport: the only code that knows topic names, the message envelope and offsets.
+//! Blocks travel on `{prefix}.blocks` (one partition: its total order is what makes every node
+//! choose forks alike) and transactions on `{prefix}.transactions` (keyed by sender).
+
+mod client;
+mod consumer;
+mod producer;
+mod topics;
+pub mod wire;
+
+pub use consumer::{LogMessage, LogReader, Payload, ReadError};
+pub use producer::{PublishError, Publisher};
+pub use topics::{ensure_topics, TopicError, Topics};
+
+/// Errors of the Kafka client library, with the context of what was being done.
+#[derive(Debug, thiserror::Error)]
+#[error("{action}: {source}")]
+pub struct KafkaError {
+    /// What the node was trying to do.
+    pub action: &'static str,
+    /// librdkafka's error.
+    pub source: rdkafka::error::KafkaError,
+}
+
+impl KafkaError {
+    fn during(action: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> KafkaError {
+        move |source| KafkaError { action, source }
+    }
+}

@@ -1,0 +1,78 @@
+//! Publishing transactions and blocks with `acks=all` and idempotence: a publish returns only
+//! once the broker has the message on every in-sync replica.
+
+use super::client::base_config;
+use super::topics::Topics;
+use super::wire::encode_message;
+use super::KafkaError;
+use crate::config::KafkaConfig;
+use crate::core::block::Block;
+use crate::core::transaction::Transaction;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use std::time::Duration;
+
+/// Why a publish was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[error("Kafka did not acknowledge the {what}: {source}")]
+pub struct PublishError {
+    /// What was being published.
+    pub what: &'static str,
+    /// librdkafka's error (broker unreachable, timeout, not enough in-sync replicas, ...).
+    pub source: rdkafka::error::KafkaError,
+}
+
+/// Where an acknowledged message landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acked {
+    /// Partition of the message.
+    pub partition: i32,
+    /// Offset of the message.
+    pub offset: i64,
+}
+
+/// The node's producer for both topics.
+#[derive(Clone)]
+pub struct Publisher {
+    producer: FutureProducer,
+    topics: Topics,
+}
+
+impl Publisher {
+    /// A producer with `acks=all`, idempotence, and the configured delivery timeout.
+    pub fn new(kafka: &KafkaConfig, topics: Topics, client_id: &str) -> Result<Self, KafkaError> {
+        let producer = base_config(kafka, client_id)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", kafka.produce_timeout_ms.to_string())
+            .create()
+            .map_err(KafkaError::during("creating the producer"))?;
+        Ok(Self { producer, topics })
+    }
+
+    /// Publishes a transaction on the transactions topic, keyed by its sender.
+    pub async fn publish_transaction(&self, tx: &Transaction) -> Result<Acked, PublishError> {
+        let payload = encode_message(tx);
+        let record = FutureRecord::to(&self.topics.transactions).key(tx.sender.as_bytes()).payload(&payload);
+        self.send(record, "transaction").await
+    }
+
+    /// Publishes a block on the blocks topic.
+    pub async fn publish_block(&self, block: &Block) -> Result<Acked, PublishError> {
+        let payload = encode_message(block);
+        let record = FutureRecord::<(), _>::to(&self.topics.blocks).payload(&payload);
+        self.send(record, "block").await
+    }
+
+    async fn send<K: rdkafka::message::ToBytes + ?Sized>(
+        &self,
+        record: FutureRecord<'_, K, Vec<u8>>,
+        what: &'static str,
+    ) -> Result<Acked, PublishError> {
+        match self.producer.send(record, Timeout::After(Duration::from_secs(1))).await {
+            Ok(delivery) => Ok(Acked { partition: delivery.partition, offset: delivery.offset }),
+            Err((source, _)) => Err(PublishError { what, source }),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Topic names and their creation with the settings the design requires.
+
+use super::client::base_config;
+use super::KafkaError;
+use crate::config::KafkaConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use std::time::Duration;
+
+/// The two topics of a network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topics {
+    /// `{prefix}.blocks`, one partition.
+    pub blocks: String,
+    /// `{prefix}.transactions`, keyed by sender.
+    pub transactions: String,
+}
+
+impl Topics {
+    /// Topic names for `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Self { blocks: format!("{prefix}.blocks"), transactions: format!("{prefix}.transactions") }
+    }
+
+    /// Name under which the next offset of `topic`/`partition` is stored.
+    pub fn offset_key(topic: &str, partition: i32) -> String {
+        format!("{topic}/{partition}")
+    }
+}
+
+/// Why the topics are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The client failed.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    /// The broker refused to create a topic.
+    #[error("creating topic {topic}: {code}")]
+    Create { topic: String, code: RDKafkaErrorCode },
+    /// The blocks topic exists with several partitions, which would break the total order.
+    #[error("topic {topic} has {partitions} partitions; the blocks topic must have exactly one")]
+    BlocksPartitioned { topic: String, partitions: usize },
+    /// A topic is missing from the broker's metadata after creation.
+    #[error("topic {0} is not in the broker's metadata")]
+    Missing(String),
+}
+
+/// Creates the topics when missing (infinite retention, replication and `min.insync.replicas`
+/// from config) and returns the number of partitions of the transactions topic.
+pub async fn ensure_topics(kafka: &KafkaConfig, topics: &Topics, client_id: &str) -> Result<i32, TopicError> {
+    let admin: AdminClient<DefaultClientContext> = base_config(kafka, client_id)
+        .create()
+        .map_err(KafkaError::during("creating the admin client"))?;
+    let min_isr = kafka.min_insync_replicas.to_string();
+    let replication = || TopicReplication::Fixed(kafka.replication_factor);
+    let new_topics = [
+        NewTopic::new(&topics.blocks, 1, replication()),
+        NewTopic::new(&topics.transactions, kafka.transaction_partitions, replication()),
+    ]
+    .map(|t| t.set("retention.ms", "-1").set("min.insync.replicas", &min_isr).set("unclean.leader.election.enable", "false"));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(new_topics.iter(), &options)
+        .await
+        .map_err(KafkaError::during("creating topics"))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(TopicError::Create { topic, code }),
+        }
+    }
+    // A topic just created can take a moment to appear in the metadata of every broker.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match partition_counts(&admin, topics) {
+            Ok((1, tx)) if tx > 0 => return Ok(tx as i32),
+            Ok((blocks, _)) if blocks > 1 => {
+                return Err(TopicError::BlocksPartitioned { topic: topics.blocks.clone(), partitions: blocks })
+            }
+            Ok(_) | Err(TopicError::Missing(_)) if attempts < 20 => {
+                tokio::time::sleep(Duration::from_millis(250)).await
+            }
+            Ok(_) => return Err(TopicError::Missing(topics.blocks.clone())),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Partitions of the blocks and transactions topics in the broker's metadata.
+fn partition_counts(admin: &AdminClient<DefaultClientContext>, topics: &Topics) -> Result<(usize, usize), TopicError> {
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(30))
+        .map_err(KafkaError::during("reading topic metadata"))?;
+    let partitions = |name: &str| {
+        metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == name)
+            .map(|t| t.partitions().len())
+            .ok_or_else(|| TopicError::Missing(name.to_owned()))
+    };
+    Ok((partitions(&topics.blocks)?, partitions(&topics.transactions)?))
+}

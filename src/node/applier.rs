@@ -1,0 +1,247 @@
+//! The applier: one thread that reads both topics in offset order and applies each message to the
+//! store together with its new offset. Consecutive transaction messages are applied as one batch
+//! (one sled transaction); each block message is applied on its own.
+
+use super::stats::NodeStats;
+use crate::core::block::Block;
+use crate::core::chain::{ChainView, Outcome, Tip};
+use crate::core::hash::BlockHash;
+use crate::core::transaction::Transaction;
+use crate::kafka::wire::decode_message;
+use crate::kafka::{LogMessage, LogReader, Payload, ReadError};
+use crate::store::{AdmitOutcome, OffsetUpdate, Store, StoreError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Most messages taken from the consumer before they are applied.
+const MAX_BATCH: usize = 2_000;
+/// How often catch-up progress is logged and positions are copied to Kafka's group offsets.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// What happened to a block read from the topic, for those waiting on it (the miner).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlockEvent {
+    /// The block is stored; `tip_moved` when it became the tip.
+    Stored { hash: BlockHash, height: u64, tip_moved: bool },
+    /// The block was rejected.
+    Rejected { hash: BlockHash },
+}
+
+/// The applier's inputs and outputs.
+pub struct Applier {
+    /// The chain state written to.
+    pub store: Store,
+    /// The assigned consumer.
+    pub reader: LogReader,
+    /// Counters.
+    pub stats: Arc<NodeStats>,
+    /// Block outcomes, for the miner.
+    pub events: broadcast::Sender<BlockEvent>,
+    /// The tip after every change.
+    pub tip: watch::Sender<Tip>,
+    /// Offsets stored when the node started: anything read below them is a re-read.
+    pub start_offsets: BTreeMap<String, u64>,
+    /// Where the blocks topic ended when the node started.
+    pub blocks_end_at_start: u64,
+    /// Bound of the mempool.
+    pub max_mempool: u64,
+    /// Raised at shutdown; the applier finishes the batch in hand and stops.
+    pub shutdown: CancellationToken,
+}
+
+/// Transaction messages waiting to be applied as one batch.
+#[derive(Default)]
+struct TxBatch {
+    txs: Vec<Transaction>,
+    positions: BTreeMap<String, u64>,
+}
+
+impl Applier {
+    /// Runs until shutdown or a store failure (which halts consuming: the state on disk stays
+    /// as the last committed message left it).
+    pub fn run(self) {
+        if let Err(e) = self.consume() {
+            tracing::error!("applier stopped: {e}");
+            self.stats.halt(e.to_string());
+        }
+        if let Err(e) = self.store.flush() {
+            tracing::error!("flushing the store at shutdown: {e}");
+        }
+    }
+
+    fn consume(&self) -> Result<(), StoreError> {
+        let mut last_report = Instant::now();
+        self.check_caught_up()?;
+        while !self.shutdown.is_cancelled() {
+            let batch = match self.next_batch() {
+                Ok(batch) => batch,
+                Err(ReadError::OffsetLost(detail)) => {
+                    let why = format!(
+                        "the broker no longer has the offsets this node must read next ({detail}); \
+                         nothing was skipped: bootstrap from peers (POST /nodes/register, GET /nodes/resolve) \
+                         or restore the topic"
+                    );
+                    tracing::error!("{why}");
+                    self.stats.halt(why);
+                    return Ok(());
+                }
+                Err(ReadError::Kafka(e)) => {
+                    tracing::warn!("{e}; retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                    continue;
+                }
+            };
+            self.apply(batch)?;
+            if last_report.elapsed() >= REPORT_EVERY {
+                last_report = Instant::now();
+                self.report()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits up to 100 ms for a message, then takes whatever else is ready, up to [`MAX_BATCH`].
+    fn next_batch(&self) -> Result<Vec<LogMessage>, ReadError> {
+        let mut batch = Vec::new();
+        let mut wait = Duration::from_millis(100);
+        while batch.len() < MAX_BATCH {
+            match self.reader.poll(wait) {
+                Some(Ok(message)) => batch.push(message),
+                Some(Err(e)) if batch.is_empty() => return Err(e),
+                Some(Err(_)) | None => break,
+            }
+            wait = Duration::ZERO;
+        }
+        Ok(batch)
+    }
+
+    fn apply(&self, batch: Vec<LogMessage>) -> Result<(), StoreError> {
+        let mut txs = TxBatch::default();
+        let mut blocks_seen = false;
+        for message in batch {
+            let reread = self.start_offsets.get(&message.offset_key).is_some_and(|start| (message.offset as u64) < *start);
+            self.stats.consumed(reread);
+            let next = message.offset as u64 + 1;
+            match message.kind {
+                Payload::Transaction => {
+                    match decode_message::<Transaction>(&message.value) {
+                        Ok(tx) => txs.txs.push(tx),
+                        Err(e) => self.reject_message(&message, e.reason(), &e),
+                    }
+                    txs.positions.insert(message.offset_key, next);
+                }
+                Payload::Block => {
+                    self.apply_transactions(std::mem::take(&mut txs))?;
+                    self.apply_block_message(message)?;
+                    blocks_seen = true;
+                }
+            }
+        }
+        self.apply_transactions(txs)?;
+        if blocks_seen {
+            self.check_caught_up()?;
+        }
+        Ok(())
+    }
+
+    fn apply_transactions(&self, batch: TxBatch) -> Result<(), StoreError> {
+        if batch.positions.is_empty() {
+            return Ok(());
+        }
+        let offsets: Vec<OffsetUpdate> =
+            batch.positions.into_iter().map(|(key, next)| OffsetUpdate { key, next }).collect();
+        for outcome in self.store.admit_transactions(&batch.txs, &offsets, self.max_mempool)? {
+            match outcome {
+                AdmitOutcome::Added => {}
+                AdmitOutcome::AlreadyPooled | AdmitOutcome::AlreadyConfirmed => self.stats.rejected("tx_duplicate"),
+                AdmitOutcome::Invalid(_) => self.stats.rejected("tx_invalid"),
+                AdmitOutcome::MempoolFull => self.stats.rejected("tx_mempool_full"),
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_block_message(&self, message: LogMessage) -> Result<(), StoreError> {
+        let offset = OffsetUpdate { key: message.offset_key.clone(), next: message.offset as u64 + 1 };
+        let block: Block = match decode_message(&message.value) {
+            Ok(block) => block,
+            Err(e) => {
+                self.reject_message(&message, e.reason(), &e);
+                return self.store.skip_to(&offset);
+            }
+        };
+        for outcome in self.store.apply_block(block, &[offset])? {
+            self.record(&outcome, message.offset);
+        }
+        let tip = self.store.tip()?;
+        self.tip.send_if_modified(|current| std::mem::replace(current, tip) != tip);
+        Ok(())
+    }
+
+    fn record(&self, outcome: &Outcome, offset: i64) {
+        let event = match outcome {
+            Outcome::Stored { hash, height, tip_moved, reorg_depth } => {
+                self.stats.applied();
+                if *reorg_depth > 0 {
+                    tracing::info!(%hash, height, reorg_depth, "reorganization");
+                }
+                BlockEvent::Stored { hash: *hash, height: *height, tip_moved: *tip_moved }
+            }
+            Outcome::Orphaned(hash) => {
+                tracing::info!(%hash, offset, "block waits for its parent");
+                return;
+            }
+            Outcome::Duplicate(hash) => {
+                self.stats.rejected("duplicate");
+                BlockEvent::Rejected { hash: *hash }
+            }
+            Outcome::OrphanDropped(hash) => {
+                self.stats.rejected("orphan_dropped");
+                BlockEvent::Rejected { hash: *hash }
+            }
+            Outcome::Invalid(hash, error) => {
+                self.stats.rejected(error.reason());
+                tracing::warn!(%hash, offset, "rejected block: {error}");
+                BlockEvent::Rejected { hash: *hash }
+            }
+        };
+        // No receiver is fine: nobody is waiting for a block right now.
+        let _ = self.events.send(event);
+    }
+
+    fn reject_message(&self, message: &LogMessage, reason: &'static str, error: &dyn std::fmt::Display) {
+        self.stats.rejected(reason);
+        tracing::warn!(topic = message.offset_key, offset = message.offset, "rejected message: {error}");
+    }
+
+    fn check_caught_up(&self) -> Result<(), StoreError> {
+        if self.stats.snapshot().caught_up {
+            return Ok(());
+        }
+        let next = self.store.offset(&self.blocks_key())?.unwrap_or(0);
+        if next >= self.blocks_end_at_start {
+            self.stats.set_caught_up();
+            tracing::info!(next_offset = next, height = self.store.tip()?.height, "caught up with the blocks topic");
+        }
+        Ok(())
+    }
+
+    fn blocks_key(&self) -> String {
+        self.reader.blocks_offset_key()
+    }
+
+    fn report(&self) -> Result<(), StoreError> {
+        let positions = self.store.offsets()?;
+        if !self.stats.snapshot().caught_up {
+            let next = self.store.offset(&self.blocks_key())?.unwrap_or(0);
+            tracing::info!(next_offset = next, target = self.blocks_end_at_start, "catching up with the blocks topic");
+        }
+        if let Err(e) = self.reader.commit(&positions) {
+            tracing::debug!("copying offsets to Kafka: {e}");
+        }
+        Ok(())
+    }
+}

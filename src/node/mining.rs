@@ -1,0 +1,138 @@
+//! The mining task: builds a candidate on the current tip, searches nonces on the rayon pool,
+//! publishes a found block to Kafka and waits until the applier reads it back. A tip change
+//! stops the search and the candidate is rebuilt. In on-demand mode it mines one block per
+//! request; in continuous mode it mines all the time and answers requests with its next block.
+
+use super::applier::BlockEvent;
+use super::{Node, NodeError};
+use crate::core::block::Block;
+use crate::core::chain::ChainView;
+use crate::core::transaction::Transaction;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// How long the miner waits to read its own published block back before it gives up on it.
+const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A block this node mined, once it was read back from the topic and stored.
+#[derive(Clone, Debug)]
+pub struct MinedBlock {
+    /// The block.
+    pub block: Block,
+    /// Whether it became the tip (false when a competing block at the same height came first).
+    pub tip_moved: bool,
+}
+
+/// A request for one block, answered when it is applied.
+pub type MineRequest = oneshot::Sender<Result<MinedBlock, NodeError>>;
+
+/// Runs the mining loop until shutdown.
+pub async fn run(node: Node, mut requests: mpsc::Receiver<MineRequest>, continuous: bool, shutdown: CancellationToken) {
+    let mut waiting: Vec<MineRequest> = Vec::new();
+    loop {
+        if waiting.is_empty() && !continuous {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                request = requests.recv() => match request {
+                    Some(request) => waiting.push(request),
+                    None => return,
+                },
+            }
+        }
+        while let Ok(request) = requests.try_recv() {
+            waiting.push(request);
+        }
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = mine_one(&node, &shutdown) => result,
+        };
+        if let Err(e) = &result {
+            tracing::warn!("mining failed: {e}");
+            if waiting.is_empty() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        for request in waiting.drain(..) {
+            // The requester may have gone away (client disconnected): nothing to do then.
+            let _ = request.send(result.clone());
+        }
+    }
+}
+
+/// Mines until one block of ours is stored.
+async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBlock, NodeError> {
+    loop {
+        let block = candidate(node)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopper = {
+            let stop = stop.clone();
+            let mut tip = node.inner.tip.clone();
+            let shutdown = shutdown.clone();
+            let parent = block.header.prev_hash;
+            tokio::spawn(async move {
+                while tip.borrow_and_update().hash == parent {
+                    tokio::select! {
+                        changed = tip.changed() => if changed.is_err() { break },
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+                stop.store(true, Ordering::Relaxed);
+            })
+        };
+        let miner = node.inner.miner.clone();
+        let header = block.header;
+        let search_stop = stop.clone();
+        let outcome = tokio::task::spawn_blocking(move || miner.search(&header, 0..u64::MAX, &search_stop))
+            .await
+            .map_err(|e| NodeError::Internal(format!("mining thread: {e}")))?;
+        stopper.abort();
+        let Some(nonce) = outcome.nonce else {
+            continue; // the tip moved (or shutdown): build on the new tip
+        };
+        let mut block = block;
+        block.header.nonce = nonce;
+        let hash = block.hash();
+        let mut events = node.inner.events.subscribe();
+        node.inner.publisher.publish_block(&block).await?;
+        let read_back = tokio::time::timeout(READ_BACK_TIMEOUT, async {
+            loop {
+                match events.recv().await {
+                    Ok(BlockEvent::Stored { hash: h, tip_moved, .. }) if h == hash => return Some(tip_moved),
+                    Ok(BlockEvent::Rejected { hash: h }) if h == hash => return None,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .await
+        .map_err(|_| NodeError::Internal(format!("block {hash} was published but not read back within {READ_BACK_TIMEOUT:?}")))?;
+        match read_back {
+            Some(tip_moved) => {
+                node.inner.stats.mined();
+                return Ok(MinedBlock { block, tip_moved });
+            }
+            None => tracing::info!(%hash, "our block was not accepted (the chain moved); mining again"),
+        }
+    }
+}
+
+/// A block on the current tip: the reward, then the oldest mempool transactions.
+fn candidate(node: &Node) -> Result<Block, NodeError> {
+    let store = &node.inner.store;
+    let params = store.params();
+    loop {
+        let tip = store.tip()?;
+        let parent = store.block(&tip.hash)?.ok_or_else(|| NodeError::Internal(format!("tip block {} missing", tip.hash)))?;
+        let mut txs = vec![Transaction::reward(&node.inner.miner_address, params.reward, tip.height + 1)];
+        txs.extend(store.mempool_head(params.max_block_txs - 1)?);
+        if store.tip()? != tip {
+            continue; // the applier moved the tip while we read the mempool
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let timestamp = now.max(parent.header.timestamp_ms);
+        return Ok(Block::candidate(tip.hash, tip.height, params.bits, timestamp, txs));
+    }
+}

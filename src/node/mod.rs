@@ -1,0 +1,314 @@
+//! The node: wires the store, the Kafka transport and the miner together. One applier thread
+//! consumes both topics into the store; a tokio task mines; the HTTP API calls the methods here.
+
+pub mod applier;
+pub mod mining;
+pub mod stats;
+
+use crate::config::{MiningMode, NodeConfig};
+use crate::core::block::Block;
+use crate::core::chain::{ChainView, Outcome, Tip};
+use crate::core::hash::TxId;
+use crate::core::memory::MemoryChain;
+use crate::core::miner::{Miner, MinerPoolError};
+use crate::core::transaction::{Transaction, TxError};
+use crate::kafka::{ensure_topics, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
+use crate::store::{Store, StoreError};
+use applier::{Applier, BlockEvent};
+use mining::{MineRequest, MinedBlock};
+use stats::{NodeStats, StatsSnapshot};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Failures of node operations, as the API reports them.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store failed.
+    #[error("storage: {0}")]
+    Store(String),
+    /// Kafka did not acknowledge a publish.
+    #[error("{0}")]
+    Publish(String),
+    /// A submitted transaction breaks the transaction rules.
+    #[error("invalid transaction: {0}")]
+    InvalidTransaction(#[from] TxError),
+    /// A peer's chain was not valid.
+    #[error("{0}")]
+    InvalidPeerChain(String),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// Something that should not happen.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for NodeError {
+    fn from(e: StoreError) -> Self {
+        NodeError::Store(e.to_string())
+    }
+}
+
+impl From<PublishError> for NodeError {
+    fn from(e: PublishError) -> Self {
+        NodeError::Publish(e.to_string())
+    }
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("opening the store: {0}")]
+    Store(#[from] StoreError),
+    /// The topics are unusable.
+    #[error("preparing the topics: {0}")]
+    Topics(#[from] TopicError),
+    /// A Kafka client could not be created.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    /// The mining pool could not be created.
+    #[error(transparent)]
+    Miner(#[from] MinerPoolError),
+    /// The applier thread could not be spawned.
+    #[error("starting the applier thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// A handle to the running node; cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: NodeConfig,
+    store: Store,
+    publisher: Publisher,
+    miner: Arc<Miner>,
+    miner_address: String,
+    stats: Arc<NodeStats>,
+    events: broadcast::Sender<BlockEvent>,
+    tip: watch::Receiver<Tip>,
+    mine_requests: mpsc::Sender<MineRequest>,
+    start_offsets: BTreeMap<String, u64>,
+    blocks_offset_key: String,
+}
+
+/// The node's background work, joined at shutdown.
+pub struct Running {
+    applier: std::thread::JoinHandle<()>,
+    miner: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl Running {
+    /// The token that stops the node; the HTTP server shuts down on it too.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops mining, lets the applier finish the message in hand, and flushes the store.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if let Err(e) = self.miner.await {
+            tracing::error!("mining task ended badly: {e}");
+        }
+        let applier = self.applier;
+        match tokio::task::spawn_blocking(move || applier.join()).await {
+            Ok(Ok(())) => {}
+            _ => tracing::error!("the applier thread panicked"),
+        }
+    }
+}
+
+/// What `GET /status` shows.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Status {
+    /// This node's id.
+    pub node_id: String,
+    /// Chain id.
+    pub chain_id: String,
+    /// Height of the tip.
+    pub height: u64,
+    /// Hash of the tip, hex.
+    pub tip: String,
+    /// Next offset to read on the blocks topic.
+    pub blocks_next_offset: u64,
+    /// Offsets stored when this process started.
+    pub start_offsets: BTreeMap<String, u64>,
+    /// Offsets stored now.
+    pub next_offsets: BTreeMap<String, u64>,
+    /// Transactions waiting in the mempool.
+    pub mempool: u64,
+    /// Blocks waiting for their parent.
+    pub orphans: usize,
+    /// Mining mode.
+    pub mining: &'static str,
+    /// Counters since start.
+    #[serde(flatten)]
+    pub stats: StatsSnapshot,
+}
+
+impl Node {
+    /// Opens the store, prepares the topics, and starts the applier and the miner.
+    pub async fn start(config: NodeConfig) -> Result<(Node, Running), StartError> {
+        let store = Store::open(&config.data_dir, &config.chain, config.storage.cache_bytes)?;
+        let topics = Topics::new(&config.kafka.topic_prefix);
+        let tx_partitions = ensure_topics(&config.kafka, &topics, &config.node_id).await?;
+        let start_offsets: BTreeMap<String, u64> = store.offsets()?.into_iter().collect();
+        let reader = LogReader::open(&config.kafka, topics.clone(), tx_partitions, &config.node_id, |key| {
+            start_offsets.get(key).copied()
+        })?;
+        let blocks_end_at_start = reader.blocks_high_watermark(Duration::from_secs(30))?;
+        let blocks_offset_key = reader.blocks_offset_key();
+        tracing::info!(
+            node_id = config.node_id,
+            height = store.tip()?.height,
+            blocks_next_offset = start_offsets.get(&blocks_offset_key).copied().unwrap_or(0),
+            blocks_end = blocks_end_at_start,
+            "node starting"
+        );
+        let publisher = Publisher::new(&config.kafka, topics, &config.node_id)?;
+        let miner = Arc::new(Miner::new(config.mining.threads)?);
+        let stats = Arc::new(NodeStats::default());
+        let (events, _) = broadcast::channel(1024);
+        let (tip_tx, tip_rx) = watch::channel(store.tip()?);
+        let (mine_tx, mine_rx) = mpsc::channel(64);
+        let shutdown = CancellationToken::new();
+
+        let applier = Applier {
+            store: store.clone(),
+            reader,
+            stats: stats.clone(),
+            events: events.clone(),
+            tip: tip_tx,
+            start_offsets: start_offsets.clone(),
+            blocks_end_at_start,
+            max_mempool: config.storage.max_mempool,
+            shutdown: shutdown.clone(),
+        };
+        let applier = std::thread::Builder::new().name("applier".into()).spawn(move || applier.run())?;
+        let node = Node {
+            inner: Arc::new(Inner {
+                miner_address: config.miner_address().to_owned(),
+                config,
+                store,
+                publisher,
+                miner,
+                stats,
+                events,
+                tip: tip_rx,
+                mine_requests: mine_tx,
+                start_offsets,
+                blocks_offset_key,
+            }),
+        };
+        let continuous = node.inner.config.mining.mode == MiningMode::Continuous;
+        let miner = tokio::spawn(mining::run(node.clone(), mine_rx, continuous, shutdown.clone()));
+        Ok((node, Running { applier, miner, shutdown }))
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// Publishes a new transaction and returns once Kafka acknowledged it, with its id and the
+    /// height of the block it is expected in.
+    pub async fn submit_transaction(&self, sender: String, recipient: String, amount: u64) -> Result<(TxId, u64), NodeError> {
+        let tx = Transaction { sender, recipient, amount, nonce: rand::random() };
+        tx.check_transfer()?;
+        self.inner.publisher.publish_transaction(&tx).await?;
+        Ok((tx.id(), self.inner.store.tip()?.height + 1))
+    }
+
+    /// Mines one block and returns it once it has been read back from the topic and applied.
+    pub async fn mine(&self) -> Result<MinedBlock, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.mine_requests.send(reply).await.map_err(|_| NodeError::ShuttingDown)?;
+        answer.await.map_err(|_| NodeError::ShuttingDown)?
+    }
+
+    /// Main-chain blocks from height `from`, at most `limit`, and the chain's length.
+    pub fn chain(&self, from: u64, limit: usize) -> Result<(Vec<Block>, u64), NodeError> {
+        let store = &self.inner.store;
+        let length = store.tip()?.height + 1;
+        Ok((store.main_blocks(from, limit)?, length))
+    }
+
+    /// Status for operators.
+    pub fn status(&self) -> Result<Status, NodeError> {
+        let store = &self.inner.store;
+        let tip = store.tip()?;
+        let next_offsets: BTreeMap<String, u64> = store.offsets()?.into_iter().collect();
+        Ok(Status {
+            node_id: self.inner.config.node_id.clone(),
+            chain_id: store.params().chain_id.clone(),
+            height: tip.height,
+            tip: tip.hash.to_hex(),
+            blocks_next_offset: next_offsets.get(&self.inner.blocks_offset_key).copied().unwrap_or(0),
+            start_offsets: self.inner.start_offsets.clone(),
+            next_offsets,
+            mempool: store.mempool_len()?,
+            orphans: store.orphan_count(),
+            mining: match self.inner.config.mining.mode {
+                MiningMode::OnDemand => "on-demand",
+                MiningMode::Continuous => "continuous",
+            },
+            stats: self.inner.stats.snapshot(),
+        })
+    }
+
+    /// Remembers peers for `/nodes/resolve`; returns them all.
+    pub fn register_peers(&self, urls: &[String]) -> Result<Vec<String>, NodeError> {
+        for url in urls {
+            self.inner.store.add_peer(url)?;
+        }
+        Ok(self.inner.store.peers()?)
+    }
+
+    /// The registered peers.
+    pub fn peers(&self) -> Result<Vec<String>, NodeError> {
+        Ok(self.inner.store.peers()?)
+    }
+
+    /// Validates a peer's whole chain (genesis first) exactly as blocks from the topic are
+    /// validated, and adopts it when it carries more work than ours. Returns whether it did.
+    pub fn adopt_chain(&self, chain: Vec<Block>) -> Result<bool, NodeError> {
+        let params = self.inner.store.params().clone();
+        let mut check = MemoryChain::new(params);
+        let mut blocks = chain.into_iter();
+        match blocks.next() {
+            Some(first) if first.hash() == check.tip_info().hash => {}
+            _ => return Err(NodeError::InvalidPeerChain("the chain does not start at our genesis".into())),
+        }
+        let blocks: Vec<Block> = blocks.collect();
+        for block in &blocks {
+            match check.apply(block.clone()).as_slice() {
+                [Outcome::Stored { tip_moved: true, .. }] => {}
+                other => {
+                    return Err(NodeError::InvalidPeerChain(format!(
+                        "block at height {} was not accepted: {other:?}",
+                        block.header.height
+                    )))
+                }
+            }
+        }
+        if check.tip_info().cumulative_work <= self.inner.store.tip()?.cumulative_work {
+            return Ok(false);
+        }
+        for block in blocks {
+            let outcomes = self.inner.store.apply_block(block, &[])?;
+            for outcome in &outcomes {
+                if let Outcome::Stored { hash, height, tip_moved, .. } = outcome {
+                    let _ = self.inner.events.send(BlockEvent::Stored { hash: *hash, height: *height, tip_moved: *tip_moved });
+                }
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,85 @@
+//! Counters the node keeps since it started, shown by `GET /status`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Counters shared by the applier, the miner and the API.
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    consumed: AtomicU64,
+    reread: AtomicU64,
+    applied: AtomicU64,
+    mined: AtomicU64,
+    caught_up: AtomicBool,
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    halted: Mutex<Option<String>>,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StatsSnapshot {
+    /// Messages of either topic read since start.
+    pub consumed_since_start: u64,
+    /// Messages read again although already applied before the start (should stay 0).
+    pub reread_since_start: u64,
+    /// Blocks stored since start.
+    pub applied_since_start: u64,
+    /// Blocks this node mined and saw applied since start.
+    pub mined_since_start: u64,
+    /// Whether the node has read the blocks topic up to where it stood at start.
+    pub caught_up: bool,
+    /// Rejected messages by reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Why the node stopped consuming, if it did.
+    pub halted: Option<String>,
+}
+
+impl NodeStats {
+    /// Counts one message read; `reread` when it was applied before this start.
+    pub fn consumed(&self, reread: bool) {
+        self.consumed.fetch_add(1, Ordering::Relaxed);
+        if reread {
+            self.reread.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one stored block.
+    pub fn applied(&self) {
+        self.applied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one block this node mined.
+    pub fn mined(&self) {
+        self.mined.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one rejected message or block.
+    pub fn rejected(&self, reason: &'static str) {
+        let mut map = self.rejected.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *map.entry(reason).or_default() += 1;
+    }
+
+    /// Records that the node caught up with the blocks topic.
+    pub fn set_caught_up(&self) {
+        self.caught_up.store(true, Ordering::Relaxed);
+    }
+
+    /// Records why consuming stopped.
+    pub fn halt(&self, why: String) {
+        *self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            consumed_since_start: self.consumed.load(Ordering::Relaxed),
+            reread_since_start: self.reread.load(Ordering::Relaxed),
+            applied_since_start: self.applied.load(Ordering::Relaxed),
+            mined_since_start: self.mined.load(Ordering::Relaxed),
+            caught_up: self.caught_up.load(Ordering::Relaxed),
+            rejected: self.rejected.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            halted: self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+        }
+    }
+}
