@@ -9,7 +9,7 @@ mod topics;
 pub mod wire;
 
 pub use consumer::{LogMessage, LogReader, Payload, ReadError};
-pub use producer::{PublishError, Publisher};
+pub use producer::{Acked, PublishError, Publisher};
 pub use topics::{ensure_topics, TopicError, Topics};
 
 /// Errors of the Kafka client library, with the context of what was being done.

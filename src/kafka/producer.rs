@@ -23,12 +23,12 @@ pub struct PublishError {
 }
 
 /// Where an acknowledged message landed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Acked {
-    /// Partition of the message.
-    pub partition: i32,
+    /// Name under which a consumer stores its position in that partition.
+    pub offset_key: String,
     /// Offset of the message.
-    pub offset: i64,
+    pub offset: u64,
 }
 
 /// The node's producer for both topics.
@@ -55,23 +55,27 @@ impl Publisher {
     pub async fn publish_transaction(&self, tx: &Transaction) -> Result<Acked, PublishError> {
         let payload = encode_message(tx);
         let record = FutureRecord::to(&self.topics.transactions).key(tx.sender.as_bytes()).payload(&payload);
-        self.send(record, "transaction").await
+        self.send(record, &self.topics.transactions, "transaction").await
     }
 
     /// Publishes a block on the blocks topic.
     pub async fn publish_block(&self, block: &Block) -> Result<Acked, PublishError> {
         let payload = encode_message(block);
         let record = FutureRecord::<(), _>::to(&self.topics.blocks).payload(&payload);
-        self.send(record, "block").await
+        self.send(record, &self.topics.blocks, "block").await
     }
 
     async fn send<K: rdkafka::message::ToBytes + ?Sized>(
         &self,
         record: FutureRecord<'_, K, Vec<u8>>,
+        topic: &str,
         what: &'static str,
     ) -> Result<Acked, PublishError> {
         match self.producer.send(record, Timeout::After(Duration::from_secs(1))).await {
-            Ok(delivery) => Ok(Acked { partition: delivery.partition, offset: delivery.offset }),
+            Ok(delivery) => Ok(Acked {
+                offset_key: Topics::offset_key(topic, delivery.partition),
+                offset: delivery.offset.max(0) as u64,
+            }),
             Err((source, _)) => Err(PublishError { what, source }),
         }
     }

@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// How long the miner waits to read its own published block back before it gives up on it.
 const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a new block waits for the applier to read the transactions this node published.
+const OWN_TRANSACTIONS_WAIT: Duration = Duration::from_secs(2);
+
 /// A block this node mined, once it was read back from the topic and stored.
 #[derive(Clone, Debug)]
 pub struct MinedBlock {
@@ -64,6 +67,7 @@ pub async fn run(node: Node, mut requests: mpsc::Receiver<MineRequest>, continuo
 
 /// Mines until one block of ours is stored.
 async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBlock, NodeError> {
+    node.wait_own_transactions_read(OWN_TRANSACTIONS_WAIT).await?;
     loop {
         let block = candidate(node)?;
         let stop = Arc::new(AtomicBool::new(false));

@@ -96,6 +96,10 @@ struct Inner {
     mine_requests: mpsc::Sender<MineRequest>,
     start_offsets: BTreeMap<String, u64>,
     blocks_offset_key: String,
+    /// For each transactions partition, the offset after the last transaction this node
+    /// published: a block mined on demand waits until the applier has read that far, so a
+    /// client that submits and then mines finds its transaction in the block.
+    published_until: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 /// The node's background work, joined at shutdown.
@@ -205,6 +209,7 @@ impl Node {
                 mine_requests: mine_tx,
                 start_offsets,
                 blocks_offset_key,
+                published_until: Default::default(),
             }),
         };
         let continuous = node.inner.config.mining.mode == MiningMode::Continuous;
@@ -222,8 +227,27 @@ impl Node {
     pub async fn submit_transaction(&self, sender: String, recipient: String, amount: u64) -> Result<(TxId, u64), NodeError> {
         let tx = Transaction { sender, recipient, amount, nonce: rand::random() };
         tx.check_transfer()?;
-        self.inner.publisher.publish_transaction(&tx).await?;
+        let acked = self.inner.publisher.publish_transaction(&tx).await?;
+        let mut published = self.inner.published_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let until = published.entry(acked.offset_key).or_default();
+        *until = (*until).max(acked.offset + 1);
+        drop(published);
         Ok((tx.id(), self.inner.store.tip()?.height + 1))
+    }
+
+    /// Waits (up to `limit`) until the applier has read every transaction this node published.
+    pub(crate) async fn wait_own_transactions_read(&self, limit: Duration) -> Result<(), NodeError> {
+        let wanted = self.inner.published_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let deadline = tokio::time::Instant::now() + limit;
+        for (key, until) in wanted {
+            while self.inner.store.offset(&key)?.unwrap_or(0) < until {
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        Ok(())
     }
 
     /// Mines one block and returns it once it has been read back from the topic and applied.

@@ -1,0 +1,54 @@
+//! Bad HTTP input gets a 4xx with a JSON error naming the problem; nothing reaches the chain and
+//! the node keeps serving.
+
+mod common;
+
+use common::TestNet;
+use serde_json::Value;
+
+fn assert_client_error(answer: (u16, Value), expected: u16, mentions: &str) {
+    let (code, body) = answer;
+    assert_eq!(code, expected, "{body}");
+    let message = body["error"].as_str().unwrap_or_else(|| panic!("no JSON error in {body}"));
+    assert!(message.contains(mentions), "{message:?} should mention {mentions:?}");
+}
+
+#[test]
+fn malformed_requests_are_refused_with_json_errors() {
+    let net = TestNet::start("http-input", 1);
+    let node = &net.nodes[0];
+    let post = |body: &str| node.post("/transactions/new", body.to_owned());
+
+    assert_client_error(post("{not json"), 400, "invalid JSON");
+    assert_client_error(post(""), 400, "invalid JSON");
+    assert_client_error(post(r#"{"sender":"a","recipient":"b"}"#), 400, "missing field `amount`");
+    assert_client_error(post(r#"{"sender":5,"recipient":"b","amount":1}"#), 400, "invalid type");
+    assert_client_error(post(r#"[1,2,3]"#), 400, "invalid JSON");
+    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":"5"}"#), 400, "amount must be a JSON number");
+    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":0}"#), 400, "at least 1");
+    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":-5}"#), 400, "negative");
+    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":2.5}"#), 400, "whole number");
+    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":18446744073709551616}"#), 400, "64 bits");
+    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":1e30}"#), 400, "64 bits");
+    assert_client_error(post(r#"{"sender":"","recipient":"b","amount":1}"#), 400, "sender is empty");
+    assert_client_error(post(r#"{"sender":"0","recipient":"b","amount":1}"#), 400, "reserved");
+    let long = "x".repeat(200);
+    assert_client_error(post(&format!(r#"{{"sender":"{long}","recipient":"b","amount":1}}"#)), 400, "longer than");
+    let huge = format!(r#"{{"sender":"a","recipient":"{}","amount":1}}"#, "y".repeat(200_000));
+    assert_client_error(post(&huge), 413, "length limit");
+
+    assert_client_error(node.get("/chain?from=abc"), 400, "from");
+    assert_client_error(node.get("/nowhere"), 404, "no such endpoint");
+    assert_client_error(node.get("/transactions/new"), 405, "method not allowed");
+    assert_client_error(node.post("/nodes/register", r#"{"nodes":[]}"#), 400, "at least one");
+    assert_client_error(node.post("/nodes/register", r#"{"nodes":["ftp://x:1"]}"#), 400, "http://");
+    assert_client_error(node.post("/nodes/register", r#"{"nodes":["http://[::1"]}"#), 400, "invalid node address");
+    assert_client_error(node.post("/nodes/register", r#"{"nodes":"x"}"#), 400, "invalid type");
+
+    // Nothing reached the topics or the chain, and the node still works.
+    let status = node.status();
+    assert_eq!(status["consumed_since_start"], 0, "{status}");
+    assert_eq!(status["height"], 0);
+    node.submit("alice", "bob", 1);
+    assert_eq!(node.mine()["transactions"].as_array().unwrap().len(), 2);
+}
