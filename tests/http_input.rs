@@ -45,10 +45,20 @@ fn malformed_requests_are_refused_with_json_errors() {
     assert_client_error(node.post("/nodes/register", r#"{"nodes":["http://[::1"]}"#), 400, "invalid node address");
     assert_client_error(node.post("/nodes/register", r#"{"nodes":"x"}"#), 400, "invalid type");
 
+    let batch = |entries: Vec<Value>| node.post("/transactions/batch", serde_json::json!({ "transactions": entries }).to_string());
+    let good = serde_json::json!({ "sender": "carol", "recipient": "dave", "amount": 2 });
+    let bad = serde_json::json!({ "sender": "carol", "recipient": "dave", "amount": -2 });
+    assert_client_error(batch(vec![good.clone(), bad]), 400, "transaction 1: amount must not be negative");
+    assert_client_error(batch(vec![]), 400, "1 to 1000");
+    assert_client_error(batch(vec![good.clone(); 1001]), 400, "1 to 1000");
+
     // Nothing reached the topics or the chain, and the node still works.
     let status = node.status();
     assert_eq!(status["consumed_since_start"], 0, "{status}");
     assert_eq!(status["height"], 0);
     node.submit("alice", "bob", 1);
-    assert_eq!(node.mine()["transactions"].as_array().unwrap().len(), 2);
+    let (code, answer) = batch(vec![good; 3]);
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(answer["transaction_ids"].as_array().unwrap().len(), 3);
+    assert_eq!(node.mine()["transactions"].as_array().unwrap().len(), 5, "reward, one single and three batched");
 }

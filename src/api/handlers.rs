@@ -3,7 +3,7 @@
 use super::error::ApiError;
 use super::json::BlockJson;
 use super::peers;
-use crate::node::Node;
+use crate::node::{NewTransfer, Node};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
@@ -30,6 +30,21 @@ struct NewTransaction {
     amount: Value,
 }
 
+impl NewTransaction {
+    fn into_transfer(self) -> Result<NewTransfer, ApiError> {
+        let amount = parse_amount(&self.amount)?;
+        Ok(NewTransfer { sender: self.sender, recipient: self.recipient, amount })
+    }
+}
+
+#[derive(Deserialize)]
+struct NewTransactions {
+    transactions: Vec<NewTransaction>,
+}
+
+/// Most transactions in one `POST /transactions/batch`.
+pub const MAX_BATCH: usize = 1_000;
+
 /// Reads an amount: a JSON integer from 1 to 2^64-1.
 fn parse_amount(value: &Value) -> Result<u64, ApiError> {
     match value {
@@ -49,13 +64,36 @@ fn parse_amount(value: &Value) -> Result<u64, ApiError> {
 /// `POST /transactions/new`: answers 201 once Kafka acknowledged the transaction.
 pub async fn new_transaction(State(node): State<Node>, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let request: NewTransaction = parse_body(body)?;
-    let amount = parse_amount(&request.amount)?;
-    let (id, height) = node.submit_transaction(request.sender, request.recipient, amount).await?;
+    let (ids, height) = node.submit_transactions(vec![request.into_transfer()?]).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "message": format!("Transaction will be added to Block {height}"),
-            "transaction_id": id.to_hex(),
+            "transaction_id": ids[0].to_hex(),
+        })),
+    ))
+}
+
+/// `POST /transactions/batch` `{"transactions":[{sender,recipient,amount},...]}`: like
+/// `/transactions/new` for up to [`MAX_BATCH`] transfers at once; all are checked before any is
+/// published, and the answer comes once Kafka acknowledged every one.
+pub async fn new_transactions(State(node): State<Node>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let request: NewTransactions = parse_body(body)?;
+    if request.transactions.is_empty() || request.transactions.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!("transactions must hold 1 to {MAX_BATCH} entries")));
+    }
+    let transfers = request
+        .transactions
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| t.into_transfer().map_err(|e| ApiError::bad_request(format!("transaction {i}: {}", e.message))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (ids, height) = node.submit_transactions(transfers).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "message": format!("{} transactions will be added to Block {height}", ids.len()),
+            "transaction_ids": ids.iter().map(|id| id.to_hex()).collect::<Vec<_>>(),
         })),
     ))
 }
@@ -135,6 +173,19 @@ pub async fn resolve_nodes(State(node): State<Node>) -> ApiResult {
     let chain: Vec<BlockJson> = chain.iter().map(BlockJson::from).collect();
     let message = if replaced { "Our chain was replaced" } else { "Our chain is authoritative" };
     Ok((StatusCode::OK, Json(json!({ "message": message, "length": length, "peers": reports, "chain": chain }))))
+}
+
+#[derive(Deserialize)]
+pub struct FromHeight {
+    from: Option<u64>,
+}
+
+/// `GET /metrics/blocks?from=`: recently applied blocks with produced and applied times, for
+/// measuring propagation.
+pub async fn recent_blocks(State(node): State<Node>, query: Result<Query<FromHeight>, QueryRejection>) -> ApiResult {
+    let Query(query) = query?;
+    let blocks = node.recent_blocks(query.from.unwrap_or(0));
+    Ok((StatusCode::OK, Json(json!({ "blocks": blocks }))))
 }
 
 /// `GET /status`: height, tip, offsets and counters.

@@ -18,16 +18,23 @@ pub use error::ApiError;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest body of `POST /transactions/batch`.
+pub const MAX_BATCH_BODY_BYTES: usize = 1024 * 1024;
 
 /// The API's routes over `node`.
 pub fn router(node: Node) -> Router {
     Router::new()
         .route("/transactions/new", post(handlers::new_transaction))
+        .route(
+            "/transactions/batch",
+            post(handlers::new_transactions).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        )
         .route("/mine", get(handlers::mine))
         .route("/chain", get(handlers::chain))
         .route("/nodes/register", post(handlers::register_nodes))
         .route("/nodes/resolve", get(handlers::resolve_nodes))
         .route("/status", get(handlers::status))
+        .route("/metrics/blocks", get(handlers::recent_blocks))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

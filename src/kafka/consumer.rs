@@ -35,6 +35,8 @@ pub struct LogMessage {
     pub value: Vec<u8>,
     /// Name under which the position after it is stored.
     pub offset_key: String,
+    /// When the producer created it (Kafka's message timestamp), ms since the Unix epoch.
+    pub created_ms: Option<i64>,
 }
 
 /// Why reading stopped.
@@ -101,6 +103,7 @@ impl LogReader {
                     offset: message.offset(),
                     value: message.payload().unwrap_or_default().to_vec(),
                     offset_key: Topics::offset_key(message.topic(), message.partition()),
+                    created_ms: message.timestamp().to_millis(),
                 })
             }
             Err(RdError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {

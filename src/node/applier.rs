@@ -2,7 +2,7 @@
 //! store together with its new offset. Consecutive transaction messages are applied as one batch
 //! (one sled transaction); each block message is applied on its own.
 
-use super::stats::NodeStats;
+use super::stats::{AppliedBlock, NodeStats};
 use crate::core::block::Block;
 use crate::core::chain::{ChainView, Outcome, Tip};
 use crate::core::hash::BlockHash;
@@ -173,8 +173,21 @@ impl Applier {
                 return self.store.skip_to(&offset);
             }
         };
-        for outcome in self.store.apply_block(block, &[offset])? {
-            self.record(&outcome, message.offset);
+        let (hash, txs) = (block.hash(), block.transactions.len());
+        let outcomes = self.store.apply_block(block, &[offset])?;
+        let applied_ms = now_ms();
+        for outcome in &outcomes {
+            if let Outcome::Stored { hash: stored, height, .. } = outcome {
+                let from_message = *stored == hash;
+                self.stats.remember_block(AppliedBlock {
+                    height: *height,
+                    hash: stored.to_hex(),
+                    txs: if from_message { txs } else { 0 },
+                    produced_ms: if from_message { message.created_ms } else { None },
+                    applied_ms,
+                });
+            }
+            self.record(outcome, message.offset);
         }
         let tip = self.store.tip()?;
         self.tip.send_if_modified(|current| std::mem::replace(current, tip) != tip);
@@ -244,4 +257,9 @@ impl Applier {
         }
         Ok(())
     }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

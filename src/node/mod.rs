@@ -78,6 +78,17 @@ pub enum StartError {
     Thread(#[from] std::io::Error),
 }
 
+/// A transfer a client asks for; the node adds the nonce.
+#[derive(Clone, Debug)]
+pub struct NewTransfer {
+    /// Paying address.
+    pub sender: String,
+    /// Receiving address.
+    pub recipient: String,
+    /// Amount in the smallest unit.
+    pub amount: u64,
+}
+
 /// A handle to the running node; cheap to clone.
 #[derive(Clone)]
 pub struct Node {
@@ -222,17 +233,35 @@ impl Node {
         &self.inner.config
     }
 
-    /// Publishes a new transaction and returns once Kafka acknowledged it, with its id and the
-    /// height of the block it is expected in.
-    pub async fn submit_transaction(&self, sender: String, recipient: String, amount: u64) -> Result<(TxId, u64), NodeError> {
-        let tx = Transaction { sender, recipient, amount, nonce: rand::random() };
-        tx.check_transfer()?;
-        let acked = self.inner.publisher.publish_transaction(&tx).await?;
+    /// Publishes new transfers (each with a fresh random nonce) and returns once Kafka
+    /// acknowledged all of them, with their ids and the height of the block they are expected
+    /// in. Nothing is published unless every transfer is well formed.
+    pub async fn submit_transactions(&self, transfers: Vec<NewTransfer>) -> Result<(Vec<TxId>, u64), NodeError> {
+        let txs: Vec<Transaction> = transfers
+            .into_iter()
+            .map(|t| Transaction { sender: t.sender, recipient: t.recipient, amount: t.amount, nonce: rand::random() })
+            .collect();
+        for tx in &txs {
+            tx.check_transfer()?;
+        }
+        let publisher = &self.inner.publisher;
+        let acks = futures_util::future::join_all(txs.iter().map(|tx| publisher.publish_transaction(tx))).await;
         let mut published = self.inner.published_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let until = published.entry(acked.offset_key).or_default();
-        *until = (*until).max(acked.offset + 1);
+        let mut first_error = None;
+        for ack in acks {
+            match ack {
+                Ok(acked) => {
+                    let until = published.entry(acked.offset_key).or_default();
+                    *until = (*until).max(acked.offset + 1);
+                }
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
         drop(published);
-        Ok((tx.id(), self.inner.store.tip()?.height + 1))
+        if let Some(e) = first_error {
+            return Err(e.into());
+        }
+        Ok((txs.iter().map(Transaction::id).collect(), self.inner.store.tip()?.height + 1))
     }
 
     /// Waits (up to `limit`) until the applier has read every transaction this node published.
@@ -285,6 +314,12 @@ impl Node {
             },
             stats: self.inner.stats.snapshot(),
         })
+    }
+
+    /// Blocks applied since start at `from_height` or above (the most recent ones), with their
+    /// produced and applied times.
+    pub fn recent_blocks(&self, from_height: u64) -> Vec<stats::AppliedBlock> {
+        self.inner.stats.recent_blocks(from_height)
     }
 
     /// Remembers peers for `/nodes/resolve`; returns them all.

@@ -1,12 +1,32 @@
 //! Counters the node keeps since it started, shown by `GET /status`.
 
-use std::collections::BTreeMap;
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+
+/// How many applied blocks [`NodeStats`] remembers for `GET /metrics/blocks`.
+pub const RECENT_BLOCKS: usize = 10_000;
+
+/// When one block read from the topic was produced and when this node had applied it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AppliedBlock {
+    /// Height of the block.
+    pub height: u64,
+    /// Hash of the block, hex.
+    pub hash: String,
+    /// Transactions in it, the reward included.
+    pub txs: usize,
+    /// Kafka's timestamp of the block message (set by the producing node).
+    pub produced_ms: Option<i64>,
+    /// This node's clock when the block was committed to the store.
+    pub applied_ms: u64,
+}
 
 /// Counters shared by the applier, the miner and the API.
 #[derive(Debug, Default)]
 pub struct NodeStats {
+    recent_blocks: Mutex<VecDeque<AppliedBlock>>,
     consumed: AtomicU64,
     reread: AtomicU64,
     applied: AtomicU64,
@@ -47,6 +67,21 @@ impl NodeStats {
     /// Counts one stored block.
     pub fn applied(&self) {
         self.applied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Remembers one applied block (the oldest is forgotten past [`RECENT_BLOCKS`]).
+    pub fn remember_block(&self, block: AppliedBlock) {
+        let mut recent = self.recent_blocks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() == RECENT_BLOCKS {
+            recent.pop_front();
+        }
+        recent.push_back(block);
+    }
+
+    /// Remembered blocks applied at `from_height` or above, oldest first.
+    pub fn recent_blocks(&self, from_height: u64) -> Vec<AppliedBlock> {
+        let recent = self.recent_blocks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        recent.iter().filter(|b| b.height >= from_height).cloned().collect()
     }
 
     /// Counts one block this node mined.
