@@ -49,7 +49,7 @@ fn a_killed_node_resumes_at_its_stored_offsets() {
         victim.kill();
         let killed_at = producer.status()["height"].as_u64().unwrap();
         std::thread::sleep(Duration::from_millis(500));
-        victim.spawn();
+        victim.spawn().unwrap();
         victim.wait_ready();
         flowing.store(false, Ordering::Relaxed);
         let rounds = feeder.join().unwrap();
@@ -75,7 +75,7 @@ fn a_killed_node_resumes_at_its_stored_offsets() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 
     // Restarted with nothing new in the topics, it reads nothing at all.
-    victim.spawn();
+    victim.spawn().unwrap();
     victim.wait_ready();
     common::wait_for("the restarted node to catch up", Duration::from_secs(30), || {
         (victim.status()["caught_up"] == true).then_some(())

@@ -153,7 +153,10 @@ impl Applier {
         }
         let offsets: Vec<OffsetUpdate> =
             batch.positions.into_iter().map(|(key, next)| OffsetUpdate { key, next }).collect();
-        for outcome in self.store.admit_transactions(&batch.txs, &offsets, self.max_mempool)? {
+        let started = Instant::now();
+        let outcomes = self.store.admit_transactions(&batch.txs, &offsets, self.max_mempool)?;
+        self.stats.busy("apply_transactions", started.elapsed());
+        for outcome in outcomes {
             match outcome {
                 AdmitOutcome::Added => {}
                 AdmitOutcome::AlreadyPooled | AdmitOutcome::AlreadyConfirmed => self.stats.rejected("tx_duplicate"),
@@ -174,7 +177,9 @@ impl Applier {
             }
         };
         let (hash, txs) = (block.hash(), block.transactions.len());
+        let started = Instant::now();
         let outcomes = self.store.apply_block(block, &[offset])?;
+        self.stats.busy("apply_blocks", started.elapsed());
         let applied_ms = now_ms();
         for outcome in &outcomes {
             if let Outcome::Stored { hash: stored, height, .. } = outcome {

@@ -10,7 +10,7 @@ use crate::core::chain::ChainView;
 use crate::core::transaction::Transaction;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -68,8 +68,11 @@ pub async fn run(node: Node, mut requests: mpsc::Receiver<MineRequest>, continuo
 /// Mines until one block of ours is stored.
 async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBlock, NodeError> {
     node.wait_own_transactions_read(OWN_TRANSACTIONS_WAIT).await?;
+    let stats = &node.inner.stats;
     loop {
+        let started = Instant::now();
         let block = candidate(node)?;
+        stats.busy("mine_candidate", started.elapsed());
         let stop = Arc::new(AtomicBool::new(false));
         let stopper = {
             let stop = stop.clone();
@@ -89,10 +92,12 @@ async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBloc
         let miner = node.inner.miner.clone();
         let header = block.header;
         let search_stop = stop.clone();
+        let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || miner.search(&header, 0..u64::MAX, &search_stop))
             .await
             .map_err(|e| NodeError::Internal(format!("mining thread: {e}")))?;
         stopper.abort();
+        stats.busy("mine_search", started.elapsed());
         let Some(nonce) = outcome.nonce else {
             continue; // the tip moved (or shutdown): build on the new tip
         };
@@ -100,7 +105,10 @@ async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBloc
         block.header.nonce = nonce;
         let hash = block.hash();
         let mut events = node.inner.events.subscribe();
+        let started = Instant::now();
         node.inner.publisher.publish_block(&block).await?;
+        stats.busy("mine_publish", started.elapsed());
+        let started = Instant::now();
         let read_back = tokio::time::timeout(READ_BACK_TIMEOUT, async {
             loop {
                 match events.recv().await {
@@ -113,6 +121,7 @@ async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBloc
         })
         .await
         .map_err(|_| NodeError::Internal(format!("block {hash} was published but not read back within {READ_BACK_TIMEOUT:?}")))?;
+        stats.busy("mine_read_back", started.elapsed());
         match read_back {
             Some(tip_moved) => {
                 node.inner.stats.mined();

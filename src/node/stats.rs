@@ -34,6 +34,7 @@ pub struct NodeStats {
     caught_up: AtomicBool,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     halted: Mutex<Option<String>>,
+    busy_us: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// A copy of the counters at one moment.
@@ -53,6 +54,10 @@ pub struct StatsSnapshot {
     pub rejected: BTreeMap<&'static str, u64>,
     /// Why the node stopped consuming, if it did.
     pub halted: Option<String>,
+    /// Milliseconds spent per stage since start (applying transaction batches, applying blocks,
+    /// building candidates, searching nonces, publishing, waiting to read our block back):
+    /// where the time goes.
+    pub busy_ms: BTreeMap<&'static str, u64>,
 }
 
 impl NodeStats {
@@ -95,6 +100,12 @@ impl NodeStats {
         *map.entry(reason).or_default() += 1;
     }
 
+    /// Adds time spent in `stage`.
+    pub fn busy(&self, stage: &'static str, spent: std::time::Duration) {
+        let mut map = self.busy_us.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *map.entry(stage).or_default() += spent.as_micros() as u64;
+    }
+
     /// Records that the node caught up with the blocks topic.
     pub fn set_caught_up(&self) {
         self.caught_up.store(true, Ordering::Relaxed);
@@ -115,6 +126,13 @@ impl NodeStats {
             caught_up: self.caught_up.load(Ordering::Relaxed),
             rejected: self.rejected.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
             halted: self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            busy_ms: self
+                .busy_us
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|(stage, us)| (*stage, us / 1000))
+                .collect(),
         }
     }
 }

@@ -1,4 +1,5 @@
 //! Operator and test tools behind the binary's secondary subcommands.
 
 pub mod bench_pow;
+pub mod cluster;
 pub mod store_writer;

@@ -4,26 +4,16 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+use kafkachain::tools::cluster::{unique_prefix, LocalNode, NodeSpec};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 pub const KAFKACHAIN: &str = env!("CARGO_BIN_EXE_kafkachain");
 
 /// Bootstrap servers of the test broker.
 pub fn brokers() -> String {
     std::env::var("KAFKACHAIN_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-/// A topic prefix no other test run uses.
-pub fn unique_prefix(test: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("it-{test}-{}-{nanos}", std::process::id())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout`.
@@ -38,15 +28,22 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
     }
 }
 
-/// A node process and how to reach it.
+/// A node process with asserting helpers.
 pub struct NodeProc {
-    pub id: String,
-    pub url: String,
-    pub config: PathBuf,
-    pub data_dir: PathBuf,
-    pub log: PathBuf,
-    child: Option<Child>,
-    http: reqwest::blocking::Client,
+    pub node: LocalNode,
+}
+
+impl std::ops::Deref for NodeProc {
+    type Target = LocalNode;
+    fn deref(&self) -> &LocalNode {
+        &self.node
+    }
+}
+
+impl std::ops::DerefMut for NodeProc {
+    fn deref_mut(&mut self) -> &mut LocalNode {
+        &mut self.node
+    }
 }
 
 /// A set of nodes on one topic prefix.
@@ -59,12 +56,18 @@ pub struct TestNet {
 impl TestNet {
     /// Starts `count` on-demand nodes on a fresh topic prefix and waits until they answer.
     pub fn start(test: &str, count: usize) -> TestNet {
-        let prefix = unique_prefix(test);
+        let prefix = unique_prefix(&format!("it-{test}"));
         let dir = tempfile::tempdir().unwrap();
-        let nodes = (1..=count).map(|i| NodeProc::configure(dir.path(), &prefix, &format!("n{i}"))).collect();
+        let nodes = (1..=count)
+            .map(|i| {
+                let mut spec = NodeSpec::new(&format!("n{i}"), &prefix, &brokers());
+                spec.chain_id = "integration".into();
+                NodeProc { node: LocalNode::configure(Path::new(KAFKACHAIN), dir.path(), &spec).unwrap() }
+            })
+            .collect();
         let mut net = TestNet { prefix, dir, nodes };
         for node in &mut net.nodes {
-            node.spawn();
+            node.spawn().unwrap();
         }
         for node in &net.nodes {
             node.wait_ready();
@@ -91,96 +94,31 @@ impl TestNet {
 
 impl Drop for TestNet {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
-            node.kill();
-        }
         if std::thread::panicking() {
             for node in &self.nodes {
-                let log = std::fs::read_to_string(&node.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                eprintln!("--- last lines of {} ---", node.id);
-                for line in tail.iter().rev() {
-                    eprintln!("{line}");
-                }
+                eprintln!("--- last lines of {} ---\n{}", node.id, node.log_tail(40));
             }
         }
     }
 }
 
 impl NodeProc {
-    /// Writes a config for node `id` (low difficulty, its own port and data directory).
-    pub fn configure(dir: &Path, prefix: &str, id: &str) -> NodeProc {
-        let port = free_port();
-        let data_dir = dir.join(id);
-        let config = dir.join(format!("{id}.toml"));
-        let text = format!(
-            "node_id = \"{id}\"\ndata_dir = \"{}\"\nhttp_listen = \"127.0.0.1:{port}\"\n\
-             [chain]\nchain_id = \"integration\"\nbits = 12\nreward = 50\ngenesis_timestamp_ms = 0\n\
-             max_block_txs = 1000\nmax_orphans = 64\n\
-             [kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{prefix}\"\ntransaction_partitions = 3\n\
-             [mining]\nmode = \"on-demand\"\nthreads = 1\n",
-            data_dir.display(),
-            brokers()
-        );
-        std::fs::write(&config, text).unwrap();
-        NodeProc {
-            id: id.to_owned(),
-            url: format!("http://127.0.0.1:{port}"),
-            config,
-            data_dir,
-            log: dir.join(format!("{id}.log")),
-            child: None,
-            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
-        }
-    }
-
-    /// Starts the process (appending to its log).
-    pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(KAFKACHAIN)
-            .args(["node", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting kafkachain node");
-        self.child = Some(child);
-    }
-
     /// Waits until `/status` answers.
     pub fn wait_ready(&self) {
-        wait_for(&format!("{} to answer /status", self.id), Duration::from_secs(60), || {
-            self.http.get(format!("{}/status", self.url)).send().ok().filter(|r| r.status().is_success())
-        });
-    }
-
-    /// SIGKILL, and wait for the process to be gone.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        assert!(self.node.wait_ready(Duration::from_secs(60)), "{} did not answer:\n{}", self.id, self.log_tail(20));
     }
 
     /// SIGTERM, and the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        child.wait().unwrap().code()
+        self.node.terminate().unwrap()
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.http.get(format!("{}{path}", self.url)).send().unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().unwrap_or(Value::Null))
+        self.try_get(path).unwrap_or_else(|| panic!("{} does not answer GET {path}", self.id))
     }
 
-    pub fn post(&self, path: &str, body: impl Into<reqwest::blocking::Body>) -> (u16, Value) {
-        let response = self.http.post(format!("{}{path}", self.url)).body(body).send().unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().unwrap_or(Value::Null))
+    pub fn post(&self, path: &str, body: impl Into<String>) -> (u16, Value) {
+        self.try_post(path, body.into()).unwrap_or_else(|| panic!("{} does not answer POST {path}", self.id))
     }
 
     pub fn status(&self) -> Value {

@@ -1,0 +1,199 @@
+//! Local node processes for the benchmarks and the integration tests: writes a node's config,
+//! starts `kafkachain node` as a child process, waits for its API, stops it with SIGTERM or
+//! SIGKILL. Real processes, so restarts and crashes are real.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What differs between the nodes a tool starts.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// Node id (also the reward address).
+    pub id: String,
+    /// Topic prefix of the network.
+    pub topic_prefix: String,
+    /// Chain id (same on every node of a network).
+    pub chain_id: String,
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Difficulty.
+    pub bits: u32,
+    /// Block size bound.
+    pub max_block_txs: usize,
+    /// `on-demand` or `continuous`.
+    pub mining_mode: &'static str,
+    /// Mining threads.
+    pub mining_threads: usize,
+    /// Partitions of the transactions topic.
+    pub transaction_partitions: i32,
+    /// Replication factor and `min.insync.replicas` of created topics.
+    pub replication: (i32, u32),
+}
+
+impl NodeSpec {
+    /// A low-difficulty on-demand node of network `topic_prefix`.
+    pub fn new(id: &str, topic_prefix: &str, brokers: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            topic_prefix: topic_prefix.to_owned(),
+            chain_id: "local".to_owned(),
+            brokers: brokers.to_owned(),
+            bits: 12,
+            max_block_txs: 1_000,
+            mining_mode: "on-demand",
+            mining_threads: 1,
+            transaction_partitions: 3,
+            replication: (1, 1),
+        }
+    }
+}
+
+/// A topic prefix no other run uses.
+pub fn unique_prefix(label: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{label}-{}-{nanos}", std::process::id())
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or gives up after `timeout`.
+pub fn poll_until<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One node process.
+pub struct LocalNode {
+    /// Its id.
+    pub id: String,
+    /// Base URL of its API.
+    pub url: String,
+    /// Its config file.
+    pub config: PathBuf,
+    /// Its sled directory.
+    pub data_dir: PathBuf,
+    /// Its log file (stderr).
+    pub log: PathBuf,
+    exe: PathBuf,
+    child: Option<Child>,
+    http: reqwest::blocking::Client,
+}
+
+impl LocalNode {
+    /// Writes the config for `spec` under `dir` (with a free port); does not start anything.
+    pub fn configure(exe: &Path, dir: &Path, spec: &NodeSpec) -> std::io::Result<LocalNode> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let data_dir = dir.join(&spec.id);
+        let config = dir.join(format!("{}.toml", spec.id));
+        let text = format!(
+            "node_id = \"{id}\"\ndata_dir = \"{data}\"\nhttp_listen = \"127.0.0.1:{port}\"\n\
+             [chain]\nchain_id = \"{chain}\"\nbits = {bits}\nreward = 50\ngenesis_timestamp_ms = 0\n\
+             max_block_txs = {max_txs}\nmax_orphans = 64\n\
+             [kafka]\nbrokers = \"{brokers}\"\ntopic_prefix = \"{prefix}\"\ntransaction_partitions = {parts}\n\
+             replication_factor = {rf}\nmin_insync_replicas = {isr}\n\
+             [mining]\nmode = \"{mode}\"\nthreads = {threads}\n\
+             [storage]\nmax_mempool = 1000000\n",
+            id = spec.id,
+            data = data_dir.display(),
+            chain = spec.chain_id,
+            bits = spec.bits,
+            max_txs = spec.max_block_txs,
+            brokers = spec.brokers,
+            prefix = spec.topic_prefix,
+            parts = spec.transaction_partitions,
+            rf = spec.replication.0,
+            isr = spec.replication.1,
+            mode = spec.mining_mode,
+            threads = spec.mining_threads,
+        );
+        std::fs::write(&config, text)?;
+        Ok(LocalNode {
+            id: spec.id.clone(),
+            url: format!("http://127.0.0.1:{port}"),
+            config,
+            data_dir,
+            log: dir.join(format!("{}.log", spec.id)),
+            exe: exe.to_owned(),
+            child: None,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .map_err(std::io::Error::other)?,
+        })
+    }
+
+    /// Starts the process, appending its stderr to its log.
+    pub fn spawn(&mut self) -> std::io::Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = Command::new(&self.exe)
+            .args(["node", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Waits until `/status` answers; false if it did not within `timeout`.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        poll_until(timeout, || self.try_get("/status").filter(|(code, _)| *code == 200)).is_some()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Already exited is fine: there is nothing left to kill.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn terminate(&mut self) -> std::io::Result<Option<i32>> {
+        let Some(mut child) = self.child.take() else { return Ok(None) };
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+        Ok(child.wait()?.code())
+    }
+
+    /// GET `path`: status code and JSON body (Null if not JSON); None if unreachable.
+    pub fn try_get(&self, path: &str) -> Option<(u16, Value)> {
+        let response = self.http.get(format!("{}{path}", self.url)).send().ok()?;
+        let code = response.status().as_u16();
+        Some((code, response.json().unwrap_or(Value::Null)))
+    }
+
+    /// POST `body` to `path`: status code and JSON body; None if unreachable.
+    pub fn try_post(&self, path: &str, body: String) -> Option<(u16, Value)> {
+        let response = self.http.post(format!("{}{path}", self.url)).body(body).send().ok()?;
+        let code = response.status().as_u16();
+        Some((code, response.json().unwrap_or(Value::Null)))
+    }
+
+    /// The last `lines` lines of the log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for LocalNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
