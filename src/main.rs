@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
-use kafkachain::tools::{bench_pow, store_writer};
+use kafkachain::tools::{bench_e2e, bench_pow, store_writer};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,6 +35,30 @@ enum Command {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
         /// End with one JSON line: {"threads","seconds","trials","trials_per_sec"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure end-to-end throughput and block propagation of three local nodes on a real broker.
+    BenchE2e {
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Kafka bootstrap servers.
+        #[arg(long, env = "KAFKACHAIN_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 6)]
+        clients: usize,
+        /// Transfers per HTTP request.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Difficulty of the benchmark chain.
+        #[arg(long, default_value_t = 8)]
+        bits: u32,
+        /// Most transactions per block.
+        #[arg(long, default_value_t = 20_000)]
+        max_block_txs: usize,
+        /// End with the report as one JSON line.
         #[arg(long)]
         json: bool,
     },
@@ -107,6 +131,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{} thread(s), {:.1} s: {} trials, {:.0} trials/s",
                 report.threads, report.seconds, report.trials, report.trials_per_sec
             );
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchE2e { seconds, brokers, clients, batch, bits, max_block_txs, json } => {
+            let options = bench_e2e::E2eOptions { seconds, brokers, clients, batch, bits, max_block_txs };
+            let report = bench_e2e::run(&std::env::current_exe()?, &options)?;
+            println!(
+                "{} committed tx/s ({} of {} accepted), {} blocks, propagation p50 {} ms, p99 {} ms, max {} ms",
+                report.committed_tx_per_sec.round(),
+                report.committed_txs,
+                report.accepted_txs,
+                report.blocks,
+                report.propagation_p50_ms,
+                report.propagation_p99_ms,
+                report.propagation_max_ms
+            );
+            println!("time spent (ms): {}", serde_json::to_string(&report.busy_ms)?);
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             }

@@ -1,5 +1,6 @@
 //! Operator and test tools behind the binary's secondary subcommands.
 
+pub mod bench_e2e;
 pub mod bench_pow;
 pub mod cluster;
 pub mod store_writer;

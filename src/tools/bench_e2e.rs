@@ -1,0 +1,218 @@
+//! `bench-e2e`: end-to-end throughput and block propagation of a three-node network on a real
+//! broker. Clients post batches of transfers over HTTP to all three nodes; one node mines
+//! whenever its mempool holds something. A transfer counts as committed when all three nodes have
+//! applied a main-chain block holding it; a block's propagation time runs from its Kafka
+//! timestamp (set when the miner produced it) to the moment the last node applied it.
+
+use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct E2eOptions {
+    /// How long clients submit transfers.
+    pub seconds: f64,
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Concurrent HTTP clients.
+    pub clients: usize,
+    /// Transfers per HTTP request.
+    pub batch: usize,
+    /// Difficulty of the benchmark chain.
+    pub bits: u32,
+    /// Block size bound of the benchmark chain.
+    pub max_block_txs: usize,
+}
+
+/// What was measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct E2eReport {
+    /// Seconds of load.
+    pub seconds: f64,
+    /// Transfers Kafka acknowledged (HTTP 201).
+    pub accepted_txs: u64,
+    /// Transfers in main-chain blocks applied by all three nodes.
+    pub committed_txs: u64,
+    /// Accepted transfers per second of load.
+    pub accepted_tx_per_sec: f64,
+    /// Committed transfers per second, from the first submission to the last commit.
+    pub committed_tx_per_sec: f64,
+    /// Main-chain blocks produced during the run.
+    pub blocks: usize,
+    /// Median block propagation (produced → applied on every node).
+    pub propagation_p50_ms: u64,
+    /// 99th percentile of block propagation.
+    pub propagation_p99_ms: u64,
+    /// Slowest block propagation.
+    pub propagation_max_ms: u64,
+    /// Where each node spent its time (from `/status`).
+    pub busy_ms: BTreeMap<String, Value>,
+}
+
+/// Why the benchmark failed.
+#[derive(Debug, thiserror::Error)]
+pub enum E2eError {
+    /// Files or processes.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A node or the network misbehaved; its log is kept in the run directory.
+    #[error("{0} (logs in {1})")]
+    Network(String, PathBuf),
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Runs the benchmark with the `kafkachain` executable at `exe`.
+pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
+    let prefix = unique_prefix("bench-e2e");
+    let dir = std::env::temp_dir().join(&prefix);
+    std::fs::create_dir_all(&dir)?;
+    let fail = |what: String| E2eError::Network(what, dir.clone());
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        let mut spec = NodeSpec::new(&format!("n{i}"), &prefix, &options.brokers);
+        spec.bits = options.bits;
+        spec.max_block_txs = options.max_block_txs;
+        spec.transaction_partitions = 6;
+        let mut node = LocalNode::configure(exe, &dir, &spec)?;
+        node.spawn()?;
+        nodes.push(node);
+    }
+    for node in &nodes {
+        if !node.wait_ready(Duration::from_secs(60)) {
+            return Err(fail(format!("{} did not start", node.id)));
+        }
+    }
+
+    let load_start_ms = now_ms();
+    let accepted = AtomicU64::new(0);
+    let failed = AtomicU64::new(0);
+    let loading = AtomicBool::new(true);
+    let deadline = Instant::now() + Duration::from_secs_f64(options.seconds);
+    std::thread::scope(|s| {
+        for client in 0..options.clients {
+            let (node, accepted, failed) = (&nodes[client % nodes.len()], &accepted, &failed);
+            s.spawn(move || {
+                let mut sequence = 0u64;
+                while Instant::now() < deadline {
+                    let transfers: Vec<Value> = (0..options.batch)
+                        .map(|i| {
+                            sequence += 1;
+                            json!({ "sender": format!("c{client}-{}", i % 64), "recipient": "shop", "amount": sequence })
+                        })
+                        .collect();
+                    let body = json!({ "transactions": transfers }).to_string();
+                    match node.try_post("/transactions/batch", body) {
+                        Some((201, _)) => accepted.fetch_add(options.batch as u64, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            });
+        }
+        let (miner, loading) = (&nodes[0], &loading);
+        s.spawn(move || mine_while_pending(miner, loading, deadline));
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    });
+    loading.store(false, Ordering::Relaxed);
+    let accepted = accepted.into_inner();
+
+    // Drain: keep mining until every mempool is empty and all nodes share one tip.
+    let drained = poll_until(Duration::from_secs(180), || {
+        let statuses: Vec<Value> = nodes.iter().filter_map(|n| n.try_get("/status").map(|(_, v)| v)).collect();
+        if statuses.len() == nodes.len() && statuses.iter().any(|s| s["mempool"] != 0) {
+            // Single-shot mining keeps going after the load stopped.
+            let _ = nodes[0].try_get("/mine");
+            return None;
+        }
+        let tips: Vec<&Value> = statuses.iter().map(|s| &s["tip"]).collect();
+        (statuses.len() == nodes.len() && tips.iter().all(|t| *t == tips[0])).then_some(statuses)
+    })
+    .ok_or_else(|| fail("the nodes did not drain their mempools onto one tip within 180 s".into()))?;
+
+    let chain = fetch_chain(&nodes[0]).ok_or_else(|| fail("could not read the chain".into()))?;
+    let mut applied: HashMap<String, (Option<i64>, u64)> = HashMap::new();
+    for node in &nodes {
+        let (_, metrics) = node.try_get("/metrics/blocks?from=1").ok_or_else(|| fail(format!("{} metrics", node.id)))?;
+        for block in metrics["blocks"].as_array().cloned().unwrap_or_default() {
+            let hash = block["hash"].as_str().unwrap_or_default().to_owned();
+            let entry = applied.entry(hash).or_insert((None, 0));
+            entry.0 = entry.0.or(block["produced_ms"].as_i64());
+            entry.1 = entry.1.max(block["applied_ms"].as_u64().unwrap_or(0));
+        }
+    }
+    let mut committed = 0u64;
+    let mut last_commit_ms = load_start_ms;
+    let mut propagation: Vec<u64> = Vec::new();
+    for block in chain.iter().skip(1) {
+        let transfers = block["transactions"].as_array().map_or(0, |t| t.len().saturating_sub(1)) as u64;
+        let Some((produced, applied_everywhere)) = block["hash"].as_str().and_then(|h| applied.get(h)) else {
+            continue;
+        };
+        committed += transfers;
+        if transfers > 0 {
+            last_commit_ms = last_commit_ms.max(*applied_everywhere);
+        }
+        if let Some(produced) = produced {
+            propagation.push(applied_everywhere.saturating_sub(*produced as u64));
+        }
+    }
+    propagation.sort_unstable();
+    let percentile = |p: f64| -> u64 {
+        if propagation.is_empty() {
+            return 0;
+        }
+        propagation[((propagation.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let busy_ms = nodes.iter().zip(&drained).map(|(n, s)| (n.id.clone(), s["busy_ms"].clone())).collect();
+    for node in &mut nodes {
+        node.terminate()?;
+    }
+    std::fs::remove_dir_all(&dir)?;
+    let commit_seconds = (last_commit_ms.saturating_sub(load_start_ms)) as f64 / 1000.0;
+    Ok(E2eReport {
+        seconds: options.seconds,
+        accepted_txs: accepted,
+        committed_txs: committed,
+        accepted_tx_per_sec: accepted as f64 / options.seconds,
+        committed_tx_per_sec: if commit_seconds > 0.0 { committed as f64 / commit_seconds } else { 0.0 },
+        blocks: chain.len().saturating_sub(1),
+        propagation_p50_ms: percentile(0.50),
+        propagation_p99_ms: percentile(0.99),
+        propagation_max_ms: propagation.last().copied().unwrap_or(0),
+        busy_ms,
+    })
+}
+
+/// Mines on `miner` whenever its mempool is not empty, until the load ends.
+fn mine_while_pending(miner: &LocalNode, loading: &AtomicBool, deadline: Instant) {
+    while loading.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let pending = miner.try_get("/status").is_some_and(|(_, s)| s["mempool"].as_u64().unwrap_or(0) > 0);
+        if pending {
+            let _ = miner.try_get("/mine");
+        } else {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// The node's whole main chain as JSON blocks.
+fn fetch_chain(node: &LocalNode) -> Option<Vec<Value>> {
+    let mut blocks = Vec::new();
+    loop {
+        let (_, page) = node.try_get(&format!("/chain?from={}", blocks.len()))?;
+        let chain = page["chain"].as_array()?.clone();
+        let length = page["length"].as_u64()? as usize;
+        let empty = chain.is_empty();
+        blocks.extend(chain);
+        if blocks.len() >= length || empty {
+            return Some(blocks);
+        }
+    }
+}
