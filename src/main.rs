@@ -52,6 +52,9 @@ enum Command {
         /// Transfers per HTTP request.
         #[arg(long, default_value_t = 500)]
         batch: usize,
+        /// Offered load, transfers per second over all clients (default: as fast as accepted).
+        #[arg(long)]
+        rate: Option<f64>,
         /// Difficulty of the benchmark chain.
         #[arg(long, default_value_t = 8)]
         bits: u32,
@@ -136,8 +139,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::BenchE2e { seconds, brokers, clients, batch, bits, max_block_txs, json } => {
-            let options = bench_e2e::E2eOptions { seconds, brokers, clients, batch, bits, max_block_txs };
+        Command::BenchE2e { seconds, brokers, clients, batch, rate, bits, max_block_txs, json } => {
+            let options = bench_e2e::E2eOptions { seconds, brokers, clients, batch, rate, bits, max_block_txs };
             let report = bench_e2e::run(&std::env::current_exe()?, &options)?;
             println!(
                 "{} committed tx/s ({} of {} accepted), {} blocks, propagation p50 {} ms, p99 {} ms, max {} ms",

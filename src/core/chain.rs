@@ -228,7 +228,7 @@ impl<V: ChainView> Pending<'_, V> {
         self.update.blocks.push((hash, block, meta));
         let tip = self.tip()?;
         let (tip_moved, reorg_depth) = if meta.cumulative_work > tip.cumulative_work {
-            let depth = self.switch_tip(tip, hash, meta, branch)?;
+            let depth = self.switch_tip(tip, hash, meta, branch, &ids)?;
             (true, depth)
         } else {
             (false, 0)
@@ -278,6 +278,7 @@ impl<V: ChainView> Pending<'_, V> {
         hash: BlockHash,
         meta: BlockMeta,
         branch: Branch,
+        new_ids: &[TxId],
     ) -> Result<u64, V::Error> {
         let mut abandoned: Vec<Vec<Transaction>> = Vec::new();
         for height in (branch.fork_height + 1..=old.height).rev() {
@@ -292,8 +293,12 @@ impl<V: ChainView> Pending<'_, V> {
         let mut connected_ids = HashSet::new();
         let path = branch.side.iter().rev().copied().chain(std::iter::once(hash));
         for (height, block_hash) in (branch.fork_height + 1..).zip(path.collect::<Vec<_>>()) {
-            let block = self.block(&block_hash)?.expect("branch blocks are stored");
-            for id in block.txids() {
+            let ids = if block_hash == hash {
+                new_ids.to_vec()
+            } else {
+                self.block(&block_hash)?.expect("branch blocks are stored").txids()
+            };
+            for id in ids {
                 self.update.tx_index.insert(id, Some(height));
                 self.update.mempool.push(MempoolOp::Remove(id));
                 connected_ids.insert(id);

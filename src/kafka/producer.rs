@@ -45,6 +45,7 @@ impl Publisher {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "2")
+            .set("message.max.bytes", super::topics::MAX_MESSAGE_BYTES.to_string())
             .set("message.timeout.ms", kafka.produce_timeout_ms.to_string())
             .create()
             .map_err(KafkaError::during("creating the producer"))?;

@@ -8,6 +8,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
 
+/// Largest message the topics accept: a full block must fit (the decoder's bound is the same).
+pub const MAX_MESSAGE_BYTES: usize = crate::core::encoding::MAX_DECODED_BYTES;
+const MAX_MESSAGE_BYTES_TEXT: &str = "16777216";
+
 /// The two topics of a network.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topics {
@@ -58,7 +62,12 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &Topics, client_id: &str
         NewTopic::new(&topics.blocks, 1, replication()),
         NewTopic::new(&topics.transactions, kafka.transaction_partitions, replication()),
     ]
-    .map(|t| t.set("retention.ms", "-1").set("min.insync.replicas", &min_isr).set("unclean.leader.election.enable", "false"));
+    .map(|t| {
+        t.set("retention.ms", "-1")
+            .set("min.insync.replicas", &min_isr)
+            .set("unclean.leader.election.enable", "false")
+            .set("max.message.bytes", MAX_MESSAGE_BYTES_TEXT)
+    });
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(new_topics.iter(), &options)
@@ -103,4 +112,12 @@ fn partition_counts(admin: &AdminClient<DefaultClientContext>, topics: &Topics) 
             .ok_or_else(|| TopicError::Missing(name.to_owned()))
     };
     Ok((partitions(&topics.blocks)?, partitions(&topics.transactions)?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_topic_limit_text_matches_the_decoder_bound() {
+        assert_eq!(super::MAX_MESSAGE_BYTES_TEXT.parse::<usize>().unwrap(), super::MAX_MESSAGE_BYTES);
+    }
 }

@@ -1,18 +1,16 @@
-//! Writing the chain state: each consumed message's effects and its new offset, in one sled
-//! transaction.
+//! Writing the chain state: each consumed message's effects and its new offset, as one atomic
+//! sled batch. A write lock makes the read-decide-write sequence of one message exclusive.
 
-use super::{
-    be_u64, flatten_tx_error, Store, StoreError, STATE_MEMPOOL_LEN, STATE_MEMPOOL_NEXT, STATE_TIP,
-};
+use super::keys::{self, key, numbered};
+use super::{Store, StoreError};
 use crate::core::block::Block;
 use crate::core::chain::{process_block, ChainUpdate, ChainView, MempoolOp, Outcome};
 use crate::core::encoding;
+use crate::core::hash::TxId;
 use crate::core::transaction::{Transaction, TxError};
-use sled::transaction::{
-    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
-};
-use sled::Transactional;
-use std::convert::Infallible;
+use sled::Batch;
+use std::collections::{HashMap, HashSet};
+use std::sync::MutexGuard;
 
 /// The next offset to read for one consumer position (a topic partition, named by the transport).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,25 +36,11 @@ pub enum AdmitOutcome {
     MempoolFull,
 }
 
-/// Values encoded before the transaction starts, so the closure (which sled may retry) only
-/// moves bytes.
-struct Encoded {
-    blocks: Vec<([u8; 32], Vec<u8>, Vec<u8>)>,
-    main: Vec<([u8; 8], Option<[u8; 32]>)>,
-    tx_index: Vec<([u8; 32], Option<[u8; 8]>)>,
-    tip: Option<Vec<u8>>,
-    mempool: Vec<EncodedMempoolOp>,
-    orphans_added: Vec<([u8; 8], Vec<u8>)>,
-    orphans_removed: Vec<[u8; 8]>,
-    offsets: Vec<(Vec<u8>, [u8; 8])>,
+/// Mempool counters carried through one batch.
+struct MempoolCounters {
+    len: u64,
+    next_seq: u64,
 }
-
-enum EncodedMempoolOp {
-    Add { id: [u8; 32], tx: Vec<u8> },
-    Remove { id: [u8; 32] },
-}
-
-type TxResult<T> = Result<T, UnabortableTransactionError>;
 
 impl Store {
     /// Applies a block with the log positions it moves (none for a block fetched from a peer),
@@ -64,26 +48,20 @@ impl Store {
     pub fn apply_block(&self, block: Block, offsets: &[OffsetUpdate]) -> Result<Vec<Outcome>, StoreError> {
         let _writer = self.lock_writes();
         let update = process_block(self, self.params(), block)?;
-        let outcomes = update.outcomes.clone();
-        self.commit(Encoded::from_update(update, offsets))?;
-        Ok(outcomes)
+        let mut batch = Batch::default();
+        self.write_update(&update, &mut batch)?;
+        write_offsets(offsets, &mut batch);
+        self.tree.apply_batch(batch)?;
+        Ok(update.outcomes)
     }
 
-    fn lock_writes(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Remembers a peer node's base URL.
-    pub fn add_peer(&self, url: &str) -> Result<(), StoreError> {
-        self.peers.insert(url.as_bytes(), &[])?;
-        Ok(())
-    }
-
-    /// Records that the messages before `offset` were consumed without changing the chain (they
-    /// were rejected as malformed).
+    /// Records that the message before `offset` was consumed without changing the chain (it
+    /// was rejected as malformed).
     pub fn skip_to(&self, offset: &OffsetUpdate) -> Result<(), StoreError> {
         let _writer = self.lock_writes();
-        self.commit(Encoded::from_update(ChainUpdate::default(), std::slice::from_ref(offset)))
+        let mut batch = Batch::default();
+        write_offsets(std::slice::from_ref(offset), &mut batch);
+        Ok(self.tree.apply_batch(batch)?)
     }
 
     /// Offers transactions read from the log to the mempool (holding at most `max_mempool`) and
@@ -95,158 +73,143 @@ impl Store {
         max_mempool: u64,
     ) -> Result<Vec<AdmitOutcome>, StoreError> {
         let _writer = self.lock_writes();
+        let mut batch = Batch::default();
+        let mut counters = self.mempool_counters()?;
+        let mut added = HashSet::new();
         let mut outcomes = Vec::with_capacity(txs.len());
-        let mut update = ChainUpdate::default();
-        let mut pending_ids = std::collections::HashSet::new();
-        let mut room = max_mempool.saturating_sub(self.mempool_len()?);
         for tx in txs {
             let id = tx.id();
             let outcome = if let Err(e) = tx.check_transfer() {
                 AdmitOutcome::Invalid(e)
+            } else if added.contains(&id) || self.mempool_contains(&id)? {
+                AdmitOutcome::AlreadyPooled
             } else if self.main_tx_height(&id)?.is_some() {
                 AdmitOutcome::AlreadyConfirmed
-            } else if self.mempool_contains(&id)? || !pending_ids.insert(id) {
-                AdmitOutcome::AlreadyPooled
-            } else if room == 0 {
+            } else if counters.len >= max_mempool {
                 AdmitOutcome::MempoolFull
             } else {
-                room -= 1;
-                update.mempool.push(MempoolOp::Add(tx.clone()));
+                pool(&mut batch, &mut counters, id, tx);
+                added.insert(id);
                 AdmitOutcome::Added
             };
             outcomes.push(outcome);
         }
-        self.commit(Encoded::from_update(update, offsets))?;
+        write_counters(&counters, &mut batch);
+        write_offsets(offsets, &mut batch);
+        self.tree.apply_batch(batch)?;
         Ok(outcomes)
     }
 
-    fn commit(&self, enc: Encoded) -> Result<(), StoreError> {
-        (
-            &self.blocks,
-            &self.block_meta,
-            &self.main,
-            &self.tx_index,
-            &self.state,
-            &self.mempool,
-            &self.mempool_ids,
-            &self.orphans,
-            &self.offsets,
-        )
-            .transaction(|(blocks, block_meta, main, tx_index, state, mempool, mempool_ids, orphans, offsets)| {
-                for (hash, block, meta) in &enc.blocks {
-                    blocks.insert(hash, block.as_slice())?;
-                    block_meta.insert(hash, meta.as_slice())?;
-                }
-                for (height, entry) in &enc.main {
-                    match entry {
-                        Some(hash) => main.insert(height, hash)?,
-                        None => main.remove(height)?,
-                    };
-                }
-                for (id, entry) in &enc.tx_index {
-                    match entry {
-                        Some(height) => tx_index.insert(id, height)?,
-                        None => tx_index.remove(id)?,
-                    };
-                }
-                if let Some(tip) = &enc.tip {
-                    state.insert(STATE_TIP, tip.as_slice())?;
-                }
-                apply_mempool(&enc.mempool, state, mempool, mempool_ids, tx_index)?;
-                for seq in &enc.orphans_removed {
-                    orphans.remove(seq)?;
-                }
-                for (seq, block) in &enc.orphans_added {
-                    orphans.insert(seq, block.as_slice())?;
-                }
-                for (key, next) in &enc.offsets {
-                    offsets.insert(key.as_slice(), next)?;
-                }
-                Ok::<_, ConflictableTransactionError<Infallible>>(())
-            })
-            .map_err(flatten_tx_error)
+    /// Remembers a peer node's base URL.
+    pub fn add_peer(&self, url: &str) -> Result<(), StoreError> {
+        self.tree.insert(key(keys::PEER, url.as_bytes()), &[])?;
+        Ok(())
     }
-}
 
-/// Applies mempool changes in order, keeping the length counter and the arrival sequence. An
-/// added transaction already pooled or confirmed is skipped.
-fn apply_mempool(
-    ops: &[EncodedMempoolOp],
-    state: &TransactionalTree,
-    mempool: &TransactionalTree,
-    mempool_ids: &TransactionalTree,
-    tx_index: &TransactionalTree,
-) -> TxResult<()> {
-    if ops.is_empty() {
-        return Ok(());
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    let counter = |key: &[u8]| -> TxResult<u64> {
-        Ok(state.get(key)?.map_or(0, |raw| be_u64("state", &raw).unwrap_or(0)))
-    };
-    let mut len = counter(STATE_MEMPOOL_LEN)?;
-    let mut next = counter(STATE_MEMPOOL_NEXT)?;
-    for op in ops {
-        match op {
-            EncodedMempoolOp::Add { id, tx } => {
-                if mempool_ids.get(id)?.is_some() || tx_index.get(id)?.is_some() {
-                    continue;
-                }
-                let seq = next.to_be_bytes();
-                next += 1;
-                mempool.insert(&seq, tx.as_slice())?;
-                mempool_ids.insert(id, &seq)?;
-                len += 1;
+
+    fn mempool_counters(&self) -> Result<MempoolCounters, StoreError> {
+        Ok(MempoolCounters {
+            len: self.state_counter(keys::MEMPOOL_LEN)?,
+            next_seq: self.state_counter(keys::MEMPOOL_NEXT)?,
+        })
+    }
+
+    /// Adds a consensus update to `batch`.
+    fn write_update(&self, update: &ChainUpdate, batch: &mut Batch) -> Result<(), StoreError> {
+        for (hash, block, meta) in &update.blocks {
+            batch.insert(key(keys::BLOCK, &hash.0), encoding::encode(block));
+            batch.insert(key(keys::META, &hash.0), encoding::encode(meta));
+        }
+        for (height, entry) in &update.main_index {
+            let k = &numbered(keys::MAIN, *height)[..];
+            match entry {
+                Some(hash) => batch.insert(k, &hash.0[..]),
+                None => batch.remove(k),
             }
-            EncodedMempoolOp::Remove { id } => {
-                if let Some(seq) = mempool_ids.remove(id)? {
-                    mempool.remove(seq)?;
-                    len = len.saturating_sub(1);
+        }
+        for (id, entry) in &update.tx_index {
+            let k = key(keys::TX, &id.0);
+            match entry {
+                Some(height) => batch.insert(k, &height.to_be_bytes()[..]),
+                None => batch.remove(k),
+            }
+        }
+        if let Some(tip) = &update.tip {
+            batch.insert(key(keys::STATE, keys::TIP), encoding::encode(tip));
+        }
+        self.write_mempool_ops(update, batch)?;
+        for seq in &update.orphans_removed {
+            batch.remove(&numbered(keys::ORPHAN, *seq)[..]);
+        }
+        for (seq, block) in &update.orphans_added {
+            batch.insert(&numbered(keys::ORPHAN, *seq)[..], encoding::encode(block));
+        }
+        Ok(())
+    }
+
+    /// Applies mempool operations in order, reading the stored mempool through an overlay of the
+    /// batch's own changes. An added transaction already pooled or confirmed is skipped.
+    fn write_mempool_ops(&self, update: &ChainUpdate, batch: &mut Batch) -> Result<(), StoreError> {
+        if update.mempool.is_empty() {
+            return Ok(());
+        }
+        let mut counters = self.mempool_counters()?;
+        let mut pooled: HashMap<TxId, Option<u64>> = HashMap::new();
+        for op in &update.mempool {
+            match op {
+                MempoolOp::Add(tx) => {
+                    let id = tx.id();
+                    let in_pool = match pooled.get(&id) {
+                        Some(seq) => seq.is_some(),
+                        None => self.mempool_contains(&id)?,
+                    };
+                    let confirmed = match update.tx_index.get(&id) {
+                        Some(height) => height.is_some(),
+                        None => self.main_tx_height(&id)?.is_some(),
+                    };
+                    if !in_pool && !confirmed {
+                        pooled.insert(id, Some(counters.next_seq));
+                        pool(batch, &mut counters, id, tx);
+                    }
+                }
+                MempoolOp::Remove(id) => {
+                    let seq = match pooled.get(id) {
+                        Some(seq) => *seq,
+                        None => self.mempool_seq(id)?,
+                    };
+                    if let Some(seq) = seq {
+                        batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
+                        batch.remove(key(keys::MEMPOOL_ID, &id.0));
+                        counters.len = counters.len.saturating_sub(1);
+                        pooled.insert(*id, None);
+                    }
                 }
             }
         }
+        write_counters(&counters, batch);
+        Ok(())
     }
-    state.insert(STATE_MEMPOOL_LEN, &len.to_be_bytes())?;
-    state.insert(STATE_MEMPOOL_NEXT, &next.to_be_bytes())?;
-    Ok(())
 }
 
-impl Encoded {
-    fn from_update(update: ChainUpdate, offsets: &[OffsetUpdate]) -> Self {
-        Encoded {
-            blocks: update
-                .blocks
-                .iter()
-                .map(|(hash, block, meta)| (hash.0, encoding::encode(block), encoding::encode(meta)))
-                .collect(),
-            main: update
-                .main_index
-                .iter()
-                .map(|(height, hash)| (height.to_be_bytes(), hash.map(|h| h.0)))
-                .collect(),
-            tx_index: update
-                .tx_index
-                .iter()
-                .map(|(id, height)| (id.0, height.map(u64::to_be_bytes)))
-                .collect(),
-            tip: update.tip.map(|tip| encoding::encode(&tip)),
-            mempool: update
-                .mempool
-                .iter()
-                .map(|op| match op {
-                    MempoolOp::Add(tx) => EncodedMempoolOp::Add { id: tx.id().0, tx: encoding::encode(tx) },
-                    MempoolOp::Remove(id) => EncodedMempoolOp::Remove { id: id.0 },
-                })
-                .collect(),
-            orphans_added: update
-                .orphans_added
-                .iter()
-                .map(|(seq, block)| (seq.to_be_bytes(), encoding::encode(block)))
-                .collect(),
-            orphans_removed: update.orphans_removed.iter().map(|seq| seq.to_be_bytes()).collect(),
-            offsets: offsets
-                .iter()
-                .map(|o| (o.key.as_bytes().to_vec(), o.next.to_be_bytes()))
-                .collect(),
-        }
+/// Queues `tx` at the back of the mempool.
+fn pool(batch: &mut Batch, counters: &mut MempoolCounters, id: TxId, tx: &Transaction) {
+    let seq = counters.next_seq;
+    batch.insert(&numbered(keys::MEMPOOL, seq)[..], encoding::encode(tx));
+    batch.insert(key(keys::MEMPOOL_ID, &id.0), &seq.to_be_bytes()[..]);
+    counters.next_seq += 1;
+    counters.len += 1;
+}
+
+fn write_counters(counters: &MempoolCounters, batch: &mut Batch) {
+    batch.insert(key(keys::STATE, keys::MEMPOOL_LEN), &counters.len.to_be_bytes()[..]);
+    batch.insert(key(keys::STATE, keys::MEMPOOL_NEXT), &counters.next_seq.to_be_bytes()[..]);
+}
+
+fn write_offsets(offsets: &[OffsetUpdate], batch: &mut Batch) {
+    for offset in offsets {
+        batch.insert(key(keys::OFFSET, offset.key.as_bytes()), &offset.next.to_be_bytes()[..]);
     }
 }

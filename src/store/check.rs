@@ -1,7 +1,8 @@
 //! A full consistency check of the store, for `kafkachain check-store` and the crash tests: it
 //! proves that a crash left no half-applied message behind.
 
-use super::{be_u64, Store, StoreError};
+use super::keys;
+use super::{Store, StoreError};
 use crate::core::chain::ChainView;
 use crate::core::hash::TxId;
 
@@ -28,7 +29,7 @@ impl Store {
         if self.block(&tip.hash)?.is_none() {
             problems.push(format!("tip block {} is missing", tip.hash));
         }
-        let main_len = self.main.len() as u64;
+        let main_len = self.count(keys::MAIN);
         if main_len != tip.height + 1 {
             problems.push(format!("main index has {main_len} entries for tip height {}", tip.height));
         }
@@ -60,19 +61,14 @@ impl Store {
         if parent != Some(tip.hash) {
             problems.push("the main index does not end at the tip".into());
         }
-        if self.tx_index.len() as u64 != indexed_txs {
-            problems.push(format!(
-                "tx index has {} entries, main chain holds {indexed_txs} transactions",
-                self.tx_index.len()
-            ));
+        let tx_entries = self.count(keys::TX);
+        if tx_entries != indexed_txs {
+            problems.push(format!("tx index has {tx_entries} entries, main chain holds {indexed_txs} transactions"));
         }
         let mempool_len = self.mempool_len()?;
-        if self.mempool.len() as u64 != mempool_len || self.mempool_ids.len() as u64 != mempool_len {
-            problems.push(format!(
-                "mempool counter {mempool_len}, entries {}, ids {}",
-                self.mempool.len(),
-                self.mempool_ids.len()
-            ));
+        let (entries, ids) = (self.count(keys::MEMPOOL), self.count(keys::MEMPOOL_ID));
+        if entries != mempool_len || ids != mempool_len {
+            problems.push(format!("mempool counter {mempool_len}, entries {entries}, ids {ids}"));
         }
         for tx in self.mempool_head(usize::MAX)? {
             let id: TxId = tx.id();
@@ -80,10 +76,8 @@ impl Store {
                 problems.push(format!("mempool transaction {id} is also confirmed"));
             }
         }
-        for entry in self.offsets.iter() {
-            let (key, raw) = entry?;
-            be_u64("offsets", &raw)?;
-            if key.is_empty() {
+        for (name, _) in self.offsets()? {
+            if name.is_empty() {
                 problems.push("an offset has an empty name".into());
             }
         }

@@ -1,7 +1,8 @@
 //! Reading the chain state: the [`ChainView`] the consensus rules run against, and the queries
 //! the node and its HTTP API make.
 
-use super::{be_u64, decode, Store, StoreError, STATE_MEMPOOL_LEN, STATE_TIP};
+use super::keys::{self, key, numbered};
+use super::{be_u64, corrupt, decode, Store, StoreError};
 use crate::core::block::Block;
 use crate::core::chain::{BlockMeta, ChainView, Tip};
 use crate::core::hash::{BlockHash, TxId};
@@ -11,32 +12,33 @@ impl ChainView for Store {
     type Error = StoreError;
 
     fn tip(&self) -> Result<Tip, StoreError> {
-        let raw = self.state.get(STATE_TIP)?.ok_or_else(|| StoreError::Missing("the tip".into()))?;
-        decode("state", STATE_TIP, &raw)
+        self.get_decoded(&key(keys::STATE, keys::TIP))?.ok_or_else(|| StoreError::Missing("the tip".into()))
     }
 
     fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, StoreError> {
-        self.block_meta.get(hash.0)?.map(|raw| decode("block_meta", &hash.0, &raw)).transpose()
+        self.get_decoded(&key(keys::META, &hash.0))
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
-        self.blocks.get(hash.0)?.map(|raw| decode("blocks", &hash.0, &raw)).transpose()
+        self.get_decoded(&key(keys::BLOCK, &hash.0))
     }
 
     fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {
-        self.main.get(height.to_be_bytes())?.map(|raw| digest("main", &raw).map(BlockHash)).transpose()
+        let k = numbered(keys::MAIN, height);
+        self.tree.get(k)?.map(|raw| digest(&k, &raw).map(BlockHash)).transpose()
     }
 
     fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, StoreError> {
-        self.tx_index.get(txid.0)?.map(|raw| be_u64("tx_index", &raw)).transpose()
+        let k = key(keys::TX, &txid.0);
+        self.tree.get(&k)?.map(|raw| be_u64(&k, &raw)).transpose()
     }
 
     fn orphans(&self) -> Result<Vec<(u64, Block)>, StoreError> {
-        self.orphans
-            .iter()
+        self.tree
+            .scan_prefix([keys::ORPHAN])
             .map(|entry| {
-                let (key, raw) = entry?;
-                Ok((be_u64("orphans", &key)?, decode("orphans", &key, &raw)?))
+                let (k, raw) = entry?;
+                Ok((be_u64(&k, &k[1..])?, decode(&k, &raw)?))
             })
             .collect()
     }
@@ -45,12 +47,12 @@ impl ChainView for Store {
 impl Store {
     /// Main-chain blocks from `from` (inclusive), at most `limit` of them.
     pub fn main_blocks(&self, from: u64, limit: usize) -> Result<Vec<Block>, StoreError> {
-        self.main
-            .range(from.to_be_bytes()..)
+        self.tree
+            .range(&numbered(keys::MAIN, from)[..]..&[keys::MAIN + 1][..])
             .take(limit)
             .map(|entry| {
-                let (_, raw) = entry?;
-                let hash = BlockHash(digest("main", &raw)?);
+                let (k, raw) = entry?;
+                let hash = BlockHash(digest(&k, &raw)?);
                 self.block(&hash)?.ok_or_else(|| StoreError::Missing(format!("block {hash}")))
             })
             .collect()
@@ -58,62 +60,76 @@ impl Store {
 
     /// The first `limit` mempool transactions, oldest first.
     pub fn mempool_head(&self, limit: usize) -> Result<Vec<Transaction>, StoreError> {
-        self.mempool
-            .iter()
+        self.tree
+            .scan_prefix([keys::MEMPOOL])
             .take(limit)
             .map(|entry| {
-                let (key, raw) = entry?;
-                decode("mempool", &key, &raw)
+                let (k, raw) = entry?;
+                decode(&k, &raw)
             })
             .collect()
     }
 
     /// Transactions waiting in the mempool.
     pub fn mempool_len(&self) -> Result<u64, StoreError> {
-        self.state.get(STATE_MEMPOOL_LEN)?.map_or(Ok(0), |raw| be_u64("state", &raw))
+        self.state_counter(keys::MEMPOOL_LEN)
+    }
+
+    /// A counter kept under the state prefix (0 when never written).
+    pub(super) fn state_counter(&self, name: &[u8]) -> Result<u64, StoreError> {
+        let k = key(keys::STATE, name);
+        self.tree.get(&k)?.map_or(Ok(0), |raw| be_u64(&k, &raw))
+    }
+
+    /// The mempool arrival sequence of `txid`, if it is pooled.
+    pub(super) fn mempool_seq(&self, txid: &TxId) -> Result<Option<u64>, StoreError> {
+        let k = key(keys::MEMPOOL_ID, &txid.0);
+        self.tree.get(&k)?.map(|raw| be_u64(&k, &raw)).transpose()
     }
 
     /// Whether the mempool holds `txid`.
     pub fn mempool_contains(&self, txid: &TxId) -> Result<bool, StoreError> {
-        Ok(self.mempool_ids.contains_key(txid.0)?)
+        Ok(self.tree.contains_key(key(keys::MEMPOOL_ID, &txid.0))?)
     }
 
-    /// The next offset to read for the consumer position `key`, if one was stored.
-    pub fn offset(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        self.offsets.get(key.as_bytes())?.map(|raw| be_u64("offsets", &raw)).transpose()
+    /// The next offset to read for the consumer position `name`, if one was stored.
+    pub fn offset(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let k = key(keys::OFFSET, name.as_bytes());
+        self.tree.get(&k)?.map(|raw| be_u64(&k, &raw)).transpose()
     }
 
     /// Every stored consumer position, by name.
     pub fn offsets(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.offsets
-            .iter()
+        self.tree
+            .scan_prefix([keys::OFFSET])
             .map(|entry| {
-                let (key, raw) = entry?;
-                Ok((String::from_utf8_lossy(&key).into_owned(), be_u64("offsets", &raw)?))
+                let (k, raw) = entry?;
+                Ok((String::from_utf8_lossy(&k[1..]).into_owned(), be_u64(&k, &raw)?))
             })
             .collect()
     }
 
     /// Base URLs of the registered peers.
     pub fn peers(&self) -> Result<Vec<String>, StoreError> {
-        self.peers
-            .iter()
+        self.tree
+            .scan_prefix([keys::PEER])
             .keys()
-            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
+            .map(|k| Ok(String::from_utf8_lossy(&k?[1..]).into_owned()))
             .collect()
     }
 
     /// Blocks waiting for their parent.
     pub fn orphan_count(&self) -> usize {
-        self.orphans.len()
+        self.tree.scan_prefix([keys::ORPHAN]).count()
+    }
+
+    /// Number of records under `prefix` (a full scan: for checks, not hot paths).
+    pub(super) fn count(&self, prefix: u8) -> u64 {
+        self.tree.scan_prefix([prefix]).count() as u64
     }
 }
 
 /// Reads a stored 32-byte digest.
-fn digest(tree: &'static str, raw: &[u8]) -> Result<[u8; 32], StoreError> {
-    raw.try_into().map_err(|_| StoreError::Corrupt {
-        tree,
-        key: hex::encode(raw),
-        reason: format!("{} bytes where 32 were expected", raw.len()),
-    })
+fn digest(k: &[u8], raw: &[u8]) -> Result<[u8; 32], StoreError> {
+    raw.try_into().map_err(|_| corrupt(k, format!("{} bytes where 32 were expected", raw.len())))
 }

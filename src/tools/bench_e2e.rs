@@ -23,6 +23,9 @@ pub struct E2eOptions {
     pub clients: usize,
     /// Transfers per HTTP request.
     pub batch: usize,
+    /// Offered load in transfers per second over all clients; `None` submits as fast as the
+    /// nodes accept.
+    pub rate: Option<f64>,
     /// Difficulty of the benchmark chain.
     pub bits: u32,
     /// Block size bound of the benchmark chain.
@@ -99,9 +102,15 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
     std::thread::scope(|s| {
         for client in 0..options.clients {
             let (node, accepted, failed) = (&nodes[client % nodes.len()], &accepted, &failed);
+            let interval = options.rate.map(|rate| Duration::from_secs_f64(options.batch as f64 * options.clients as f64 / rate));
             s.spawn(move || {
                 let mut sequence = 0u64;
+                let mut next_send = Instant::now();
                 while Instant::now() < deadline {
+                    if let Some(interval) = interval {
+                        std::thread::sleep(next_send.saturating_duration_since(Instant::now()));
+                        next_send += interval;
+                    }
                     let transfers: Vec<Value> = (0..options.batch)
                         .map(|i| {
                             sequence += 1;

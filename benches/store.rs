@@ -1,0 +1,66 @@
+//! Store write costs on real sled files: admitting a batch of transaction messages to the
+//! mempool, and applying a block that confirms them (the two writes every node does per
+//! transaction).
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use kafkachain::core::block::{genesis, Block};
+use kafkachain::core::miner::solve_on_this_thread;
+use kafkachain::core::params::ChainParams;
+use kafkachain::core::transaction::Transaction;
+use kafkachain::store::{OffsetUpdate, Store, DEFAULT_CACHE_BYTES};
+
+const TXS: usize = 5_000;
+
+fn transfers() -> Vec<Transaction> {
+    (0..TXS as u64)
+        .map(|n| Transaction { sender: format!("user{}", n % 100), recipient: "shop".into(), amount: n + 1, nonce: n })
+        .collect()
+}
+
+fn store_writes(c: &mut Criterion) {
+    let params = ChainParams { bits: 8, max_block_txs: TXS + 1, ..ChainParams::default() };
+    let txs = transfers();
+    let parent = genesis(&params);
+    let mut block_txs = vec![Transaction::reward("miner", params.reward, 1)];
+    block_txs.extend(txs.iter().cloned());
+    let mut block = Block::candidate(parent.hash(), 0, params.bits, parent.header.timestamp_ms + 1, block_txs);
+    assert!(solve_on_this_thread(&mut block.header));
+    let offset = |next| OffsetUpdate { key: "t/0".into(), next };
+
+    let mut group = c.benchmark_group("store");
+    group.throughput(Throughput::Elements(TXS as u64));
+    group.sample_size(10);
+    group.bench_function("admit_5000_txs", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let store = Store::open(dir.path(), &params, DEFAULT_CACHE_BYTES).unwrap();
+                (dir, store)
+            },
+            |(dir, store)| {
+                store.admit_transactions(&txs, &[offset(TXS as u64)], u64::MAX).unwrap();
+                (dir, store)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("apply_block_5000_txs", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let store = Store::open(dir.path(), &params, DEFAULT_CACHE_BYTES).unwrap();
+                store.admit_transactions(&txs, &[offset(TXS as u64)], u64::MAX).unwrap();
+                (dir, store)
+            },
+            |(dir, store)| {
+                store.apply_block(block.clone(), &[offset(1)]).unwrap();
+                (dir, store)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, store_writes);
+criterion_main!(benches);

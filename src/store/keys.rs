@@ -1,0 +1,48 @@
+//! Key layout of the one sled tree that holds a node's state. Each kind of record has a one-byte
+//! prefix; integers in keys are big-endian so ranges scan in numeric order. Keeping everything in
+//! one tree lets a single `apply_batch` commit a message's whole effect atomically.
+
+/// `B` ++ block hash → block.
+pub const BLOCK: u8 = b'B';
+/// `M` ++ block hash → block metadata.
+pub const META: u8 = b'M';
+/// `H` ++ height → hash of the main-chain block there.
+pub const MAIN: u8 = b'H';
+/// `T` ++ txid → height of the main-chain block holding it.
+pub const TX: u8 = b'T';
+/// `P` ++ arrival sequence → mempool transaction.
+pub const MEMPOOL: u8 = b'P';
+/// `I` ++ txid → its mempool arrival sequence.
+pub const MEMPOOL_ID: u8 = b'I';
+/// `O` ++ sequence → orphan block.
+pub const ORPHAN: u8 = b'O';
+/// `F` ++ position name → next offset to read there.
+pub const OFFSET: u8 = b'F';
+/// `N` ++ URL → nothing: a registered peer.
+pub const PEER: u8 = b'N';
+/// `S` ++ name → a single state value.
+pub const STATE: u8 = b'S';
+
+/// State value names.
+pub const TIP: &[u8] = b"tip";
+/// The chain parameters the store was created for.
+pub const PARAMS: &[u8] = b"chain_params";
+/// Next mempool arrival sequence.
+pub const MEMPOOL_NEXT: &[u8] = b"mempool_next_seq";
+/// Number of mempool transactions.
+pub const MEMPOOL_LEN: &[u8] = b"mempool_len";
+
+/// A key of kind `prefix` for `id`.
+pub fn key(prefix: u8, id: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + id.len());
+    out.push(prefix);
+    out.extend_from_slice(id);
+    out
+}
+
+/// A key of kind `prefix` for a number, ordered numerically.
+pub fn numbered(prefix: u8, n: u64) -> [u8; 9] {
+    let mut out = [prefix; 9];
+    out[1..].copy_from_slice(&n.to_be_bytes());
+    out
+}
