@@ -195,6 +195,11 @@ pub async fn status(State(node): State<Node>) -> ApiResult {
     Ok((StatusCode::OK, Json(body)))
 }
 
+/// `GET /openapi.json`: the OpenAPI 3 description of this API.
+pub async fn openapi() -> ([(axum::http::header::HeaderName, &'static str); 1], &'static str) {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
+}
+
 /// Unknown path.
 pub async fn not_found() -> ApiError {
     ApiError { status: StatusCode::NOT_FOUND, message: "no such endpoint".into() }

@@ -35,6 +35,7 @@ pub fn router(node: Node) -> Router {
         .route("/nodes/resolve", get(handlers::resolve_nodes))
         .route("/status", get(handlers::status))
         .route("/metrics/blocks", get(handlers::recent_blocks))
+        .route("/openapi.json", get(handlers::openapi))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

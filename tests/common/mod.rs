@@ -56,12 +56,18 @@ pub struct TestNet {
 impl TestNet {
     /// Starts `count` on-demand nodes on a fresh topic prefix and waits until they answer.
     pub fn start(test: &str, count: usize) -> TestNet {
+        Self::start_with(test, count, |_| {})
+    }
+
+    /// Like [`TestNet::start`], with each node's spec adjusted by `tweak` first.
+    pub fn start_with(test: &str, count: usize, tweak: impl Fn(&mut NodeSpec)) -> TestNet {
         let prefix = unique_prefix(&format!("it-{test}"));
         let dir = tempfile::tempdir().unwrap();
         let nodes = (1..=count)
             .map(|i| {
                 let mut spec = NodeSpec::new(&format!("n{i}"), &prefix, &brokers());
                 spec.chain_id = "integration".into();
+                tweak(&mut spec);
                 NodeProc { node: LocalNode::configure(Path::new(KAFKACHAIN), dir.path(), &spec).unwrap() }
             })
             .collect();
