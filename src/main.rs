@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
-use kafkachain::tools::{bench_e2e, bench_pow, store_writer};
+use kafkachain::tools::{bench_e2e, bench_pow, bench_sync, store_writer};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -61,6 +61,18 @@ enum Command {
         /// Most transactions per block.
         #[arg(long, default_value_t = 20_000)]
         max_block_txs: usize,
+        /// End with the report as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure a node's cold sync (blocks/s, memory) and restart time on a chain of N blocks.
+    BenchSync {
+        /// Blocks to load into a fresh topic.
+        #[arg(long, default_value_t = 1_000)]
+        blocks: u64,
+        /// Kafka bootstrap servers.
+        #[arg(long, env = "KAFKACHAIN_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
         /// End with the report as one JSON line.
         #[arg(long)]
         json: bool,
@@ -153,6 +165,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.propagation_max_ms
             );
             println!("time spent (ms): {}", serde_json::to_string(&report.busy_ms)?);
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchSync { blocks, brokers, json } => {
+            let report = bench_sync::run(&std::env::current_exe()?, &brokers, blocks)?;
+            println!(
+                "{} blocks: loaded in {:.1} s; cold sync {:.1} s ({:.0} blocks/s), {:.1} MiB resident after; \
+                 restart caught up in {} ms reading {} messages",
+                report.blocks,
+                report.load_secs,
+                report.cold_sync_secs,
+                report.cold_sync_blocks_per_sec,
+                report.rss_mib_after_sync,
+                report.restart_to_caught_up_ms,
+                report.restart_consumed
+            );
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             }

@@ -72,6 +72,8 @@ impl LogReader {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "error")
             .set("fetch.wait.max.ms", "10")
+            // Bounds the prefetch buffer, so catching up on a long topic does not grow memory.
+            .set("queued.max.messages.kbytes", "8192")
             .set("enable.partition.eof", "false")
             .create()
             .map_err(KafkaError::during("creating the consumer"))?;

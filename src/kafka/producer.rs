@@ -8,7 +8,8 @@ use super::KafkaError;
 use crate::config::KafkaConfig;
 use crate::core::block::Block;
 use crate::core::transaction::Transaction;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use std::time::Duration;
 
@@ -64,6 +65,29 @@ impl Publisher {
         let payload = encode_message(block);
         let record = FutureRecord::<(), _>::to(&self.topics.blocks).payload(&payload);
         self.send(record, &self.topics.blocks, "block").await
+    }
+
+    /// Queues a block without waiting for its acknowledgement, for bulk loading by the
+    /// benchmarks; [`Publisher::flush`] waits until every queued message is acknowledged.
+    pub fn enqueue_block(&self, block: &Block) -> Result<(), PublishError> {
+        let payload = encode_message(block);
+        let mut record = FutureRecord::<(), _>::to(&self.topics.blocks).payload(&payload);
+        loop {
+            match self.producer.send_result(record) {
+                // Dropping the delivery future is fine: flush reports what was not delivered.
+                Ok(_delivery) => return Ok(()),
+                Err((rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((source, _)) => return Err(PublishError { what: "block", source }),
+            }
+        }
+    }
+
+    /// Waits until every queued message is acknowledged.
+    pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
+        self.producer.flush(timeout).map_err(|source| PublishError { what: "queued messages", source })
     }
 
     async fn send<K: rdkafka::message::ToBytes + ?Sized>(

@@ -2,5 +2,6 @@
 
 pub mod bench_e2e;
 pub mod bench_pow;
+pub mod bench_sync;
 pub mod cluster;
 pub mod store_writer;

@@ -1,0 +1,132 @@
+//! `bench-sync`: the cost of starting a node. Loads a chain of N blocks straight into a fresh
+//! blocks topic, then measures a new node's cold sync (blocks/s, resident memory after it) and
+//! the time from process start to "caught up" for a restart with nothing new in the topic (it
+//! must read zero messages, whatever N is).
+
+use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
+use crate::config::KafkaConfig;
+use crate::core::block::{genesis, Block};
+use crate::core::miner::solve_on_this_thread;
+use crate::core::params::ChainParams;
+use crate::core::transaction::Transaction;
+use crate::kafka::{ensure_topics, Publisher, Topics};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What was measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct SyncReport {
+    /// Blocks in the topic.
+    pub blocks: u64,
+    /// Seconds to mine and produce them.
+    pub load_secs: f64,
+    /// Seconds from a new node's start until it had applied every block.
+    pub cold_sync_secs: f64,
+    /// Blocks applied per second during the cold sync.
+    pub cold_sync_blocks_per_sec: f64,
+    /// Resident memory of the node after the cold sync, MiB.
+    pub rss_mib_after_sync: f64,
+    /// Milliseconds from a restarted process's start until it reported caught up.
+    pub restart_to_caught_up_ms: u64,
+    /// Messages the restarted node read (must be 0).
+    pub restart_consumed: u64,
+}
+
+/// Why the benchmark failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Files or processes.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Kafka refused something.
+    #[error("{0}")]
+    Kafka(String),
+    /// The node misbehaved; its log is kept.
+    #[error("{0} (log in {1})")]
+    Node(String, PathBuf),
+}
+
+/// Runs the benchmark for a chain of `blocks` blocks with the executable at `exe`.
+pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncError> {
+    let prefix = unique_prefix("bench-sync");
+    let dir = std::env::temp_dir().join(&prefix);
+    std::fs::create_dir_all(&dir)?;
+    let mut spec = NodeSpec::new("syncer", &prefix, brokers);
+    spec.bits = 1;
+    let params = ChainParams {
+        chain_id: spec.chain_id.clone(),
+        bits: spec.bits,
+        reward: 50,
+        genesis_timestamp_ms: 0,
+        max_block_txs: spec.max_block_txs,
+        max_orphans: 64,
+    };
+    let load_secs = load_chain(&params, &prefix, brokers, blocks)?;
+
+    let mut node = LocalNode::configure(exe, &dir, &spec)?;
+    let fail = |what: &str| SyncError::Node(what.to_owned(), dir.clone());
+    let started = Instant::now();
+    node.spawn()?;
+    let synced = poll_until(Duration::from_secs(3600), || {
+        let (_, status) = node.try_get("/status")?;
+        (status["blocks_next_offset"].as_u64()? >= blocks).then_some(())
+    });
+    synced.ok_or_else(|| fail("the node did not sync"))?;
+    let cold_sync_secs = started.elapsed().as_secs_f64();
+    let rss_mib_after_sync = node.pid().map_or(0.0, resident_mib);
+    node.terminate()?;
+
+    let started = Instant::now();
+    node.spawn()?;
+    let status = poll_until(Duration::from_secs(120), || {
+        let (_, status) = node.try_get("/status")?;
+        (status["caught_up"] == true).then_some(status)
+    })
+    .ok_or_else(|| fail("the restarted node did not catch up"))?;
+    let restart_to_caught_up_ms = started.elapsed().as_millis() as u64;
+    node.terminate()?;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(SyncReport {
+        blocks,
+        load_secs,
+        cold_sync_secs,
+        cold_sync_blocks_per_sec: blocks as f64 / cold_sync_secs,
+        rss_mib_after_sync,
+        restart_to_caught_up_ms,
+        restart_consumed: status["consumed_since_start"].as_u64().unwrap_or(u64::MAX),
+    })
+}
+
+/// Mines `blocks` blocks (one transfer each) on the genesis of `params` and produces them.
+fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) -> Result<f64, SyncError> {
+    let started = Instant::now();
+    let kafka = KafkaConfig { brokers: brokers.to_owned(), topic_prefix: prefix.to_owned(), ..KafkaConfig::default() };
+    let topics = Topics::new(prefix);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(ensure_topics(&kafka, &topics, "bench-sync")).map_err(|e| SyncError::Kafka(e.to_string()))?;
+    let publisher = Publisher::new(&kafka, topics, "bench-sync").map_err(|e| SyncError::Kafka(e.to_string()))?;
+    let mut parent = genesis(params);
+    for height in 1..=blocks {
+        let txs = vec![
+            Transaction::reward("loader", params.reward, height),
+            Transaction { sender: "loader".into(), recipient: format!("r{}", height % 1000), amount: height, nonce: height },
+        ];
+        let mut block = Block::candidate(parent.hash(), parent.header.height, params.bits, parent.header.timestamp_ms + 1, txs);
+        solve_on_this_thread(&mut block.header);
+        publisher.enqueue_block(&block).map_err(|e| SyncError::Kafka(e.to_string()))?;
+        parent = block;
+    }
+    publisher.flush(Duration::from_secs(300)).map_err(|e| SyncError::Kafka(e.to_string()))?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Resident memory of process `pid` in MiB, from /proc (0 where unavailable).
+fn resident_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
