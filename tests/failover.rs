@@ -1,0 +1,125 @@
+//! Broker failover: a cluster of three brokers, topics with replication factor 3 and
+//! `min.insync.replicas=2`, unclean leader election off. The leader of the blocks partition is
+//! SIGKILLed under load; mining and applying continue and no acknowledged transaction is lost.
+
+mod common;
+
+use common::{transfer_ids, wait_for, TestNet};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const BASE_PORT: u16 = 19092;
+
+/// A three-broker cluster of its own, on ports 19092-19097, stopped and wiped on drop.
+struct Cluster {
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Self::script(dir.path()).args(["up", "--brokers", "3"]).status().unwrap();
+        assert!(status.success(), "scripts/kafka up --brokers 3 failed");
+        Cluster { dir }
+    }
+
+    fn script(dir: &Path) -> Command {
+        let mut command = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka"));
+        command.env("KAFKACHAIN_KAFKA_DIR", dir).env("KAFKACHAIN_KAFKA_PORT", BASE_PORT.to_string());
+        command
+    }
+
+    fn bootstrap(&self) -> String {
+        (0..3).map(|i| format!("127.0.0.1:{}", BASE_PORT + 2 * i)).collect::<Vec<_>>().join(",")
+    }
+
+    fn pid_file(&self, broker: i32) -> PathBuf {
+        self.dir.path().join(format!("broker-{broker}/pid"))
+    }
+
+    /// The broker id leading partition 0 of `topic`.
+    fn leader_of(&self, topic: &str) -> i32 {
+        let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", self.bootstrap()).create().unwrap();
+        let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+        metadata.topics()[0].partitions()[0].leader()
+    }
+
+    fn kill(&self, broker: i32) {
+        let pid = std::fs::read_to_string(self.pid_file(broker)).unwrap();
+        let status = Command::new("kill").args(["-KILL", pid.trim()]).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Self::script(self.dir.path()).args(["down", "--wipe"]).status();
+    }
+}
+
+#[test]
+fn killing_the_blocks_leader_loses_no_acknowledged_transaction() {
+    let cluster = Cluster::start();
+    let bootstrap = cluster.bootstrap();
+    let net = TestNet::start_with("failover", 2, |spec| {
+        spec.brokers = bootstrap.clone();
+        spec.replication = (3, 2);
+    });
+    net.nodes[0].mine();
+    let leader = cluster.leader_of(&format!("{}.blocks", net.prefix));
+
+    let acked = Mutex::new(Vec::new());
+    let running = AtomicBool::new(true);
+    let height_at_kill = std::thread::scope(|s| {
+        let (acked, running, net) = (&acked, &running, &net);
+        s.spawn(move || {
+            let mut n = 0u64;
+            while running.load(Ordering::Relaxed) {
+                n += 1;
+                let body = serde_json::json!({ "sender": "load", "recipient": "sink", "amount": n }).to_string();
+                if let Some((201, answer)) = net.nodes[(n % 2) as usize].try_post("/transactions/new", body) {
+                    acked.lock().unwrap().push(answer["transaction_id"].as_str().unwrap().to_owned());
+                }
+            }
+        });
+        s.spawn(move || {
+            while running.load(Ordering::Relaxed) {
+                let _ = net.nodes[0].try_get("/mine");
+            }
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let height_at_kill = net.nodes[1].status()["height"].as_u64().unwrap();
+        cluster.kill(leader);
+        // Mining and applying go on through the new leader.
+        wait_for("blocks after the leader died", Duration::from_secs(90), || {
+            (net.nodes[1].status()["height"].as_u64().unwrap() > height_at_kill + 5).then_some(())
+        });
+        running.store(false, Ordering::Relaxed);
+        height_at_kill
+    });
+    assert_ne!(cluster.leader_of(&format!("{}.blocks", net.prefix)), leader, "leadership moved");
+
+    wait_for("every mempool to drain", Duration::from_secs(120), || {
+        if net.nodes.iter().all(|n| n.status()["mempool"] == 0) {
+            return Some(());
+        }
+        net.nodes[0].mine();
+        None
+    });
+    let (height, _) = net.wait_converged(height_at_kill + 5, Duration::from_secs(60));
+    let chain = net.nodes[0].chain();
+    assert_eq!(chain, net.nodes[1].chain());
+    let on_chain = transfer_ids(&chain);
+    let unique: HashSet<&String> = on_chain.iter().collect();
+    assert_eq!(unique.len(), on_chain.len(), "a transaction is in the chain twice");
+    let acked = acked.into_inner().unwrap();
+    let missing: Vec<&String> = acked.iter().filter(|id| !unique.contains(id)).collect();
+    println!("failover: leader {leader} killed at height {height_at_kill}; height {height}, {} acknowledged, {} missing", acked.len(), missing.len());
+    assert!(missing.is_empty(), "acknowledged transactions lost: {missing:?}");
+}
