@@ -6,7 +6,10 @@ use super::client::base_config;
 use super::topics::Topics;
 use super::KafkaError;
 use crate::config::KafkaConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
+use rdkafka::message::BorrowedMessage;
+use std::sync::Arc;
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
@@ -50,9 +53,11 @@ pub enum ReadError {
     Kafka(#[from] KafkaError),
 }
 
-/// A consumer assigned to every partition of both topics.
+/// A consumer assigned to every partition of both topics. The blocks partition has a queue of
+/// its own, so blocks can be read ahead of a backlog of transactions.
 pub struct LogReader {
-    consumer: BaseConsumer,
+    consumer: Arc<BaseConsumer>,
+    blocks: PartitionQueue<DefaultConsumerContext>,
     topics: Topics,
 }
 
@@ -90,13 +95,27 @@ impl LogReader {
                 .map_err(KafkaError::during("building the assignment"))?;
         }
         consumer.assign(&assignment).map_err(KafkaError::during("assigning partitions"))?;
-        Ok(Self { consumer, topics })
+        let consumer = Arc::new(consumer);
+        let blocks = consumer.split_partition_queue(&topics.blocks, 0).ok_or_else(|| KafkaError {
+            action: "splitting off the blocks partition's queue",
+            source: RdError::Subscription(topics.blocks.clone()),
+        })?;
+        Ok(Self { consumer, blocks, topics })
     }
 
-    /// The next message, waiting at most `timeout`.
+    /// The next block message, waiting at most `timeout`.
+    pub fn poll_blocks(&self, timeout: Duration) -> Option<Result<LogMessage, ReadError>> {
+        Some(self.convert(self.blocks.poll(timeout)?))
+    }
+
+    /// The next other message (transactions; a block fetched before the queues were split),
+    /// waiting at most `timeout`. Also serves the client's callbacks, so it must be called often.
     pub fn poll(&self, timeout: Duration) -> Option<Result<LogMessage, ReadError>> {
-        let result = self.consumer.poll(timeout)?;
-        Some(match result {
+        Some(self.convert(self.consumer.poll(timeout)?))
+    }
+
+    fn convert(&self, result: Result<BorrowedMessage<'_>, RdError>) -> Result<LogMessage, ReadError> {
+        match result {
             Ok(message) => {
                 let kind = if message.topic() == self.topics.blocks { Payload::Block } else { Payload::Transaction };
                 Ok(LogMessage {
@@ -112,7 +131,7 @@ impl LogReader {
                 Err(ReadError::OffsetLost(RDKafkaErrorCode::AutoOffsetReset.to_string()))
             }
             Err(e) => Err(ReadError::Kafka(KafkaError { action: "reading messages", source: e })),
-        })
+        }
     }
 
     /// Name under which the blocks partition's next offset is stored.

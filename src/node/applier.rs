@@ -16,8 +16,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-/// Most messages taken from the consumer before they are applied.
-const MAX_BATCH: usize = 2_000;
+/// Most messages taken from the consumer before they are applied: bounds how long a block that
+/// arrives meanwhile waits.
+const MAX_BATCH: usize = 500;
+/// How long the applier waits for a block when nothing is ready.
+const IDLE_WAIT: Duration = Duration::from_millis(5);
 /// How often catch-up progress is logged and positions are copied to Kafka's group offsets.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
@@ -103,17 +106,24 @@ impl Applier {
         Ok(())
     }
 
-    /// Waits up to 100 ms for a message, then takes whatever else is ready, up to [`MAX_BATCH`].
+    /// Blocks first (waiting up to [`IDLE_WAIT`] for one), then whatever transactions are
+    /// ready, up to [`MAX_BATCH`] messages: a block never waits behind a backlog of transactions.
     fn next_batch(&self) -> Result<Vec<LogMessage>, ReadError> {
         let mut batch = Vec::new();
-        let mut wait = Duration::from_millis(100);
+        let mut wait = IDLE_WAIT;
         while batch.len() < MAX_BATCH {
-            match self.reader.poll(wait) {
+            match self.reader.poll_blocks(wait) {
+                Some(message) => batch.push(message?),
+                None => break,
+            }
+            wait = Duration::ZERO;
+        }
+        while batch.len() < MAX_BATCH {
+            match self.reader.poll(Duration::ZERO) {
                 Some(Ok(message)) => batch.push(message),
                 Some(Err(e)) if batch.is_empty() => return Err(e),
                 Some(Err(_)) | None => break,
             }
-            wait = Duration::ZERO;
         }
         Ok(batch)
     }
@@ -158,8 +168,9 @@ impl Applier {
         self.stats.busy("apply_transactions", started.elapsed());
         for outcome in outcomes {
             match outcome {
-                AdmitOutcome::Added => {}
-                AdmitOutcome::AlreadyPooled | AdmitOutcome::AlreadyConfirmed => self.stats.rejected("tx_duplicate"),
+                // Confirmed already: the block holding it was read before the transaction itself.
+                AdmitOutcome::Added | AdmitOutcome::AlreadyConfirmed => {}
+                AdmitOutcome::AlreadyPooled => self.stats.rejected("tx_duplicate"),
                 AdmitOutcome::Invalid(_) => self.stats.rejected("tx_invalid"),
                 AdmitOutcome::MempoolFull => self.stats.rejected("tx_mempool_full"),
             }
