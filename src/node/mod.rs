@@ -171,7 +171,9 @@ pub struct Status {
 impl Node {
     /// Opens the store, prepares the topics, and starts the applier and the miner.
     pub async fn start(config: NodeConfig) -> Result<(Node, Running), StartError> {
+        let opening = std::time::Instant::now();
         let store = Store::open(&config.data_dir, &config.chain, config.storage.cache_bytes)?;
+        tracing::info!(elapsed_ms = opening.elapsed().as_millis() as u64, "store opened");
         let topics = Topics::new(&config.kafka.topic_prefix);
         let tx_partitions = ensure_topics(&config.kafka, &topics, &config.node_id).await?;
         let start_offsets: BTreeMap<String, u64> = store.offsets()?.into_iter().collect();

@@ -29,6 +29,8 @@ pub struct SyncReport {
     pub rss_mib_after_sync: f64,
     /// Milliseconds from a restarted process's start until it reported caught up.
     pub restart_to_caught_up_ms: u64,
+    /// Of the restart time, how long opening the store took (from the node's log).
+    pub restart_store_open_ms: Option<u64>,
     /// Messages the restarted node read (must be 0).
     pub restart_consumed: u64,
 }
@@ -86,6 +88,7 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
     .ok_or_else(|| fail("the restarted node did not catch up"))?;
     let restart_to_caught_up_ms = started.elapsed().as_millis() as u64;
     node.terminate()?;
+    let restart_store_open_ms = last_store_open_ms(&node.log);
     std::fs::remove_dir_all(&dir)?;
     Ok(SyncReport {
         blocks,
@@ -94,6 +97,7 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
         cold_sync_blocks_per_sec: blocks as f64 / cold_sync_secs,
         rss_mib_after_sync,
         restart_to_caught_up_ms,
+        restart_store_open_ms,
         restart_consumed: status["consumed_since_start"].as_u64().unwrap_or(u64::MAX),
     })
 }
@@ -119,6 +123,14 @@ fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) ->
     }
     publisher.flush(Duration::from_secs(300)).map_err(|e| SyncError::Kafka(e.to_string()))?;
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// The `elapsed_ms` of the last "store opened" line in a node's log.
+fn last_store_open_ms(log: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text.lines().rev().find(|line| line.contains("store opened"))?;
+    let value = line.split("elapsed_ms=").nth(1)?;
+    value.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 /// Resident memory of process `pid` in MiB, from /proc (0 where unavailable).
