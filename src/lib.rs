@@ -1,12 +1,14 @@
 //! kafkachain: a blockchain peer node whose network is Apache Kafka.
 //!
-//! Layers, each in its own module: [`core`] (pure consensus logic), [`store`] (sled),
-//! and the operator tools in [`tools`].
+//! Layers, each in its own module: [`core`] (pure consensus logic: no I/O), [`store`] (sled),
+//! [`kafka`] (rdkafka: topics, envelope, offsets), [`node`] (wiring: applier thread, miner task),
+//! [`api`] (HTTP), [`config`] (the node's TOML configuration), and the benchmark and test
+//! tools in [`tools`]. The binary in `main.rs` only parses the command line and calls these.
 
-pub mod tools;
 pub mod api;
 pub mod config;
 pub mod core;
 pub mod kafka;
 pub mod node;
 pub mod store;
+pub mod tools;

@@ -30,8 +30,6 @@ pub enum Payload {
 pub struct LogMessage {
     /// Its topic.
     pub kind: Payload,
-    /// Its partition.
-    pub partition: i32,
     /// Its offset.
     pub offset: i64,
     /// Its value (empty when the message had none).
@@ -120,7 +118,6 @@ impl LogReader {
                 let kind = if message.topic() == self.topics.blocks { Payload::Block } else { Payload::Transaction };
                 Ok(LogMessage {
                     kind,
-                    partition: message.partition(),
                     offset: message.offset(),
                     value: message.payload().unwrap_or_default().to_vec(),
                     offset_key: Topics::offset_key(message.topic(), message.partition()),

@@ -230,11 +230,6 @@ impl Node {
         Ok((node, Running { applier, miner, shutdown }))
     }
 
-    /// The configuration the node runs with.
-    pub fn config(&self) -> &NodeConfig {
-        &self.inner.config
-    }
-
     /// Publishes new transfers (each with a fresh random nonce) and returns once Kafka
     /// acknowledged all of them, with their ids and the height of the block they are expected
     /// in. Nothing is published unless every transfer is well formed.

@@ -119,11 +119,6 @@ impl Store {
         Ok(())
     }
 
-    /// Bytes sled uses on disk.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
-    }
-
     /// Reads and decodes the value under `key`.
     fn get_decoded<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
         self.tree.get(key)?.map(|raw| decode(key, &raw)).transpose()
