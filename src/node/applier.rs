@@ -49,6 +49,8 @@ pub struct Applier {
     pub start_offsets: BTreeMap<String, u64>,
     /// Where the blocks topic ended when the node started.
     pub blocks_end_at_start: u64,
+    /// Name of the blocks partition's stored offset.
+    pub blocks_offset_key: String,
     /// Bound of the mempool.
     pub max_mempool: u64,
     /// Raised at shutdown; the applier finishes the batch in hand and stops.
@@ -250,7 +252,7 @@ impl Applier {
         if self.stats.snapshot().caught_up {
             return Ok(());
         }
-        let next = self.store.offset(&self.blocks_key())?.unwrap_or(0);
+        let next = self.store.offset(&self.blocks_offset_key)?.unwrap_or(0);
         if next >= self.blocks_end_at_start {
             self.stats.set_caught_up();
             tracing::info!(next_offset = next, height = self.store.tip()?.height, "caught up with the blocks topic");
@@ -258,14 +260,10 @@ impl Applier {
         Ok(())
     }
 
-    fn blocks_key(&self) -> String {
-        self.reader.blocks_offset_key()
-    }
-
     fn report(&self) -> Result<(), StoreError> {
         let positions = self.store.offsets()?;
         if !self.stats.snapshot().caught_up {
-            let next = self.store.offset(&self.blocks_key())?.unwrap_or(0);
+            let next = self.store.offset(&self.blocks_offset_key)?.unwrap_or(0);
             tracing::info!(next_offset = next, target = self.blocks_end_at_start, "catching up with the blocks topic");
         }
         if let Err(e) = self.reader.commit(&positions) {

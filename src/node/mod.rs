@@ -205,6 +205,7 @@ impl Node {
             tip: tip_tx,
             start_offsets: start_offsets.clone(),
             blocks_end_at_start,
+            blocks_offset_key: blocks_offset_key.clone(),
             max_mempool: config.storage.max_mempool,
             shutdown: shutdown.clone(),
         };

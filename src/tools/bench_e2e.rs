@@ -145,7 +145,7 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
     })
     .ok_or_else(|| fail("the nodes did not drain their mempools onto one tip within 180 s".into()))?;
 
-    let chain = fetch_chain(&nodes[0]).ok_or_else(|| fail("could not read the chain".into()))?;
+    let chain = nodes[0].try_chain().ok_or_else(|| fail("could not read the chain".into()))?;
     let mut applied: HashMap<String, (Option<i64>, u64)> = HashMap::new();
     for node in &nodes {
         let (_, metrics) = node.try_get("/metrics/blocks?from=1").ok_or_else(|| fail(format!("{} metrics", node.id)))?;
@@ -207,21 +207,6 @@ fn mine_while_pending(miner: &LocalNode, loading: &AtomicBool, deadline: Instant
             let _ = miner.try_get("/mine");
         } else {
             std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
-/// The node's whole main chain as JSON blocks.
-fn fetch_chain(node: &LocalNode) -> Option<Vec<Value>> {
-    let mut blocks = Vec::new();
-    loop {
-        let (_, page) = node.try_get(&format!("/chain?from={}", blocks.len()))?;
-        let chain = page["chain"].as_array()?.clone();
-        let length = page["length"].as_u64()? as usize;
-        let empty = chain.is_empty();
-        blocks.extend(chain);
-        if blocks.len() >= length || empty {
-            return Some(blocks);
         }
     }
 }

@@ -184,6 +184,21 @@ impl LocalNode {
         Some((code, response.json().unwrap_or(Value::Null)))
     }
 
+    /// The node's whole main chain as JSON blocks, page by page; None if it stops answering.
+    pub fn try_chain(&self) -> Option<Vec<Value>> {
+        let mut blocks = Vec::new();
+        loop {
+            let (_, page) = self.try_get(&format!("/chain?from={}", blocks.len()))?;
+            let chain = page["chain"].as_array()?.clone();
+            let length = page["length"].as_u64()? as usize;
+            let empty = chain.is_empty();
+            blocks.extend(chain);
+            if blocks.len() >= length || empty {
+                return Some(blocks);
+            }
+        }
+    }
+
     /// The last `lines` lines of the log.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

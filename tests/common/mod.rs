@@ -150,18 +150,7 @@ impl NodeProc {
 
     /// The whole main chain, page by page.
     pub fn chain(&self) -> Vec<Value> {
-        let mut blocks = Vec::new();
-        loop {
-            let (code, page) = self.get(&format!("/chain?from={}", blocks.len()));
-            assert_eq!(code, 200);
-            let chain = page["chain"].as_array().unwrap().clone();
-            let length = page["length"].as_u64().unwrap() as usize;
-            let empty = chain.is_empty();
-            blocks.extend(chain);
-            if blocks.len() >= length || empty {
-                return blocks;
-            }
-        }
+        self.try_chain().unwrap_or_else(|| panic!("{} does not answer /chain", self.id))
     }
 }
 
