@@ -134,16 +134,18 @@ impl NodeConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Self::parse(&text).map_err(|e| match e {
-            ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.to_owned(), source },
-            other => other,
-        })
+        Self::parse_from(&text, path)
     }
 
     /// Parses and checks configuration text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Self::parse_from(text, Path::new("<configuration text>"))
+    }
+
+    /// Parses and checks `text`, naming `path` in a parse error.
+    fn parse_from(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let config: NodeConfig = toml::from_str(text)
-            .map_err(|source| ConfigError::Parse { path: PathBuf::new(), source: Box::new(source) })?;
+            .map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })?;
         config.check()?;
         Ok(config)
     }

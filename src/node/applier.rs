@@ -249,7 +249,7 @@ impl Applier {
     }
 
     fn check_caught_up(&self) -> Result<(), StoreError> {
-        if self.stats.snapshot().caught_up {
+        if self.stats.is_caught_up() {
             return Ok(());
         }
         let next = self.store.offset(&self.blocks_offset_key)?.unwrap_or(0);
@@ -262,7 +262,7 @@ impl Applier {
 
     fn report(&self) -> Result<(), StoreError> {
         let positions = self.store.offsets()?;
-        if !self.stats.snapshot().caught_up {
+        if !self.stats.is_caught_up() {
             let next = self.store.offset(&self.blocks_offset_key)?.unwrap_or(0);
             tracing::info!(next_offset = next, target = self.blocks_end_at_start, "catching up with the blocks topic");
         }

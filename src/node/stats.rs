@@ -111,6 +111,11 @@ impl NodeStats {
         self.caught_up.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the node has caught up with the blocks topic.
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Relaxed)
+    }
+
     /// Records why consuming stopped.
     pub fn halt(&self, why: String) {
         *self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
