@@ -14,7 +14,7 @@ use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Which topic a message came from, and so what its payload should hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,13 +136,21 @@ impl LogReader {
         Topics::offset_key(&self.topics.blocks, 0)
     }
 
-    /// The offset after the last message now in the blocks topic.
+    /// The offset after the last message now in the blocks topic. A client that has not yet
+    /// learned the partition's leader (a topic just created, a leader moving) asks again until
+    /// `timeout` has passed.
     pub fn blocks_high_watermark(&self, timeout: Duration) -> Result<u64, KafkaError> {
-        let (_, high) = self
-            .consumer
-            .fetch_watermarks(&self.topics.blocks, 0, timeout)
-            .map_err(KafkaError::during("reading the blocks topic's watermarks"))?;
-        Ok(high.max(0) as u64)
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.consumer.fetch_watermarks(&self.topics.blocks, 0, left) {
+                Ok((_, high)) => return Ok(high.max(0) as u64),
+                Err(e) if is_leader_unknown(&e) && !left.is_zero() => {
+                    std::thread::sleep(Duration::from_millis(200).min(left))
+                }
+                Err(e) => return Err(KafkaError { action: "reading the blocks topic's watermarks", source: e }),
+            }
+        }
     }
 
     /// Copies the stored positions to Kafka's group offsets, so standard Kafka tools show this
@@ -157,4 +165,18 @@ impl LogReader {
         }
         self.consumer.commit(&list, CommitMode::Async).map_err(KafkaError::during("committing offsets"))
     }
+}
+
+/// Whether an offset query failed only because the client does not know the partition's leader
+/// yet, which passes on its own.
+fn is_leader_unknown(error: &RdError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+        )
+    )
 }

@@ -48,6 +48,9 @@ pub enum TopicError {
     /// A topic is missing from the broker's metadata after creation.
     #[error("topic {0} is not in the broker's metadata")]
     Missing(String),
+    /// A partition of the topic has no leader yet (just created, or its brokers are down).
+    #[error("a partition of topic {0} has no leader")]
+    Leaderless(String),
 }
 
 /// Creates the topics when missing (infinite retention, replication and `min.insync.replicas`
@@ -79,7 +82,8 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &Topics, client_id: &str
             Err((topic, code)) => return Err(TopicError::Create { topic, code }),
         }
     }
-    // A topic just created can take a moment to appear in the metadata of every broker.
+    // A topic just created can take a moment to appear in the metadata of every broker, and
+    // its partitions a moment more to elect leaders; reading offsets before that fails.
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -88,7 +92,7 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &Topics, client_id: &str
             Ok((blocks, _)) if blocks > 1 => {
                 return Err(TopicError::BlocksPartitioned { topic: topics.blocks.clone(), partitions: blocks })
             }
-            Ok(_) | Err(TopicError::Missing(_)) if attempts < 20 => {
+            Ok(_) | Err(TopicError::Missing(_) | TopicError::Leaderless(_)) if attempts < 120 => {
                 tokio::time::sleep(Duration::from_millis(250)).await
             }
             Ok(_) => return Err(TopicError::Missing(topics.blocks.clone())),
@@ -97,19 +101,23 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &Topics, client_id: &str
     }
 }
 
-/// Partitions of the blocks and transactions topics in the broker's metadata.
+/// Partitions of the blocks and transactions topics in the broker's metadata, once each of them
+/// has a leader.
 fn partition_counts(admin: &AdminClient<DefaultClientContext>, topics: &Topics) -> Result<(usize, usize), TopicError> {
     let metadata = admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(30))
         .map_err(KafkaError::during("reading topic metadata"))?;
     let partitions = |name: &str| {
-        metadata
+        let topic = metadata
             .topics()
             .iter()
             .find(|t| t.name() == name)
-            .map(|t| t.partitions().len())
-            .ok_or_else(|| TopicError::Missing(name.to_owned()))
+            .ok_or_else(|| TopicError::Missing(name.to_owned()))?;
+        if topic.partitions().iter().any(|p| p.leader() < 0) {
+            return Err(TopicError::Leaderless(name.to_owned()));
+        }
+        Ok(topic.partitions().len())
     };
     Ok((partitions(&topics.blocks)?, partitions(&topics.transactions)?))
 }
