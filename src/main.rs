@@ -201,7 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "tip_height": report.tip_height,
                     "main_len": report.main_len,
                     "mempool_len": report.mempool_len,
-                    "confirmed_txs": report.confirmed_txs,
+                    "confirmed_transfers": report.confirmed_transfers,
                     "offsets": offsets,
                     "problems": report.problems,
                 });

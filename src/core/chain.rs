@@ -78,7 +78,7 @@ pub trait ChainView {
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, Self::Error>;
     /// Hash of the main-chain block at `height`.
     fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, Self::Error>;
-    /// Height of the main-chain block that holds `txid`.
+    /// Height of the main-chain block that holds the transfer `txid` (rewards are not indexed).
     fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, Self::Error>;
     /// The orphan pool as (sequence number, block), oldest first.
     fn orphans(&self) -> Result<Vec<(u64, Block)>, Self::Error>;
@@ -284,10 +284,11 @@ impl<V: ChainView> Pending<'_, V> {
         for height in (branch.fork_height + 1..=old.height).rev() {
             let old_hash = self.main_hash_at(height)?.expect("main chain is contiguous to the tip");
             let old_block = self.block(&old_hash)?.expect("main-chain blocks are stored");
-            for id in old_block.txids() {
-                self.update.tx_index.insert(id, None);
+            let transfers: Vec<Transaction> = old_block.transactions.into_iter().filter(|tx| !tx.is_reward()).collect();
+            for tx in &transfers {
+                self.update.tx_index.insert(tx.id(), None);
             }
-            abandoned.push(old_block.transactions.into_iter().filter(|tx| !tx.is_reward()).collect());
+            abandoned.push(transfers);
             self.update.main_index.insert(height, None);
         }
         let mut connected_ids = HashSet::new();
@@ -298,7 +299,9 @@ impl<V: ChainView> Pending<'_, V> {
             } else {
                 self.block(&block_hash)?.expect("branch blocks are stored").txids()
             };
-            for id in ids {
+            // A valid block's first transaction is its reward, unique by its height, so only the
+            // transfers after it are indexed.
+            for id in ids.into_iter().skip(1) {
                 self.update.tx_index.insert(id, Some(height));
                 self.update.mempool.push(MempoolOp::Remove(id));
                 connected_ids.insert(id);

@@ -30,6 +30,12 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, config()).expect("serializing plain data into a Vec")
 }
 
+/// Decodes the `T` at the start of `bytes`, ignoring what follows: for reading the leading field
+/// of a larger stored record without decoding the rest.
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    Ok(bincode::serde::decode_from_slice(bytes, config())?.0)
+}
+
 /// Decodes a whole byte slice as one `T`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (value, used) = bincode::serde::decode_from_slice(bytes, config())?;

@@ -120,8 +120,7 @@ impl Store {
     /// Adds a consensus update to `batch`.
     fn write_update(&self, update: &ChainUpdate, batch: &mut Batch) -> Result<(), StoreError> {
         for (hash, block, meta) in &update.blocks {
-            batch.insert(key(keys::BLOCK, &hash.0), encoding::encode(block));
-            batch.insert(key(keys::META, &hash.0), encoding::encode(meta));
+            batch.insert(key(keys::BLOCK, &hash.0), super::block_record(block, *meta));
         }
         for (height, entry) in &update.main_index {
             let k = &numbered(keys::MAIN, *height)[..];

@@ -15,8 +15,8 @@ pub struct Consistency {
     pub main_len: u64,
     /// Transactions waiting in the mempool.
     pub mempool_len: u64,
-    /// Transactions in main-chain blocks, rewards included.
-    pub confirmed_txs: u64,
+    /// Transfers (transactions other than rewards) in main-chain blocks.
+    pub confirmed_transfers: u64,
     /// Every broken invariant, in words; empty when the store is consistent.
     pub problems: Vec<String>,
 }
@@ -50,7 +50,7 @@ impl Store {
             if parent.is_some_and(|p| p != meta.parent) {
                 problems.push(format!("block {hash} at height {height} does not link to its predecessor"));
             }
-            for id in block.txids() {
+            for id in block.transactions.iter().filter(|tx| !tx.is_reward()).map(|tx| tx.id()) {
                 indexed_txs += 1;
                 if self.main_tx_height(&id)? != Some(height) {
                     problems.push(format!("transaction {id} of height {height} is not indexed there"));
@@ -81,6 +81,6 @@ impl Store {
                 problems.push("an offset has an empty name".into());
             }
         }
-        Ok(Consistency { tip_height: tip.height, main_len, mempool_len, confirmed_txs: indexed_txs, problems })
+        Ok(Consistency { tip_height: tip.height, main_len, mempool_len, confirmed_transfers: indexed_txs, problems })
     }
 }

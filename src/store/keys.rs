@@ -2,13 +2,13 @@
 //! prefix; integers in keys are big-endian so ranges scan in numeric order. Keeping everything in
 //! one tree lets a single `apply_batch` commit a message's whole effect atomically.
 
-/// `B` ++ block hash → block.
+/// `B` ++ block hash → the block's metadata followed by the block (one record per block, so the
+/// tree holds fewer entries; sled's memory grows with its entry count).
 pub const BLOCK: u8 = b'B';
-/// `M` ++ block hash → block metadata.
-pub const META: u8 = b'M';
 /// `H` ++ height → hash of the main-chain block there.
 pub const MAIN: u8 = b'H';
-/// `T` ++ txid → height of the main-chain block holding it.
+/// `T` ++ txid → height of the main-chain block holding it (transfers only: a reward is unique
+/// by its height).
 pub const TX: u8 = b'T';
 /// `P` ++ arrival sequence → mempool transaction.
 pub const MEMPOOL: u8 = b'P';
@@ -27,6 +27,8 @@ pub const STATE: u8 = b'S';
 pub const TIP: &[u8] = b"tip";
 /// The chain parameters the store was created for.
 pub const PARAMS: &[u8] = b"chain_params";
+/// The version of this key layout the store was written with.
+pub const LAYOUT: &[u8] = b"layout";
 /// Next mempool arrival sequence.
 pub const MEMPOOL_NEXT: &[u8] = b"mempool_next_seq";
 /// Number of mempool transactions.

@@ -13,12 +13,13 @@ mod read;
 pub use apply::{AdmitOutcome, OffsetUpdate};
 pub use check::Consistency;
 
-use crate::core::block::genesis;
+use crate::core::block::{genesis, Block};
 use crate::core::chain::{BlockMeta, Tip};
 use crate::core::encoding;
 use crate::core::params::ChainParams;
 use crate::core::pow::Work;
 use std::path::Path;
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 /// Storage failures.
@@ -36,10 +37,31 @@ pub enum StoreError {
     /// A value the store must always hold is missing.
     #[error("the store is missing {0}")]
     Missing(String),
+    /// The data directory was written with another key layout (an older version of kafkachain).
+    #[error("the data directory uses store layout {found}, this version reads layout {expected}; sync a new data directory from the topic")]
+    Layout { found: u64, expected: u64 },
 }
 
-/// Default bound of sled's page cache: small, so memory does not grow with the chain.
-pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// Version of the key layout in `keys`; raised whenever stored records change shape.
+const LAYOUT_VERSION: u64 = 2;
+
+/// What is stored per block: the metadata first, so fork choice reads it without decoding the
+/// transactions.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredBlock<'a> {
+    meta: BlockMeta,
+    block: Cow<'a, Block>,
+}
+
+/// The stored record of `block`.
+fn block_record(block: &Block, meta: BlockMeta) -> Vec<u8> {
+    encoding::encode(&StoredBlock { meta, block: Cow::Borrowed(block) })
+}
+
+/// Default bound of sled's page cache. sled counts pages at their on-disk size and holds them in
+/// memory at about three times that, so 4 MiB keeps a node's resident memory small; the hot
+/// records (tip, recent blocks, mempool head) fit in it.
+pub const DEFAULT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The node's persistent chain state.
 #[derive(Clone)]
@@ -61,7 +83,10 @@ impl Store {
                 stored: Box::new(stored),
                 configured: Box::new(params.clone()),
             }),
-            Some(_) => Ok(store),
+            Some(_) => {
+                store.check_layout()?;
+                Ok(store)
+            }
             None => {
                 store.init_genesis()?;
                 Ok(store)
@@ -76,7 +101,17 @@ impl Store {
         store.params = store
             .stored_params()?
             .ok_or_else(|| StoreError::Missing(format!("chain parameters in {}", path.display())))?;
+        store.check_layout()?;
         Ok(store)
+    }
+
+    /// Refuses a store written with another key layout, rather than misreading it.
+    fn check_layout(&self) -> Result<(), StoreError> {
+        let found = self.state_counter(keys::LAYOUT)?;
+        if found != LAYOUT_VERSION {
+            return Err(StoreError::Layout { found, expected: LAYOUT_VERSION });
+        }
+        Ok(())
     }
 
     fn with_db(db: sled::Db, params: ChainParams) -> Result<Self, StoreError> {
@@ -98,8 +133,8 @@ impl Store {
         };
         let tip = Tip { hash, height: 0, cumulative_work: Work::default() };
         let mut batch = sled::Batch::default();
-        batch.insert(keys::key(keys::BLOCK, &hash.0), encoding::encode(&block));
-        batch.insert(keys::key(keys::META, &hash.0), encoding::encode(&meta));
+        batch.insert(keys::key(keys::BLOCK, &hash.0), block_record(&block, meta));
+        batch.insert(keys::key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
         batch.insert(&keys::numbered(keys::MAIN, 0), &hash.0);
         batch.insert(keys::key(keys::STATE, keys::TIP), encoding::encode(&tip));
         batch.insert(keys::key(keys::STATE, keys::PARAMS), encoding::encode(&self.params));

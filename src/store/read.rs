@@ -2,7 +2,8 @@
 //! the node and its HTTP API make.
 
 use super::keys::{self, key, numbered};
-use super::{be_u64, corrupt, decode, Store, StoreError};
+use super::{be_u64, corrupt, decode, Store, StoreError, StoredBlock};
+use crate::core::encoding;
 use crate::core::block::Block;
 use crate::core::chain::{BlockMeta, ChainView, Tip};
 use crate::core::hash::{BlockHash, TxId};
@@ -16,11 +17,13 @@ impl ChainView for Store {
     }
 
     fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, StoreError> {
-        self.get_decoded(&key(keys::META, &hash.0))
+        let k = key(keys::BLOCK, &hash.0);
+        self.tree.get(&k)?.map(|raw| encoding::decode_prefix(&raw).map_err(|e| corrupt(&k, e.to_string()))).transpose()
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
-        self.get_decoded(&key(keys::BLOCK, &hash.0))
+        let record: Option<StoredBlock<'static>> = self.get_decoded(&key(keys::BLOCK, &hash.0))?;
+        Ok(record.map(|r| r.block.into_owned()))
     }
 
     fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {

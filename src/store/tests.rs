@@ -23,6 +23,19 @@ fn a_new_store_holds_genesis_and_refuses_another_chain() {
 }
 
 #[test]
+fn a_store_of_another_layout_is_refused_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    store.tree.remove(keys::key(keys::STATE, keys::LAYOUT)).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let err = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).err().unwrap();
+    assert!(matches!(err, StoreError::Layout { found: 0, expected: LAYOUT_VERSION }), "{err}");
+    let err = Store::open_existing(dir.path(), DEFAULT_CACHE_BYTES).err().unwrap();
+    assert!(matches!(err, StoreError::Layout { .. }), "{err}");
+}
+
+#[test]
 fn state_and_offsets_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let p = params();
