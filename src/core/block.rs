@@ -27,6 +27,12 @@ impl Block {
         self.transactions.iter().map(Transaction::id).collect()
     }
 
+    /// The transactions other than the reward: the ones the transaction index and the mempool
+    /// hold (a reward is unique by its height and never pooled).
+    pub fn transfers(&self) -> impl Iterator<Item = &Transaction> {
+        self.transactions.iter().filter(|tx| !tx.is_reward())
+    }
+
     /// Builds an unmined block (nonce 0) on `parent` holding `transactions` in that order.
     pub fn candidate(
         parent_hash: BlockHash,

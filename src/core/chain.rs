@@ -284,11 +284,10 @@ impl<V: ChainView> Pending<'_, V> {
         for height in (branch.fork_height + 1..=old.height).rev() {
             let old_hash = self.main_hash_at(height)?.expect("main chain is contiguous to the tip");
             let old_block = self.block(&old_hash)?.expect("main-chain blocks are stored");
-            let transfers: Vec<Transaction> = old_block.transactions.into_iter().filter(|tx| !tx.is_reward()).collect();
-            for tx in &transfers {
+            for tx in old_block.transfers() {
                 self.update.tx_index.insert(tx.id(), None);
             }
-            abandoned.push(transfers);
+            abandoned.push(old_block.transfers().cloned().collect());
             self.update.main_index.insert(height, None);
         }
         let mut connected_ids = HashSet::new();

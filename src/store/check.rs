@@ -5,6 +5,7 @@ use super::keys;
 use super::{Store, StoreError};
 use crate::core::chain::ChainView;
 use crate::core::hash::TxId;
+use crate::core::transaction::Transaction;
 
 /// What the check found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +51,7 @@ impl Store {
             if parent.is_some_and(|p| p != meta.parent) {
                 problems.push(format!("block {hash} at height {height} does not link to its predecessor"));
             }
-            for id in block.transactions.iter().filter(|tx| !tx.is_reward()).map(|tx| tx.id()) {
+            for id in block.transfers().map(Transaction::id) {
                 indexed_txs += 1;
                 if self.main_tx_height(&id)? != Some(height) {
                     problems.push(format!("transaction {id} of height {height} is not indexed there"));

@@ -18,8 +18,8 @@ use crate::core::chain::{BlockMeta, Tip};
 use crate::core::encoding;
 use crate::core::params::ChainParams;
 use crate::core::pow::Work;
-use std::path::Path;
 use std::borrow::Cow;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Storage failures.

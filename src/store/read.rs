@@ -3,9 +3,9 @@
 
 use super::keys::{self, key, numbered};
 use super::{be_u64, corrupt, decode, Store, StoreError, StoredBlock};
-use crate::core::encoding;
 use crate::core::block::Block;
 use crate::core::chain::{BlockMeta, ChainView, Tip};
+use crate::core::encoding;
 use crate::core::hash::{BlockHash, TxId};
 use crate::core::transaction::Transaction;
 
