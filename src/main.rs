@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
-use kafkachain::tools::{bench_e2e, bench_pow, bench_sync, store_writer};
+use kafkachain::tools::{bench_e2e, bench_pow, bench_store, bench_sync, store_writer};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -73,6 +73,27 @@ enum Command {
         /// Kafka bootstrap servers.
         #[arg(long, env = "KAFKACHAIN_BROKERS", default_value = "127.0.0.1:9092")]
         brokers: String,
+        /// End with the report as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the store's work per transaction (admit, then confirm in a block) on one core.
+    BenchStore {
+        /// Transactions to admit and confirm.
+        #[arg(long, default_value_t = 300_000)]
+        txs: u64,
+        /// Transactions kept waiting in the mempool beyond the next block.
+        #[arg(long, default_value_t = 200_000)]
+        backlog: u64,
+        /// Most transactions per block, the reward included.
+        #[arg(long, default_value_t = 20_000)]
+        max_block_txs: usize,
+        /// sled's cache bound in bytes.
+        #[arg(long, default_value_t = DEFAULT_CACHE_BYTES)]
+        cache_bytes: u64,
+        /// Directory for the scratch store (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
         /// End with the report as one JSON line.
         #[arg(long)]
         json: bool,
@@ -183,6 +204,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.restart_to_caught_up_ms,
                 report.restart_store_open_ms.map_or("?".to_owned(), |ms| ms.to_string()),
                 report.restart_consumed
+            );
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchStore { txs, backlog, max_block_txs, cache_bytes, dir, json } => {
+            let scratch = tempfile::Builder::new().prefix("bench-store").tempdir_in(dir.unwrap_or_else(std::env::temp_dir))?;
+            let options = bench_store::StoreBenchOptions { txs, backlog, max_block_txs, cache_bytes };
+            let report = bench_store::run(scratch.path(), &options)?;
+            println!(
+                "{} transactions in {} blocks: {:.0} tx/s; admit {:.1} µs/tx, confirm {:.1} µs/tx",
+                report.txs, report.blocks, report.tx_per_sec, report.admit_us_per_tx, report.confirm_us_per_tx
             );
             if json {
                 println!("{}", serde_json::to_string(&report)?);

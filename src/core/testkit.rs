@@ -79,8 +79,8 @@ pub fn history(steps: &[Step]) -> Vec<Block> {
         }
         log.push(block);
     }
-    for i in 0..steps.len().saturating_sub(1) {
-        if steps[i].deliver_late {
+    for (i, step) in steps.iter().enumerate().take(steps.len().saturating_sub(1)) {
+        if step.deliver_late {
             log.swap(i, i + 1);
         }
     }

@@ -6,10 +6,9 @@ use super::{Store, StoreError};
 use crate::core::block::Block;
 use crate::core::chain::{process_block, ChainUpdate, ChainView, MempoolOp, Outcome};
 use crate::core::encoding;
-use crate::core::hash::TxId;
 use crate::core::transaction::{Transaction, TxError};
+use super::mempool::{MempoolIndex, PoolDelta};
 use sled::Batch;
-use std::collections::{HashMap, HashSet};
 use std::sync::MutexGuard;
 
 /// The next offset to read for one consumer position (a topic partition, named by the transport).
@@ -36,12 +35,6 @@ pub enum AdmitOutcome {
     MempoolFull,
 }
 
-/// Mempool counters carried through one batch.
-struct MempoolCounters {
-    len: u64,
-    next_seq: u64,
-}
-
 impl Store {
     /// Applies a block with the log positions it moves (none for a block fetched from a peer),
     /// atomically.
@@ -50,8 +43,11 @@ impl Store {
         let update = process_block(self, self.params(), block)?;
         let mut batch = Batch::default();
         self.write_update(&update, &mut batch)?;
+        let mut index = self.lock_mempool();
+        let delta = self.write_mempool_ops(&update, &index, &mut batch)?;
         write_offsets(offsets, &mut batch);
         self.tree.apply_batch(batch)?;
+        index.commit(delta);
         Ok(update.outcomes)
     }
 
@@ -73,30 +69,30 @@ impl Store {
         max_mempool: u64,
     ) -> Result<Vec<AdmitOutcome>, StoreError> {
         let _writer = self.lock_writes();
+        let mut index = self.lock_mempool();
+        let mut pool = index.changes();
         let mut batch = Batch::default();
-        let mut counters = self.mempool_counters()?;
-        let mut added = HashSet::new();
         let mut outcomes = Vec::with_capacity(txs.len());
         for tx in txs {
             let id = tx.id();
             let outcome = if let Err(e) = tx.check_transfer() {
                 AdmitOutcome::Invalid(e)
-            } else if added.contains(&id) || self.mempool_contains(&id)? {
+            } else if pool.seq(&id).is_some() {
                 AdmitOutcome::AlreadyPooled
             } else if self.main_tx_height(&id)?.is_some() {
                 AdmitOutcome::AlreadyConfirmed
-            } else if counters.len >= max_mempool {
+            } else if pool.len() >= max_mempool {
                 AdmitOutcome::MempoolFull
             } else {
-                pool(&mut batch, &mut counters, id, tx);
-                added.insert(id);
+                batch.insert(&numbered(keys::MEMPOOL, pool.add(id))[..], encoding::encode(tx));
                 AdmitOutcome::Added
             };
             outcomes.push(outcome);
         }
-        write_counters(&counters, &mut batch);
         write_offsets(offsets, &mut batch);
+        let delta = pool.into_delta();
         self.tree.apply_batch(batch)?;
+        index.commit(delta);
         Ok(outcomes)
     }
 
@@ -108,13 +104,6 @@ impl Store {
 
     fn lock_writes(&self) -> MutexGuard<'_, ()> {
         self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn mempool_counters(&self) -> Result<MempoolCounters, StoreError> {
-        Ok(MempoolCounters {
-            len: self.state_counter(keys::MEMPOOL_LEN)?,
-            next_seq: self.state_counter(keys::MEMPOOL_NEXT)?,
-        })
     }
 
     /// Adds a consensus update to `batch`.
@@ -139,7 +128,6 @@ impl Store {
         if let Some(tip) = &update.tip {
             batch.insert(key(keys::STATE, keys::TIP), encoding::encode(tip));
         }
-        self.write_mempool_ops(update, batch)?;
         for seq in &update.orphans_removed {
             batch.remove(&numbered(keys::ORPHAN, *seq)[..]);
         }
@@ -149,62 +137,36 @@ impl Store {
         Ok(())
     }
 
-    /// Applies mempool operations in order, reading the stored mempool through an overlay of the
-    /// batch's own changes. An added transaction already pooled or confirmed is skipped.
-    fn write_mempool_ops(&self, update: &ChainUpdate, batch: &mut Batch) -> Result<(), StoreError> {
-        if update.mempool.is_empty() {
-            return Ok(());
-        }
-        let mut counters = self.mempool_counters()?;
-        let mut pooled: HashMap<TxId, Option<u64>> = HashMap::new();
+    /// Adds the mempool operations to `batch` in order, on top of `index` and the update's own
+    /// transaction index changes. An added transaction already pooled or confirmed is skipped.
+    fn write_mempool_ops(
+        &self,
+        update: &ChainUpdate,
+        index: &MempoolIndex,
+        batch: &mut Batch,
+    ) -> Result<PoolDelta, StoreError> {
+        let mut pool = index.changes();
         for op in &update.mempool {
             match op {
                 MempoolOp::Add(tx) => {
                     let id = tx.id();
-                    let in_pool = match pooled.get(&id) {
-                        Some(seq) => seq.is_some(),
-                        None => self.mempool_contains(&id)?,
-                    };
                     let confirmed = match update.tx_index.get(&id) {
                         Some(height) => height.is_some(),
                         None => self.main_tx_height(&id)?.is_some(),
                     };
-                    if !in_pool && !confirmed {
-                        pooled.insert(id, Some(counters.next_seq));
-                        pool(batch, &mut counters, id, tx);
+                    if pool.seq(&id).is_none() && !confirmed {
+                        batch.insert(&numbered(keys::MEMPOOL, pool.add(id))[..], encoding::encode(tx));
                     }
                 }
                 MempoolOp::Remove(id) => {
-                    let seq = match pooled.get(id) {
-                        Some(seq) => *seq,
-                        None => self.mempool_seq(id)?,
-                    };
-                    if let Some(seq) = seq {
+                    if let Some(seq) = pool.remove(id) {
                         batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
-                        batch.remove(key(keys::MEMPOOL_ID, &id.0));
-                        counters.len = counters.len.saturating_sub(1);
-                        pooled.insert(*id, None);
                     }
                 }
             }
         }
-        write_counters(&counters, batch);
-        Ok(())
+        Ok(pool.into_delta())
     }
-}
-
-/// Queues `tx` at the back of the mempool.
-fn pool(batch: &mut Batch, counters: &mut MempoolCounters, id: TxId, tx: &Transaction) {
-    let seq = counters.next_seq;
-    batch.insert(&numbered(keys::MEMPOOL, seq)[..], encoding::encode(tx));
-    batch.insert(key(keys::MEMPOOL_ID, &id.0), &seq.to_be_bytes()[..]);
-    counters.next_seq += 1;
-    counters.len += 1;
-}
-
-fn write_counters(counters: &MempoolCounters, batch: &mut Batch) {
-    batch.insert(key(keys::STATE, keys::MEMPOOL_LEN), &counters.len.to_be_bytes()[..]);
-    batch.insert(key(keys::STATE, keys::MEMPOOL_NEXT), &counters.next_seq.to_be_bytes()[..]);
 }
 
 fn write_offsets(offsets: &[OffsetUpdate], batch: &mut Batch) {

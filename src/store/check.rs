@@ -6,6 +6,7 @@ use super::{Store, StoreError};
 use crate::core::chain::ChainView;
 use crate::core::hash::TxId;
 use crate::core::transaction::Transaction;
+use std::collections::HashSet;
 
 /// What the check found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,15 +68,18 @@ impl Store {
             problems.push(format!("tx index has {tx_entries} entries, main chain holds {indexed_txs} transactions"));
         }
         let mempool_len = self.mempool_len()?;
-        let (entries, ids) = (self.count(keys::MEMPOOL), self.count(keys::MEMPOOL_ID));
-        if entries != mempool_len || ids != mempool_len {
-            problems.push(format!("mempool counter {mempool_len}, entries {entries}, ids {ids}"));
-        }
+        let mut pooled = HashSet::new();
         for tx in self.mempool_head(usize::MAX)? {
             let id: TxId = tx.id();
+            if !pooled.insert(id) {
+                problems.push(format!("mempool transaction {id} is stored twice"));
+            }
             if self.main_tx_height(&id)?.is_some() {
                 problems.push(format!("mempool transaction {id} is also confirmed"));
             }
+        }
+        if pooled.len() as u64 != mempool_len {
+            problems.push(format!("mempool index holds {mempool_len} transactions, the records {}", pooled.len()));
         }
         for (name, _) in self.offsets()? {
             if name.is_empty() {

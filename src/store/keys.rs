@@ -12,8 +12,8 @@ pub const MAIN: u8 = b'H';
 pub const TX: u8 = b'T';
 /// `P` ++ arrival sequence → mempool transaction.
 pub const MEMPOOL: u8 = b'P';
-/// `I` ++ txid → its mempool arrival sequence.
-pub const MEMPOOL_ID: u8 = b'I';
+/// Layout 2 only, removed by the upgrade: `I` ++ txid → its mempool arrival sequence.
+pub const LAYOUT_2_MEMPOOL_ID: u8 = b'I';
 /// `O` ++ sequence → orphan block.
 pub const ORPHAN: u8 = b'O';
 /// `F` ++ position name → next offset to read there.
@@ -29,10 +29,10 @@ pub const TIP: &[u8] = b"tip";
 pub const PARAMS: &[u8] = b"chain_params";
 /// The version of this key layout the store was written with.
 pub const LAYOUT: &[u8] = b"layout";
-/// Next mempool arrival sequence.
-pub const MEMPOOL_NEXT: &[u8] = b"mempool_next_seq";
-/// Number of mempool transactions.
-pub const MEMPOOL_LEN: &[u8] = b"mempool_len";
+/// Layout 2 only, removed by the upgrade: next mempool arrival sequence.
+pub const LAYOUT_2_MEMPOOL_NEXT: &[u8] = b"mempool_next_seq";
+/// Layout 2 only, removed by the upgrade: number of mempool transactions.
+pub const LAYOUT_2_MEMPOOL_LEN: &[u8] = b"mempool_len";
 
 /// A key of kind `prefix` for `id`.
 pub fn key(prefix: u8, id: &[u8]) -> Vec<u8> {

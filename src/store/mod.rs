@@ -8,6 +8,7 @@
 mod apply;
 mod check;
 mod keys;
+mod mempool;
 mod read;
 
 pub use apply::{AdmitOutcome, OffsetUpdate};
@@ -20,7 +21,8 @@ use crate::core::params::ChainParams;
 use crate::core::pow::Work;
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use mempool::MempoolIndex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +45,7 @@ pub enum StoreError {
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.
-const LAYOUT_VERSION: u64 = 2;
+const LAYOUT_VERSION: u64 = 3;
 
 /// What is stored per block: the metadata first, so fork choice reads it without decoding the
 /// transactions.
@@ -71,6 +73,8 @@ pub struct Store {
     params: ChainParams,
     /// Serializes writers: the consensus rules read the state, then the batch writes it.
     write_lock: Arc<Mutex<()>>,
+    /// Index of the mempool records, changed only after the batch that changes them is written.
+    mempool: Arc<Mutex<MempoolIndex>>,
 }
 
 impl Store {
@@ -83,10 +87,7 @@ impl Store {
                 stored: Box::new(stored),
                 configured: Box::new(params.clone()),
             }),
-            Some(_) => {
-                store.check_layout()?;
-                Ok(store)
-            }
+            Some(_) => store.check_layout()?.load_mempool(),
             None => {
                 store.init_genesis()?;
                 Ok(store)
@@ -101,21 +102,56 @@ impl Store {
         store.params = store
             .stored_params()?
             .ok_or_else(|| StoreError::Missing(format!("chain parameters in {}", path.display())))?;
-        store.check_layout()?;
-        Ok(store)
+        store.check_layout()?.load_mempool()
     }
 
-    /// Refuses a store written with another key layout, rather than misreading it.
-    fn check_layout(&self) -> Result<(), StoreError> {
+    /// Upgrades a store of the previous layout in place, and refuses any other layout rather
+    /// than misreading it.
+    fn check_layout(self) -> Result<Self, StoreError> {
         let found = self.state_counter(keys::LAYOUT)?;
-        if found != LAYOUT_VERSION {
+        if found == LAYOUT_VERSION - 1 {
+            self.upgrade_from_layout_2()?;
+        } else if found != LAYOUT_VERSION {
             return Err(StoreError::Layout { found, expected: LAYOUT_VERSION });
         }
+        Ok(self)
+    }
+
+    /// Layout 2 also kept the mempool index and counters in sled; they are now derived from the
+    /// mempool records when the store opens. One batch, so a crash leaves layout 2 intact.
+    fn upgrade_from_layout_2(&self) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for k in self.tree.scan_prefix([keys::LAYOUT_2_MEMPOOL_ID]).keys() {
+            batch.remove(k?);
+        }
+        batch.remove(keys::key(keys::STATE, keys::LAYOUT_2_MEMPOOL_NEXT));
+        batch.remove(keys::key(keys::STATE, keys::LAYOUT_2_MEMPOOL_LEN));
+        batch.insert(keys::key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        tracing::info!("upgraded the store from layout 2 to layout {LAYOUT_VERSION}");
         Ok(())
     }
 
+    /// Indexes the stored mempool.
+    fn load_mempool(mut self) -> Result<Self, StoreError> {
+        self.mempool = Arc::new(Mutex::new(MempoolIndex::rebuild(&self.tree)?));
+        Ok(self)
+    }
+
     fn with_db(db: sled::Db, params: ChainParams) -> Result<Self, StoreError> {
-        Ok(Store { tree: db.open_tree("chain")?, db, params, write_lock: Arc::default() })
+        Ok(Store {
+            tree: db.open_tree("chain")?,
+            db,
+            params,
+            write_lock: Arc::default(),
+            mempool: Arc::default(),
+        })
+    }
+
+    /// The mempool index, for reading it or (holding the write lock) changing it.
+    fn lock_mempool(&self) -> MutexGuard<'_, MempoolIndex> {
+        self.mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn stored_params(&self) -> Result<Option<ChainParams>, StoreError> {

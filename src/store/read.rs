@@ -75,24 +75,13 @@ impl Store {
 
     /// Transactions waiting in the mempool.
     pub fn mempool_len(&self) -> Result<u64, StoreError> {
-        self.state_counter(keys::MEMPOOL_LEN)
+        Ok(self.lock_mempool().len())
     }
 
     /// A counter kept under the state prefix (0 when never written).
     pub(super) fn state_counter(&self, name: &[u8]) -> Result<u64, StoreError> {
         let k = key(keys::STATE, name);
         self.tree.get(&k)?.map_or(Ok(0), |raw| be_u64(&k, &raw))
-    }
-
-    /// The mempool arrival sequence of `txid`, if it is pooled.
-    pub(super) fn mempool_seq(&self, txid: &TxId) -> Result<Option<u64>, StoreError> {
-        let k = key(keys::MEMPOOL_ID, &txid.0);
-        self.tree.get(&k)?.map(|raw| be_u64(&k, &raw)).transpose()
-    }
-
-    /// Whether the mempool holds `txid`.
-    pub fn mempool_contains(&self, txid: &TxId) -> Result<bool, StoreError> {
-        Ok(self.tree.contains_key(key(keys::MEMPOOL_ID, &txid.0))?)
     }
 
     /// The next offset to read for the consumer position `name`, if one was stored.

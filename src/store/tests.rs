@@ -36,6 +36,33 @@ fn a_store_of_another_layout_is_refused_not_misread() {
 }
 
 #[test]
+fn a_layout_2_store_is_upgraded_in_place_with_its_mempool() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+        store.admit_transactions(&[transfer(1), transfer(2)], &[offset(4)], 10).unwrap();
+        // What layout 2 kept besides: an id record per pooled transaction and two counters.
+        for (seq, tx) in [transfer(1), transfer(2)].iter().enumerate() {
+            store.tree.insert(keys::key(keys::LAYOUT_2_MEMPOOL_ID, &tx.id().0), &(seq as u64).to_be_bytes()).unwrap();
+        }
+        store.tree.insert(keys::key(keys::STATE, keys::LAYOUT_2_MEMPOOL_LEN), &2u64.to_be_bytes()).unwrap();
+        store.tree.insert(keys::key(keys::STATE, keys::LAYOUT_2_MEMPOOL_NEXT), &2u64.to_be_bytes()).unwrap();
+        store.tree.insert(keys::key(keys::STATE, keys::LAYOUT), &2u64.to_be_bytes()).unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.state_counter(keys::LAYOUT).unwrap(), LAYOUT_VERSION);
+    assert_eq!(store.count(keys::LAYOUT_2_MEMPOOL_ID), 0);
+    assert_eq!(store.state_counter(keys::LAYOUT_2_MEMPOOL_LEN).unwrap(), 0);
+    assert_eq!(store.offset("blocks/0").unwrap(), Some(4));
+    assert_eq!(store.mempool_len().unwrap(), 2);
+    let again = store.admit_transactions(&[transfer(2), transfer(3)], &[], 10).unwrap();
+    assert_eq!(again, vec![AdmitOutcome::AlreadyPooled, AdmitOutcome::Added]);
+    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(1), transfer(2), transfer(3)]);
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+}
+
+#[test]
 fn state_and_offsets_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let p = params();
@@ -56,8 +83,10 @@ fn state_and_offsets_survive_reopening() {
     assert_eq!(store.offset("tx/3").unwrap(), Some(9));
     assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(2)]);
     assert_eq!(store.main_blocks(0, 10).unwrap(), vec![genesis_block(), b1]);
-    let again = store.admit_transactions(&[transfer(1)], &[], 10).unwrap();
-    assert_eq!(again, vec![AdmitOutcome::AlreadyConfirmed]);
+    let again = store.admit_transactions(&[transfer(1), transfer(2), transfer(3)], &[], 10).unwrap();
+    assert_eq!(again, vec![AdmitOutcome::AlreadyConfirmed, AdmitOutcome::AlreadyPooled, AdmitOutcome::Added]);
+    assert_eq!(store.mempool_len().unwrap(), 2);
+    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(2), transfer(3)]);
     assert!(store.check_consistency().unwrap().problems.is_empty());
 }
 

@@ -2,6 +2,7 @@
 
 pub mod bench_e2e;
 pub mod bench_pow;
+pub mod bench_store;
 pub mod bench_sync;
 pub mod cluster;
 pub mod store_writer;

@@ -1,0 +1,111 @@
+//! `bench-store`: the store's share of a node's work per transaction, without Kafka or HTTP.
+//! Transactions are admitted to the mempool in batches the size the applier uses, and confirmed
+//! in blocks built from the mempool head, with a backlog of pooled transactions kept waiting as
+//! under load. One thread, real sled files, so the figure is what one core can apply.
+
+use crate::core::block::Block;
+use crate::core::chain::{ChainView, Outcome};
+use crate::core::miner::solve_on_this_thread;
+use crate::core::params::ChainParams;
+use crate::core::transaction::Transaction;
+use crate::store::{OffsetUpdate, Store, StoreError};
+use serde::Serialize;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Transaction messages per admitted batch, as the applier takes them from the consumer.
+const ADMIT_BATCH: u64 = 500;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct StoreBenchOptions {
+    /// Transactions to admit and confirm.
+    pub txs: u64,
+    /// Transactions kept waiting in the mempool beyond the next block.
+    pub backlog: u64,
+    /// Most transactions per block, the reward included.
+    pub max_block_txs: usize,
+    /// sled's cache bound.
+    pub cache_bytes: u64,
+}
+
+/// What was measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoreBenchReport {
+    /// Transactions admitted and confirmed.
+    pub txs: u64,
+    /// Transactions confirmed per second, everything included.
+    pub tx_per_sec: f64,
+    /// Mean cost of admitting one transaction, in microseconds.
+    pub admit_us_per_tx: f64,
+    /// Mean cost of confirming one transaction in a block, in microseconds.
+    pub confirm_us_per_tx: f64,
+    /// Blocks applied.
+    pub blocks: u64,
+}
+
+/// Why the benchmark stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreBenchError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A block the benchmark built was not accepted: the store disagrees with the rules.
+    #[error("block at height {0} was not stored: {1:?}")]
+    Rejected(u64, Vec<Outcome>),
+    /// The options cannot make progress.
+    #[error("--max-block-txs must be at least 2 (the reward and one transfer)")]
+    BlockTooSmall,
+}
+
+/// Runs the benchmark in a new store under `dir`.
+pub fn run(dir: &Path, options: &StoreBenchOptions) -> Result<StoreBenchReport, StoreBenchError> {
+    if options.max_block_txs < 2 {
+        return Err(StoreBenchError::BlockTooSmall);
+    }
+    let params = ChainParams { chain_id: "bench-store".into(), bits: 4, max_block_txs: options.max_block_txs, ..ChainParams::default() };
+    let store = Store::open(dir, &params, options.cache_bytes)?;
+    let started = Instant::now();
+    let (mut admitted, mut confirmed, mut blocks) = (0u64, 0u64, 0u64);
+    let (mut admitting, mut confirming) = (Duration::ZERO, Duration::ZERO);
+    while confirmed < options.txs {
+        while admitted < options.txs && admitted < confirmed + options.backlog + options.max_block_txs as u64 {
+            let txs: Vec<Transaction> = (admitted..(admitted + ADMIT_BATCH).min(options.txs)).map(transfer).collect();
+            let next = admitted + txs.len() as u64;
+            let offset = OffsetUpdate { key: "transactions/0".into(), next };
+            let t = Instant::now();
+            store.admit_transactions(&txs, &[offset], u64::MAX)?;
+            admitting += t.elapsed();
+            admitted = next;
+        }
+        let tip = store.tip()?;
+        let parent = store.block(&tip.hash)?.ok_or_else(|| StoreError::Missing(format!("tip block {}", tip.hash)))?;
+        let mut txs = vec![Transaction::reward("bench", params.reward, tip.height + 1)];
+        txs.extend(store.mempool_head(params.max_block_txs - 1)?);
+        let transfers = txs.len() as u64 - 1;
+        let mut block = Block::candidate(tip.hash, tip.height, params.bits, parent.header.timestamp_ms + 1, txs);
+        solve_on_this_thread(&mut block.header);
+        let offset = OffsetUpdate { key: "blocks/0".into(), next: tip.height + 1 };
+        let t = Instant::now();
+        let outcomes = store.apply_block(block, &[offset])?;
+        confirming += t.elapsed();
+        if !matches!(outcomes.as_slice(), [Outcome::Stored { tip_moved: true, .. }]) {
+            return Err(StoreBenchError::Rejected(tip.height + 1, outcomes));
+        }
+        confirmed += transfers;
+        blocks += 1;
+    }
+    let per_tx_us = |d: Duration| d.as_secs_f64() * 1e6 / options.txs.max(1) as f64;
+    Ok(StoreBenchReport {
+        txs: options.txs,
+        tx_per_sec: options.txs as f64 / started.elapsed().as_secs_f64(),
+        admit_us_per_tx: per_tx_us(admitting),
+        confirm_us_per_tx: per_tx_us(confirming),
+        blocks,
+    })
+}
+
+/// The `n`th benchmark transfer: 64 senders, every one distinct.
+fn transfer(n: u64) -> Transaction {
+    Transaction { sender: format!("client-{}", n % 64), recipient: "shop".into(), amount: n + 1, nonce: n }
+}
