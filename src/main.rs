@@ -52,9 +52,10 @@ enum Command {
         /// Transfers per HTTP request.
         #[arg(long, default_value_t = 500)]
         batch: usize,
-        /// Offered load, transfers per second over all clients (default: as fast as accepted).
-        #[arg(long)]
-        rate: Option<f64>,
+        /// Offered load, transfers per second over all clients (the target rate by default);
+        /// 0 submits as fast as the nodes accept, which measures the backlog's drain.
+        #[arg(long, default_value_t = 20_000.0)]
+        rate: f64,
         /// Difficulty of the benchmark chain.
         #[arg(long, default_value_t = 8)]
         bits: u32,
@@ -173,6 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchE2e { seconds, brokers, clients, batch, rate, bits, max_block_txs, json } => {
+            anyhow::ensure!(seconds > 0.0 && rate >= 0.0, "--seconds must be positive and --rate not negative");
+            let rate = (rate > 0.0).then_some(rate);
             let options = bench_e2e::E2eOptions { seconds, brokers, clients, batch, rate, bits, max_block_txs };
             let report = bench_e2e::run(&std::env::current_exe()?, &options)?;
             println!(

@@ -80,6 +80,11 @@ pub trait ChainView {
     fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, Self::Error>;
     /// Height of the main-chain block that holds the transfer `txid` (rewards are not indexed).
     fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, Self::Error>;
+    /// [`ChainView::main_tx_height`] of each of `txids`, in their order. A store answers a whole
+    /// block's ids faster at once than one by one (it can visit its index in key order).
+    fn main_tx_heights(&self, txids: &[TxId]) -> Result<Vec<Option<u64>>, Self::Error> {
+        txids.iter().map(|id| self.main_tx_height(id)).collect()
+    }
     /// The orphan pool as (sequence number, block), oldest first.
     fn orphans(&self) -> Result<Vec<(u64, Block)>, Self::Error>;
 }
@@ -172,6 +177,18 @@ impl<V: ChainView> ChainView for Pending<'_, V> {
         }
     }
 
+    fn main_tx_heights(&self, txids: &[TxId]) -> Result<Vec<Option<u64>>, V::Error> {
+        let unknown: Vec<TxId> = txids.iter().filter(|id| !self.update.tx_index.contains_key(id)).copied().collect();
+        let mut from_base = self.base.main_tx_heights(&unknown)?.into_iter();
+        Ok(txids
+            .iter()
+            .map(|id| match self.update.tx_index.get(id) {
+                Some(entry) => *entry,
+                None => from_base.next().flatten(),
+            })
+            .collect())
+    }
+
     fn orphans(&self) -> Result<Vec<(u64, Block)>, V::Error> {
         let removed: HashSet<u64> = self.update.orphans_removed.iter().copied().collect();
         let mut all = self.base.orphans()?;
@@ -212,8 +229,8 @@ impl<V: ChainView> Pending<'_, V> {
             return self.reject(hash, e);
         }
         let branch = self.branch_of(block.header.prev_hash, parent.height)?;
-        for id in &ids {
-            let on_main = self.main_tx_height(id)?.is_some_and(|h| h <= branch.fork_height);
+        for (id, height) in ids.iter().zip(self.main_tx_heights(&ids)?) {
+            let on_main = height.is_some_and(|h| h <= branch.fork_height);
             if on_main || branch.side_txids.contains(id) {
                 return self.reject(hash, BlockError::AlreadyInBranch(*id));
             }

@@ -6,6 +6,7 @@ use super::{Store, StoreError};
 use crate::core::block::Block;
 use crate::core::chain::{process_block, ChainUpdate, ChainView, MempoolOp, Outcome};
 use crate::core::encoding;
+use crate::core::hash::TxId;
 use crate::core::transaction::{Transaction, TxError};
 use super::mempool::{MempoolIndex, PoolDelta};
 use sled::Batch;
@@ -72,14 +73,15 @@ impl Store {
         let mut index = self.lock_mempool();
         let mut pool = index.changes();
         let mut batch = Batch::default();
+        let ids: Vec<TxId> = txs.iter().map(Transaction::id).collect();
+        let heights = self.main_tx_heights(&ids)?;
         let mut outcomes = Vec::with_capacity(txs.len());
-        for tx in txs {
-            let id = tx.id();
+        for ((tx, id), height) in txs.iter().zip(ids).zip(heights) {
             let outcome = if let Err(e) = tx.check_transfer() {
                 AdmitOutcome::Invalid(e)
             } else if pool.seq(&id).is_some() {
                 AdmitOutcome::AlreadyPooled
-            } else if self.main_tx_height(&id)?.is_some() {
+            } else if height.is_some() {
                 AdmitOutcome::AlreadyConfirmed
             } else if pool.len() >= max_mempool {
                 AdmitOutcome::MempoolFull

@@ -36,6 +36,18 @@ impl ChainView for Store {
         self.tree.get(&k)?.map(|raw| be_u64(&k, &raw)).transpose()
     }
 
+    /// Looks the ids up in key order: the index's leaves are then visited once each, in order,
+    /// instead of once per id at random (most of a block's lookups miss sled's cache otherwise).
+    fn main_tx_heights(&self, txids: &[TxId]) -> Result<Vec<Option<u64>>, StoreError> {
+        let mut order: Vec<usize> = (0..txids.len()).collect();
+        order.sort_unstable_by_key(|&i| txids[i].0);
+        let mut heights = vec![None; txids.len()];
+        for i in order {
+            heights[i] = self.main_tx_height(&txids[i])?;
+        }
+        Ok(heights)
+    }
+
     fn orphans(&self) -> Result<Vec<(u64, Block)>, StoreError> {
         self.tree
             .scan_prefix([keys::ORPHAN])

@@ -91,6 +91,28 @@ fn state_and_offsets_survive_reopening() {
 }
 
 #[test]
+fn an_adopted_orphan_sees_the_transactions_its_parent_just_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    let b1 = child(&p, &genesis_block(), "m", &[transfer(1)]);
+    let repeats = child(&p, &b1, "m", &[transfer(2), transfer(1)]);
+    let fresh = child(&p, &b1, "n", &[transfer(3)]);
+    assert_eq!(store.apply_block(repeats.clone(), &[offset(1)]).unwrap(), vec![Outcome::Orphaned(repeats.hash())]);
+    assert_eq!(store.apply_block(fresh.clone(), &[offset(2)]).unwrap(), vec![Outcome::Orphaned(fresh.hash())]);
+    let outcomes = store.apply_block(b1.clone(), &[offset(3)]).unwrap();
+    assert_eq!(
+        outcomes[1],
+        Outcome::Invalid(repeats.hash(), crate::core::validate::BlockError::AlreadyInBranch(transfer(1).id()))
+    );
+    assert!(matches!(outcomes[2], Outcome::Stored { hash, tip_moved: true, .. } if hash == fresh.hash()));
+    let mut memory = MemoryChain::new(p);
+    memory.apply(repeats);
+    memory.apply(fresh);
+    assert_eq!(memory.apply(b1), outcomes, "sled and memory agree");
+}
+
+#[test]
 fn the_mempool_bound_refuses_extra_transactions() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
