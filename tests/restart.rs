@@ -71,6 +71,9 @@ fn a_killed_node_resumes_at_its_stored_offsets() {
     // A clean stop exits 0 and leaves a consistent store.
     let victim = &mut net.nodes[0];
     assert_eq!(victim.terminate(), Some(0), "SIGTERM should exit 0");
+    // Every handle on the store was released, so the shutdown checkpoint could reopen it.
+    let tail = victim.log_tail(5);
+    assert!(tail.contains("store checkpointed for a fast next start"), "{tail}");
     let check = Command::new(KAFKACHAIN).args(["check-store", "--data-dir"]).arg(&victim.data_dir).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 

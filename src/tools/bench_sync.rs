@@ -29,6 +29,8 @@ pub struct SyncReport {
     pub rss_mib_after_sync: f64,
     /// Milliseconds from a restarted process's start until it reported caught up.
     pub restart_to_caught_up_ms: u64,
+    /// SIGTERM → exit after the sync, the store's shutdown checkpoint included.
+    pub stop_after_sync_ms: u64,
     /// Of the restart time, how long opening the store took (from the node's log).
     pub restart_store_open_ms: Option<u64>,
     /// Messages the restarted node read (must be 0).
@@ -77,7 +79,9 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
     synced.ok_or_else(|| fail("the node did not sync"))?;
     let cold_sync_secs = started.elapsed().as_secs_f64();
     let rss_mib_after_sync = node.pid().map_or(0.0, resident_mib);
+    let stopping = Instant::now();
     node.terminate()?;
+    let stop_after_sync_ms = stopping.elapsed().as_millis() as u64;
 
     let started = Instant::now();
     node.spawn()?;
@@ -97,6 +101,7 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
         cold_sync_blocks_per_sec: blocks as f64 / cold_sync_secs,
         rss_mib_after_sync,
         restart_to_caught_up_ms,
+        stop_after_sync_ms,
         restart_store_open_ms,
         restart_consumed: status["consumed_since_start"].as_u64().unwrap_or(u64::MAX),
     })
