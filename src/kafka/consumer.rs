@@ -75,8 +75,10 @@ impl LogReader {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "error")
             .set("fetch.wait.max.ms", "10")
-            // Bounds the prefetch buffer, so catching up on a long topic does not grow memory.
-            .set("queued.max.messages.kbytes", "8192")
+            // Bounds the prefetch buffer of each partition, so catching up on a long topic does
+            // not grow memory: 1 MiB (about 10,000 transactions) keeps the applier fed, and took
+            // the memory after syncing 100 k blocks from 62-79 MiB to 55-57 MiB (8 MiB before).
+            .set("queued.max.messages.kbytes", "1024")
             .set("enable.partition.eof", "false")
             .create()
             .map_err(KafkaError::during("creating the consumer"))?;
