@@ -109,7 +109,7 @@ impl Store {
     /// than misreading it.
     fn check_layout(self) -> Result<Self, StoreError> {
         let found = self.state_counter(keys::LAYOUT)?;
-        if found == LAYOUT_VERSION - 1 {
+        if found == 2 {
             self.upgrade_from_layout_2()?;
         } else if found != LAYOUT_VERSION {
             return Err(StoreError::Layout { found, expected: LAYOUT_VERSION });
