@@ -105,7 +105,7 @@ impl Store {
         store.check_layout()?.load_mempool()
     }
 
-    /// Upgrades a store of the previous layout in place, and refuses any other layout rather
+    /// Upgrades a layout-2 store in place, and refuses any other layout but the current one rather
     /// than misreading it.
     fn check_layout(self) -> Result<Self, StoreError> {
         let found = self.state_counter(keys::LAYOUT)?;
