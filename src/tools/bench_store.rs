@@ -109,3 +109,27 @@ pub fn run(dir: &Path, options: &StoreBenchOptions) -> Result<StoreBenchReport, 
 fn transfer(n: u64) -> Transaction {
     Transaction { sender: format!("client-{}", n % 64), recipient: "shop".into(), amount: n + 1, nonce: n }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirms_every_transfer_it_admits_through_full_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreBenchOptions { txs: 2_500, backlog: 700, max_block_txs: 1_001, cache_bytes: 1 << 22 };
+        let report = run(dir.path(), &options).unwrap();
+        assert_eq!((report.txs, report.blocks), (2_500, 3), "1000 + 1000 + 500 transfers");
+        let store = Store::open_existing(dir.path(), 1 << 22).unwrap();
+        let check = store.check_consistency().unwrap();
+        assert_eq!((check.confirmed_transfers, check.mempool_len, check.tip_height), (2_500, 0, 3));
+        assert!(check.problems.is_empty(), "{:?}", check.problems);
+    }
+
+    #[test]
+    fn a_block_without_room_for_a_transfer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreBenchOptions { txs: 10, backlog: 0, max_block_txs: 1, cache_bytes: 1 << 22 };
+        assert!(matches!(run(dir.path(), &options), Err(StoreBenchError::BlockTooSmall)));
+    }
+}
