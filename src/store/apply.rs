@@ -8,7 +8,7 @@ use crate::core::chain::{process_block, ChainUpdate, ChainView, MempoolOp, Outco
 use crate::core::encoding;
 use crate::core::hash::TxId;
 use crate::core::transaction::{Transaction, TxError};
-use super::mempool::{MempoolIndex, PoolDelta};
+use super::mempool::{MempoolIndex, PoolChanges, PoolDelta};
 use sled::Batch;
 use std::sync::MutexGuard;
 
@@ -70,11 +70,12 @@ impl Store {
         max_mempool: u64,
     ) -> Result<Vec<AdmitOutcome>, StoreError> {
         let _writer = self.lock_writes();
+        let ids: Vec<TxId> = txs.iter().map(Transaction::id).collect();
+        let heights = self.main_tx_heights(&ids)?;
+        // Taken after the reads above, so `/status` does not wait on them.
         let mut index = self.lock_mempool();
         let mut pool = index.changes();
         let mut batch = Batch::default();
-        let ids: Vec<TxId> = txs.iter().map(Transaction::id).collect();
-        let heights = self.main_tx_heights(&ids)?;
         let mut outcomes = Vec::with_capacity(txs.len());
         for ((tx, id), height) in txs.iter().zip(ids).zip(heights) {
             let outcome = if let Err(e) = tx.check_transfer() {
@@ -86,7 +87,7 @@ impl Store {
             } else if pool.len() >= max_mempool {
                 AdmitOutcome::MempoolFull
             } else {
-                batch.insert(&numbered(keys::MEMPOOL, pool.add(id))[..], encoding::encode(tx));
+                queue(&mut batch, &mut pool, id, tx);
                 AdmitOutcome::Added
             };
             outcomes.push(outcome);
@@ -157,7 +158,7 @@ impl Store {
                         None => self.main_tx_height(&id)?.is_some(),
                     };
                     if pool.seq(&id).is_none() && !confirmed {
-                        batch.insert(&numbered(keys::MEMPOOL, pool.add(id))[..], encoding::encode(tx));
+                        queue(batch, &mut pool, id, tx);
                     }
                 }
                 MempoolOp::Remove(id) => {
@@ -169,6 +170,11 @@ impl Store {
         }
         Ok(pool.into_delta())
     }
+}
+
+/// Pools `tx` at the back of the mempool: its record in `batch`, its id in `pool`.
+fn queue(batch: &mut Batch, pool: &mut PoolChanges<'_>, id: TxId, tx: &Transaction) {
+    batch.insert(&numbered(keys::MEMPOOL, pool.add(id))[..], encoding::encode(tx));
 }
 
 fn write_offsets(offsets: &[OffsetUpdate], batch: &mut Batch) {

@@ -42,7 +42,8 @@ impl MempoolIndex {
     /// Starts a set of changes that become visible only when [`MempoolIndex::commit`] is called,
     /// after the batch holding them was written.
     pub(super) fn changes(&self) -> PoolChanges<'_> {
-        PoolChanges { base: self, added: HashMap::new(), removed: HashSet::new(), next_seq: self.next_seq, len: self.len() }
+        let delta = PoolDelta { added: HashMap::new(), removed: HashSet::new(), next_seq: self.next_seq };
+        PoolChanges { base: self, delta, len: self.len() }
     }
 
     /// Applies changes whose records are now on disk.
@@ -58,9 +59,7 @@ impl MempoolIndex {
 /// The mempool as one message's changes leave it: the index with those changes on top.
 pub(super) struct PoolChanges<'a> {
     base: &'a MempoolIndex,
-    added: HashMap<TxId, u64>,
-    removed: HashSet<TxId>,
-    next_seq: u64,
+    delta: PoolDelta,
     len: u64,
 }
 
@@ -74,10 +73,10 @@ pub(super) struct PoolDelta {
 impl PoolChanges<'_> {
     /// Arrival sequence of `id`, if pooled.
     pub(super) fn seq(&self, id: &TxId) -> Option<u64> {
-        if let Some(seq) = self.added.get(id) {
+        if let Some(seq) = self.delta.added.get(id) {
             return Some(*seq);
         }
-        if self.removed.contains(id) {
+        if self.delta.removed.contains(id) {
             return None;
         }
         self.base.seq_by_id.get(id).copied()
@@ -90,18 +89,18 @@ impl PoolChanges<'_> {
 
     /// Pools `id` at the back and returns its sequence. The caller checked it is not pooled.
     pub(super) fn add(&mut self, id: TxId) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.delta.next_seq;
+        self.delta.next_seq += 1;
         self.len += 1;
-        self.added.insert(id, seq);
+        self.delta.added.insert(id, seq);
         seq
     }
 
     /// Unpools `id`; returns the sequence it had, if it was pooled.
     pub(super) fn remove(&mut self, id: &TxId) -> Option<u64> {
         let seq = self.seq(id)?;
-        if self.added.remove(id).is_none() {
-            self.removed.insert(*id);
+        if self.delta.added.remove(id).is_none() {
+            self.delta.removed.insert(*id);
         }
         self.len -= 1;
         Some(seq)
@@ -109,7 +108,7 @@ impl PoolChanges<'_> {
 
     /// The changes, ready to commit.
     pub(super) fn into_delta(self) -> PoolDelta {
-        PoolDelta { added: self.added, removed: self.removed, next_seq: self.next_seq }
+        self.delta
     }
 }
 
