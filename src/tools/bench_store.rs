@@ -3,9 +3,7 @@
 //! in blocks built from the mempool head, with a backlog of pooled transactions kept waiting as
 //! under load. One thread, real sled files, so the figure is what one core can apply.
 
-use crate::core::block::Block;
-use crate::core::chain::{ChainView, Outcome};
-use crate::core::miner::solve_on_this_thread;
+use super::store_writer::{apply_as_tip, next_block, WriterError, TXS_OFFSET_KEY};
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
 use crate::store::{OffsetUpdate, Store, StoreError};
@@ -50,9 +48,9 @@ pub enum StoreBenchError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A block the benchmark built was not accepted: the store disagrees with the rules.
-    #[error("block at height {0} was not stored: {1:?}")]
-    Rejected(u64, Vec<Outcome>),
+    /// A block the benchmark built was not stored as the tip.
+    #[error(transparent)]
+    Block(#[from] WriterError),
     /// The options cannot make progress.
     #[error("--max-block-txs must be at least 2 (the reward and one transfer)")]
     BlockTooSmall,
@@ -72,26 +70,17 @@ pub fn run(dir: &Path, options: &StoreBenchOptions) -> Result<StoreBenchReport, 
         while admitted < options.txs && admitted < confirmed + options.backlog + options.max_block_txs as u64 {
             let txs: Vec<Transaction> = (admitted..(admitted + ADMIT_BATCH).min(options.txs)).map(transfer).collect();
             let next = admitted + txs.len() as u64;
-            let offset = OffsetUpdate { key: "transactions/0".into(), next };
+            let offset = OffsetUpdate { key: TXS_OFFSET_KEY.into(), next };
             let t = Instant::now();
             store.admit_transactions(&txs, &[offset], u64::MAX)?;
             admitting += t.elapsed();
             admitted = next;
         }
-        let tip = store.tip()?;
-        let parent = store.block(&tip.hash)?.ok_or_else(|| StoreError::Missing(format!("tip block {}", tip.hash)))?;
-        let mut txs = vec![Transaction::reward("bench", params.reward, tip.height + 1)];
-        txs.extend(store.mempool_head(params.max_block_txs - 1)?);
-        let transfers = txs.len() as u64 - 1;
-        let mut block = Block::candidate(tip.hash, tip.height, params.bits, parent.header.timestamp_ms + 1, txs);
-        solve_on_this_thread(&mut block.header);
-        let offset = OffsetUpdate { key: "blocks/0".into(), next: tip.height + 1 };
+        let block = next_block(&store, "bench")?;
+        let transfers = block.transfers().count() as u64;
         let t = Instant::now();
-        let outcomes = store.apply_block(block, &[offset])?;
+        apply_as_tip(&store, block)?;
         confirming += t.elapsed();
-        if !matches!(outcomes.as_slice(), [Outcome::Stored { tip_moved: true, .. }]) {
-            return Err(StoreBenchError::Rejected(tip.height + 1, outcomes));
-        }
         confirmed += transfers;
         blocks += 1;
     }

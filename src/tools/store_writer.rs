@@ -39,10 +39,6 @@ pub fn run(dir: &Path, blocks: Option<u64>, cache_bytes: u64) -> Result<u64, Wri
     let store = Store::open(dir, &params, cache_bytes)?;
     let mut applied = 0;
     while blocks.is_none_or(|n| applied < n) {
-        let tip = store.tip()?;
-        let parent = store
-            .block(&tip.hash)?
-            .ok_or_else(|| StoreError::Missing(format!("tip block {}", tip.hash)))?;
         let next_tx_offset = store.offset(TXS_OFFSET_KEY)?.unwrap_or(0);
         let transfers: Vec<Transaction> = (next_tx_offset..next_tx_offset + 2)
             .map(|n| Transaction {
@@ -54,17 +50,34 @@ pub fn run(dir: &Path, blocks: Option<u64>, cache_bytes: u64) -> Result<u64, Wri
             .collect();
         let tx_offset = OffsetUpdate { key: TXS_OFFSET_KEY.into(), next: next_tx_offset + 2 };
         store.admit_transactions(&transfers, &[tx_offset], u64::MAX)?;
-        let mut txs = vec![Transaction::reward("writer", params.reward, tip.height + 1)];
-        txs.extend(store.mempool_head(params.max_block_txs - 1)?);
-        let mut block = Block::candidate(tip.hash, tip.height, params.bits, parent.header.timestamp_ms + 1, txs);
-        solve_on_this_thread(&mut block.header);
-        let offset = OffsetUpdate { key: BLOCKS_OFFSET_KEY.into(), next: tip.height + 1 };
-        let outcomes = store.apply_block(block, &[offset])?;
-        if !matches!(outcomes.as_slice(), [Outcome::Stored { tip_moved: true, .. }]) {
-            return Err(WriterError::Rejected(tip.height + 1, outcomes));
-        }
+        apply_as_tip(&store, next_block(&store, "writer")?)?;
         applied += 1;
     }
     store.flush()?;
     Ok(applied)
+}
+
+/// A solved block on the store's tip: the reward to `miner`, then as much of the mempool as fits,
+/// oldest first (what a node's miner would build, at the chain's low difficulty).
+pub fn next_block(store: &Store, miner: &str) -> Result<Block, StoreError> {
+    let params = store.params();
+    let tip = store.tip()?;
+    let parent = store.block(&tip.hash)?.ok_or_else(|| StoreError::Missing(format!("tip block {}", tip.hash)))?;
+    let mut txs = vec![Transaction::reward(miner, params.reward, tip.height + 1)];
+    txs.extend(store.mempool_head(params.max_block_txs - 1)?);
+    let mut block = Block::candidate(tip.hash, tip.height, params.bits, parent.header.timestamp_ms + 1, txs);
+    solve_on_this_thread(&mut block.header);
+    Ok(block)
+}
+
+/// Applies `block` (built by [`next_block`]) with the blocks offset after it, and checks that it
+/// became the tip.
+pub fn apply_as_tip(store: &Store, block: Block) -> Result<(), WriterError> {
+    let height = block.header.height;
+    let offset = OffsetUpdate { key: BLOCKS_OFFSET_KEY.into(), next: height };
+    let outcomes = store.apply_block(block, &[offset])?;
+    if !matches!(outcomes.as_slice(), [Outcome::Stored { tip_moved: true, .. }]) {
+        return Err(WriterError::Rejected(height, outcomes));
+    }
+    Ok(())
 }
