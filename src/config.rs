@@ -30,6 +30,44 @@ pub struct NodeConfig {
     /// Local storage bounds.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Bounds on what fetching peers' chains may cost.
+    #[serde(default)]
+    pub peers: PeerConfig,
+}
+
+/// Bounds on fetching a peer's chain (`GET /nodes/resolve`, bootstrap): a peer that lies, stalls
+/// or floods costs at most these.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerConfig {
+    /// Most peers a node registers.
+    pub max_peers: usize,
+    /// Blocks asked for in one `GET /chain` page; a page holding more is refused.
+    pub page_blocks: usize,
+    /// Largest response body read from a peer, in bytes.
+    pub max_response_bytes: usize,
+    /// Longest wait for one response, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Longest time spent on one peer in one resolve, in milliseconds.
+    pub sync_timeout_ms: u64,
+    /// Most blocks new to this node taken from one peer in one resolve.
+    pub max_new_blocks: usize,
+    /// Most bytes (in the canonical encoding) of those blocks held in memory.
+    pub max_new_bytes: usize,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            max_peers: 16,
+            page_blocks: 200,
+            max_response_bytes: 8 * 1024 * 1024,
+            request_timeout_ms: 10_000,
+            sync_timeout_ms: 60_000,
+            max_new_blocks: 10_000,
+            max_new_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 /// Kafka connection and topic settings.
@@ -162,6 +200,10 @@ impl NodeConfig {
         }
         if self.kafka.transaction_partitions < 1 || self.kafka.replication_factor < 1 {
             return invalid("kafka.transaction_partitions and kafka.replication_factor must be at least 1");
+        }
+        let p = &self.peers;
+        if p.max_peers == 0 || p.page_blocks == 0 || p.max_new_blocks == 0 {
+            return invalid("peers.max_peers, peers.page_blocks and peers.max_new_blocks must be at least 1");
         }
         if self.storage.max_mempool == 0 {
             return invalid("storage.max_mempool must be at least 1");

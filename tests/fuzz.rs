@@ -6,7 +6,7 @@
 mod common;
 
 use common::{brokers, wait_for, TestNet};
-use kafkachain::api::json::BlockJson;
+use kafkachain::json::BlockJson;
 use kafkachain::core::block::Block;
 use kafkachain::core::miner::Miner;
 use kafkachain::core::transaction::Transaction;

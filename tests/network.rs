@@ -141,6 +141,8 @@ fn resolve_adopts_a_peer_chain_with_more_work() {
     let (code, answer) = a.get("/nodes/resolve");
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["message"], "Our chain was replaced", "{answer}");
+    assert_eq!(answer["published"], 3, "the blocks went into a's topic: {answer}");
+    assert_eq!(a.status()["blocks_next_offset"], 3, "and a applied them from there");
     assert_eq!(a.status()["tip"], b.status()["tip"]);
     assert_eq!(a.chain(), b.chain());
     let (_, again) = a.get("/nodes/resolve");

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{brokers, wait_for, TestNet};
-use kafkachain::api::json::BlockJson;
+use kafkachain::json::BlockJson;
 use kafkachain::core::block::Block;
 use kafkachain::core::hash::BlockHash;
 use kafkachain::core::miner::solve_on_this_thread;

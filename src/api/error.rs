@@ -30,9 +30,11 @@ impl IntoResponse for ApiError {
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         let status = match &e {
-            NodeError::InvalidTransaction(_) => StatusCode::BAD_REQUEST,
+            NodeError::InvalidTransaction(_) | NodeError::InvalidPeer(_) | NodeError::TooManyPeers(_) => {
+                StatusCode::BAD_REQUEST
+            }
             NodeError::Publish(_) | NodeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            NodeError::InvalidPeerChain(_) => StatusCode::BAD_GATEWAY,
+            NodeError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             NodeError::Store(_) | NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self { status, message: e.to_string() }

@@ -1,8 +1,7 @@
 //! One handler per endpoint: parse and check the request, call the node, shape the answer.
 
 use super::error::ApiError;
-use super::json::BlockJson;
-use super::peers;
+use crate::json::BlockJson;
 use crate::node::{NewTransfer, Node};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -136,43 +135,39 @@ struct RegisterNodes {
     nodes: Vec<String>,
 }
 
-/// `POST /nodes/register`: remembers peers (`http://host:port`, or `host:port`).
+/// `POST /nodes/register`: remembers peers (`http(s)://host:port`, or `host:port`).
 pub async fn register_nodes(State(node): State<Node>, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let request: RegisterNodes = parse_body(body)?;
     if request.nodes.is_empty() {
         return Err(ApiError::bad_request("nodes must list at least one peer"));
     }
-    let urls = request.nodes.iter().map(|n| peers::normalize(n)).collect::<Result<Vec<_>, _>>()?;
-    let all = node.register_peers(&urls)?;
+    let all = node.register_peers(&request.nodes)?;
     Ok((StatusCode::CREATED, Json(json!({ "message": "New nodes have been added", "total_nodes": all }))))
 }
 
-/// `GET /nodes/resolve`: fetches every peer's chain, validates it, adopts one with more work.
+/// `GET /nodes/resolve`: asks every peer for what it has that we lack; a branch with more work
+/// is published into the blocks topic (never written into our store directly) and the answer
+/// comes once this node has read it back.
 pub async fn resolve_nodes(State(node): State<Node>) -> ApiResult {
-    let mut replaced = false;
-    let mut reports = Vec::new();
-    for url in node.peers()? {
-        let outcome = match peers::fetch_chain(&url).await {
-            Ok(blocks) => {
-                let adopt_node = node.clone();
-                match tokio::task::spawn_blocking(move || adopt_node.adopt_chain(blocks)).await {
-                    Ok(Ok(true)) => {
-                        replaced = true;
-                        "adopted".to_owned()
-                    }
-                    Ok(Ok(false)) => "not more work than ours".to_owned(),
-                    Ok(Err(e)) => format!("rejected: {e}"),
-                    Err(e) => format!("failed: {e}"),
-                }
-            }
-            Err(e) => format!("unreachable: {e}"),
-        };
-        reports.push(json!({ "node": url, "outcome": outcome }));
-    }
+    let resolution = node.resolve().await?;
+    let peers: Vec<Value> = resolution
+        .peers
+        .iter()
+        .map(|(url, verdict)| json!({ "node": url, "outcome": verdict.to_string() }))
+        .collect();
     let (chain, length) = node.chain(0, MAX_CHAIN_PAGE)?;
     let chain: Vec<BlockJson> = chain.iter().map(BlockJson::from).collect();
-    let message = if replaced { "Our chain was replaced" } else { "Our chain is authoritative" };
-    Ok((StatusCode::OK, Json(json!({ "message": message, "length": length, "peers": reports, "chain": chain }))))
+    let message = if resolution.replaced { "Our chain was replaced" } else { "Our chain is authoritative" };
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "message": message,
+            "length": length,
+            "published": resolution.published,
+            "peers": peers,
+            "chain": chain,
+        })),
+    ))
 }
 
 #[derive(Deserialize)]

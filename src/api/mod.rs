@@ -4,8 +4,6 @@
 
 mod error;
 mod handlers;
-pub mod json;
-mod peers;
 
 use crate::node::Node;
 use axum::extract::DefaultBodyLimit;

@@ -116,30 +116,100 @@ pub fn process_block<V: ChainView>(
     params: &ChainParams,
     block: Block,
 ) -> Result<ChainUpdate, V::Error> {
-    let mut pending = Pending { base: view, update: ChainUpdate::default(), stored: HashMap::new() };
-    let mut queue = VecDeque::from([block]);
-    while let Some(next) = queue.pop_front() {
-        if let Some(stored) = pending.accept(params, next)? {
-            for (seq, orphan) in pending.orphans()? {
-                if orphan.header.prev_hash == stored {
-                    pending.update.orphans_removed.push(seq);
-                    queue.push_back(orphan);
+    let mut overlay = Overlay::new(view);
+    overlay.apply(params, block)?;
+    Ok(overlay.into_update())
+}
+
+/// A chain state made of a base view and the blocks applied on top of it in memory, without
+/// writing anything. One consumed message uses one to adopt a cascade of orphans; peer sync uses
+/// one to validate a peer's branch against the store exactly as the topic would, before
+/// anything is published. It holds only what was applied on top, so its memory grows with those
+/// blocks, not with the chain.
+pub struct Overlay<V> {
+    base: V,
+    update: ChainUpdate,
+    stored: HashMap<BlockHash, usize>,
+    /// Whether the base's orphan pool takes part (it does when applying a message; it does not
+    /// when checking a peer's branch, which must link on its own).
+    base_orphans: bool,
+}
+
+impl<V: ChainView> Overlay<V> {
+    /// An overlay with nothing on top of `base` yet.
+    pub fn new(base: V) -> Self {
+        Overlay { base, update: ChainUpdate::default(), stored: HashMap::new(), base_orphans: true }
+    }
+
+    /// An overlay that ignores the base's orphan pool: for checking a branch that must link
+    /// block by block on its own.
+    pub fn without_base_orphans(base: V) -> Self {
+        Overlay { base_orphans: false, ..Self::new(base) }
+    }
+
+    /// Processes `block` (and the orphans it adopts) on top of what is already applied; returns
+    /// what happened to each block, in order.
+    pub fn apply(&mut self, params: &ChainParams, block: Block) -> Result<Vec<Outcome>, V::Error> {
+        let first_outcome = self.update.outcomes.len();
+        let mut queue = VecDeque::from([block]);
+        while let Some(next) = queue.pop_front() {
+            if let Some(stored) = self.accept(params, next)? {
+                for (seq, orphan) in self.orphans()? {
+                    if orphan.header.prev_hash == stored {
+                        self.update.orphans_removed.push(seq);
+                        queue.push_back(orphan);
+                    }
                 }
             }
         }
+        Ok(self.update.outcomes[first_outcome..].to_vec())
     }
-    Ok(pending.update)
+
+    /// The blocks stored on top of the base, in the order they were stored.
+    pub fn stored_blocks(&self) -> impl Iterator<Item = &Block> {
+        self.update.blocks.iter().map(|(_, block, _)| block)
+    }
+
+    /// Everything applied so far, as one write set.
+    pub fn into_update(self) -> ChainUpdate {
+        self.update
+    }
 }
 
-/// The base view with the update applied on top, so a message that adopts orphans sees its own
-/// earlier writes.
-struct Pending<'a, V> {
-    base: &'a V,
-    update: ChainUpdate,
-    stored: HashMap<BlockHash, usize>,
+/// A shared reference reads like the view it points to, so an overlay can borrow its base.
+impl<V: ChainView> ChainView for &V {
+    type Error = V::Error;
+
+    fn tip(&self) -> Result<Tip, V::Error> {
+        (**self).tip()
+    }
+
+    fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, V::Error> {
+        (**self).meta(hash)
+    }
+
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, V::Error> {
+        (**self).block(hash)
+    }
+
+    fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, V::Error> {
+        (**self).main_hash_at(height)
+    }
+
+    fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, V::Error> {
+        (**self).main_tx_height(txid)
+    }
+
+    fn main_tx_heights(&self, txids: &[TxId]) -> Result<Vec<Option<u64>>, V::Error> {
+        (**self).main_tx_heights(txids)
+    }
+
+    fn orphans(&self) -> Result<Vec<(u64, Block)>, V::Error> {
+        (**self).orphans()
+    }
 }
 
-impl<V: ChainView> ChainView for Pending<'_, V> {
+impl<V: ChainView> ChainView for Overlay<V> {
     type Error = V::Error;
 
     fn tip(&self) -> Result<Tip, V::Error> {
@@ -191,7 +261,7 @@ impl<V: ChainView> ChainView for Pending<'_, V> {
 
     fn orphans(&self) -> Result<Vec<(u64, Block)>, V::Error> {
         let removed: HashSet<u64> = self.update.orphans_removed.iter().copied().collect();
-        let mut all = self.base.orphans()?;
+        let mut all = if self.base_orphans { self.base.orphans()? } else { Vec::new() };
         all.extend(self.update.orphans_added.iter().cloned());
         all.retain(|(seq, _)| !removed.contains(seq));
         Ok(all)
@@ -208,7 +278,7 @@ struct Branch {
     fork_height: u64,
 }
 
-impl<V: ChainView> Pending<'_, V> {
+impl<V: ChainView> Overlay<V> {
     /// Handles one block; returns its hash when it was stored.
     fn accept(&mut self, params: &ChainParams, block: Block) -> Result<Option<BlockHash>, V::Error> {
         let hash = block.hash();

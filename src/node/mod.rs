@@ -4,12 +4,12 @@
 pub mod applier;
 pub mod mining;
 pub mod stats;
+pub mod sync;
 
 use crate::config::{MiningMode, NodeConfig};
 use crate::core::block::Block;
-use crate::core::chain::{ChainView, Outcome, Tip};
+use crate::core::chain::{ChainView, Tip};
 use crate::core::hash::TxId;
-use crate::core::memory::MemoryChain;
 use crate::core::miner::{Miner, MinerPoolError};
 use crate::core::transaction::{Transaction, TxError};
 use crate::kafka::{ensure_topics, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
@@ -17,6 +17,7 @@ use crate::store::{Store, StoreError};
 use applier::{Applier, BlockEvent};
 use mining::{MineRequest, MinedBlock};
 use stats::{NodeStats, StatsSnapshot};
+use sync::{PeerAddressError, PeerBranch, PeerClient, PeerVerdict};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,9 +36,15 @@ pub enum NodeError {
     /// A submitted transaction breaks the transaction rules.
     #[error("invalid transaction: {0}")]
     InvalidTransaction(#[from] TxError),
-    /// A peer's chain was not valid.
-    #[error("{0}")]
-    InvalidPeerChain(String),
+    /// A peer address was refused.
+    #[error(transparent)]
+    InvalidPeer(#[from] PeerAddressError),
+    /// Registering would exceed `peers.max_peers`.
+    #[error("at most {0} peers can be registered (peers.max_peers)")]
+    TooManyPeers(usize),
+    /// An operation that runs one at a time is already running.
+    #[error("{0} is already running; try again when it is done")]
+    Busy(&'static str),
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
@@ -76,6 +83,9 @@ pub enum StartError {
     /// The applier thread could not be spawned.
     #[error("starting the applier thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// The HTTP client for peers could not be built.
+    #[error("building the peer client: {0}")]
+    PeerClient(#[from] reqwest::Error),
 }
 
 /// A transfer a client asks for; the node adds the nonce.
@@ -107,6 +117,9 @@ struct Inner {
     mine_requests: mpsc::Sender<MineRequest>,
     start_offsets: BTreeMap<String, u64>,
     blocks_offset_key: String,
+    peer_client: PeerClient,
+    /// Held while a resolve runs: one at a time, so a burst of calls costs one fetch per peer.
+    resolving: tokio::sync::Mutex<()>,
     /// For each transactions partition, the offset after the last transaction this node
     /// published: a block mined on demand waits until the applier has read that far, so a
     /// client that submits and then mines finds its transaction in the block.
@@ -209,6 +222,7 @@ impl Node {
             max_mempool: config.storage.max_mempool,
             shutdown: shutdown.clone(),
         };
+        let peer_client = PeerClient::new(config.peers.clone())?;
         let applier = std::thread::Builder::new().name("applier".into()).spawn(move || applier.run())?;
         let node = Node {
             inner: Arc::new(Inner {
@@ -223,6 +237,8 @@ impl Node {
                 mine_requests: mine_tx,
                 start_offsets,
                 blocks_offset_key,
+                peer_client,
+                resolving: tokio::sync::Mutex::new(()),
                 published_until: Default::default(),
             }),
         };
@@ -320,10 +336,21 @@ impl Node {
         self.inner.stats.recent_blocks(from_height)
     }
 
-    /// Remembers peers for `/nodes/resolve`; returns them all.
-    pub fn register_peers(&self, urls: &[String]) -> Result<Vec<String>, NodeError> {
+    /// Remembers peers (each normalized to a plain `http(s)://host:port` URL, at most
+    /// `peers.max_peers` in all) for `/nodes/resolve`; returns them all.
+    pub fn register_peers(&self, addresses: &[String]) -> Result<Vec<String>, NodeError> {
+        let urls = addresses.iter().map(|a| sync::normalize_peer(a)).collect::<Result<Vec<_>, _>>()?;
+        let mut known = self.inner.store.peers()?;
+        let max = self.inner.config.peers.max_peers;
+        let added = urls.iter().filter(|u| !known.contains(u)).count();
+        if known.len() + added > max {
+            return Err(NodeError::TooManyPeers(max));
+        }
         for url in urls {
-            self.inner.store.add_peer(url)?;
+            if !known.contains(&url) {
+                self.inner.store.add_peer(&url)?;
+                known.push(url);
+            }
         }
         Ok(self.inner.store.peers()?)
     }
@@ -333,39 +360,86 @@ impl Node {
         Ok(self.inner.store.peers()?)
     }
 
-    /// Validates a peer's whole chain (genesis first) exactly as blocks from the topic are
-    /// validated, and adopts it when it carries more work than ours. Returns whether it did.
-    pub fn adopt_chain(&self, chain: Vec<Block>) -> Result<bool, NodeError> {
-        let params = self.inner.store.params().clone();
-        let mut check = MemoryChain::new(params);
-        let mut blocks = chain.into_iter();
-        match blocks.next() {
-            Some(first) if first.hash() == check.tip_info().hash => {}
-            _ => return Err(NodeError::InvalidPeerChain("the chain does not start at our genesis".into())),
-        }
-        let blocks: Vec<Block> = blocks.collect();
-        for block in &blocks {
-            match check.apply(block.clone()).as_slice() {
-                [Outcome::Stored { tip_moved: true, .. }] => {}
-                other => {
-                    return Err(NodeError::InvalidPeerChain(format!(
-                        "block at height {} was not accepted: {other:?}",
-                        block.header.height
-                    )))
+    /// Asks every registered peer for the part of its chain this node lacks, validates it as the
+    /// topic is validated, and publishes the best branch into the blocks topic when it carries
+    /// more work than our tip. Nothing is written to the store here: the blocks reach it (and
+    /// every other node) when the applier reads them back. Answers once they are applied, or
+    /// after [`READ_BACK_TIMEOUT`].
+    pub async fn resolve(&self) -> Result<Resolution, NodeError> {
+        let _one_at_a_time = self.inner.resolving.try_lock().map_err(|_| NodeError::Busy("a resolve"))?;
+        let store = &self.inner.store;
+        let mut best: Option<PeerBranch> = None;
+        let mut peers = Vec::new();
+        for url in store.peers()? {
+            let verdict = match self.inner.peer_client.fetch_branch(store, &url).await {
+                Ok(Some(branch)) => {
+                    let to_beat = best.as_ref().map_or(store.tip()?.cumulative_work, |b| b.tip.cumulative_work);
+                    if branch.tip.cumulative_work > to_beat {
+                        let verdict = PeerVerdict::MoreWork { new_blocks: branch.blocks.len(), height: branch.tip.height };
+                        best = Some(branch);
+                        verdict
+                    } else {
+                        PeerVerdict::NotMoreWork { height: branch.tip.height }
+                    }
                 }
-            }
-        }
-        if check.tip_info().cumulative_work <= self.inner.store.tip()?.cumulative_work {
-            return Ok(false);
-        }
-        for block in blocks {
-            let outcomes = self.inner.store.apply_block(block, &[])?;
-            for outcome in &outcomes {
-                if let Outcome::Stored { hash, height, tip_moved, .. } = outcome {
-                    let _ = self.inner.events.send(BlockEvent::Stored { hash: *hash, height: *height, tip_moved: *tip_moved });
+                Ok(None) => PeerVerdict::NotMoreWork { height: store.tip()?.height },
+                Err(e) => {
+                    tracing::warn!(peer = url, "peer dropped from this resolve: {e}");
+                    PeerVerdict::Dropped(e)
                 }
-            }
+            };
+            peers.push((url, verdict));
         }
-        Ok(true)
+        let Some(branch) = best else {
+            return Ok(Resolution { published: 0, replaced: false, peers });
+        };
+        let published = branch.blocks.len();
+        self.publish_branch(branch.blocks).await?;
+        let replaced = store.tip()?.hash == branch.tip.hash;
+        tracing::info!(published, replaced, height = branch.tip.height, "published a peer's branch with more work into the blocks topic");
+        Ok(Resolution { published, replaced, peers })
     }
+
+    /// Publishes `blocks` into the blocks topic in order and waits until the applier has read
+    /// the last one back (or [`READ_BACK_TIMEOUT`] passed).
+    async fn publish_branch(&self, blocks: Vec<Block>) -> Result<(), NodeError> {
+        let Some(last) = blocks.last().map(Block::hash) else { return Ok(()) };
+        let mut events = self.inner.events.subscribe();
+        let publisher = &self.inner.publisher;
+        // Each chunk is queued in order before any acknowledgement is awaited; with idempotence
+        // on one partition, Kafka keeps that order.
+        for chunk in blocks.chunks(256) {
+            let acks = futures_util::future::join_all(chunk.iter().map(|b| publisher.publish_block(b))).await;
+            for ack in acks {
+                ack?;
+            }
+        }
+        let read_back = async {
+            loop {
+                match events.recv().await {
+                    Ok(BlockEvent::Stored { hash, .. } | BlockEvent::Rejected { hash }) if hash == last => return,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        };
+        if tokio::time::timeout(READ_BACK_TIMEOUT, read_back).await.is_err() {
+            tracing::warn!(%last, "published a peer's branch but did not read its last block back within {READ_BACK_TIMEOUT:?}");
+        }
+        Ok(())
+    }
+}
+
+/// How long a resolve waits to read the branch it published back from the topic.
+pub const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `GET /nodes/resolve` did.
+#[derive(Debug)]
+pub struct Resolution {
+    /// Blocks published into the blocks topic (0 when no peer had more work).
+    pub published: usize,
+    /// Whether our tip is now the published branch's tip.
+    pub replaced: bool,
+    /// Each peer asked, with what it gave.
+    pub peers: Vec<(String, PeerVerdict)>,
 }

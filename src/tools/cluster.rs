@@ -30,6 +30,8 @@ pub struct NodeSpec {
     pub transaction_partitions: i32,
     /// Replication factor and `min.insync.replicas` of created topics.
     pub replication: (i32, u32),
+    /// Further TOML tables appended to the config as they are (for example `[peers]` bounds).
+    pub extra_toml: String,
 }
 
 impl NodeSpec {
@@ -46,6 +48,7 @@ impl NodeSpec {
             mining_threads: 1,
             transaction_partitions: 3,
             replication: (1, 1),
+            extra_toml: String::new(),
         }
     }
 }
@@ -100,7 +103,7 @@ impl LocalNode {
              [kafka]\nbrokers = \"{brokers}\"\ntopic_prefix = \"{prefix}\"\ntransaction_partitions = {parts}\n\
              replication_factor = {rf}\nmin_insync_replicas = {isr}\n\
              [mining]\nmode = \"{mode}\"\nthreads = {threads}\n\
-             [storage]\nmax_mempool = 1000000\n",
+             [storage]\nmax_mempool = 1000000\n{extra}",
             id = spec.id,
             data = data_dir.display(),
             chain = spec.chain_id,
@@ -113,6 +116,7 @@ impl LocalNode {
             isr = spec.replication.1,
             mode = spec.mining_mode,
             threads = spec.mining_threads,
+            extra = spec.extra_toml,
         );
         std::fs::write(&config, text)?;
         Ok(LocalNode {

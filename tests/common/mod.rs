@@ -163,3 +163,17 @@ pub fn transfer_ids(chain: &[Value]) -> Vec<String> {
         .map(|t| t["id"].as_str().unwrap().to_owned())
         .collect()
 }
+
+pub mod fake_peer;
+
+/// Resident memory of a process, in MiB, from `/proc`.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}

@@ -1,4 +1,4 @@
-//! JSON shapes of the API, kept as in the Flask original (`index`, `proof`, `previous_hash`,
+//! JSON shapes of blocks and transactions in the API, kept as in the Flask original (`index`, `proof`, `previous_hash`,
 //! `timestamp`) plus what anyone needs to recompute a block hash from the JSON alone (`version`,
 //! `tx_root`, `bits`, and each transaction's fields and `nonce`). Peers read blocks back from
 //! this shape, so the conversion goes both ways.

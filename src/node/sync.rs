@@ -1,0 +1,310 @@
+//! Peer sync: learning blocks from other nodes over HTTP without ever writing them into the store.
+//!
+//! The topic is the only way into a node's chain. `GET /nodes/resolve` therefore fetches each
+//! registered peer's chain page by page, validates the part this node lacks against the store
+//! exactly as the applier would (in an [`Overlay`], nothing written), and when the best peer's
+//! branch carries more work than our tip, publishes those blocks into `{prefix}.blocks` in
+//! order. Every node, this one included, then applies them as it reads them, so all nodes that
+//! read the topic stay on one tip.
+//!
+//! Every cost a peer can impose is bounded ([`PeerConfig`]): bytes per response, blocks per page
+//! (checked), time per request and per peer, and the blocks and bytes kept in memory. Redirects
+//! are not followed. A peer that breaks a bound or serves an invalid block is dropped from this
+//! resolve and reported; the other peers are still asked.
+
+use crate::config::PeerConfig;
+use crate::core::block::{genesis, Block};
+use crate::core::chain::{ChainView, Outcome, Overlay, Tip};
+use crate::core::encoding;
+use crate::core::hash::BlockHash;
+use crate::core::params::ChainParams;
+use crate::json::BlockJson;
+use crate::store::{Store, StoreError};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Why a peer address is refused at registration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerAddressError {
+    /// Not a URL.
+    #[error("invalid node address {0:?}: {1}")]
+    Unparsable(String, String),
+    /// Not `http://host[:port]` or `https://host[:port]` (a path prefix is allowed).
+    #[error("node address {0:?} must be http://host:port or https://host:port, without credentials, query or fragment")]
+    Shape(String),
+}
+
+/// A peer's base URL: `http(s)://host[:port][/path]` (a bare `host:port` gets `http://`), with no
+/// credentials (they would be stored and shown), no query and no fragment.
+pub fn normalize_peer(address: &str) -> Result<String, PeerAddressError> {
+    let with_scheme = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
+    let url = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| PeerAddressError::Unparsable(address.to_owned(), e.to_string()))?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !plain {
+        return Err(PeerAddressError::Shape(address.to_owned()));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Why a peer was dropped from a resolve.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The request failed (unreachable, timed out, refused, redirected).
+    #[error("request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The peer answered with an error status (a redirect included: they are not followed).
+    #[error("answered {0}")]
+    Status(reqwest::StatusCode),
+    /// A response body exceeded `peers.max_response_bytes`.
+    #[error("a response exceeded {0} bytes")]
+    TooLarge(usize),
+    /// A response is not the `/chain` JSON shape, or a block in it does not hash as it claims.
+    #[error("unreadable page: {0}")]
+    Unreadable(String),
+    /// The page is not what was asked for (more blocks than the page size, wrong heights,
+    /// blocks that do not link).
+    #[error("inconsistent page: {0}")]
+    Inconsistent(String),
+    /// The peer's chain starts from another genesis: its chain parameters differ from ours.
+    #[error("its genesis {0} is not ours: its chain parameters differ")]
+    OtherGenesis(BlockHash),
+    /// A block of the peer's chain fails validation.
+    #[error("block at height {height} is invalid: {reason}")]
+    InvalidBlock { height: u64, reason: String },
+    /// The peer's branch needs more blocks or bytes than one resolve may hold.
+    #[error("its branch exceeds {0}")]
+    TooMuch(String),
+    /// The whole exchange took longer than `peers.sync_timeout_ms`.
+    #[error("took longer than {0:?}")]
+    Timeout(Duration),
+    /// Our own store failed while validating.
+    #[error("our store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// A validated branch of a peer's chain that this node lacks, in chain order.
+pub struct PeerBranch {
+    /// The blocks, parents first; each is new to this node.
+    pub blocks: Vec<Block>,
+    /// The tip the branch leads to, as the overlay computed it.
+    pub tip: Tip,
+}
+
+/// What one peer gave in one resolve.
+#[derive(Debug)]
+pub enum PeerVerdict {
+    /// Its branch was valid and carries more work than our tip.
+    MoreWork { new_blocks: usize, height: u64 },
+    /// Its chain is valid but carries no more work than ours.
+    NotMoreWork { height: u64 },
+    /// It was dropped.
+    Dropped(PeerError),
+}
+
+impl std::fmt::Display for PeerVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerVerdict::MoreWork { new_blocks, height } => {
+                write!(f, "more work: {new_blocks} new blocks up to height {height}")
+            }
+            PeerVerdict::NotMoreWork { height } => write!(f, "not more work than ours (height {height})"),
+            PeerVerdict::Dropped(e) => write!(f, "dropped: {e}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ChainPage {
+    chain: Vec<BlockJson>,
+    length: u64,
+}
+
+/// Fetches and validates peers' chains within the configured bounds.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    limits: PeerConfig,
+}
+
+impl PeerClient {
+    /// A client that follows no redirects and gives up on a request after
+    /// `limits.request_timeout_ms`.
+    pub fn new(limits: PeerConfig) -> Result<Self, reqwest::Error> {
+        let timeout = Duration::from_millis(limits.request_timeout_ms);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .build()?;
+        Ok(Self { http, limits })
+    }
+
+    /// The branch of `base`'s chain that `store` lacks, validated block by block as pages
+    /// arrive, within `peers.sync_timeout_ms`. `None` when the peer has nothing we lack.
+    pub async fn fetch_branch(&self, store: &Store, base: &str) -> Result<Option<PeerBranch>, PeerError> {
+        let limit = Duration::from_millis(self.limits.sync_timeout_ms);
+        tokio::time::timeout(limit, self.fetch_branch_unbounded(store, base))
+            .await
+            .map_err(|_| PeerError::Timeout(limit))?
+    }
+
+    async fn fetch_branch_unbounded(&self, store: &Store, base: &str) -> Result<Option<PeerBranch>, PeerError> {
+        let params = store.params().clone();
+        let (first, peer_length) = self.fork_point(store, &params, base).await?;
+        let mut check = BranchCheck { overlay: Overlay::without_base_orphans(store.clone()), prev: None, new_blocks: 0, new_bytes: 0 };
+        let mut from = first;
+        // Up to where the peer's chain stood at first: if it grows meanwhile, the next resolve
+        // takes the rest.
+        while from < peer_length {
+            let (page, length) = self.page(base, from, self.limits.page_blocks).await?;
+            if page.is_empty() {
+                return Err(PeerError::Inconsistent(format!("an empty page at height {from} of a chain of {length}")));
+            }
+            from += page.len() as u64;
+            let (limits, params) = (self.limits.clone(), params.clone());
+            let (checked, result) = run_blocking(move || {
+                let result = check.add_page(&limits, &params, page);
+                (check, result)
+            })
+            .await;
+            check = checked;
+            result?;
+        }
+        let tip = check.overlay.tip()?;
+        let blocks: Vec<Block> = check.overlay.into_update().blocks.into_iter().map(|(_, block, _)| block).collect();
+        Ok((!blocks.is_empty()).then_some(PeerBranch { blocks, tip }))
+    }
+
+    /// The height from which the peer's chain has to be read: the first height whose block's
+    /// parent this node holds. Probes backwards from our tip in growing steps, so a peer that
+    /// extends our chain costs a few small requests, and a fork costs as many as its depth.
+    /// Also returns the peer's chain length.
+    async fn fork_point(&self, store: &Store, params: &ChainParams, base: &str) -> Result<(u64, u64), PeerError> {
+        let (first, length) = self.page(base, 0, 1).await?;
+        let ours = genesis(params).hash();
+        match first.first() {
+            Some(block) if block.hash() == ours => {}
+            Some(block) => return Err(PeerError::OtherGenesis(block.hash())),
+            None => return Err(PeerError::Inconsistent("no genesis block".into())),
+        }
+        let top = store.tip()?.height.min(length.saturating_sub(1));
+        let mut back = 1u64;
+        loop {
+            let height = top.saturating_sub(back);
+            if height == 0 {
+                return Ok((1, length));
+            }
+            let (probe, _) = self.page(base, height, 1).await?;
+            let Some(block) = probe.first() else {
+                return Err(PeerError::Inconsistent(format!("no block at height {height} of a chain of {length}")));
+            };
+            if store.meta(&block.header.prev_hash)?.is_some() {
+                return Ok((height, length));
+            }
+            back = back.saturating_mul(4);
+        }
+    }
+
+    /// One `GET /chain` page from `from`, at most `limit` blocks, read within the byte bound and
+    /// checked: the heights asked for, each block hashing as it claims.
+    async fn page(&self, base: &str, from: u64, limit: usize) -> Result<(Vec<Block>, u64), PeerError> {
+        let url = format!("{base}/chain?from={from}&limit={limit}");
+        let mut response = self.http.get(&url).send().await?;
+        if !response.status().is_success() {
+            return Err(PeerError::Status(response.status()));
+        }
+        let max = self.limits.max_response_bytes;
+        if response.content_length().is_some_and(|len| len > max as u64) {
+            return Err(PeerError::TooLarge(max));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > max {
+                return Err(PeerError::TooLarge(max));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let page: ChainPage = serde_json::from_slice(&body).map_err(|e| PeerError::Unreadable(e.to_string()))?;
+        if page.chain.len() > limit {
+            return Err(PeerError::Inconsistent(format!("{} blocks in a page of at most {limit}", page.chain.len())));
+        }
+        let mut blocks = Vec::with_capacity(page.chain.len());
+        for (expected, json) in (from..).zip(page.chain) {
+            if json.index != expected {
+                return Err(PeerError::Inconsistent(format!("block {} where height {expected} was asked for", json.index)));
+            }
+            blocks.push(Block::try_from(json).map_err(PeerError::Unreadable)?);
+        }
+        Ok((blocks, page.length))
+    }
+}
+
+/// A peer's branch being checked page by page: the overlay holding what it adds to our chain,
+/// the last block seen (the next must link to it) and what the new blocks cost so far.
+struct BranchCheck {
+    overlay: Overlay<Store>,
+    prev: Option<BlockHash>,
+    new_blocks: usize,
+    new_bytes: usize,
+}
+
+impl BranchCheck {
+    /// Validates one page against the store and the pages before it, exactly as the applier
+    /// would (proof of work, links, transactions), within the block and byte bounds.
+    fn add_page(&mut self, limits: &PeerConfig, params: &ChainParams, page: Vec<Block>) -> Result<(), PeerError> {
+        for block in page {
+            let (height, hash) = (block.header.height, block.hash());
+            if self.prev.is_some_and(|p| p != block.header.prev_hash) {
+                return Err(PeerError::Inconsistent(format!("block at height {height} does not link to the one before")));
+            }
+            self.prev = Some(hash);
+            if self.overlay.meta(&hash)?.is_some() {
+                continue;
+            }
+            self.new_blocks += 1;
+            self.new_bytes += encoding::encode(&block).len();
+            if self.new_blocks > limits.max_new_blocks {
+                return Err(PeerError::TooMuch(format!("{} new blocks (peers.max_new_blocks)", limits.max_new_blocks)));
+            }
+            if self.new_bytes > limits.max_new_bytes {
+                return Err(PeerError::TooMuch(format!("{} bytes of new blocks (peers.max_new_bytes)", limits.max_new_bytes)));
+            }
+            match self.overlay.apply(params, block)?.as_slice() {
+                [Outcome::Stored { .. }] => {}
+                [Outcome::Invalid(_, e)] => return Err(PeerError::InvalidBlock { height, reason: e.to_string() }),
+                other => return Err(PeerError::InvalidBlock { height, reason: format!("not stored: {other:?}") }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `work` on a blocking thread (validating a page hashes every transaction in it) and
+/// returns its result; a panic in it carries on here.
+async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addresses_are_plain_http_urls() {
+        assert_eq!(normalize_peer("127.0.0.1:8001").unwrap(), "http://127.0.0.1:8001");
+        assert_eq!(normalize_peer("https://node.example:443/").unwrap(), "https://node.example");
+        for bad in ["ftp://x:1", "http://user:pw@x:1", "http://x:1/?a=b", "http://x:1/#f", "file:///etc/passwd"] {
+            assert!(matches!(normalize_peer(bad), Err(PeerAddressError::Shape(_))), "{bad}");
+        }
+        assert!(matches!(normalize_peer("http://[::1"), Err(PeerAddressError::Unparsable(..))));
+    }
+}
