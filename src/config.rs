@@ -33,6 +33,44 @@ pub struct NodeConfig {
     /// Bounds on what fetching peers' chains may cost.
     #[serde(default)]
     pub peers: PeerConfig,
+    /// The HTTP server's bounds and the operator token.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// Bounds on the HTTP server and where the operator token comes from. Everything a client can
+/// make the node hold (connections, requests in flight, bytes, time) has a bound here.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A file holding the operator token (at least 16 characters; the operator keeps it). When
+    /// unset, the node writes a fresh random token to `{data_dir}/.cookie` (mode 0600) at every
+    /// start, as Bitcoin Core does with its cookie.
+    pub token_file: Option<PathBuf>,
+    /// Longest time a client may take to send a request's headers, in milliseconds; then the
+    /// connection is closed (slowloris).
+    pub header_timeout_ms: u64,
+    /// Longest time one request may take from its headers to its answer, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Most open connections; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Most requests handled at once; more are answered 503 at once.
+    pub max_in_flight: usize,
+    /// Largest `GET /chain` page, in bytes of JSON (at least one block is always sent).
+    pub max_chain_page_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            token_file: None,
+            header_timeout_ms: 5_000,
+            request_timeout_ms: 120_000,
+            max_connections: 4_096,
+            max_in_flight: 256,
+            max_chain_page_bytes: 4 * 1024 * 1024,
+        }
+    }
 }
 
 /// Bounds on fetching a peer's chain (`GET /nodes/resolve`, bootstrap): a peer that lies, stalls
@@ -204,6 +242,10 @@ impl NodeConfig {
         let p = &self.peers;
         if p.max_peers == 0 || p.page_blocks == 0 || p.max_new_blocks == 0 {
             return invalid("peers.max_peers, peers.page_blocks and peers.max_new_blocks must be at least 1");
+        }
+        let h = &self.http;
+        if h.header_timeout_ms == 0 || h.request_timeout_ms == 0 || h.max_connections == 0 || h.max_in_flight == 0 {
+            return invalid("http.header_timeout_ms, request_timeout_ms, max_connections and max_in_flight must be at least 1");
         }
         if self.storage.max_mempool == 0 {
             return invalid("storage.max_mempool must be at least 1");

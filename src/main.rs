@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kafkachain::api;
+use kafkachain::api::token::{OperatorToken, COOKIE_FILE};
 use kafkachain::config::{MiningMode, NodeConfig};
 use kafkachain::node::Node;
 use kafkachain::store::{self, Store, DEFAULT_CACHE_BYTES};
@@ -301,15 +302,21 @@ async fn run_node(config: NodeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the HTTP API to {}", config.http_listen))?;
     let http = listener.local_addr()?;
+    let http_config = config.http.clone();
+    let data_dir = config.data_dir.clone();
     let (node, running) = Node::start(config).await?;
+    let token = OperatorToken::set_up(http_config.token_file.as_deref(), &data_dir)?;
     let shutdown = running.shutdown_token();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    tracing::info!(%http, "HTTP API listening");
-    let served = api::serve(listener, node, shutdown.clone().cancelled_owned()).await;
+    match &http_config.token_file {
+        Some(file) => tracing::info!(%http, token_file = %file.display(), "HTTP API listening; operator token from the token file"),
+        None => tracing::info!(%http, cookie = %data_dir.join(COOKIE_FILE).display(), "HTTP API listening; operator token in the cookie file"),
+    }
+    api::serve(listener, api::router(node, token, &http_config), &http_config, shutdown.clone()).await;
     shutdown.cancel();
     running.stop().await;
     tracing::info!("stopped");
-    served.context("serving the HTTP API")
+    Ok(())
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

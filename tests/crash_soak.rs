@@ -30,7 +30,7 @@ fn random_sigkills_under_load_lose_nothing() {
                     n += 1;
                     let url = &urls[(n as usize + worker) % urls.len()];
                     let body = serde_json::json!({ "sender": format!("w{worker}"), "recipient": "sink", "amount": n });
-                    let answer = http.post(format!("{url}/transactions/new")).body(body.to_string()).send();
+                    let answer = http.post(format!("{url}/transactions/new")).json(&body).send();
                     if let Some(response) = answer.ok().filter(|r| r.status() == 201) {
                         let value: serde_json::Value = response.json().unwrap();
                         acked.lock().unwrap().push(value["transaction_id"].as_str().unwrap().to_owned());

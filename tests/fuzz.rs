@@ -88,7 +88,11 @@ fn generated_http_requests_never_get_a_5xx_or_touch_the_chain() {
     let mut runner = TestRunner::new(Config { cases: 3000, failure_persistence: None, ..Config::default() });
     let result = runner.run(&request(), |req| {
         let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap();
-        let response = http.request(method, format!("{}{}", node.url, req.path)).body(req.body.clone()).send();
+        let response = http
+            .request(method, format!("{}{}", node.url, req.path))
+            .header("content-type", "application/json")
+            .body(req.body.clone())
+            .send();
         let response = response.map_err(|e| TestCaseError::fail(format!("no answer: {e}")))?;
         let status = response.status().as_u16();
         prop_assert!(status < 500, "{} {} answered {status}", req.method, req.path);

@@ -42,6 +42,8 @@ fn malformed_requests_are_refused_with_json_errors() {
     assert_client_error(node.get("/transactions/new"), 405, "method not allowed");
     assert_client_error(node.post("/nodes/register", r#"{"nodes":[]}"#), 400, "at least one");
     assert_client_error(node.post("/nodes/register", r#"{"nodes":["ftp://x:1"]}"#), 400, "http://");
+    assert_client_error(node.post("/nodes/register", r#"{"nodes":["http://me:secret@x:1"]}"#), 400, "without credentials");
+    assert_client_error(node.post("/nodes/register", r#"{"nodes":["http://x:1/?redirect=y"]}"#), 400, "query");
     assert_client_error(node.post("/nodes/register", r#"{"nodes":["http://[::1"]}"#), 400, "invalid node address");
     assert_client_error(node.post("/nodes/register", r#"{"nodes":"x"}"#), 400, "invalid type");
 
@@ -61,4 +63,57 @@ fn malformed_requests_are_refused_with_json_errors() {
     assert_eq!(code, 201, "{answer}");
     assert_eq!(answer["transaction_ids"].as_array().unwrap().len(), 3);
     assert_eq!(node.mine()["transactions"].as_array().unwrap().len(), 5, "reward, one single and three batched");
+}
+
+/// A client without the operator token cannot mine, register peers or resolve; a wrong token is
+/// refused alike; reads stay open.
+#[test]
+fn operator_endpoints_need_the_token_and_bodies_must_be_json() {
+    let net = TestNet::start("http-guards", 1);
+    let node = &net.nodes[0];
+    let http = reqwest::blocking::Client::new();
+    let url = |path: &str| format!("{}{path}", node.url);
+    let json_error = |response: reqwest::blocking::Response| -> (u16, String) {
+        let code = response.status().as_u16();
+        let body: Value = response.json().unwrap();
+        (code, body["error"].as_str().unwrap().to_owned())
+    };
+    let register = r#"{"nodes":["http://127.0.0.1:1"]}"#;
+    for token in [None, Some("wrong"), Some("")] {
+        let with = |request: reqwest::blocking::RequestBuilder| match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        };
+        let (code, error) = json_error(with(http.get(url("/mine"))).send().unwrap());
+        assert_eq!(code, 401, "{error}");
+        assert!(error.contains("operator token"), "{error}");
+        let (code, _) = json_error(with(http.get(url("/nodes/resolve"))).send().unwrap());
+        assert_eq!(code, 401);
+        let request = with(http.post(url("/nodes/register"))).header("content-type", "application/json").body(register);
+        assert_eq!(json_error(request.send().unwrap()).0, 401);
+    }
+    assert_eq!(http.get(url("/status")).send().unwrap().status(), 200, "reads need no token");
+    assert_eq!(node.status()["height"], 0, "nothing was mined");
+    assert_eq!(node.peers_registered(), 0, "no peer was registered");
+
+    // A body that is not declared JSON is refused before it is read, whatever it holds.
+    let transfer = r#"{"sender":"a","recipient":"b","amount":1}"#;
+    for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data")] {
+        let mut request = http.post(url("/transactions/new")).body(transfer);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let (code, error) = json_error(request.send().unwrap());
+        assert_eq!(code, 415, "{content_type:?}: {error}");
+        assert!(error.contains("application/json"), "{error}");
+    }
+    let accepted = http
+        .post(url("/transactions/new"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(transfer)
+        .send()
+        .unwrap();
+    assert_eq!(accepted.status(), 201);
+    // With the token from the cookie, the operator endpoints work.
+    assert_eq!(node.mine()["index"], 1);
 }

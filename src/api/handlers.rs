@@ -1,11 +1,13 @@
 //! One handler per endpoint: parse and check the request, call the node, shape the answer.
 
 use super::error::ApiError;
+use super::ApiState;
 use crate::json::BlockJson;
+use crate::core::block::Block;
 use crate::node::{NewTransfer, Node};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{FromRef, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -15,6 +17,28 @@ use serde_json::{json, Value};
 pub const MAX_CHAIN_PAGE: usize = 1_000;
 
 type ApiResult = Result<(StatusCode, Json<Value>), ApiError>;
+
+impl FromRef<ApiState> for Node {
+    fn from_ref(state: &ApiState) -> Node {
+        state.node.clone()
+    }
+}
+
+/// The JSON of `blocks`, cut before the block that would take it past `max_bytes` (the first
+/// block is always kept, so a page always makes progress).
+fn bounded_page(blocks: &[Block], max_bytes: usize) -> Vec<Value> {
+    let mut page = Vec::with_capacity(blocks.len());
+    let mut bytes = 0;
+    for block in blocks {
+        let json = json!(BlockJson::from(block));
+        bytes += json.to_string().len() + 1;
+        if bytes > max_bytes && !page.is_empty() {
+            break;
+        }
+        page.push(json);
+    }
+    page
+}
 
 /// Parses a JSON body into `T`, naming what is wrong when it does not fit.
 fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
@@ -121,12 +145,13 @@ pub struct ChainPage {
     limit: Option<usize>,
 }
 
-/// `GET /chain?from=&limit=`: the main chain (a page of it) and its full length.
-pub async fn chain(State(node): State<Node>, page: Result<Query<ChainPage>, QueryRejection>) -> ApiResult {
+/// `GET /chain?from=&limit=`: the main chain (a page of it, at most [`MAX_CHAIN_PAGE`] blocks
+/// and `http.max_chain_page_bytes` of JSON) and its full length.
+pub async fn chain(State(api): State<ApiState>, page: Result<Query<ChainPage>, QueryRejection>) -> ApiResult {
     let Query(page) = page?;
     let limit = page.limit.unwrap_or(MAX_CHAIN_PAGE).min(MAX_CHAIN_PAGE);
-    let (blocks, length) = node.chain(page.from.unwrap_or(0), limit)?;
-    let chain: Vec<BlockJson> = blocks.iter().map(BlockJson::from).collect();
+    let (blocks, length) = api.node.chain(page.from.unwrap_or(0), limit)?;
+    let chain = bounded_page(&blocks, api.max_chain_page_bytes);
     Ok((StatusCode::OK, Json(json!({ "chain": chain, "length": length }))))
 }
 
@@ -148,7 +173,8 @@ pub async fn register_nodes(State(node): State<Node>, body: Result<Bytes, BytesR
 /// `GET /nodes/resolve`: asks every peer for what it has that we lack; a branch with more work
 /// is published into the blocks topic (never written into our store directly) and the answer
 /// comes once this node has read it back.
-pub async fn resolve_nodes(State(node): State<Node>) -> ApiResult {
+pub async fn resolve_nodes(State(api): State<ApiState>) -> ApiResult {
+    let node = &api.node;
     let resolution = node.resolve().await?;
     let peers: Vec<Value> = resolution
         .peers
@@ -156,7 +182,7 @@ pub async fn resolve_nodes(State(node): State<Node>) -> ApiResult {
         .map(|(url, verdict)| json!({ "node": url, "outcome": verdict.to_string() }))
         .collect();
     let (chain, length) = node.chain(0, MAX_CHAIN_PAGE)?;
-    let chain: Vec<BlockJson> = chain.iter().map(BlockJson::from).collect();
+    let chain = bounded_page(&chain, api.max_chain_page_bytes);
     let message = if resolution.replaced { "Our chain was replaced" } else { "Our chain is authoritative" };
     Ok((
         StatusCode::OK,

@@ -1,46 +1,69 @@
 //! The HTTP API: a thin adapter over [`Node`]. Same endpoints and JSON shapes as the Flask
 //! original, plus `/status`. Every error is a JSON `{"error": ...}`; bodies over
-//! [`MAX_BODY_BYTES`] are refused with 413.
+//! [`MAX_BODY_BYTES`] are refused with 413, bodies that are not JSON with 415, and the endpoints
+//! that change state or make the node work need the operator token ([`token`]).
 
 mod error;
+mod guard;
 mod handlers;
+mod server;
+pub mod token;
 
+use crate::config::HttpConfig;
 use crate::node::Node;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
-use std::future::Future;
-use tokio::net::TcpListener;
+use guard::RequestLimits;
+use std::sync::Arc;
+use std::time::Duration;
+use token::OperatorToken;
 
 pub use error::ApiError;
+pub use server::serve;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest body of `POST /transactions/batch`.
 pub const MAX_BATCH_BODY_BYTES: usize = 1024 * 1024;
 
-/// The API's routes over `node`.
-pub fn router(node: Node) -> Router {
+/// What the handlers share: the node and the `/chain` page bound.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The node the API adapts.
+    pub node: Node,
+    /// Largest `/chain` page in bytes of JSON.
+    pub max_chain_page_bytes: usize,
+}
+
+/// The API's routes over `node`, guarded by `token` and bounded by `http`.
+pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
+    let state = ApiState { node, max_chain_page_bytes: http.max_chain_page_bytes };
+    let operator = Router::new()
+        .route("/mine", get(handlers::mine))
+        .route("/nodes/register", post(handlers::register_nodes))
+        .route("/nodes/resolve", get(handlers::resolve_nodes))
+        .route_layer(from_fn_with_state(token, guard::require_token));
+    let limits = RequestLimits {
+        in_flight: Arc::new(tokio::sync::Semaphore::new(http.max_in_flight)),
+        timeout: Duration::from_millis(http.request_timeout_ms),
+    };
     Router::new()
         .route("/transactions/new", post(handlers::new_transaction))
         .route(
             "/transactions/batch",
             post(handlers::new_transactions).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
         )
-        .route("/mine", get(handlers::mine))
         .route("/chain", get(handlers::chain))
-        .route("/nodes/register", post(handlers::register_nodes))
-        .route("/nodes/resolve", get(handlers::resolve_nodes))
         .route("/status", get(handlers::status))
         .route("/metrics/blocks", get(handlers::recent_blocks))
         .route("/openapi.json", get(handlers::openapi))
+        .merge(operator)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(node)
-}
-
-/// Serves the API on `listener` until `shutdown` completes, then lets open requests finish.
-pub async fn serve(listener: TcpListener, node: Node, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(node)).with_graceful_shutdown(shutdown).await
+        .layer(from_fn(guard::require_json))
+        .layer(from_fn_with_state(limits, guard::bound_request))
+        .with_state(state)
 }

@@ -127,8 +127,11 @@ impl LocalNode {
             log: dir.join(format!("{}.log", spec.id)),
             exe: exe.to_owned(),
             child: None,
+            // No pooled connections: a server that answers early (413) and closes the connection
+            // would otherwise leave a dead one in the pool for the next request to fail on.
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(0)
                 .build()
                 .map_err(std::io::Error::other)?,
         })
@@ -174,18 +177,29 @@ impl LocalNode {
         Ok(child.wait()?.code())
     }
 
-    /// GET `path`: status code and JSON body (Null if not JSON); None if unreachable.
-    pub fn try_get(&self, path: &str) -> Option<(u16, Value)> {
-        let response = self.http.get(format!("{}{path}", self.url)).send().ok()?;
-        let code = response.status().as_u16();
-        Some((code, response.json().unwrap_or(Value::Null)))
+    /// The operator token the running node wrote to its cookie file, if it did.
+    pub fn token(&self) -> Option<String> {
+        std::fs::read_to_string(self.data_dir.join(crate::api::token::COOKIE_FILE)).ok()
     }
 
-    /// POST `body` to `path`: status code and JSON body; None if unreachable.
+    /// GET `path` with the operator token: status code and JSON body (Null if not JSON); None
+    /// if unreachable.
+    pub fn try_get(&self, path: &str) -> Option<(u16, Value)> {
+        answer(self.authorized(self.http.get(format!("{}{path}", self.url))).send().ok()?)
+    }
+
+    /// POST the JSON `body` to `path` with the operator token: status code and JSON body; None
+    /// if unreachable.
     pub fn try_post(&self, path: &str, body: String) -> Option<(u16, Value)> {
-        let response = self.http.post(format!("{}{path}", self.url)).body(body).send().ok()?;
-        let code = response.status().as_u16();
-        Some((code, response.json().unwrap_or(Value::Null)))
+        let request = self.http.post(format!("{}{path}", self.url)).header("content-type", "application/json").body(body);
+        answer(self.authorized(request).send().ok()?)
+    }
+
+    fn authorized(&self, request: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+        match self.token() {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// The node's whole main chain as JSON blocks, page by page; None if it stops answering.
@@ -209,6 +223,12 @@ impl LocalNode {
         let tail: Vec<&str> = text.lines().rev().take(lines).collect();
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
+}
+
+/// Status code and JSON body (Null if the body is not JSON).
+fn answer(response: reqwest::blocking::Response) -> Option<(u16, Value)> {
+    let code = response.status().as_u16();
+    Some((code, response.json().unwrap_or(Value::Null)))
 }
 
 impl Drop for LocalNode {

@@ -141,6 +141,13 @@ impl NodeProc {
         answer["transaction_id"].as_str().unwrap().to_owned()
     }
 
+    /// How many peers the node has registered (from a resolve's report, which lists each).
+    pub fn peers_registered(&self) -> usize {
+        let (code, answer) = self.get("/nodes/resolve");
+        assert_eq!(code, 200, "{answer}");
+        answer["peers"].as_array().unwrap().len()
+    }
+
     /// Mines one block and returns the answer.
     pub fn mine(&self) -> Value {
         let (code, answer) = self.get("/mine");

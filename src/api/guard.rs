@@ -1,0 +1,81 @@
+//! Request guards, as axum middleware: the operator token on endpoints that change state or
+//! make the node work, JSON-only bodies (a browser page cannot then post to the node with a
+//! simple form or `text/plain` request), a bound on requests in flight and on each request's
+//! time. Every refusal is a JSON `{"error"}` like the handlers' own.
+
+use super::error::ApiError;
+use super::token::OperatorToken;
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Refuses a request without `Authorization: Bearer <operator token>` with 401.
+pub async fn require_token(State(token): State<OperatorToken>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match presented {
+        Some(presented) if token.matches(presented.trim()) => next.run(request).await,
+        _ => {
+            let error = ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                message: "this endpoint needs the operator token: Authorization: Bearer <the token in {data_dir}/.cookie or http.token_file>".into(),
+            };
+            let mut response = error.into_response();
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response
+        }
+    }
+}
+
+/// Refuses a request that carries a body (POST) unless its `Content-Type` is JSON, with 415.
+pub async fn require_json(request: Request, next: Next) -> Response {
+    if request.method() == Method::POST {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return ApiError {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                message: "request bodies must be sent with Content-Type: application/json".into(),
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The bounds every request runs under.
+#[derive(Clone, Debug)]
+pub struct RequestLimits {
+    /// Permits for requests in flight.
+    pub in_flight: Arc<Semaphore>,
+    /// Longest time from a request's headers to its answer.
+    pub timeout: Duration,
+}
+
+/// Answers 503 at once when `http.max_in_flight` requests are already being handled, and 503
+/// when one takes longer than `http.request_timeout_ms` (the handler is then dropped).
+pub async fn bound_request(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
+        return ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: "too many requests in flight; try again".into() }
+            .into_response();
+    };
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!("the request took longer than {:?} (http.request_timeout_ms)", limits.timeout),
+        }
+        .into_response(),
+    }
+}
