@@ -108,8 +108,9 @@ impl Default for PeerConfig {
     }
 }
 
-/// Kafka connection and topic settings.
-#[derive(Clone, Debug, Deserialize)]
+/// Kafka connection and topic settings. Its `Debug` shows the names of the librdkafka
+/// properties but not their values, which may be credentials.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Bootstrap servers, comma separated.
@@ -165,6 +166,20 @@ fn default_http() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8000))
 }
 
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("transaction_partitions", &self.transaction_partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("min_insync_replicas", &self.min_insync_replicas)
+            .field("produce_timeout_ms", &self.produce_timeout_ms)
+            .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self {
@@ -197,9 +212,10 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("reading {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    /// The file is not valid TOML for this schema.
-    #[error("parsing {path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    /// The file is not valid TOML for this schema. Says where and what is wrong, but never
+    /// repeats the offending value: it may be a password.
+    #[error("parsing {path}: {problem}")]
+    Parse { path: PathBuf, problem: String },
     /// A value is out of range.
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -220,8 +236,8 @@ impl NodeConfig {
 
     /// Parses and checks `text`, naming `path` in a parse error.
     fn parse_from(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: NodeConfig = toml::from_str(text)
-            .map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })?;
+        let config: NodeConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), problem: describe_without_values(&e, text) })?;
         config.check()?;
         Ok(config)
     }
@@ -259,6 +275,28 @@ impl NodeConfig {
     }
 }
 
+/// A TOML error as "line L, column C: message", with the text of the offending value taken out
+/// of the message: toml's own rendering quotes the whole line, and serde's messages quote the
+/// value, either of which can be a secret (`sasl.password = ...`).
+fn describe_without_values(error: &toml::de::Error, text: &str) -> String {
+    let mut message = error.message().trim().to_owned();
+    let Some(span) = error.span() else { return message };
+    let offending = text.get(span.clone()).unwrap_or_default();
+    // A key (followed by `=`) names a setting; only values are hidden.
+    let is_key = text.get(span.end..).is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with('='));
+    let values = if is_key { ["", ""] } else { [offending, offending.trim_matches(|c| c == '"' || c == '\'')] };
+    for candidate in values {
+        let candidate = candidate.trim();
+        if candidate.len() >= 3 {
+            message = message.replace(candidate, "<value hidden>");
+        }
+    }
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +318,23 @@ mod tests {
         assert!(err.to_string().contains("bits"), "{err}");
         let err = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"d\"\nunknown = 1\n").unwrap_err();
         assert!(err.to_string().contains("unknown"), "{err}");
+    }
+
+    #[test]
+    fn a_parse_error_never_repeats_a_secret() {
+        let base = "node_id = \"a\"\ndata_dir = \"d\"\n[kafka.properties]\n";
+        for line in [
+            "\"sasl.password\" = hunter2-secret",
+            "\"sasl.password\" = 31337420",
+            "\"sasl.password\" = \"hunter2-secret",
+            "\"sasl.password\" = [\"hunter2-secret\"]",
+            "\"sasl.password\" = { v = \"hunter2-secret\" }",
+        ] {
+            let err = NodeConfig::parse(&format!("{base}{line}\n")).unwrap_err().to_string();
+            assert!(!err.contains("hunter2") && !err.contains("31337420"), "{line:?} gave: {err}");
+            assert!(err.contains("line 4"), "{err}");
+        }
+        let config = NodeConfig::parse(&format!("{base}\"sasl.password\" = \"hunter2-secret\"\n")).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"), "Debug shows the property's name only");
     }
 }

@@ -4,68 +4,16 @@
 
 mod common;
 
+use common::kafka_cluster::Cluster;
 use common::{transfer_ids, wait_for, TestNet};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-const BASE_PORT: u16 = 19092;
-
-/// A three-broker cluster of its own, on ports 19092-19097, stopped and wiped on drop.
-struct Cluster {
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Self::script(dir.path()).args(["up", "--brokers", "3"]).status().unwrap();
-        assert!(status.success(), "scripts/kafka up --brokers 3 failed");
-        Cluster { dir }
-    }
-
-    fn script(dir: &Path) -> Command {
-        let mut command = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka"));
-        command.env("KAFKACHAIN_KAFKA_DIR", dir).env("KAFKACHAIN_KAFKA_PORT", BASE_PORT.to_string());
-        command
-    }
-
-    fn bootstrap(&self) -> String {
-        (0..3).map(|i| format!("127.0.0.1:{}", BASE_PORT + 2 * i)).collect::<Vec<_>>().join(",")
-    }
-
-    fn pid_file(&self, broker: i32) -> PathBuf {
-        self.dir.path().join(format!("broker-{broker}/pid"))
-    }
-
-    /// The broker id leading partition 0 of `topic`.
-    fn leader_of(&self, topic: &str) -> i32 {
-        let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", self.bootstrap()).create().unwrap();
-        let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-        metadata.topics()[0].partitions()[0].leader()
-    }
-
-    fn kill(&self, broker: i32) {
-        let pid = std::fs::read_to_string(self.pid_file(broker)).unwrap();
-        let status = Command::new("kill").args(["-KILL", pid.trim()]).status().unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Self::script(self.dir.path()).args(["down", "--wipe"]).status();
-    }
-}
-
 #[test]
 fn killing_the_blocks_leader_loses_no_acknowledged_transaction() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(3, 19092);
     let bootstrap = cluster.bootstrap();
     let net = TestNet::start_with("failover", 2, |spec| {
         spec.brokers = bootstrap.clone();

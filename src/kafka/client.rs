@@ -1,7 +1,15 @@
-//! librdkafka client settings shared by the producer, the consumer and the admin client.
+//! librdkafka client settings shared by the producer, the consumer and the admin client, and the
+//! context through which librdkafka reports to the node's log.
 
+use super::health::BrokerHealth;
 use crate::config::KafkaConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
+use std::sync::Arc;
 
 /// Base settings: brokers, client id and every user-supplied librdkafka property.
 pub fn base_config(kafka: &KafkaConfig, client_id: &str) -> ClientConfig {
@@ -11,4 +19,65 @@ pub fn base_config(kafka: &KafkaConfig, client_id: &str) -> ClientConfig {
         config.set(key, value);
     }
     config
+}
+
+/// What every Kafka client of the node reports through. A broker that goes away makes each
+/// client log every failed connection attempt (several a second, twice for the producer); those
+/// go to [`BrokerHealth`] instead, which logs the loss once, a reminder now and then, and the
+/// recovery. Everything else librdkafka says reaches the log at its own level.
+#[derive(Clone)]
+pub struct NodeContext {
+    health: Arc<BrokerHealth>,
+}
+
+impl NodeContext {
+    /// A context reporting connection trouble to `health`.
+    pub fn new(health: Arc<BrokerHealth>) -> Self {
+        Self { health }
+    }
+}
+
+impl ClientContext for NodeContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if is_connection_failure_log(facility, message) {
+            self.health.failure(message);
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "{facility}: {message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{facility}: {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", "{facility}: {message}"),
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{facility}: {message}"),
+        }
+    }
+
+    fn error(&self, error: RdError, reason: &str) {
+        if is_connection_failure(&error) {
+            self.health.failure(reason);
+        } else {
+            tracing::error!(target: "librdkafka", "{error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for NodeContext {}
+
+/// Whether `error` only says that brokers cannot be reached (which passes when they are back).
+pub fn is_connection_failure(error: &RdError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerNotAvailable
+                | RDKafkaErrorCode::Resolve
+        )
+    )
+}
+
+/// Whether a librdkafka log line reports a failed or lost broker connection.
+fn is_connection_failure_log(facility: &str, message: &str) -> bool {
+    facility == "FAIL" || message.contains("Connection refused") || message.contains("brokers are down")
 }

@@ -1,7 +1,8 @@
 //! Publishing transactions and blocks with `acks=all` and idempotence: a publish returns only
 //! once the broker has the message on every in-sync replica.
 
-use super::client::base_config;
+use super::client::{base_config, is_connection_failure, NodeContext};
+use super::health::BrokerHealth;
 use super::topics::Topics;
 use super::wire::encode_message;
 use super::KafkaError;
@@ -11,6 +12,7 @@ use crate::core::transaction::Transaction;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a publish was not acknowledged.
@@ -35,22 +37,23 @@ pub struct Acked {
 /// The node's producer for both topics.
 #[derive(Clone)]
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: FutureProducer<NodeContext>,
     topics: Topics,
+    health: Arc<BrokerHealth>,
 }
 
 impl Publisher {
     /// A producer with `acks=all`, idempotence, and the configured delivery timeout.
-    pub fn new(kafka: &KafkaConfig, topics: Topics, client_id: &str) -> Result<Self, KafkaError> {
+    pub fn new(kafka: &KafkaConfig, topics: Topics, client_id: &str, health: Arc<BrokerHealth>) -> Result<Self, KafkaError> {
         let producer = base_config(kafka, client_id)
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "2")
             .set("message.max.bytes", super::topics::MAX_MESSAGE_BYTES.to_string())
             .set("message.timeout.ms", kafka.produce_timeout_ms.to_string())
-            .create()
+            .create_with_context(NodeContext::new(health.clone()))
             .map_err(KafkaError::during("creating the producer"))?;
-        Ok(Self { producer, topics })
+        Ok(Self { producer, topics, health })
     }
 
     /// Publishes a transaction on the transactions topic, keyed by its sender.
@@ -97,11 +100,19 @@ impl Publisher {
         what: &'static str,
     ) -> Result<Acked, PublishError> {
         match self.producer.send(record, Timeout::After(Duration::from_secs(1))).await {
-            Ok(delivery) => Ok(Acked {
+            Ok(delivery) => {
+                self.health.success();
+                Ok(Acked {
                 offset_key: Topics::offset_key(topic, delivery.partition),
-                offset: delivery.offset.max(0) as u64,
-            }),
-            Err((source, _)) => Err(PublishError { what, source }),
+                    offset: delivery.offset.max(0) as u64,
+                })
+            }
+            Err((source, _)) => {
+                if is_connection_failure(&source) {
+                    self.health.failure(&source.to_string());
+                }
+                Err(PublishError { what, source })
+            }
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Topic names and their creation with the settings the design requires.
 
-use super::client::base_config;
+use super::client::{base_config, NodeContext};
+use super::health::BrokerHealth;
 use super::KafkaError;
 use crate::config::KafkaConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest message the topics accept: a full block must fit (the decoder's bound is the same).
@@ -55,9 +56,14 @@ pub enum TopicError {
 
 /// Creates the topics when missing (infinite retention, replication and `min.insync.replicas`
 /// from config) and returns the number of partitions of the transactions topic.
-pub async fn ensure_topics(kafka: &KafkaConfig, topics: &Topics, client_id: &str) -> Result<i32, TopicError> {
-    let admin: AdminClient<DefaultClientContext> = base_config(kafka, client_id)
-        .create()
+pub async fn ensure_topics(
+    kafka: &KafkaConfig,
+    topics: &Topics,
+    client_id: &str,
+    health: Arc<BrokerHealth>,
+) -> Result<i32, TopicError> {
+    let admin: AdminClient<NodeContext> = base_config(kafka, client_id)
+        .create_with_context(NodeContext::new(health))
         .map_err(KafkaError::during("creating the admin client"))?;
     let min_isr = kafka.min_insync_replicas.to_string();
     let replication = || TopicReplication::Fixed(kafka.replication_factor);
@@ -103,7 +109,7 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &Topics, client_id: &str
 
 /// Partitions of the blocks and transactions topics in the broker's metadata, once each of them
 /// has a leader.
-fn partition_counts(admin: &AdminClient<DefaultClientContext>, topics: &Topics) -> Result<(usize, usize), TopicError> {
+fn partition_counts(admin: &AdminClient<NodeContext>, topics: &Topics) -> Result<(usize, usize), TopicError> {
     let metadata = admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(30))

@@ -55,6 +55,8 @@ pub struct Applier {
     pub max_mempool: u64,
     /// Raised at shutdown; the applier finishes the batch in hand and stops.
     pub shutdown: CancellationToken,
+    /// The positions last copied to Kafka's group offsets, so unchanged ones are not sent again.
+    pub last_committed: std::cell::RefCell<Option<Vec<(String, u64)>>>,
 }
 
 /// Transaction messages waiting to be applied as one batch.
@@ -92,6 +94,10 @@ impl Applier {
                     tracing::error!("{why}");
                     self.stats.halt(why);
                     return Ok(());
+                }
+                Err(ReadError::Unreachable) => {
+                    std::thread::sleep(Duration::from_millis(500));
+                    continue;
                 }
                 Err(ReadError::Kafka(e)) => {
                     tracing::warn!("{e}; retrying");
@@ -266,8 +272,13 @@ impl Applier {
             let next = self.store.offset(&self.blocks_offset_key)?.unwrap_or(0);
             tracing::info!(next_offset = next, target = self.blocks_end_at_start, "catching up with the blocks topic");
         }
-        if let Err(e) = self.reader.commit(&positions) {
-            tracing::debug!("copying offsets to Kafka: {e}");
+        // A commit waits for the group coordinator: while the brokers are away it would only
+        // queue up (and hold the consumer's close until it times out).
+        if self.reader.brokers_reachable() && self.last_committed.borrow().as_ref() != Some(&positions) {
+            match self.reader.commit(&positions) {
+                Ok(()) => *self.last_committed.borrow_mut() = Some(positions),
+                Err(e) => tracing::debug!("copying offsets to Kafka: {e}"),
+            }
         }
         Ok(())
     }

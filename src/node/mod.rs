@@ -12,7 +12,7 @@ use crate::core::chain::{ChainView, Tip};
 use crate::core::hash::TxId;
 use crate::core::miner::{Miner, MinerPoolError};
 use crate::core::transaction::{Transaction, TxError};
-use crate::kafka::{ensure_topics, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
+use crate::kafka::{ensure_topics, BrokerHealth, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
 use crate::store::{Store, StoreError};
 use applier::{Applier, BlockEvent};
 use mining::{MineRequest, MinedBlock};
@@ -188,11 +188,12 @@ impl Node {
         let store = Store::open(&config.data_dir, &config.chain, config.storage.cache_bytes)?;
         tracing::info!(elapsed_ms = opening.elapsed().as_millis() as u64, "store opened");
         let topics = Topics::new(&config.kafka.topic_prefix);
-        let tx_partitions = ensure_topics(&config.kafka, &topics, &config.node_id).await?;
+        let health = Arc::new(BrokerHealth::default());
+        let tx_partitions = ensure_topics(&config.kafka, &topics, &config.node_id, health.clone()).await?;
         let start_offsets: BTreeMap<String, u64> = store.offsets()?.into_iter().collect();
         let reader = LogReader::open(&config.kafka, topics.clone(), tx_partitions, &config.node_id, |key| {
             start_offsets.get(key).copied()
-        })?;
+        }, health.clone())?;
         let blocks_end_at_start = reader.blocks_high_watermark(Duration::from_secs(30))?;
         let blocks_offset_key = reader.blocks_offset_key();
         tracing::info!(
@@ -202,7 +203,7 @@ impl Node {
             blocks_end = blocks_end_at_start,
             "node starting"
         );
-        let publisher = Publisher::new(&config.kafka, topics, &config.node_id)?;
+        let publisher = Publisher::new(&config.kafka, topics, &config.node_id, health)?;
         let miner = Arc::new(Miner::new(config.mining.threads)?);
         let stats = Arc::new(NodeStats::default());
         let (events, _) = broadcast::channel(1024);
@@ -221,6 +222,7 @@ impl Node {
             blocks_offset_key: blocks_offset_key.clone(),
             max_mempool: config.storage.max_mempool,
             shutdown: shutdown.clone(),
+            last_committed: Default::default(),
         };
         let peer_client = PeerClient::new(config.peers.clone())?;
         let applier = std::thread::Builder::new().name("applier".into()).spawn(move || applier.run())?;

@@ -113,8 +113,9 @@ fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) ->
     let kafka = KafkaConfig { brokers: brokers.to_owned(), topic_prefix: prefix.to_owned(), ..KafkaConfig::default() };
     let topics = Topics::new(prefix);
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(ensure_topics(&kafka, &topics, "bench-sync")).map_err(|e| SyncError::Kafka(e.to_string()))?;
-    let publisher = Publisher::new(&kafka, topics, "bench-sync").map_err(|e| SyncError::Kafka(e.to_string()))?;
+    let health = std::sync::Arc::new(crate::kafka::BrokerHealth::default());
+    runtime.block_on(ensure_topics(&kafka, &topics, "bench-sync", health.clone())).map_err(|e| SyncError::Kafka(e.to_string()))?;
+    let publisher = Publisher::new(&kafka, topics, "bench-sync", health).map_err(|e| SyncError::Kafka(e.to_string()))?;
     let mut parent = genesis(params);
     for height in 1..=blocks {
         let txs = vec![

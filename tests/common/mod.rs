@@ -184,3 +184,4 @@ pub fn rss_mib(pid: u32) -> f64 {
         .unwrap();
     kib / 1024.0
 }
+pub mod kafka_cluster;
