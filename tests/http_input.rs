@@ -117,3 +117,32 @@ fn operator_endpoints_need_the_token_and_bodies_must_be_json() {
     // With the token from the cookie, the operator endpoints work.
     assert_eq!(node.mine()["index"], 1);
 }
+
+/// A transfer this node's mempool cannot take is refused before it is published (503), instead
+/// of being acknowledged and then dropped; once a block makes room, transfers are taken again.
+#[test]
+fn a_full_mempool_refuses_before_publishing() {
+    let net = TestNet::start_with("mempool-full", 1, |spec| spec.max_mempool = 3);
+    let node = &net.nodes[0];
+    for i in 0..3 {
+        node.submit("alice", "bob", i + 1);
+    }
+    common::wait_for("three pooled transfers", std::time::Duration::from_secs(30), || {
+        (node.status()["mempool"] == 3).then_some(())
+    });
+    assert_client_error(node.post("/transactions/new", r#"{"sender":"alice","recipient":"bob","amount":9}"#), 503, "mempool is full");
+    let batch = r#"{"transactions":[{"sender":"carol","recipient":"dave","amount":1}]}"#;
+    assert_client_error(node.post("/transactions/batch", batch), 503, "mempool is full");
+    let status = node.status();
+    let published: u64 = status["next_offsets"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(key, _)| key.contains(".transactions/"))
+        .map(|(_, next)| next.as_u64().unwrap())
+        .sum();
+    assert_eq!(published, 3, "the refused transfers never reached the topic: {status}");
+    assert!(status["rejected"].get("tx_mempool_full").is_none(), "{status}");
+    assert_eq!(node.mine()["transactions"].as_array().unwrap().len(), 4);
+    node.submit("alice", "bob", 10);
+}

@@ -33,7 +33,9 @@ impl From<NodeError> for ApiError {
             NodeError::InvalidTransaction(_) | NodeError::InvalidPeer(_) | NodeError::TooManyPeers(_) => {
                 StatusCode::BAD_REQUEST
             }
-            NodeError::Publish(_) | NodeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::Publish(_) | NodeError::ShuttingDown | NodeError::Halted(_) | NodeError::MempoolFull { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             NodeError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             NodeError::Store(_) | NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -216,6 +216,20 @@ pub async fn status(State(node): State<Node>) -> ApiResult {
     Ok((StatusCode::OK, Json(body)))
 }
 
+/// `GET /health/live`: the process answers.
+pub async fn live() -> ApiResult {
+    Ok((StatusCode::OK, Json(json!({ "status": "live" }))))
+}
+
+/// `GET /health/ready`: 200 when caught up with the blocks topic, not halted and the brokers
+/// answer; 503 with the reason otherwise (for load balancers and orchestrators).
+pub async fn ready(State(node): State<Node>) -> ApiResult {
+    match node.readiness() {
+        Ok(()) => Ok((StatusCode::OK, Json(json!({ "status": "ready" })))),
+        Err(why) => Err(ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: format!("not ready: {why}") }),
+    }
+}
+
 /// `GET /openapi.json`: the OpenAPI 3 description of this API.
 pub async fn openapi() -> ([(axum::http::header::HeaderName, &'static str); 1], &'static str) {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))

@@ -57,6 +57,8 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
         )
         .route("/chain", get(handlers::chain))
         .route("/status", get(handlers::status))
+        .route("/health/live", get(handlers::live))
+        .route("/health/ready", get(handlers::ready))
         .route("/metrics/blocks", get(handlers::recent_blocks))
         .route("/openapi.json", get(handlers::openapi))
         .merge(operator)

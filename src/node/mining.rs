@@ -48,9 +48,13 @@ pub async fn run(node: Node, mut requests: mpsc::Receiver<MineRequest>, continuo
         while let Ok(request) = requests.try_recv() {
             waiting.push(request);
         }
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            result = mine_one(&node, &shutdown) => result,
+        let result = match node.refuse_if_halted() {
+            // A halted node reads nothing more, so it could never see its block applied.
+            Err(halted) => Err(halted),
+            Ok(()) => tokio::select! {
+                _ = shutdown.cancelled() => return,
+                result = mine_one(&node, &shutdown) => result,
+            },
         };
         if let Err(e) = &result {
             tracing::warn!("mining failed: {e}");

@@ -48,6 +48,13 @@ pub enum NodeError {
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// The node stopped applying the topics; it takes no writes and mines nothing until an
+    /// operator acts.
+    #[error("the node has halted and accepts no writes: {0}")]
+    Halted(String),
+    /// This node's mempool cannot take the transfers; nothing was published.
+    #[error("the mempool is full ({pooled} of {max} transactions, storage.max_mempool); nothing was published, try again later")]
+    MempoolFull { pooled: u64, max: u64 },
     /// Something that should not happen.
     #[error("{0}")]
     Internal(String),
@@ -118,6 +125,7 @@ struct Inner {
     start_offsets: BTreeMap<String, u64>,
     blocks_offset_key: String,
     peer_client: PeerClient,
+    health: Arc<BrokerHealth>,
     /// Held while a resolve runs: one at a time, so a burst of calls costs one fetch per peer.
     resolving: tokio::sync::Mutex<()>,
     /// For each transactions partition, the offset after the last transaction this node
@@ -176,6 +184,8 @@ pub struct Status {
     pub orphans: usize,
     /// Mining mode.
     pub mining: &'static str,
+    /// Whether the Kafka brokers answered since the last failure.
+    pub kafka_reachable: bool,
     /// Counters since start.
     #[serde(flatten)]
     pub stats: StatsSnapshot,
@@ -203,7 +213,8 @@ impl Node {
             blocks_end = blocks_end_at_start,
             "node starting"
         );
-        let publisher = Publisher::new(&config.kafka, topics, &config.node_id, health)?;
+        let publisher = Publisher::new(&config.kafka, topics, &config.node_id, health.clone())?;
+        let broker_health = health;
         let miner = Arc::new(Miner::new(config.mining.threads)?);
         let stats = Arc::new(NodeStats::default());
         let (events, _) = broadcast::channel(1024);
@@ -240,6 +251,7 @@ impl Node {
                 start_offsets,
                 blocks_offset_key,
                 peer_client,
+                health: broker_health,
                 resolving: tokio::sync::Mutex::new(()),
                 published_until: Default::default(),
             }),
@@ -259,6 +271,11 @@ impl Node {
             .collect();
         for tx in &txs {
             tx.check_transfer()?;
+        }
+        self.refuse_if_halted()?;
+        let (pooled, max) = (self.inner.store.mempool_len()?, self.inner.config.storage.max_mempool);
+        if pooled + txs.len() as u64 > max {
+            return Err(NodeError::MempoolFull { pooled, max });
         }
         let publisher = &self.inner.publisher;
         let acks = futures_util::future::join_all(txs.iter().map(|tx| publisher.publish_transaction(tx))).await;
@@ -297,9 +314,33 @@ impl Node {
 
     /// Mines one block and returns it once it has been read back from the topic and applied.
     pub async fn mine(&self) -> Result<MinedBlock, NodeError> {
+        self.refuse_if_halted()?;
         let (reply, answer) = oneshot::channel();
         self.inner.mine_requests.send(reply).await.map_err(|_| NodeError::ShuttingDown)?;
         answer.await.map_err(|_| NodeError::ShuttingDown)?
+    }
+
+    /// Fails when the applier has halted: nothing this node would publish could be applied here.
+    pub(crate) fn refuse_if_halted(&self) -> Result<(), NodeError> {
+        match self.inner.stats.halted() {
+            Some(why) => Err(NodeError::Halted(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the node can serve traffic: caught up with the blocks topic, not halted, brokers
+    /// reachable. `Err` says which is not the case.
+    pub fn readiness(&self) -> Result<(), String> {
+        if let Some(why) = self.inner.stats.halted() {
+            return Err(format!("halted: {why}"));
+        }
+        if !self.inner.health.is_reachable() {
+            return Err("the Kafka brokers are unreachable".into());
+        }
+        if !self.inner.stats.is_caught_up() {
+            return Err("still catching up with the blocks topic".into());
+        }
+        Ok(())
     }
 
     /// Main-chain blocks from height `from`, at most `limit`, and the chain's length.
@@ -328,6 +369,7 @@ impl Node {
                 MiningMode::OnDemand => "on-demand",
                 MiningMode::Continuous => "continuous",
             },
+            kafka_reachable: self.inner.health.is_reachable(),
             stats: self.inner.stats.snapshot(),
         })
     }

@@ -116,6 +116,11 @@ impl NodeStats {
         self.caught_up.load(Ordering::Relaxed)
     }
 
+    /// Why consuming stopped, if it did.
+    pub fn halted(&self) -> Option<String> {
+        self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// Records why consuming stopped.
     pub fn halt(&self, why: String) {
         *self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);

@@ -30,6 +30,8 @@ pub struct NodeSpec {
     pub transaction_partitions: i32,
     /// Replication factor and `min.insync.replicas` of created topics.
     pub replication: (i32, u32),
+    /// Mempool bound.
+    pub max_mempool: u64,
     /// Further TOML tables appended to the config as they are (for example `[peers]` bounds).
     pub extra_toml: String,
 }
@@ -48,6 +50,7 @@ impl NodeSpec {
             mining_threads: 1,
             transaction_partitions: 3,
             replication: (1, 1),
+            max_mempool: 1_000_000,
             extra_toml: String::new(),
         }
     }
@@ -103,7 +106,7 @@ impl LocalNode {
              [kafka]\nbrokers = \"{brokers}\"\ntopic_prefix = \"{prefix}\"\ntransaction_partitions = {parts}\n\
              replication_factor = {rf}\nmin_insync_replicas = {isr}\n\
              [mining]\nmode = \"{mode}\"\nthreads = {threads}\n\
-             [storage]\nmax_mempool = 1000000\n{extra}",
+             [storage]\nmax_mempool = {max_mempool}\n{extra}",
             id = spec.id,
             data = data_dir.display(),
             chain = spec.chain_id,
@@ -116,6 +119,7 @@ impl LocalNode {
             isr = spec.replication.1,
             mode = spec.mining_mode,
             threads = spec.mining_threads,
+            max_mempool = spec.max_mempool,
             extra = spec.extra_toml,
         );
         std::fs::write(&config, text)?;
