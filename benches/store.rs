@@ -53,7 +53,7 @@ fn store_writes(c: &mut Criterion) {
                 (dir, store)
             },
             |(dir, store)| {
-                store.apply_block(block.clone(), &[offset(1)]).unwrap();
+                store.apply_block(block.clone(), block.header.timestamp_ms, &[offset(1)]).unwrap();
                 (dir, store)
             },
             BatchSize::PerIteration,

@@ -28,6 +28,7 @@ fn resolve_publishes_a_longer_peer_chain_and_every_node_follows() {
     let outsider = TestNet::start("split-outsider", 1);
     let lone = &outsider.nodes[0];
     net.nodes[1].mine();
+    net.wait_converged(1, Duration::from_secs(30));
     net.nodes[2].mine();
     net.wait_converged(2, Duration::from_secs(30));
     for _ in 0..5 {

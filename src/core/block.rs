@@ -1,6 +1,6 @@
 //! A block: header plus transactions, and the genesis block every node derives from config.
 
-use super::hash::{sha256, BlockHash, TxId};
+use super::hash::{BlockHash, TxId};
 use super::header::{BlockHeader, HEADER_VERSION};
 use super::merkle::merkle_root;
 use super::params::ChainParams;
@@ -57,15 +57,15 @@ impl Block {
     }
 }
 
-/// The genesis block of the chain described by `params`: no transactions, no proof of work, and a
-/// parent hash derived from the chain id, so every node computes it alone and none publishes it.
+/// The genesis block of the chain described by `params`: no transactions, no proof of work, and
+/// the digest of every chain parameter as its parent hash, so every node computes it alone, none
+/// publishes it, and nodes configured differently never share a genesis.
 pub fn genesis(params: &ChainParams) -> Block {
-    let seed = format!("kafkachain genesis/{}", params.chain_id);
     Block {
         header: BlockHeader {
             version: HEADER_VERSION,
             height: 0,
-            prev_hash: BlockHash(sha256(seed.as_bytes())),
+            prev_hash: BlockHash(params.digest()),
             tx_root: merkle_root(&[]),
             timestamp_ms: params.genesis_timestamp_ms,
             bits: params.bits,
@@ -85,8 +85,21 @@ mod tests {
         assert_eq!(genesis(&params), genesis(&params.clone()));
         let other = ChainParams { chain_id: "other".into(), ..params.clone() };
         assert_ne!(genesis(&params).hash(), genesis(&other).hash());
-        let harder = ChainParams { bits: params.bits + 1, ..params.clone() };
-        assert_ne!(genesis(&params).hash(), genesis(&harder).hash());
+        let variants = [
+            ChainParams { bits: params.bits + 1, ..params.clone() },
+            ChainParams { reward: params.reward + 1, ..params.clone() },
+            ChainParams { genesis_timestamp_ms: 1, ..params.clone() },
+            ChainParams { max_block_txs: params.max_block_txs + 1, ..params.clone() },
+            ChainParams { max_block_bytes: params.max_block_bytes + 1, ..params.clone() },
+            ChainParams { max_orphans: params.max_orphans + 1, ..params.clone() },
+            ChainParams { max_orphan_bytes: params.max_orphan_bytes + 1, ..params.clone() },
+            ChainParams { finality_depth: params.finality_depth + 1, ..params.clone() },
+            ChainParams { max_future_ms: params.max_future_ms + 1, ..params.clone() },
+        ];
+        let mut seen = std::collections::HashSet::from([genesis(&params).hash()]);
+        for changed in &variants {
+            assert!(seen.insert(genesis(changed).hash()), "genesis ignores a change: {changed:?}");
+        }
         assert_eq!(genesis(&params).header.height, 0);
     }
 }

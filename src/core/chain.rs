@@ -9,6 +9,7 @@
 //! Storing a block retries the orphans waiting for it, within the same update.
 
 use super::block::Block;
+use super::encoding;
 use super::hash::{BlockHash, TxId};
 use super::params::ChainParams;
 use super::pow::Work;
@@ -85,8 +86,24 @@ pub trait ChainView {
     fn main_tx_heights(&self, txids: &[TxId]) -> Result<Vec<Option<u64>>, Self::Error> {
         txids.iter().map(|id| self.main_tx_height(id)).collect()
     }
-    /// The orphan pool as (sequence number, block), oldest first.
-    fn orphans(&self) -> Result<Vec<(u64, Block)>, Self::Error>;
+    /// The orphan pool's index, oldest first: small records, so a message never decodes the
+    /// pooled blocks to learn what the pool holds.
+    fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, Self::Error>;
+    /// The pooled block with sequence number `seq`.
+    fn orphan_block(&self, seq: u64) -> Result<Option<Block>, Self::Error>;
+}
+
+/// What the orphan pool knows of one pooled block without decoding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanEntry {
+    /// Arrival order in the pool (the oldest is dropped first).
+    pub seq: u64,
+    /// The block's hash.
+    pub hash: BlockHash,
+    /// The parent it waits for.
+    pub parent: BlockHash,
+    /// Its size in the canonical encoding, counted against `max_orphan_bytes`.
+    pub bytes: u64,
 }
 
 /// Everything one processed message changes, to be committed atomically.
@@ -102,8 +119,8 @@ pub struct ChainUpdate {
     pub tip: Option<Tip>,
     /// Mempool changes, in order.
     pub mempool: Vec<MempoolOp>,
-    /// Orphans added, with their sequence numbers.
-    pub orphans_added: Vec<(u64, Block)>,
+    /// Orphans added, with their index entries.
+    pub orphans_added: Vec<(OrphanEntry, Block)>,
     /// Sequence numbers of orphans removed (adopted or dropped).
     pub orphans_removed: Vec<u64>,
     /// What happened to each block, in order.
@@ -111,13 +128,19 @@ pub struct ChainUpdate {
 }
 
 /// Processes `block` against `view` and returns the write set (nothing is written).
+///
+/// `arrival_ms` is the broker's log-append time of the block's message: the block's timestamp may
+/// not run more than `max_future_ms` ahead of it. Orphans adopted by this block are checked
+/// against the same time (they arrived earlier, so this is the laxer bound, and every node
+/// applies it alike).
 pub fn process_block<V: ChainView>(
     view: &V,
     params: &ChainParams,
     block: Block,
+    arrival_ms: u64,
 ) -> Result<ChainUpdate, V::Error> {
     let mut overlay = Overlay::new(view);
-    overlay.apply(params, block)?;
+    overlay.apply(params, block, arrival_ms)?;
     Ok(overlay.into_update())
 }
 
@@ -147,17 +170,18 @@ impl<V: ChainView> Overlay<V> {
         Overlay { base_orphans: false, ..Self::new(base) }
     }
 
-    /// Processes `block` (and the orphans it adopts) on top of what is already applied; returns
-    /// what happened to each block, in order.
-    pub fn apply(&mut self, params: &ChainParams, block: Block) -> Result<Vec<Outcome>, V::Error> {
+    /// Processes `block`, whose message the broker appended at `arrival_ms` (and the orphans it
+    /// adopts) on top of what is already applied; returns what happened to each block, in order.
+    pub fn apply(&mut self, params: &ChainParams, block: Block, arrival_ms: u64) -> Result<Vec<Outcome>, V::Error> {
         let first_outcome = self.update.outcomes.len();
         let mut queue = VecDeque::from([block]);
         while let Some(next) = queue.pop_front() {
-            if let Some(stored) = self.accept(params, next)? {
-                for (seq, orphan) in self.orphans()? {
-                    if orphan.header.prev_hash == stored {
-                        self.update.orphans_removed.push(seq);
-                        queue.push_back(orphan);
+            if let Some(stored) = self.accept(params, next, arrival_ms)? {
+                for entry in self.orphan_entries()? {
+                    if entry.parent == stored {
+                        let orphan = self.orphan_block(entry.seq)?;
+                        self.update.orphans_removed.push(entry.seq);
+                        queue.extend(orphan);
                     }
                 }
             }
@@ -204,8 +228,12 @@ impl<V: ChainView> ChainView for &V {
         (**self).main_tx_heights(txids)
     }
 
-    fn orphans(&self) -> Result<Vec<(u64, Block)>, V::Error> {
-        (**self).orphans()
+    fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, V::Error> {
+        (**self).orphan_entries()
+    }
+
+    fn orphan_block(&self, seq: u64) -> Result<Option<Block>, V::Error> {
+        (**self).orphan_block(seq)
     }
 }
 
@@ -259,13 +287,45 @@ impl<V: ChainView> ChainView for Overlay<V> {
             .collect())
     }
 
-    fn orphans(&self) -> Result<Vec<(u64, Block)>, V::Error> {
+    fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, V::Error> {
         let removed: HashSet<u64> = self.update.orphans_removed.iter().copied().collect();
-        let mut all = if self.base_orphans { self.base.orphans()? } else { Vec::new() };
-        all.extend(self.update.orphans_added.iter().cloned());
-        all.retain(|(seq, _)| !removed.contains(seq));
+        let mut all = if self.base_orphans { self.base.orphan_entries()? } else { Vec::new() };
+        all.extend(self.update.orphans_added.iter().map(|(entry, _)| *entry));
+        all.retain(|entry| !removed.contains(&entry.seq));
         Ok(all)
     }
+
+    fn orphan_block(&self, seq: u64) -> Result<Option<Block>, V::Error> {
+        if self.update.orphans_removed.contains(&seq) {
+            return Ok(None);
+        }
+        match self.update.orphans_added.iter().find(|(entry, _)| entry.seq == seq) {
+            Some((_, block)) => Ok(Some(block.clone())),
+            None if self.base_orphans => self.base.orphan_block(seq),
+            None => Ok(None),
+        }
+    }
+}
+
+/// How many blocks of a branch the median-time rule looks back over (consensus).
+pub const MEDIAN_SPAN: usize = 11;
+
+/// The median timestamp of the last [`MEDIAN_SPAN`] blocks of the branch ending at `parent`
+/// (fewer near genesis; the upper median of an even count): a child's timestamp must be above
+/// it, so no miner can drag a branch's time backwards, whatever its clock says.
+pub fn median_time_past<V: ChainView>(view: &V, parent: BlockHash) -> Result<u64, V::Error> {
+    let mut times = Vec::with_capacity(MEDIAN_SPAN);
+    let mut hash = parent;
+    while times.len() < MEDIAN_SPAN {
+        let Some(meta) = view.meta(&hash)? else { break };
+        times.push(meta.timestamp_ms);
+        if meta.height == 0 {
+            break;
+        }
+        hash = meta.parent;
+    }
+    times.sort_unstable();
+    Ok(times.get(times.len() / 2).copied().unwrap_or(0))
 }
 
 /// The part of a block's branch that is not on the main chain.
@@ -280,9 +340,9 @@ struct Branch {
 
 impl<V: ChainView> Overlay<V> {
     /// Handles one block; returns its hash when it was stored.
-    fn accept(&mut self, params: &ChainParams, block: Block) -> Result<Option<BlockHash>, V::Error> {
+    fn accept(&mut self, params: &ChainParams, block: Block, arrival_ms: u64) -> Result<Option<BlockHash>, V::Error> {
         let hash = block.hash();
-        if self.meta(&hash)?.is_some() || self.orphans()?.iter().any(|(_, b)| b.hash() == hash) {
+        if self.meta(&hash)?.is_some() || self.orphan_entries()?.iter().any(|entry| entry.hash == hash) {
             self.update.outcomes.push(Outcome::Duplicate(hash));
             return Ok(None);
         }
@@ -294,11 +354,21 @@ impl<V: ChainView> Overlay<V> {
             self.orphan(params, hash, block)?;
             return Ok(None);
         };
-        let facts = ParentFacts { height: parent.height, timestamp_ms: parent.timestamp_ms };
-        if let Err(e) = check_against_parent(&block, facts) {
+        let facts = ParentFacts {
+            height: parent.height,
+            median_time_ms: median_time_past(self, block.header.prev_hash)?,
+            arrival_ms,
+        };
+        if let Err(e) = check_against_parent(&block, facts, params) {
             return self.reject(hash, e);
         }
-        let branch = self.branch_of(block.header.prev_hash, parent.height)?;
+        let tip = self.tip()?;
+        let branch = match self.branch_of(block.header.prev_hash, parent.height, tip.height, params.finality_depth)? {
+            Ok(branch) => branch,
+            Err(fork_height) => {
+                return self.reject(hash, BlockError::BeyondFinality { fork_height, tip_height: tip.height })
+            }
+        };
         for (id, height) in ids.iter().zip(self.main_tx_heights(&ids)?) {
             let on_main = height.is_some_and(|h| h <= branch.fork_height);
             if on_main || branch.side_txids.contains(id) {
@@ -313,7 +383,6 @@ impl<V: ChainView> Overlay<V> {
         };
         self.stored.insert(hash, self.update.blocks.len());
         self.update.blocks.push((hash, block, meta));
-        let tip = self.tip()?;
         let (tip_moved, reorg_depth) = if meta.cumulative_work > tip.cumulative_work {
             let depth = self.switch_tip(tip, hash, meta, branch, &ids)?;
             (true, depth)
@@ -329,32 +398,61 @@ impl<V: ChainView> Overlay<V> {
         Ok(None)
     }
 
+    /// Pools `block` until its parent arrives, then drops the oldest orphans until the pool is
+    /// within `max_orphans` blocks and `max_orphan_bytes` bytes (a block larger than that alone
+    /// is dropped at once).
     fn orphan(&mut self, params: &ChainParams, hash: BlockHash, block: Block) -> Result<(), V::Error> {
-        let pool = self.orphans()?;
-        let seq = pool.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
-        self.update.orphans_added.push((seq, block));
+        let mut pool = self.orphan_entries()?;
+        let seq = pool.iter().map(|entry| entry.seq + 1).max().unwrap_or(0);
+        let bytes = encoding::encode(&block).len() as u64;
+        let entry = OrphanEntry { seq, hash, parent: block.header.prev_hash, bytes };
+        self.update.orphans_added.push((entry, block));
         self.update.outcomes.push(Outcome::Orphaned(hash));
-        let excess = (pool.len() + 1).saturating_sub(params.max_orphans);
-        for (old_seq, old) in self.orphans()?.into_iter().take(excess) {
-            self.update.orphans_removed.push(old_seq);
-            self.update.outcomes.push(Outcome::OrphanDropped(old.hash()));
+        pool.push(entry);
+        let mut total: u64 = pool.iter().map(|e| e.bytes).sum();
+        let mut count = pool.len();
+        for old in pool {
+            if count <= params.max_orphans && total <= params.max_orphan_bytes as u64 {
+                break;
+            }
+            self.update.orphans_removed.push(old.seq);
+            self.update.outcomes.push(Outcome::OrphanDropped(old.hash));
+            count -= 1;
+            total -= old.bytes;
         }
         Ok(())
     }
 
-    /// Walks back from `parent` until the main chain.
-    fn branch_of(&self, parent: BlockHash, parent_height: u64) -> Result<Branch, V::Error> {
-        let mut branch = Branch { side: Vec::new(), side_txids: HashSet::new(), fork_height: 0 };
+    /// Walks back from `parent` until the main chain, through the blocks' metadata only, and
+    /// stops as soon as the fork point is known to lie more than `finality_depth` blocks below
+    /// the tip (`Err` with the height reached): a fork that deep is refused, so the walk, and the
+    /// transactions read for the branch afterwards, never exceed `finality_depth` blocks.
+    fn branch_of(
+        &self,
+        parent: BlockHash,
+        parent_height: u64,
+        tip_height: u64,
+        finality_depth: u64,
+    ) -> Result<Result<Branch, u64>, V::Error> {
+        let mut side = Vec::new();
         let (mut hash, mut height) = (parent, parent_height);
         while self.main_hash_at(height)? != Some(hash) {
-            let block = self.block(&hash)?.expect("a stored block's ancestors are stored");
-            branch.side_txids.extend(block.txids());
-            branch.side.push(hash);
-            hash = block.header.prev_hash;
+            if tip_height.saturating_sub(height) >= finality_depth {
+                return Ok(Err(height));
+            }
+            let meta = self.meta(&hash)?.expect("a stored block's ancestors are stored");
+            side.push(hash);
+            hash = meta.parent;
             height -= 1;
         }
-        branch.fork_height = height;
-        Ok(branch)
+        if tip_height.saturating_sub(height) > finality_depth {
+            return Ok(Err(height));
+        }
+        let mut side_txids = HashSet::new();
+        for side_hash in &side {
+            side_txids.extend(self.block(side_hash)?.expect("side blocks are stored").txids());
+        }
+        Ok(Ok(Branch { side, side_txids, fork_height: height }))
     }
 
     /// Makes `hash` the tip: disconnects the main chain above the fork point, connects the new

@@ -130,6 +130,93 @@ fn each_broken_rule_is_rejected_with_its_reason() {
     assert_eq!(invalid_reason(&chain.apply(again)), "duplicate_transaction");
 }
 
+/// A child of `parent` at `timestamp_ms`, mined.
+fn child_at(parent: &Block, timestamp_ms: u64) -> Block {
+    let mut block = child(&params(), parent, "m", &[]);
+    block.header.timestamp_ms = timestamp_ms;
+    assert!(super::miner::solve_on_this_thread(&mut block.header));
+    block
+}
+
+#[test]
+fn timestamps_rise_above_the_branch_median_and_stay_near_the_append_time() {
+    let p = params();
+    let mut chain = MemoryChain::new(p.clone());
+    // Genesis at 1000, then blocks at 2000..=7000: the median of the last 11 (all 7) is 4000.
+    let mut tip = genesis_block();
+    for t in (2..=7).map(|k| k * 1000) {
+        tip = child_at(&tip, t);
+        assert!(stored(&chain.apply(tip.clone())));
+    }
+    assert_eq!(invalid_reason(&chain.apply(child_at(&tip, 4000))), "bad_timestamp", "equal to the median");
+    assert!(stored(&chain.apply(child_at(&tip, 4001))), "above the median, though below the parent");
+    let far_ms = 10 * p.max_future_ms;
+    let far = child_at(&tip, far_ms);
+    let arrived = far_ms - p.max_future_ms - 1;
+    assert_eq!(invalid_reason(&chain.apply_at(far.clone(), arrived)), "timestamp_ahead");
+    assert!(stored(&chain.apply_at(far, arrived + 1)), "exactly the margin ahead is allowed");
+}
+
+#[test]
+fn blocks_over_the_size_bound_are_refused() {
+    // A bound just above a one-transfer block, measured on another chain: a block's size does
+    // not depend on which genesis it extends.
+    let probe_params = params();
+    let probe = child(&probe_params, &super::block::genesis(&probe_params), "m", &[transfer(1)]);
+    let p = super::params::ChainParams { max_block_bytes: super::encoding::encoded_len(&probe) + 8, ..params() };
+    let mut chain = MemoryChain::new(p.clone());
+    let small = child(&p, &super::block::genesis(&p), "m", &[transfer(1)]);
+    assert!(stored(&chain.apply(small.clone())));
+    let big = child(&p, &small, "m", &(2..8).map(transfer).collect::<Vec<_>>());
+    assert_eq!(super::encoding::encoded_len(&big), super::encoding::encode(&big).len());
+    assert_eq!(invalid_reason(&chain.apply(big)), "block_too_large");
+}
+
+#[test]
+fn a_fork_deeper_than_the_finality_depth_is_refused() {
+    let p = super::params::ChainParams { finality_depth: 2, ..params() };
+    let g = super::block::genesis(&p);
+    let mut chain = MemoryChain::new(p.clone());
+    let main: Vec<Block> = (0..4).scan(g.clone(), |parent, _| {
+        *parent = child(&p, parent, "main", &[]);
+        Some(parent.clone())
+    }).collect();
+    for block in &main {
+        chain.apply(block.clone());
+    }
+    // Tip at 4. Forking from height 2 abandons 2 blocks: allowed (and a tie, so no reorg).
+    let shallow = child(&p, &main[1], "side", &[]);
+    assert!(stored(&chain.apply(shallow.clone())));
+    let deeper = child(&p, &shallow, "side", &[]);
+    assert!(stored(&chain.apply(deeper)));
+    // Forking from height 1 would abandon 3 blocks: beyond finality, whether it would win or not.
+    let deep = child(&p, &main[0], "side", &[]);
+    assert_eq!(invalid_reason(&chain.apply(deep)), "beyond_finality");
+    let from_genesis = child(&p, &g, "side", &[]);
+    assert_eq!(invalid_reason(&chain.apply(from_genesis)), "beyond_finality");
+    assert_eq!(chain.tip_info().hash, main[3].hash());
+}
+
+#[test]
+fn the_orphan_pool_is_bounded_in_bytes_too() {
+    let g = genesis_block();
+    let probe = child(&params(), &child(&params(), &g, "x", &[]), "y", &[transfer(1)]);
+    // Orphans never link to genesis, so the strangers below need not share the chain's.
+    let size = super::encoding::encoded_len(&probe) as usize;
+    // Room for two such orphans by bytes, ten by count.
+    let p = super::params::ChainParams { max_orphans: 10, max_orphan_bytes: 2 * size + size / 2, ..params() };
+    let mut chain = MemoryChain::new(p.clone());
+    let strangers: Vec<Block> = (0..3u64)
+        .map(|i| child(&p, &child(&p, &g, &format!("x{i}"), &[]), "y", &[transfer(i)]))
+        .collect();
+    let outcomes: Vec<Outcome> = strangers.iter().flat_map(|s| chain.apply(s.clone())).collect();
+    assert!(outcomes.contains(&Outcome::OrphanDropped(strangers[0].hash())), "{outcomes:?}");
+    assert_eq!(super::chain::ChainView::orphan_entries(&chain).unwrap().len(), 2);
+    let huge = super::params::ChainParams { max_orphan_bytes: size / 2, ..p };
+    let mut chain = MemoryChain::new(huge);
+    assert_eq!(chain.apply(strangers[0].clone()), vec![Outcome::Orphaned(strangers[0].hash()), Outcome::OrphanDropped(strangers[0].hash())]);
+}
+
 /// A valid block at 20 bits on the test genesis, mined once: a random change of any header byte
 /// keeps 20 bits of proof of work with probability 2^-20.
 fn hard_block() -> &'static Block {

@@ -30,6 +30,14 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, config()).expect("serializing plain data into a Vec")
 }
 
+/// Length of `value`'s canonical encoding, computed without building it.
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    // Sizing plain data cannot fail, as encoding it into a Vec cannot.
+    bincode::serde::encode_into_writer(value, &mut size, config()).expect("sizing plain data");
+    size.bytes_written
+}
+
 /// Decodes the `T` at the start of `bytes`, ignoring what follows: for reading the leading field
 /// of a larger stored record without decoding the rest.
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {

@@ -2,7 +2,7 @@
 //! lets property tests drive the consensus rules without storage.
 
 use super::block::{genesis, Block};
-use super::chain::{process_block, BlockMeta, ChainUpdate, ChainView, MempoolOp, Outcome, Tip};
+use super::chain::{process_block, BlockMeta, ChainUpdate, ChainView, MempoolOp, OrphanEntry, Outcome, Tip};
 use super::hash::{BlockHash, TxId};
 use super::params::ChainParams;
 use super::pow::Work;
@@ -19,7 +19,7 @@ pub struct MemoryChain {
     tx_index: HashMap<TxId, u64>,
     tip: Tip,
     mempool: Vec<Transaction>,
-    orphans: BTreeMap<u64, Block>,
+    orphans: BTreeMap<u64, (OrphanEntry, Block)>,
 }
 
 impl MemoryChain {
@@ -44,9 +44,17 @@ impl MemoryChain {
         }
     }
 
-    /// Processes one block and applies the result; returns what happened to each block.
+    /// Processes one block as if its message arrived at the block's own timestamp, and applies
+    /// the result; returns what happened to each block.
     pub fn apply(&mut self, block: Block) -> Vec<Outcome> {
-        let update = match process_block(self, &self.params, block) {
+        let arrival_ms = block.header.timestamp_ms;
+        self.apply_at(block, arrival_ms)
+    }
+
+    /// Processes one block whose message the broker appended at `arrival_ms`, and applies the
+    /// result; returns what happened to each block.
+    pub fn apply_at(&mut self, block: Block, arrival_ms: u64) -> Vec<Outcome> {
+        let update = match process_block(self, &self.params, block, arrival_ms) {
             Ok(update) => update,
             Err(never) => match never {},
         };
@@ -94,7 +102,7 @@ impl MemoryChain {
         for seq in update.orphans_removed {
             self.orphans.remove(&seq);
         }
-        self.orphans.extend(update.orphans_added);
+        self.orphans.extend(update.orphans_added.into_iter().map(|(entry, block)| (entry.seq, (entry, block))));
         update.outcomes
     }
 
@@ -137,7 +145,11 @@ impl ChainView for MemoryChain {
         Ok(self.tx_index.get(txid).copied())
     }
 
-    fn orphans(&self) -> Result<Vec<(u64, Block)>, Infallible> {
-        Ok(self.orphans.iter().map(|(seq, block)| (*seq, block.clone())).collect())
+    fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, Infallible> {
+        Ok(self.orphans.values().map(|(entry, _)| *entry).collect())
+    }
+
+    fn orphan_block(&self, seq: u64) -> Result<Option<Block>, Infallible> {
+        Ok(self.orphans.get(&seq).map(|(_, block)| block.clone()))
     }
 }

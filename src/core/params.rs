@@ -22,7 +22,40 @@ pub struct ChainParams {
     pub max_block_txs: usize,
     /// Most blocks held while waiting for their parent; the oldest is dropped past it.
     pub max_orphans: usize,
+    /// Most bytes (canonical encoding) of one block: larger block messages are refused before
+    /// they are decoded.
+    #[serde(default = "default_max_block_bytes")]
+    pub max_block_bytes: usize,
+    /// Most bytes (canonical encoding) the orphan pool holds; the oldest are dropped past it.
+    #[serde(default = "default_max_orphan_bytes")]
+    pub max_orphan_bytes: usize,
+    /// Deepest reorganization accepted: a block whose branch leaves the main chain more than
+    /// this many blocks below the tip is refused (blocks that deep are final).
+    #[serde(default = "default_finality_depth")]
+    pub finality_depth: u64,
+    /// How far a block's timestamp may run ahead of the broker's log-append time of its message.
+    #[serde(default = "default_max_future_ms")]
+    pub max_future_ms: u64,
 }
+
+fn default_max_block_bytes() -> usize {
+    1024 * 1024
+}
+
+fn default_max_orphan_bytes() -> usize {
+    16 * 1024 * 1024
+}
+
+fn default_finality_depth() -> u64 {
+    100
+}
+
+fn default_max_future_ms() -> u64 {
+    2 * 60 * 60 * 1000
+}
+
+/// Domain tag of the parameter digest.
+const PARAMS_TAG: &[u8] = b"kafkachain-params-v2";
 
 /// Why a set of chain parameters is unusable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -39,6 +72,9 @@ pub enum ParamsError {
     /// The reward is zero.
     #[error("reward must be at least 1")]
     ZeroReward,
+    /// A bound that must let at least something through is zero.
+    #[error("{0} must be at least 1")]
+    ZeroBound(&'static str),
 }
 
 impl ChainParams {
@@ -56,7 +92,41 @@ impl ChainParams {
         if self.reward == 0 {
             return Err(ParamsError::ZeroReward);
         }
+        for (name, value) in [
+            ("max_block_bytes", self.max_block_bytes as u64),
+            ("max_orphans", self.max_orphans as u64),
+            ("max_orphan_bytes", self.max_orphan_bytes as u64),
+            ("finality_depth", self.finality_depth),
+        ] {
+            if value == 0 {
+                return Err(ParamsError::ZeroBound(name));
+            }
+        }
         Ok(())
+    }
+
+    /// SHA-256 over every parameter in a fixed layout (see `docs/consensus.md`): the genesis
+    /// block commits to it, so nodes configured differently have different genesis hashes and
+    /// see each other's blocks as having an unknown parent instead of forking silently.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut bytes = Vec::with_capacity(PARAMS_TAG.len() + 4 + self.chain_id.len() + 68);
+        bytes.extend_from_slice(PARAMS_TAG);
+        bytes.extend_from_slice(&(self.chain_id.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(self.chain_id.as_bytes());
+        bytes.extend_from_slice(&self.bits.to_le_bytes());
+        bytes.extend_from_slice(&self.reward.to_le_bytes());
+        bytes.extend_from_slice(&self.genesis_timestamp_ms.to_le_bytes());
+        for value in [
+            self.max_block_txs as u64,
+            self.max_block_bytes as u64,
+            self.max_orphans as u64,
+            self.max_orphan_bytes as u64,
+            self.finality_depth,
+            self.max_future_ms,
+        ] {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+        super::hash::sha256(&bytes)
     }
 }
 
@@ -69,6 +139,10 @@ impl Default for ChainParams {
             genesis_timestamp_ms: 1_764_028_800_000,
             max_block_txs: 1_000,
             max_orphans: 256,
+            max_block_bytes: default_max_block_bytes(),
+            max_orphan_bytes: default_max_orphan_bytes(),
+            finality_depth: default_finality_depth(),
+            max_future_ms: default_max_future_ms(),
         }
     }
 }

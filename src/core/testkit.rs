@@ -15,6 +15,7 @@ pub fn params() -> ChainParams {
         genesis_timestamp_ms: 1_000,
         max_block_txs: 8,
         max_orphans: 3,
+        ..ChainParams::default()
     }
 }
 

@@ -4,6 +4,7 @@
 //! knows the branch.
 
 use super::block::Block;
+use super::encoding;
 use super::hash::TxId;
 use super::header::HEADER_VERSION;
 use super::merkle::merkle_root;
@@ -30,9 +31,18 @@ pub enum BlockError {
     /// The header's Merkle root does not match the transactions.
     #[error("tx_root does not match the transactions")]
     TxRoot,
-    /// Earlier than the parent.
-    #[error("timestamp {got} is before the parent's {parent}")]
-    Timestamp { parent: u64, got: u64 },
+    /// Not above the median time of the branch's last blocks.
+    #[error("timestamp {got} is not above the median {median} of the branch's last blocks")]
+    Timestamp { median: u64, got: u64 },
+    /// Further ahead of the broker's append time than the chain allows.
+    #[error("timestamp {got} is beyond the message's append time plus the allowed margin ({limit})")]
+    TimestampAhead { limit: u64, got: u64 },
+    /// Larger than the chain's block size bound.
+    #[error("{0} bytes exceed the block size bound")]
+    TooLarge(usize),
+    /// Its branch leaves the main chain deeper below the tip than the finality depth.
+    #[error("its branch forks at height {fork_height} or below, beyond the finality depth under the tip at {tip_height}")]
+    BeyondFinality { fork_height: u64, tip_height: u64 },
     /// More transactions than a block may hold.
     #[error("{0} transactions exceed the block limit")]
     TooManyTransactions(usize),
@@ -60,6 +70,9 @@ impl BlockError {
             BlockError::ProofOfWork(_) => "bad_pow",
             BlockError::TxRoot => "bad_tx_root",
             BlockError::Timestamp { .. } => "bad_timestamp",
+            BlockError::TimestampAhead { .. } => "timestamp_ahead",
+            BlockError::TooLarge(_) => "block_too_large",
+            BlockError::BeyondFinality { .. } => "beyond_finality",
             BlockError::TooManyTransactions(_) => "too_many_transactions",
             BlockError::Reward(_) => "bad_reward",
             BlockError::Transaction { .. } => "bad_transaction",
@@ -70,13 +83,15 @@ impl BlockError {
     }
 }
 
-/// What validation needs to know of the parent.
+/// What validation needs to know of the parent's branch and of the block's message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParentFacts {
     /// Parent's height.
     pub height: u64,
-    /// Parent's timestamp.
-    pub timestamp_ms: u64,
+    /// Median timestamp of the branch's last blocks, parent included.
+    pub median_time_ms: u64,
+    /// The broker's log-append time of the block's message.
+    pub arrival_ms: u64,
 }
 
 /// Checks everything that does not depend on other blocks; returns the transaction ids so the
@@ -94,6 +109,10 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<Vec<TxId>, Blo
     }
     if block.transactions.len() > params.max_block_txs {
         return Err(BlockError::TooManyTransactions(block.transactions.len()));
+    }
+    let bytes = encoding::encoded_len(block);
+    if bytes > params.max_block_bytes {
+        return Err(BlockError::TooLarge(bytes));
     }
     let Some((reward, transfers)) = block.transactions.split_first() else {
         return Err(BlockError::Reward("the block has no transactions"));
@@ -122,14 +141,19 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<Vec<TxId>, Blo
     Ok(ids)
 }
 
-/// Checks what a block must satisfy against its parent.
-pub fn check_against_parent(block: &Block, parent: ParentFacts) -> Result<(), BlockError> {
+/// Checks what a block must satisfy against its parent's branch and its message's append time.
+/// Neither reads the local clock: the append time is the broker's, the same on every node.
+pub fn check_against_parent(block: &Block, parent: ParentFacts, params: &ChainParams) -> Result<(), BlockError> {
     let header = &block.header;
     if parent.height.checked_add(1) != Some(header.height) {
         return Err(BlockError::Height { parent: parent.height, got: header.height });
     }
-    if header.timestamp_ms < parent.timestamp_ms {
-        return Err(BlockError::Timestamp { parent: parent.timestamp_ms, got: header.timestamp_ms });
+    if header.timestamp_ms <= parent.median_time_ms {
+        return Err(BlockError::Timestamp { median: parent.median_time_ms, got: header.timestamp_ms });
+    }
+    let limit = parent.arrival_ms.saturating_add(params.max_future_ms);
+    if header.timestamp_ms > limit {
+        return Err(BlockError::TimestampAhead { limit, got: header.timestamp_ms });
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use super::client::{base_config, NodeContext};
 use super::health::BrokerHealth;
 use super::KafkaError;
 use crate::config::KafkaConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +52,10 @@ pub enum TopicError {
     /// A partition of the topic has no leader yet (just created, or its brokers are down).
     #[error("a partition of topic {0} has no leader")]
     Leaderless(String),
+    /// The blocks topic stamps messages with the producer's time: block timestamps are bounded
+    /// by the broker's append time, which every node must read alike.
+    #[error("topic {topic} has message.timestamp.type={found}; the blocks topic needs LogAppendTime (kafka-configs --alter --add-config message.timestamp.type=LogAppendTime)")]
+    TimestampType { topic: String, found: String },
 }
 
 /// Creates the topics when missing (infinite retention, replication and `min.insync.replicas`
@@ -68,7 +72,7 @@ pub async fn ensure_topics(
     let min_isr = kafka.min_insync_replicas.to_string();
     let replication = || TopicReplication::Fixed(kafka.replication_factor);
     let new_topics = [
-        NewTopic::new(&topics.blocks, 1, replication()),
+        NewTopic::new(&topics.blocks, 1, replication()).set(TIMESTAMP_TYPE, LOG_APPEND_TIME),
         NewTopic::new(&topics.transactions, kafka.transaction_partitions, replication()),
     ]
     .map(|t| {
@@ -94,7 +98,10 @@ pub async fn ensure_topics(
     loop {
         attempts += 1;
         match partition_counts(&admin, topics) {
-            Ok((1, tx)) if tx > 0 => return Ok(tx as i32),
+            Ok((1, tx)) if tx > 0 => {
+                check_timestamp_type(&admin, &topics.blocks, &options).await?;
+                return Ok(tx as i32);
+            }
             Ok((blocks, _)) if blocks > 1 => {
                 return Err(TopicError::BlocksPartitioned { topic: topics.blocks.clone(), partitions: blocks })
             }
@@ -105,6 +112,27 @@ pub async fn ensure_topics(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The topic setting that says whose clock stamps messages, and the value the blocks topic needs.
+const TIMESTAMP_TYPE: &str = "message.timestamp.type";
+const LOG_APPEND_TIME: &str = "LogAppendTime";
+
+/// Fails unless `topic` stamps messages with the broker's append time.
+async fn check_timestamp_type(admin: &AdminClient<NodeContext>, topic: &str, options: &AdminOptions) -> Result<(), TopicError> {
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], options)
+        .await
+        .map_err(KafkaError::during("reading the blocks topic's configuration"))?;
+    let found = results
+        .into_iter()
+        .flatten()
+        .find_map(|resource| resource.get(TIMESTAMP_TYPE).and_then(|entry| entry.value.clone()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    if found != LOG_APPEND_TIME {
+        return Err(TopicError::TimestampType { topic: topic.to_owned(), found });
+    }
+    Ok(())
 }
 
 /// Partitions of the blocks and transactions topics in the broker's metadata, once each of them

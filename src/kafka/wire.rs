@@ -4,8 +4,11 @@
 use crate::core::encoding::{self, DecodeError};
 use serde::{de::DeserializeOwned, Serialize};
 
-/// The envelope version this code writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The envelope version this code writes and reads. 2: genesis commits to every chain
+/// parameter, block size and orphan bytes are bounded, timestamps follow the median and the
+/// broker's append time, reorganizations stop at the finality depth (`docs/consensus.md`).
+/// Messages of version 1 are refused as `unknown_version`.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Why a message could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +66,7 @@ mod tests {
         assert_eq!(decode_message::<crate::core::block::Block>(&bytes).unwrap(), block);
         assert!(matches!(decode_message::<Transaction>(&[]), Err(WireError::Empty)));
         let mut future = bytes.clone();
-        future[0] = 2;
+        future[0] = FORMAT_VERSION + 1;
         assert_eq!(decode_message::<Transaction>(&future).unwrap_err().reason(), "unknown_version");
         let mut long = bytes;
         long.push(0);

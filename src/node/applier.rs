@@ -2,7 +2,7 @@
 //! store together with its new offset. Consecutive transaction messages are applied as one batch
 //! (one sled transaction); each block message is applied on its own.
 
-use super::stats::{AppliedBlock, NodeStats};
+use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_ALARM};
 use crate::core::block::Block;
 use crate::core::chain::{ChainView, Outcome, Tip};
 use crate::core::hash::BlockHash;
@@ -197,7 +197,10 @@ impl Applier {
         };
         let (hash, txs) = (block.hash(), block.transactions.len());
         let started = Instant::now();
-        let outcomes = self.store.apply_block(block, &[offset])?;
+        // The blocks topic stamps messages with the broker's append time (LogAppendTime), the
+        // same on every node; a message without one cannot vouch for its block's timestamp.
+        let arrival_ms = message.created_ms.map_or(0, |ms| ms.max(0) as u64);
+        let outcomes = self.store.apply_block(block, arrival_ms, &[offset])?;
         self.stats.busy("apply_blocks", started.elapsed());
         let applied_ms = now_ms();
         for outcome in &outcomes {
@@ -222,6 +225,7 @@ impl Applier {
         let event = match outcome {
             Outcome::Stored { hash, height, tip_moved, reorg_depth } => {
                 self.stats.applied();
+                self.stats.parent_known();
                 if *reorg_depth > 0 {
                     tracing::info!(%hash, height, reorg_depth, "reorganization");
                 }
@@ -229,6 +233,9 @@ impl Applier {
             }
             Outcome::Orphaned(hash) => {
                 tracing::info!(%hash, offset, "block waits for its parent");
+                if self.stats.unknown_parent() {
+                    tracing::warn!(streak = UNKNOWN_PARENT_ALARM, "{PARAMETER_MISMATCH}");
+                }
                 return;
             }
             Outcome::Duplicate(hash) => {

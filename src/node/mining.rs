@@ -6,7 +6,7 @@
 use super::applier::BlockEvent;
 use super::{Node, NodeError};
 use crate::core::block::Block;
-use crate::core::chain::ChainView;
+use crate::core::chain::{median_time_past, ChainView};
 use crate::core::transaction::Transaction;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -142,14 +142,13 @@ fn candidate(node: &Node) -> Result<Block, NodeError> {
     let params = store.params();
     loop {
         let tip = store.tip()?;
-        let parent = store.block(&tip.hash)?.ok_or_else(|| NodeError::Internal(format!("tip block {} missing", tip.hash)))?;
         let mut txs = vec![Transaction::reward(&node.inner.miner_address, params.reward, tip.height + 1)];
         txs.extend(store.mempool_head(params.max_block_txs - 1)?);
         if store.tip()? != tip {
             continue; // the applier moved the tip while we read the mempool
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let timestamp = now.max(parent.header.timestamp_ms);
+        let timestamp = now.max(median_time_past(store, tip.hash)? + 1);
         return Ok(Block::candidate(tip.hash, tip.height, params.bits, timestamp, txs));
     }
 }

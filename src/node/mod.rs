@@ -168,6 +168,9 @@ pub struct Status {
     pub node_id: String,
     /// Chain id.
     pub chain_id: String,
+    /// Hash of the genesis block, which commits to every chain parameter: nodes that can share
+    /// blocks show the same one.
+    pub genesis: String,
     /// Height of the tip.
     pub height: u64,
     /// Hash of the tip, hex.
@@ -358,6 +361,7 @@ impl Node {
         Ok(Status {
             node_id: self.inner.config.node_id.clone(),
             chain_id: store.params().chain_id.clone(),
+            genesis: crate::core::block::genesis(store.params()).hash().to_hex(),
             height: tip.height,
             tip: tip.hash.to_hex(),
             blocks_next_offset: next_offsets.get(&self.inner.blocks_offset_key).copied().unwrap_or(0),

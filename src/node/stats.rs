@@ -5,6 +5,16 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// Blocks in a row with an unknown parent after which the node says its chain parameters
+/// probably differ from the network's (a few orphans are normal when blocks race; a steady
+/// stream of them is what a different genesis looks like).
+pub const UNKNOWN_PARENT_ALARM: u64 = 8;
+
+/// What `/status` and the log say when blocks keep arriving with an unknown parent.
+pub const PARAMETER_MISMATCH: &str = "blocks keep arriving with an unknown parent: this node's chain parameters \
+     ([chain] in its configuration) probably differ from the network's, so its genesis differs; \
+     compare the genesis hash in /status with another node's";
+
 /// How many applied blocks [`NodeStats`] remembers for `GET /metrics/blocks`.
 pub const RECENT_BLOCKS: usize = 10_000;
 
@@ -32,6 +42,7 @@ pub struct NodeStats {
     applied: AtomicU64,
     mined: AtomicU64,
     caught_up: AtomicBool,
+    unknown_parent_streak: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     halted: Mutex<Option<String>>,
     busy_us: Mutex<BTreeMap<&'static str, u64>>,
@@ -50,6 +61,10 @@ pub struct StatsSnapshot {
     pub mined_since_start: u64,
     /// Whether the node has read the blocks topic up to where it stood at start.
     pub caught_up: bool,
+    /// Blocks in a row that arrived with an unknown parent.
+    pub unknown_parent_streak: u64,
+    /// What the operator should look at, if anything (a likely chain parameter mismatch).
+    pub warning: Option<String>,
     /// Rejected messages by reason.
     pub rejected: BTreeMap<&'static str, u64>,
     /// Why the node stopped consuming, if it did.
@@ -106,6 +121,17 @@ impl NodeStats {
         *map.entry(stage).or_default() += spent.as_micros() as u64;
     }
 
+    /// Counts a block whose parent is unknown; true when the streak just reached
+    /// [`UNKNOWN_PARENT_ALARM`].
+    pub fn unknown_parent(&self) -> bool {
+        self.unknown_parent_streak.fetch_add(1, Ordering::Relaxed) + 1 == UNKNOWN_PARENT_ALARM
+    }
+
+    /// A block was stored: the streak of unknown parents ends.
+    pub fn parent_known(&self) {
+        self.unknown_parent_streak.store(0, Ordering::Relaxed);
+    }
+
     /// Records that the node caught up with the blocks topic.
     pub fn set_caught_up(&self) {
         self.caught_up.store(true, Ordering::Relaxed);
@@ -134,6 +160,9 @@ impl NodeStats {
             applied_since_start: self.applied.load(Ordering::Relaxed),
             mined_since_start: self.mined.load(Ordering::Relaxed),
             caught_up: self.caught_up.load(Ordering::Relaxed),
+            unknown_parent_streak: self.unknown_parent_streak.load(Ordering::Relaxed),
+            warning: (self.unknown_parent_streak.load(Ordering::Relaxed) >= UNKNOWN_PARENT_ALARM)
+                .then(|| PARAMETER_MISMATCH.to_owned()),
             rejected: self.rejected.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
             halted: self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
             busy_ms: self

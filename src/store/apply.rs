@@ -37,11 +37,11 @@ pub enum AdmitOutcome {
 }
 
 impl Store {
-    /// Applies a block with the log positions it moves (none for a block fetched from a peer),
-    /// atomically.
-    pub fn apply_block(&self, block: Block, offsets: &[OffsetUpdate]) -> Result<Vec<Outcome>, StoreError> {
+    /// Applies a block whose message the broker appended at `arrival_ms`, with the log positions
+    /// it moves, atomically.
+    pub fn apply_block(&self, block: Block, arrival_ms: u64, offsets: &[OffsetUpdate]) -> Result<Vec<Outcome>, StoreError> {
         let _writer = self.lock_writes();
-        let update = process_block(self, self.params(), block)?;
+        let update = process_block(self, self.params(), block, arrival_ms)?;
         let mut batch = Batch::default();
         self.write_update(&update, &mut batch)?;
         let mut index = self.lock_mempool();
@@ -49,6 +49,11 @@ impl Store {
         write_offsets(offsets, &mut batch);
         self.tree.apply_batch(batch)?;
         index.commit(delta);
+        let mut orphans = self.lock_orphans();
+        for seq in &update.orphans_removed {
+            orphans.remove(seq);
+        }
+        orphans.extend(update.orphans_added.iter().map(|(entry, _)| (entry.seq, *entry)));
         Ok(update.outcomes)
     }
 
@@ -134,8 +139,8 @@ impl Store {
         for seq in &update.orphans_removed {
             batch.remove(&numbered(keys::ORPHAN, *seq)[..]);
         }
-        for (seq, block) in &update.orphans_added {
-            batch.insert(&numbered(keys::ORPHAN, *seq)[..], encoding::encode(block));
+        for (entry, block) in &update.orphans_added {
+            batch.insert(&numbered(keys::ORPHAN, entry.seq)[..], super::orphan_record(entry, block));
         }
         Ok(())
     }

@@ -12,9 +12,7 @@ pub const MAIN: u8 = b'H';
 pub const TX: u8 = b'T';
 /// `P` ++ arrival sequence → mempool transaction.
 pub const MEMPOOL: u8 = b'P';
-/// Layout 2 only, removed by the upgrade: `I` ++ txid → its mempool arrival sequence.
-pub const LAYOUT_2_MEMPOOL_ID: u8 = b'I';
-/// `O` ++ sequence → orphan block.
+/// `O` ++ sequence → the orphan's index entry followed by the block.
 pub const ORPHAN: u8 = b'O';
 /// `F` ++ position name → next offset to read there.
 pub const OFFSET: u8 = b'F';
@@ -29,10 +27,6 @@ pub const TIP: &[u8] = b"tip";
 pub const PARAMS: &[u8] = b"chain_params";
 /// The version of this key layout the store was written with.
 pub const LAYOUT: &[u8] = b"layout";
-/// Layout 2 only, removed by the upgrade: next mempool arrival sequence.
-pub const LAYOUT_2_MEMPOOL_NEXT: &[u8] = b"mempool_next_seq";
-/// Layout 2 only, removed by the upgrade: number of mempool transactions.
-pub const LAYOUT_2_MEMPOOL_LEN: &[u8] = b"mempool_len";
 
 /// A key of kind `prefix` for `id`.
 pub fn key(prefix: u8, id: &[u8]) -> Vec<u8> {

@@ -15,7 +15,8 @@ pub use apply::{AdmitOutcome, OffsetUpdate};
 pub use check::Consistency;
 
 use crate::core::block::{genesis, Block};
-use crate::core::chain::{BlockMeta, Tip};
+use crate::core::chain::{BlockMeta, OrphanEntry, Tip};
+use std::collections::BTreeMap;
 use crate::core::encoding;
 use crate::core::params::ChainParams;
 use crate::core::pow::Work;
@@ -40,12 +41,12 @@ pub enum StoreError {
     #[error("the store is missing {0}")]
     Missing(String),
     /// The data directory was written with another key layout (an older version of kafkachain).
-    #[error("the data directory uses store layout {found}, this version reads layout {expected}; sync a new data directory from the topic")]
+    #[error("the data directory uses store layout {found}, this version reads layout {expected} (consensus format {}); start with a new data directory on topics of that format", crate::kafka::wire::FORMAT_VERSION)]
     Layout { found: u64, expected: u64 },
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.
-const LAYOUT_VERSION: u64 = 3;
+const LAYOUT_VERSION: u64 = 4;
 
 /// What is stored per block: the metadata first, so fork choice reads it without decoding the
 /// transactions.
@@ -53,6 +54,19 @@ const LAYOUT_VERSION: u64 = 3;
 struct StoredBlock<'a> {
     meta: BlockMeta,
     block: Cow<'a, Block>,
+}
+
+/// What is stored per orphan: its index entry first, so opening the store rebuilds the pool's
+/// index without decoding the blocks.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredOrphan<'a> {
+    entry: OrphanEntry,
+    block: Cow<'a, Block>,
+}
+
+/// The stored record of an orphan.
+fn orphan_record(entry: &OrphanEntry, block: &Block) -> Vec<u8> {
+    encoding::encode(&StoredOrphan { entry: *entry, block: Cow::Borrowed(block) })
 }
 
 /// The stored record of `block`.
@@ -75,6 +89,8 @@ pub struct Store {
     write_lock: Arc<Mutex<()>>,
     /// Index of the mempool records, changed only after the batch that changes them is written.
     mempool: Arc<Mutex<MempoolIndex>>,
+    /// Index of the orphan records by sequence, changed likewise.
+    orphans: Arc<Mutex<BTreeMap<u64, OrphanEntry>>>,
 }
 
 impl Store {
@@ -82,61 +98,63 @@ impl Store {
     /// bounded to `cache_bytes`. Refuses a directory that holds another chain.
     pub fn open(path: &Path, params: &ChainParams, cache_bytes: u64) -> Result<Self, StoreError> {
         let store = Self::with_db(open_db(path, cache_bytes)?, params.clone())?;
+        if store.is_empty() {
+            store.init_genesis()?;
+            return Ok(store);
+        }
+        let store = store.check_layout()?;
         match store.stored_params()? {
             Some(stored) if &stored != params => Err(StoreError::WrongChain {
                 stored: Box::new(stored),
                 configured: Box::new(params.clone()),
             }),
-            Some(_) => store.check_layout()?.load_mempool(),
-            None => {
-                store.init_genesis()?;
-                Ok(store)
-            }
+            Some(_) => store.load_indexes(),
+            None => Err(StoreError::Missing("the chain parameters".into())),
         }
     }
 
     /// Opens an existing store with the chain parameters it was created with, for tools that
     /// inspect a data directory without its node's configuration.
     pub fn open_existing(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let mut store = Self::with_db(open_db(path, cache_bytes)?, ChainParams::default())?;
+        let mut store = Self::with_db(open_db(path, cache_bytes)?, ChainParams::default())?.check_layout()?;
         store.params = store
             .stored_params()?
             .ok_or_else(|| StoreError::Missing(format!("chain parameters in {}", path.display())))?;
-        store.check_layout()?.load_mempool()
+        store.load_indexes()
     }
 
-    /// Upgrades a layout-2 store in place, and refuses any other layout but the current one rather
-    /// than misreading it.
+    /// Whether nothing was ever written (a new data directory).
+    fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// Refuses a store written with another layout rather than misreading it. Layouts before 4
+    /// hold chains of an older consensus format (their genesis and blocks are not valid here),
+    /// so they are not upgraded: a node syncs a new data directory from its topics.
     fn check_layout(self) -> Result<Self, StoreError> {
         let found = self.state_counter(keys::LAYOUT)?;
-        if found == 2 {
-            self.upgrade_from_layout_2()?;
-        } else if found != LAYOUT_VERSION {
+        if found != LAYOUT_VERSION {
             return Err(StoreError::Layout { found, expected: LAYOUT_VERSION });
         }
         Ok(self)
     }
 
-    /// Layout 2 also kept the mempool index and counters in sled; they are now derived from the
-    /// mempool records when the store opens. One batch, so a crash leaves layout 2 intact.
-    fn upgrade_from_layout_2(&self) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for k in self.tree.scan_prefix([keys::LAYOUT_2_MEMPOOL_ID]).keys() {
-            batch.remove(k?);
+    /// Indexes the stored mempool and orphan pool.
+    fn load_indexes(mut self) -> Result<Self, StoreError> {
+        self.mempool = Arc::new(Mutex::new(MempoolIndex::rebuild(&self.tree)?));
+        let mut orphans = BTreeMap::new();
+        for record in self.tree.scan_prefix([keys::ORPHAN]) {
+            let (k, raw) = record?;
+            let entry: OrphanEntry = encoding::decode_prefix(&raw).map_err(|e| corrupt(&k, e.to_string()))?;
+            orphans.insert(entry.seq, entry);
         }
-        batch.remove(keys::key(keys::STATE, keys::LAYOUT_2_MEMPOOL_NEXT));
-        batch.remove(keys::key(keys::STATE, keys::LAYOUT_2_MEMPOOL_LEN));
-        batch.insert(keys::key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
-        self.tree.apply_batch(batch)?;
-        self.db.flush()?;
-        tracing::info!("upgraded the store from layout 2 to layout {LAYOUT_VERSION}");
-        Ok(())
+        self.orphans = Arc::new(Mutex::new(orphans));
+        Ok(self)
     }
 
-    /// Indexes the stored mempool.
-    fn load_mempool(mut self) -> Result<Self, StoreError> {
-        self.mempool = Arc::new(Mutex::new(MempoolIndex::rebuild(&self.tree)?));
-        Ok(self)
+    /// The orphan pool's index.
+    fn lock_orphans(&self) -> MutexGuard<'_, BTreeMap<u64, OrphanEntry>> {
+        self.orphans.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn with_db(db: sled::Db, params: ChainParams) -> Result<Self, StoreError> {
@@ -146,6 +164,7 @@ impl Store {
             params,
             write_lock: Arc::default(),
             mempool: Arc::default(),
+            orphans: Arc::default(),
         })
     }
 

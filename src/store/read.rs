@@ -2,9 +2,9 @@
 //! the node and its HTTP API make.
 
 use super::keys::{self, key, numbered};
-use super::{be_u64, corrupt, decode, Store, StoreError, StoredBlock};
+use super::{be_u64, corrupt, decode, Store, StoreError, StoredBlock, StoredOrphan};
 use crate::core::block::Block;
-use crate::core::chain::{BlockMeta, ChainView, Tip};
+use crate::core::chain::{BlockMeta, ChainView, OrphanEntry, Tip};
 use crate::core::encoding;
 use crate::core::hash::{BlockHash, TxId};
 use crate::core::transaction::Transaction;
@@ -48,14 +48,13 @@ impl ChainView for Store {
         Ok(heights)
     }
 
-    fn orphans(&self) -> Result<Vec<(u64, Block)>, StoreError> {
-        self.tree
-            .scan_prefix([keys::ORPHAN])
-            .map(|entry| {
-                let (k, raw) = entry?;
-                Ok((be_u64(&k, &k[1..])?, decode(&k, &raw)?))
-            })
-            .collect()
+    fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, StoreError> {
+        Ok(self.lock_orphans().values().copied().collect())
+    }
+
+    fn orphan_block(&self, seq: u64) -> Result<Option<Block>, StoreError> {
+        let record: Option<StoredOrphan<'static>> = self.get_decoded(&numbered(keys::ORPHAN, seq))?;
+        Ok(record.map(|r| r.block.into_owned()))
     }
 }
 
@@ -124,7 +123,7 @@ impl Store {
 
     /// Blocks waiting for their parent.
     pub fn orphan_count(&self) -> usize {
-        self.tree.scan_prefix([keys::ORPHAN]).count()
+        self.lock_orphans().len()
     }
 
     /// Number of records under `prefix` (a full scan: for checks, not hot paths).

@@ -26,40 +26,14 @@ fn a_new_store_holds_genesis_and_refuses_another_chain() {
 fn a_store_of_another_layout_is_refused_not_misread() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
-    store.tree.remove(keys::key(keys::STATE, keys::LAYOUT)).unwrap();
+    store.tree.insert(keys::key(keys::STATE, keys::LAYOUT), &3u64.to_be_bytes()).unwrap();
     store.flush().unwrap();
     drop(store);
     let err = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).err().unwrap();
-    assert!(matches!(err, StoreError::Layout { found: 0, expected: LAYOUT_VERSION }), "{err}");
+    assert!(matches!(err, StoreError::Layout { found: 3, expected: LAYOUT_VERSION }), "{err}");
+    assert!(err.to_string().contains("new data directory"), "{err}");
     let err = Store::open_existing(dir.path(), DEFAULT_CACHE_BYTES).err().unwrap();
     assert!(matches!(err, StoreError::Layout { .. }), "{err}");
-}
-
-#[test]
-fn a_layout_2_store_is_upgraded_in_place_with_its_mempool() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
-        store.admit_transactions(&[transfer(1), transfer(2)], &[offset(4)], 10).unwrap();
-        // What layout 2 kept besides: an id record per pooled transaction and two counters.
-        for (seq, tx) in [transfer(1), transfer(2)].iter().enumerate() {
-            store.tree.insert(keys::key(keys::LAYOUT_2_MEMPOOL_ID, &tx.id().0), &(seq as u64).to_be_bytes()).unwrap();
-        }
-        store.tree.insert(keys::key(keys::STATE, keys::LAYOUT_2_MEMPOOL_LEN), &2u64.to_be_bytes()).unwrap();
-        store.tree.insert(keys::key(keys::STATE, keys::LAYOUT_2_MEMPOOL_NEXT), &2u64.to_be_bytes()).unwrap();
-        store.tree.insert(keys::key(keys::STATE, keys::LAYOUT), &2u64.to_be_bytes()).unwrap();
-        store.flush().unwrap();
-    }
-    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
-    assert_eq!(store.state_counter(keys::LAYOUT).unwrap(), LAYOUT_VERSION);
-    assert_eq!(store.count(keys::LAYOUT_2_MEMPOOL_ID), 0);
-    assert_eq!(store.state_counter(keys::LAYOUT_2_MEMPOOL_LEN).unwrap(), 0);
-    assert_eq!(store.offset("blocks/0").unwrap(), Some(4));
-    assert_eq!(store.mempool_len().unwrap(), 2);
-    let again = store.admit_transactions(&[transfer(2), transfer(3)], &[], 10).unwrap();
-    assert_eq!(again, vec![AdmitOutcome::AlreadyPooled, AdmitOutcome::Added]);
-    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(1), transfer(2), transfer(3)]);
-    assert!(store.check_consistency().unwrap().problems.is_empty());
 }
 
 #[test]
@@ -73,7 +47,7 @@ fn state_and_offsets_survive_reopening() {
             .admit_transactions(&[transfer(1), transfer(2), transfer(2)], &[OffsetUpdate { key: "tx/3".into(), next: 9 }], 10)
             .unwrap();
         assert_eq!(admitted, vec![AdmitOutcome::Added, AdmitOutcome::Added, AdmitOutcome::AlreadyPooled]);
-        let outcomes = store.apply_block(b1.clone(), &[offset(1)]).unwrap();
+        let outcomes = store.apply_block(b1.clone(), b1.header.timestamp_ms, &[offset(1)]).unwrap();
         assert!(matches!(outcomes[0], Outcome::Stored { tip_moved: true, .. }));
         store.flush().unwrap();
     }
@@ -98,9 +72,9 @@ fn an_adopted_orphan_sees_the_transactions_its_parent_just_confirmed() {
     let b1 = child(&p, &genesis_block(), "m", &[transfer(1)]);
     let repeats = child(&p, &b1, "m", &[transfer(2), transfer(1)]);
     let fresh = child(&p, &b1, "n", &[transfer(3)]);
-    assert_eq!(store.apply_block(repeats.clone(), &[offset(1)]).unwrap(), vec![Outcome::Orphaned(repeats.hash())]);
-    assert_eq!(store.apply_block(fresh.clone(), &[offset(2)]).unwrap(), vec![Outcome::Orphaned(fresh.hash())]);
-    let outcomes = store.apply_block(b1.clone(), &[offset(3)]).unwrap();
+    assert_eq!(store.apply_block(repeats.clone(), repeats.header.timestamp_ms, &[offset(1)]).unwrap(), vec![Outcome::Orphaned(repeats.hash())]);
+    assert_eq!(store.apply_block(fresh.clone(), fresh.header.timestamp_ms, &[offset(2)]).unwrap(), vec![Outcome::Orphaned(fresh.hash())]);
+    let outcomes = store.apply_block(b1.clone(), b1.header.timestamp_ms, &[offset(3)]).unwrap();
     assert_eq!(
         outcomes[1],
         Outcome::Invalid(repeats.hash(), crate::core::validate::BlockError::AlreadyInBranch(transfer(1).id()))
@@ -143,7 +117,7 @@ proptest! {
         let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
         let mut memory = MemoryChain::new(params());
         for (i, block) in history(&steps).into_iter().enumerate() {
-            let from_store = store.apply_block(block.clone(), &[offset(i as u64 + 1)]).unwrap();
+            let from_store = store.apply_block(block.clone(), block.header.timestamp_ms, &[offset(i as u64 + 1)]).unwrap();
             prop_assert_eq!(from_store, memory.apply(block));
         }
         prop_assert_eq!(store.tip().unwrap(), memory.tip_info());

@@ -65,6 +65,7 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
         genesis_timestamp_ms: 0,
         max_block_txs: spec.max_block_txs,
         max_orphans: 64,
+        ..ChainParams::default()
     };
     let load_secs = load_chain(&params, &prefix, brokers, blocks)?;
 

@@ -75,7 +75,8 @@ pub fn next_block(store: &Store, miner: &str) -> Result<Block, StoreError> {
 pub fn apply_as_tip(store: &Store, block: Block) -> Result<(), WriterError> {
     let height = block.header.height;
     let offset = OffsetUpdate { key: BLOCKS_OFFSET_KEY.into(), next: height };
-    let outcomes = store.apply_block(block, &[offset])?;
+    let arrival_ms = block.header.timestamp_ms;
+    let outcomes = store.apply_block(block, arrival_ms, &[offset])?;
     if !matches!(outcomes.as_slice(), [Outcome::Stored { tip_moved: true, .. }]) {
         return Err(WriterError::Rejected(height, outcomes));
     }
