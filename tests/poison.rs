@@ -11,7 +11,7 @@ use kafkachain::core::hash::BlockHash;
 use kafkachain::core::miner::solve_on_this_thread;
 use kafkachain::core::pow::meets_bits;
 use kafkachain::core::transaction::Transaction;
-use kafkachain::kafka::wire::encode_message;
+use kafkachain::kafka::wire::{encode_message, FORMAT_VERSION};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use std::time::Duration;
@@ -56,7 +56,7 @@ fn poison_is_counted_and_valid_blocks_behind_it_apply() {
     produce(
         &blocks_topic,
         &[
-            b"\x01\xff\xff\xffnot a block at all".to_vec(),
+            [&[FORMAT_VERSION][..], b"\xff\xff\xffnot a block at all"].concat(),
             Vec::new(),
             unknown_version,
             encode_message(&bad_pow),
@@ -67,7 +67,7 @@ fn poison_is_counted_and_valid_blocks_behind_it_apply() {
         ],
     );
     let tx_topic = format!("{}.transactions", net.prefix);
-    produce(&tx_topic, &[vec![1, 2, 3], b"\x01garbage".to_vec(), encode_message(&Transaction { amount: 0, ..transfer.clone() })]);
+    produce(&tx_topic, &[vec![FORMAT_VERSION, 2, 3], [&[FORMAT_VERSION][..], b"garbage"].concat(), encode_message(&Transaction { amount: 0, ..transfer.clone() })]);
 
     let status = wait_for("the valid block behind the poison, and the transaction poison", Duration::from_secs(30), || {
         let s = node.status();
