@@ -91,6 +91,11 @@ pub trait ChainView {
     fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, Self::Error>;
     /// The pooled block with sequence number `seq`.
     fn orphan_block(&self, seq: u64) -> Result<Option<Block>, Self::Error>;
+    /// Whether the block `hash` waits in the orphan pool. Asked for every block read, so a store
+    /// answers it without copying the pool's index.
+    fn orphan_pooled(&self, hash: &BlockHash) -> Result<bool, Self::Error> {
+        Ok(self.orphan_entries()?.iter().any(|entry| entry.hash == *hash))
+    }
 }
 
 /// What the orphan pool knows of one pooled block without decoding it.
@@ -235,6 +240,10 @@ impl<V: ChainView> ChainView for &V {
     fn orphan_block(&self, seq: u64) -> Result<Option<Block>, V::Error> {
         (**self).orphan_block(seq)
     }
+
+    fn orphan_pooled(&self, hash: &BlockHash) -> Result<bool, V::Error> {
+        (**self).orphan_pooled(hash)
+    }
 }
 
 impl<V: ChainView> ChainView for Overlay<V> {
@@ -295,6 +304,19 @@ impl<V: ChainView> ChainView for Overlay<V> {
         Ok(all)
     }
 
+    fn orphan_pooled(&self, hash: &BlockHash) -> Result<bool, V::Error> {
+        if self.update.orphans_added.iter().any(|(entry, _)| entry.hash == *hash && !self.update.orphans_removed.contains(&entry.seq)) {
+            return Ok(true);
+        }
+        if !self.base_orphans {
+            return Ok(false);
+        }
+        if self.update.orphans_removed.is_empty() {
+            return self.base.orphan_pooled(hash);
+        }
+        Ok(self.base.orphan_entries()?.iter().any(|e| e.hash == *hash && !self.update.orphans_removed.contains(&e.seq)))
+    }
+
     fn orphan_block(&self, seq: u64) -> Result<Option<Block>, V::Error> {
         if self.update.orphans_removed.contains(&seq) {
             return Ok(None);
@@ -342,7 +364,7 @@ impl<V: ChainView> Overlay<V> {
     /// Handles one block; returns its hash when it was stored.
     fn accept(&mut self, params: &ChainParams, block: Block, arrival_ms: u64) -> Result<Option<BlockHash>, V::Error> {
         let hash = block.hash();
-        if self.meta(&hash)?.is_some() || self.orphan_entries()?.iter().any(|entry| entry.hash == hash) {
+        if self.meta(&hash)?.is_some() || self.orphan_pooled(&hash)? {
             self.update.outcomes.push(Outcome::Duplicate(hash));
             return Ok(None);
         }

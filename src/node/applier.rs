@@ -6,6 +6,7 @@ use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_A
 use crate::core::block::Block;
 use crate::core::chain::{ChainView, Outcome, Tip};
 use crate::core::hash::BlockHash;
+use crate::core::validate::BlockError;
 use crate::core::transaction::Transaction;
 use crate::kafka::wire::decode_message;
 use crate::kafka::{LogMessage, LogReader, Payload, ReadError};
@@ -188,6 +189,14 @@ impl Applier {
 
     fn apply_block_message(&self, message: LogMessage) -> Result<(), StoreError> {
         let offset = OffsetUpdate { key: message.offset_key.clone(), next: message.offset as u64 + 1 };
+        // The size bound is consensus (a block's canonical encoding is its message body, byte for
+        // byte): checking it on the message spares decoding what would be refused anyway.
+        let max = self.store.params().max_block_bytes;
+        if message.value.len().saturating_sub(1) > max {
+            let error = BlockError::TooLarge(message.value.len() - 1);
+            self.reject_message(&message, error.reason(), &error);
+            return self.store.skip_to(&offset);
+        }
         let block: Block = match decode_message(&message.value) {
             Ok(block) => block,
             Err(e) => {
@@ -195,7 +204,7 @@ impl Applier {
                 return self.store.skip_to(&offset);
             }
         };
-        let (hash, txs) = (block.hash(), block.transactions.len());
+        let (hash, txs, parent) = (block.hash(), block.transactions.len(), block.header.prev_hash);
         let started = Instant::now();
         // The blocks topic stamps messages with the broker's append time (LogAppendTime), the
         // same on every node; a message without one cannot vouch for its block's timestamp.
@@ -216,8 +225,28 @@ impl Applier {
             }
             self.record(outcome, message.offset);
         }
+        self.track_unknown_parents(&outcomes, &parent)?;
         let tip = self.store.tip()?;
         self.tip.send_if_modified(|current| std::mem::replace(current, tip) != tip);
+        Ok(())
+    }
+
+    /// Keeps the count of blocks in a row whose parent this node does not hold, whether they were
+    /// pooled as orphans or refused (a block built on another genesis usually also breaks a
+    /// parameter rule: another reward, other bits), and says once when it looks like a chain
+    /// parameter mismatch.
+    fn track_unknown_parents(&self, outcomes: &[Outcome], parent: &BlockHash) -> Result<(), StoreError> {
+        let unknown = match outcomes.first() {
+            Some(Outcome::Stored { .. }) => false,
+            Some(Outcome::Orphaned(_)) => true,
+            Some(Outcome::Invalid(..)) => self.store.meta(parent)?.is_none(),
+            Some(Outcome::Duplicate(_) | Outcome::OrphanDropped(_)) | None => return Ok(()),
+        };
+        if !unknown {
+            self.stats.parent_known();
+        } else if self.stats.unknown_parent() {
+            tracing::warn!(streak = UNKNOWN_PARENT_ALARM, "{PARAMETER_MISMATCH}");
+        }
         Ok(())
     }
 
@@ -225,7 +254,6 @@ impl Applier {
         let event = match outcome {
             Outcome::Stored { hash, height, tip_moved, reorg_depth } => {
                 self.stats.applied();
-                self.stats.parent_known();
                 if *reorg_depth > 0 {
                     tracing::info!(%hash, height, reorg_depth, "reorganization");
                 }
@@ -233,9 +261,6 @@ impl Applier {
             }
             Outcome::Orphaned(hash) => {
                 tracing::info!(%hash, offset, "block waits for its parent");
-                if self.stats.unknown_parent() {
-                    tracing::warn!(streak = UNKNOWN_PARENT_ALARM, "{PARAMETER_MISMATCH}");
-                }
                 return;
             }
             Outcome::Duplicate(hash) => {

@@ -52,6 +52,10 @@ impl ChainView for Store {
         Ok(self.lock_orphans().values().copied().collect())
     }
 
+    fn orphan_pooled(&self, hash: &BlockHash) -> Result<bool, StoreError> {
+        Ok(self.lock_orphans().values().any(|entry| entry.hash == *hash))
+    }
+
     fn orphan_block(&self, seq: u64) -> Result<Option<Block>, StoreError> {
         let record: Option<StoredOrphan<'static>> = self.get_decoded(&numbered(keys::ORPHAN, seq))?;
         Ok(record.map(|r| r.block.into_owned()))

@@ -22,6 +22,12 @@ pub struct NodeSpec {
     pub bits: u32,
     /// Block size bound.
     pub max_block_txs: usize,
+    /// Block reward.
+    pub reward: u64,
+    /// Orphan pool bound.
+    pub max_orphans: usize,
+    /// Deepest reorganization accepted.
+    pub finality_depth: u64,
     /// `on-demand` or `continuous`.
     pub mining_mode: &'static str,
     /// Mining threads.
@@ -46,6 +52,9 @@ impl NodeSpec {
             brokers: brokers.to_owned(),
             bits: 12,
             max_block_txs: 1_000,
+            reward: 50,
+            max_orphans: 64,
+            finality_depth: 100,
             mining_mode: "on-demand",
             mining_threads: 1,
             transaction_partitions: 3,
@@ -101,8 +110,8 @@ impl LocalNode {
         let config = dir.join(format!("{}.toml", spec.id));
         let text = format!(
             "node_id = \"{id}\"\ndata_dir = \"{data}\"\nhttp_listen = \"127.0.0.1:{port}\"\n\
-             [chain]\nchain_id = \"{chain}\"\nbits = {bits}\nreward = 50\ngenesis_timestamp_ms = 0\n\
-             max_block_txs = {max_txs}\nmax_orphans = 64\n\
+             [chain]\nchain_id = \"{chain}\"\nbits = {bits}\nreward = {reward}\ngenesis_timestamp_ms = 0\n\
+             max_block_txs = {max_txs}\nmax_orphans = {max_orphans}\nfinality_depth = {finality}\n\
              [kafka]\nbrokers = \"{brokers}\"\ntopic_prefix = \"{prefix}\"\ntransaction_partitions = {parts}\n\
              replication_factor = {rf}\nmin_insync_replicas = {isr}\n\
              [mining]\nmode = \"{mode}\"\nthreads = {threads}\n\
@@ -112,6 +121,9 @@ impl LocalNode {
             chain = spec.chain_id,
             bits = spec.bits,
             max_txs = spec.max_block_txs,
+            reward = spec.reward,
+            max_orphans = spec.max_orphans,
+            finality = spec.finality_depth,
             brokers = spec.brokers,
             prefix = spec.topic_prefix,
             parts = spec.transaction_partitions,

@@ -1,0 +1,161 @@
+//! Whoever can write to the topics cannot stall a node or make it work without bound: a full
+//! orphan pool and thousands of junk blocks cost little per message, a fork deeper than the
+//! finality depth is refused, and a node configured with other chain parameters says so.
+
+mod common;
+
+use common::{brokers, wait_for, NodeProc, TestNet};
+use kafkachain::core::block::Block;
+use kafkachain::core::hash::BlockHash;
+use kafkachain::core::miner::solve_on_this_thread;
+use kafkachain::core::pow::meets_bits;
+use kafkachain::core::transaction::Transaction;
+use kafkachain::json::BlockJson;
+use kafkachain::kafka::wire::encode_message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn produce(topic: &str, payloads: &[Vec<u8>]) {
+    let producer: BaseProducer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).set("queue.buffering.max.messages", "1000000").create().unwrap();
+    for payload in payloads {
+        producer.send(BaseRecord::<(), _>::to(topic).payload(payload)).unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A mined child of `parent` (or of the unknown `prev_hash`) holding `transfers` transfers.
+fn block_on(prev_hash: BlockHash, height: u64, bits: u32, transfers: u64, tag: &str) -> Block {
+    let mut txs = vec![Transaction::reward(tag, 50, height)];
+    txs.extend((0..transfers).map(|n| Transaction { sender: format!("{tag}-{height}-{n}"), recipient: "sink".into(), amount: n + 1, nonce: n }));
+    let mut block = Block::candidate(prev_hash, height - 1, bits, now_ms() + height, txs);
+    assert!(solve_on_this_thread(&mut block.header));
+    block
+}
+
+fn tip_block(node: &NodeProc) -> Block {
+    let chain = node.chain();
+    serde_json::from_value::<BlockJson>(chain.last().unwrap().clone()).unwrap().try_into().unwrap()
+}
+
+/// `count` blocks extending `parent`, each mined.
+fn valid_chain(parent: &Block, count: u64, tag: &str) -> Vec<Block> {
+    let mut blocks: Vec<Block> = Vec::new();
+    for _ in 0..count {
+        let prev = blocks.last().unwrap_or(parent);
+        blocks.push(block_on(prev.hash(), prev.header.height + 1, prev.header.bits, 1, tag));
+    }
+    blocks
+}
+
+/// Distinct blocks that fail their proof of work.
+fn junk(template: &Block, count: usize) -> Vec<Vec<u8>> {
+    let mut block = template.clone();
+    (0..count)
+        .map(|_| {
+            block.header.nonce += 1;
+            while meets_bits(&block.hash(), block.header.bits) {
+                block.header.nonce += 1;
+            }
+            encode_message(&block)
+        })
+        .collect()
+}
+
+/// Produces junk followed by 20 valid blocks into `net`'s blocks topic; the time until the node
+/// has applied them all.
+fn time_through_junk(net: &TestNet, junk_count: usize) -> Duration {
+    let node = &net.nodes[0];
+    let base = tip_block(node);
+    let valid = valid_chain(&base, 20, "honest");
+    let mut messages = junk(&valid[0], junk_count);
+    messages.extend(valid.iter().map(encode_message));
+    let started = Instant::now();
+    produce(&format!("{}.blocks", net.prefix), &messages);
+    let target = base.header.height + 20;
+    wait_for("the valid blocks behind the junk", Duration::from_secs(120), || (node.status()["height"] == target).then_some(()));
+    started.elapsed()
+}
+
+#[test]
+fn a_full_orphan_pool_and_ten_thousand_junk_blocks_do_not_stall_valid_blocks() {
+    let spec = |spec: &mut kafkachain::tools::cluster::NodeSpec| spec.max_orphans = 256;
+    let flooded = TestNet::start_with("orphan-flood", 1, spec);
+    let clean = TestNet::start_with("orphan-clean", 1, spec);
+    // 256 full blocks (1000 transactions each) whose parents nobody has.
+    let orphans: Vec<Vec<u8>> = (0..256u64)
+        .map(|i| encode_message(&block_on(BlockHash([(i % 251) as u8 + 1; 32]), 5 + i, 12, 999, &format!("o{i}"))))
+        .collect();
+    let orphan_bytes: usize = orphans.iter().map(Vec::len).sum();
+    produce(&format!("{}.blocks", flooded.prefix), &orphans);
+    let node = &flooded.nodes[0];
+    wait_for("256 orphans pooled", Duration::from_secs(60), || (node.status()["orphans"] == 256).then_some(()));
+
+    let without = time_through_junk(&clean, 10_000);
+    let with_orphans = time_through_junk(&flooded, 10_000);
+    eprintln!(
+        "10,000 junk blocks then 20 valid ones: {} ms behind a full orphan pool ({} orphans, {} MiB), {} ms with none: ratio {:.2}",
+        with_orphans.as_millis(),
+        256,
+        orphan_bytes / (1024 * 1024),
+        without.as_millis(),
+        with_orphans.as_secs_f64() / without.as_secs_f64()
+    );
+    let status = node.status();
+    assert_eq!(status["rejected"]["bad_pow"], 10_000, "{status}");
+    assert_eq!(status["orphans"], 256, "the junk pushed no orphan out: {status}");
+    assert_eq!(status["height"], 20);
+}
+
+#[test]
+fn a_fork_deeper_than_the_finality_depth_is_refused_and_counted() {
+    let net = TestNet::start_with("deep-fork", 1, |spec| spec.finality_depth = 3);
+    let node = &net.nodes[0];
+    let chain: Vec<Block> = (0..6)
+        .map(|_| {
+            node.mine();
+            tip_block(node)
+        })
+        .collect();
+    // A longer branch from height 1: it would carry more work, but it abandons 5 blocks.
+    let fork = valid_chain(&chain[0], 7, "deep");
+    produce(&format!("{}.blocks", net.prefix), &fork.iter().map(encode_message).collect::<Vec<_>>());
+    let status = wait_for("the fork to be read", Duration::from_secs(30), || {
+        let s = node.status();
+        (s["blocks_next_offset"] == 13).then_some(s)
+    });
+    assert_eq!(status["rejected"]["beyond_finality"], 1, "{status}");
+    assert_eq!(status["tip"], chain[5].hash().to_hex(), "{status}");
+    // A shallow fork is still a fork: from height 4, two blocks more than ours win.
+    let shallow = valid_chain(&chain[3], 3, "shallow");
+    produce(&format!("{}.blocks", net.prefix), &shallow.iter().map(encode_message).collect::<Vec<_>>());
+    wait_for("the shallow fork to win", Duration::from_secs(30), || {
+        (node.status()["tip"] == shallow[2].hash().to_hex()).then_some(())
+    });
+}
+
+#[test]
+fn a_node_with_other_chain_parameters_says_so() {
+    let net = TestNet::start("params-mismatch", 1);
+    let odd = TestNet::start_with("params-mismatch-odd", 1, |spec| {
+        spec.topic_prefix = net.prefix.clone();
+        spec.reward = 51;
+    });
+    let (node, stranger) = (&net.nodes[0], &odd.nodes[0]);
+    assert_ne!(node.status()["genesis"], stranger.status()["genesis"], "the reward is part of the genesis");
+    for _ in 0..10 {
+        node.mine();
+    }
+    let status = wait_for("the mismatch to be reported", Duration::from_secs(30), || {
+        let s = stranger.status();
+        s["warning"].is_string().then_some(s)
+    });
+    assert!(status["warning"].as_str().unwrap().contains("chain parameters"), "{status}");
+    assert_eq!(status["height"], 0, "{status}");
+    assert!(std::fs::read_to_string(&stranger.log).unwrap().contains("chain parameters"));
+}
