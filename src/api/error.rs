@@ -37,6 +37,7 @@ impl From<NodeError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             NodeError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            NodeError::Bootstrap(_) => StatusCode::CONFLICT,
             NodeError::Store(_) | NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self { status, message: e.to_string() }

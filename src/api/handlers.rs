@@ -190,6 +190,7 @@ pub async fn resolve_nodes(State(api): State<ApiState>) -> ApiResult {
             "message": message,
             "length": length,
             "published": resolution.published,
+            "bootstrapped": resolution.bootstrapped,
             "peers": peers,
             "chain": chain,
         })),

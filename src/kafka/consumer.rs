@@ -61,6 +61,7 @@ pub struct LogReader {
     consumer: Arc<BaseConsumer<NodeContext>>,
     blocks: PartitionQueue<NodeContext>,
     topics: Topics,
+    tx_partitions: i32,
     health: Arc<BrokerHealth>,
 }
 
@@ -107,11 +108,8 @@ impl LogReader {
         }
         consumer.assign(&assignment).map_err(KafkaError::during("assigning partitions"))?;
         let consumer = Arc::new(consumer);
-        let blocks = consumer.split_partition_queue(&topics.blocks, 0).ok_or_else(|| KafkaError {
-            action: "splitting off the blocks partition's queue",
-            source: RdError::Subscription(topics.blocks.clone()),
-        })?;
-        Ok(Self { consumer, blocks, topics, health })
+        let blocks = split_blocks_queue(&consumer, &topics)?;
+        Ok(Self { consumer, blocks, topics, tx_partitions, health })
     }
 
     /// The next block message, waiting at most `timeout`.
@@ -171,6 +169,34 @@ impl LogReader {
         }
     }
 
+    /// Re-reads the topics after a retention gap: the blocks partition from its earliest offset
+    /// still held (blocks the node already has are duplicates), every transactions partition
+    /// from its stored offset or the earliest held, whichever is later. Returns the positions it
+    /// now reads from, for the store.
+    pub fn restart_after_gap(&mut self, stored: impl Fn(&str) -> Option<u64>) -> Result<Vec<(String, u64)>, KafkaError> {
+        let timeout = Duration::from_secs(10);
+        let mut assignment = TopicPartitionList::new();
+        let mut positions = Vec::new();
+        let partitions = std::iter::once((self.topics.blocks.clone(), 0))
+            .chain((0..self.tx_partitions).map(|p| (self.topics.transactions.clone(), p)));
+        for (topic, partition) in partitions {
+            let (low, _) = self
+                .consumer
+                .fetch_watermarks(&topic, partition, timeout)
+                .map_err(KafkaError::during("reading the earliest offsets after a retention gap"))?;
+            let key = Topics::offset_key(&topic, partition);
+            let low = low.max(0) as u64;
+            let next = if topic == self.topics.blocks { low } else { stored(&key).unwrap_or(0).max(low) };
+            assignment
+                .add_partition_offset(&topic, partition, Offset::Offset(next as i64))
+                .map_err(KafkaError::during("building the assignment"))?;
+            positions.push((key, next));
+        }
+        self.consumer.assign(&assignment).map_err(KafkaError::during("assigning partitions"))?;
+        self.blocks = split_blocks_queue(&self.consumer, &self.topics)?;
+        Ok(positions)
+    }
+
     /// Whether the brokers answered since the last failure.
     pub fn brokers_reachable(&self) -> bool {
         self.health.is_reachable()
@@ -188,6 +214,14 @@ impl LogReader {
         }
         self.consumer.commit(&list, CommitMode::Async).map_err(KafkaError::during("committing offsets"))
     }
+}
+
+/// Gives the blocks partition a queue of its own, so blocks can be read ahead of transactions.
+fn split_blocks_queue(consumer: &Arc<BaseConsumer<NodeContext>>, topics: &Topics) -> Result<PartitionQueue<NodeContext>, KafkaError> {
+    consumer.split_partition_queue(&topics.blocks, 0).ok_or_else(|| KafkaError {
+        action: "splitting off the blocks partition's queue",
+        source: RdError::Subscription(topics.blocks.clone()),
+    })
 }
 
 /// Whether an offset query failed only because the client does not know the partition's leader

@@ -2,6 +2,7 @@
 //! store together with its new offset. Consecutive transaction messages are applied as one batch
 //! (one sled transaction); each block message is applied on its own.
 
+use super::gap::RetentionGap;
 use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_ALARM};
 use crate::core::block::Block;
 use crate::core::chain::{ChainView, Outcome, Tip};
@@ -56,6 +57,8 @@ pub struct Applier {
     pub max_mempool: u64,
     /// Raised at shutdown; the applier finishes the batch in hand and stops.
     pub shutdown: CancellationToken,
+    /// Shared with the node: a retention gap found here, repaired by a bootstrap from peers.
+    pub gap: Arc<RetentionGap>,
     /// The positions last copied to Kafka's group offsets, so unchanged ones are not sent again.
     pub last_committed: std::cell::RefCell<Option<Vec<(String, u64)>>>,
 }
@@ -70,7 +73,7 @@ struct TxBatch {
 impl Applier {
     /// Runs until shutdown or a store failure (which halts consuming: the state on disk stays
     /// as the last committed message left it).
-    pub fn run(self) {
+    pub fn run(mut self) {
         if let Err(e) = self.consume() {
             tracing::error!("applier stopped: {e}");
             self.stats.halt(e.to_string());
@@ -80,7 +83,7 @@ impl Applier {
         }
     }
 
-    fn consume(&self) -> Result<(), StoreError> {
+    fn consume(&mut self) -> Result<(), StoreError> {
         let mut last_report = Instant::now();
         self.check_caught_up()?;
         while !self.shutdown.is_cancelled() {
@@ -88,13 +91,19 @@ impl Applier {
                 Ok(batch) => batch,
                 Err(ReadError::OffsetLost(detail)) => {
                     let why = format!(
-                        "the broker no longer has the offsets this node must read next ({detail}); \
-                         nothing was skipped: bootstrap from peers (POST /nodes/register, GET /nodes/resolve) \
-                         or restore the topic"
+                        "the broker no longer has the offsets this node must read next ({detail}); nothing was \
+                         skipped. Register peers (POST /nodes/register) and call GET /nodes/resolve: the node \
+                         rebuilds its chain from them, validated as the topic is, then reads the topics again \
+                         from the earliest offsets the broker holds"
                     );
                     tracing::error!("{why}");
                     self.stats.halt(why);
-                    return Ok(());
+                    self.gap.open();
+                    if !self.wait_for_repair() {
+                        return Ok(());
+                    }
+                    self.resume_after_gap()?;
+                    continue;
                 }
                 Err(ReadError::Unreachable) => {
                     std::thread::sleep(Duration::from_millis(500));
@@ -112,6 +121,39 @@ impl Applier {
                 self.report()?;
             }
         }
+        Ok(())
+    }
+
+    /// Waits until a bootstrap repaired the gap (true) or the node shuts down (false).
+    fn wait_for_repair(&self) -> bool {
+        while !self.shutdown.is_cancelled() {
+            if self.gap.take_repair() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Points the consumer at what the broker still holds and stores those positions; reading
+    /// from there is deliberate, so it does not count as re-reading.
+    fn resume_after_gap(&mut self) -> Result<(), StoreError> {
+        let store = &self.store;
+        let positions = match self.reader.restart_after_gap(|key| store.offset(key).ok().flatten()) {
+            Ok(positions) => positions,
+            Err(e) => {
+                let why = format!("after the bootstrap, re-reading the topics failed: {e}");
+                tracing::error!("{why}");
+                self.stats.halt(why);
+                return Ok(());
+            }
+        };
+        for (key, next) in positions {
+            self.store.skip_to(&OffsetUpdate { key: key.clone(), next })?;
+            self.start_offsets.insert(key, next);
+        }
+        self.stats.resume();
+        tracing::info!("bootstrapped from peers; reading the topics again from the earliest offsets the broker holds");
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! consumes both topics into the store; a tokio task mines; the HTTP API calls the methods here.
 
 pub mod applier;
+pub mod gap;
 pub mod mining;
 pub mod stats;
 pub mod sync;
@@ -15,6 +16,7 @@ use crate::core::transaction::{Transaction, TxError};
 use crate::kafka::{ensure_topics, BrokerHealth, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
 use crate::store::{Store, StoreError};
 use applier::{Applier, BlockEvent};
+use gap::RetentionGap;
 use mining::{MineRequest, MinedBlock};
 use stats::{NodeStats, StatsSnapshot};
 use sync::{PeerAddressError, PeerBranch, PeerClient, PeerVerdict};
@@ -42,6 +44,9 @@ pub enum NodeError {
     /// Registering would exceed `peers.max_peers`.
     #[error("at most {0} peers can be registered (peers.max_peers)")]
     TooManyPeers(usize),
+    /// A bootstrap could not be done.
+    #[error("bootstrap: {0}")]
+    Bootstrap(&'static str),
     /// An operation that runs one at a time is already running.
     #[error("{0} is already running; try again when it is done")]
     Busy(&'static str),
@@ -126,6 +131,7 @@ struct Inner {
     blocks_offset_key: String,
     peer_client: PeerClient,
     health: Arc<BrokerHealth>,
+    gap: Arc<RetentionGap>,
     /// Held while a resolve runs: one at a time, so a burst of calls costs one fetch per peer.
     resolving: tokio::sync::Mutex<()>,
     /// For each transactions partition, the offset after the last transaction this node
@@ -221,6 +227,7 @@ impl Node {
         let miner = Arc::new(Miner::new(config.mining.threads)?);
         let stats = Arc::new(NodeStats::default());
         let (events, _) = broadcast::channel(1024);
+        let gap = Arc::new(RetentionGap::default());
         let (tip_tx, tip_rx) = watch::channel(store.tip()?);
         let (mine_tx, mine_rx) = mpsc::channel(64);
         let shutdown = CancellationToken::new();
@@ -237,6 +244,7 @@ impl Node {
             max_mempool: config.storage.max_mempool,
             shutdown: shutdown.clone(),
             last_committed: Default::default(),
+            gap: gap.clone(),
         };
         let peer_client = PeerClient::new(config.peers.clone())?;
         let applier = std::thread::Builder::new().name("applier".into()).spawn(move || applier.run())?;
@@ -255,6 +263,7 @@ impl Node {
                 blocks_offset_key,
                 peer_client,
                 health: broker_health,
+                gap,
                 resolving: tokio::sync::Mutex::new(()),
                 published_until: Default::default(),
             }),
@@ -413,8 +422,30 @@ impl Node {
     /// more work than our tip. Nothing is written to the store here: the blocks reach it (and
     /// every other node) when the applier reads them back. Answers once they are applied, or
     /// after [`READ_BACK_TIMEOUT`].
+    ///
+    /// The one exception is a node halted on a retention gap (the broker deleted what it had to
+    /// read next): it cannot read the blocks back, so it bootstraps instead, applying the best
+    /// peer's branch to its store through the same consensus rules, and then reads the topics
+    /// again from the earliest offsets the broker holds.
     pub async fn resolve(&self) -> Result<Resolution, NodeError> {
         let _one_at_a_time = self.inner.resolving.try_lock().map_err(|_| NodeError::Busy("a resolve"))?;
+        if self.inner.gap.is_open() {
+            return self.bootstrap().await;
+        }
+        self.refuse_if_halted()?;
+        let (best, peers) = self.best_peer_branch().await?;
+        let Some(branch) = best else {
+            return Ok(Resolution { published: 0, bootstrapped: 0, replaced: false, peers });
+        };
+        let published = branch.blocks.len();
+        self.publish_branch(branch.blocks).await?;
+        let replaced = self.inner.store.tip()?.hash == branch.tip.hash;
+        tracing::info!(published, replaced, height = branch.tip.height, "published a peer's branch with more work into the blocks topic");
+        Ok(Resolution { published, bootstrapped: 0, replaced, peers })
+    }
+
+    /// Every peer's verdict, and the branch with the most work beyond our tip, if any.
+    async fn best_peer_branch(&self) -> Result<(Option<PeerBranch>, Vec<(String, PeerVerdict)>), NodeError> {
         let store = &self.inner.store;
         let mut best: Option<PeerBranch> = None;
         let mut peers = Vec::new();
@@ -438,14 +469,50 @@ impl Node {
             };
             peers.push((url, verdict));
         }
-        let Some(branch) = best else {
-            return Ok(Resolution { published: 0, replaced: false, peers });
+        Ok((best, peers))
+    }
+
+    /// Rebuilds the chain from the best peer after a retention gap, then lets the applier read
+    /// the topics again. Needs at least one peer that answered with a valid chain.
+    async fn bootstrap(&self) -> Result<Resolution, NodeError> {
+        if self.inner.store.peers()?.is_empty() {
+            return Err(NodeError::Bootstrap("no peers are registered: POST /nodes/register first"));
+        }
+        let (best, peers) = self.best_peer_branch().await?;
+        if peers.iter().all(|(_, verdict)| matches!(verdict, PeerVerdict::Dropped(_))) {
+            return Ok(Resolution { published: 0, bootstrapped: 0, replaced: false, peers });
+        }
+        let bootstrapped = best.as_ref().map_or(0, |b| b.blocks.len());
+        let replaced = match best {
+            Some(branch) => {
+                let store = self.inner.store.clone();
+                let tip = branch.tip.hash;
+                tokio::task::spawn_blocking(move || -> Result<bool, NodeError> {
+                    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                    for block in branch.blocks {
+                        store.apply_block(block, now_ms, &[])?;
+                    }
+                    Ok(store.tip()?.hash == tip)
+                })
+                .await
+                .map_err(|e| NodeError::Internal(format!("bootstrap thread: {e}")))??
+            }
+            None => false,
         };
-        let published = branch.blocks.len();
-        self.publish_branch(branch.blocks).await?;
-        let replaced = store.tip()?.hash == branch.tip.hash;
-        tracing::info!(published, replaced, height = branch.tip.height, "published a peer's branch with more work into the blocks topic");
-        Ok(Resolution { published, replaced, peers })
+        let tip = self.inner.store.tip()?;
+        tracing::info!(bootstrapped, height = tip.height, "bootstrapped from peers after a retention gap");
+        self.inner.gap.mark_repaired();
+        // The applier resumes within its 100 ms poll; the answer waits for it so a client can
+        // write again as soon as it has the answer.
+        let resumed = tokio::time::timeout(Duration::from_secs(10), async {
+            while self.inner.stats.halted().is_some() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        if resumed.await.is_err() {
+            tracing::warn!("the applier did not resume within 10 s of the bootstrap");
+        }
+        Ok(Resolution { published: 0, bootstrapped, replaced, peers })
     }
 
     /// Publishes `blocks` into the blocks topic in order and waits until the applier has read
@@ -486,6 +553,8 @@ pub const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Resolution {
     /// Blocks published into the blocks topic (0 when no peer had more work).
     pub published: usize,
+    /// Blocks applied straight from a peer after a retention gap (a bootstrap).
+    pub bootstrapped: usize,
     /// Whether our tip is now the published branch's tip.
     pub replaced: bool,
     /// Each peer asked, with what it gave.

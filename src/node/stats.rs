@@ -147,6 +147,11 @@ impl NodeStats {
         self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// Consuming goes on again (after a retention gap was repaired).
+    pub fn resume(&self) {
+        *self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
     /// Records why consuming stopped.
     pub fn halt(&self, why: String) {
         *self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
