@@ -80,6 +80,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_default_genesis_matches_the_spec_vector() {
+        // docs/consensus.md gives these two values: another implementation checks itself
+        // against them.
+        let params = ChainParams::default();
+        assert_eq!(hex::encode(params.digest()), "d263fb66b8c587cb6ade4ef106e1afd33ac4c7c960933bcab1c2a8f3b2362710");
+        assert_eq!(genesis(&params).hash().to_hex(), "e0a70ca510cd6c2100299a23b8504714bfa9b2445b9017c6af8deecd5dd4c4ef");
+    }
+
+    #[test]
     fn genesis_is_derived_from_params() {
         let params = ChainParams::default();
         assert_eq!(genesis(&params), genesis(&params.clone()));
