@@ -275,26 +275,27 @@ impl NodeConfig {
     }
 }
 
-/// A TOML error as "line L, column C: message", with the text of the offending value taken out
-/// of the message: toml's own rendering quotes the whole line, and serde's messages quote the
-/// value, either of which can be a secret (`sasl.password = ...`).
+/// A TOML error as "line L, column C: message", never quoting a value: toml's own rendering
+/// shows the whole line, and serde's messages quote the value (in its normal form, so it cannot
+/// be found in the text and masked), either of which can be a secret (`sasl.password = ...`).
+/// An error at a key keeps its message (it names keys only); an error at a value keeps only
+/// what was expected there.
 fn describe_without_values(error: &toml::de::Error, text: &str) -> String {
-    let mut message = error.message().trim().to_owned();
-    let Some(span) = error.span() else { return message };
-    let offending = text.get(span.clone()).unwrap_or_default();
-    // A key (followed by `=`) names a setting; only values are hidden.
+    let message = error.message().trim();
+    let Some(span) = error.span() else { return "the file is not valid TOML".to_owned() };
     let is_key = text.get(span.end..).is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with('='));
-    let values = if is_key { ["", ""] } else { [offending, offending.trim_matches(|c| c == '"' || c == '\'')] };
-    for candidate in values {
-        let candidate = candidate.trim();
-        if candidate.len() >= 3 {
-            message = message.replace(candidate, "<value hidden>");
+    let problem = if is_key {
+        message.to_owned()
+    } else {
+        match message.find("expected ") {
+            Some(at) => format!("invalid value (not shown), {}", &message[at..]),
+            None => "invalid value (not shown)".to_owned(),
         }
-    }
+    };
     let before = &text[..span.start.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    format!("line {line}, column {column}: {message}")
+    format!("line {line}, column {column}: {problem}")
 }
 
 #[cfg(test)]
@@ -329,9 +330,14 @@ mod tests {
             "\"sasl.password\" = \"hunter2-secret",
             "\"sasl.password\" = [\"hunter2-secret\"]",
             "\"sasl.password\" = { v = \"hunter2-secret\" }",
+            "\"sasl.password\" = 31_337_420",
+            "\"sasl.password\" = 0x1DE",
+            "\"sasl.password\" = 7",
         ] {
             let err = NodeConfig::parse(&format!("{base}{line}\n")).unwrap_err().to_string();
-            assert!(!err.contains("hunter2") && !err.contains("31337420"), "{line:?} gave: {err}");
+            for secret in ["hunter2", "31337420", "31_337_420", "478", "1DE", "`7`"] {
+                assert!(!err.contains(secret), "{line:?} gave: {err}");
+            }
             assert!(err.contains("line 4"), "{err}");
         }
         let config = NodeConfig::parse(&format!("{base}\"sasl.password\" = \"hunter2-secret\"\n")).unwrap();

@@ -24,9 +24,9 @@ fn delete_records(topic: &str, offset: u64) {
     assert!(output.status.success(), "DeleteRecordsCommand failed: {}", String::from_utf8_lossy(&output.stderr));
 }
 
-#[test]
-fn a_node_behind_a_retention_gap_halts_then_bootstraps_from_a_peer() {
-    let mut net = TestNet::start("retention-gap", 2);
+/// Two nodes; the first stops after height 3 while the second mines to 8, and the blocks topic
+/// loses its first six messages (heights 1 to 6) before the first comes back.
+fn gap_behind(net: &mut TestNet) {
     for _ in 0..3 {
         net.nodes[1].mine();
     }
@@ -42,12 +42,22 @@ fn a_node_behind_a_retention_gap_halts_then_bootstraps_from_a_peer() {
     }
     net.nodes[0].spawn().unwrap();
     net.nodes[0].wait_ready();
+}
+
+fn halted(node: &common::NodeProc) -> serde_json::Value {
+    wait_for("the halt", Duration::from_secs(30), || {
+        let s = node.status();
+        s["halted"].is_string().then_some(s)
+    })
+}
+
+#[test]
+fn a_node_behind_a_retention_gap_halts_then_bootstraps_from_a_peer() {
+    let mut net = TestNet::start("retention-gap", 2);
+    gap_behind(&mut net);
     let (lagging, peer) = (&net.nodes[0], &net.nodes[1]);
 
-    let status = wait_for("the halt", Duration::from_secs(30), || {
-        let s = lagging.status();
-        s["halted"].is_string().then_some(s)
-    });
+    let status = halted(lagging);
     assert!(status["halted"].as_str().unwrap().contains("no longer has"), "{status}");
     assert_eq!(status["height"], 3, "nothing was skipped: {status}");
     let (code, body) = lagging.get("/health/ready");
@@ -81,4 +91,37 @@ fn a_node_behind_a_retention_gap_halts_then_bootstraps_from_a_peer() {
     let (height, _) = net.wait_converged(9, Duration::from_secs(30));
     assert_eq!(height, 9);
     lagging.submit("carol", "dave", 4);
+}
+
+/// A bootstrap that takes fewer blocks than the gap holds (peers.max_new_blocks) does not leave
+/// the node silently behind: the first block the topic still holds does not connect, so the node
+/// halts again and says so; the next resolve takes the rest.
+#[test]
+fn a_bootstrap_that_falls_short_halts_again_until_the_gap_is_filled() {
+    let mut net = TestNet::start_with("retention-gap-rounds", 2, |spec| {
+        spec.extra_toml = "[peers]\nmax_new_blocks = 2\n".into();
+    });
+    gap_behind(&mut net);
+    let (lagging, peer) = (&net.nodes[0], &net.nodes[1]);
+    halted(lagging);
+    let (code, body) = lagging.post("/nodes/register", serde_json::json!({ "nodes": [peer.url] }).to_string());
+    assert_eq!(code, 201, "{body}");
+
+    let (code, body) = lagging.get("/nodes/resolve");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["bootstrapped"], 2, "heights 4 and 5: {body}");
+    assert!(body["peers"][0]["outcome"].as_str().unwrap().contains("resolve again"), "{body}");
+    let status = halted(lagging);
+    assert!(status["halted"].as_str().unwrap().contains("did not reach"), "{status}");
+    assert_eq!(status["height"], 5, "{status}");
+
+    let (code, body) = lagging.get("/nodes/resolve");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["bootstrapped"], 2, "heights 6 and 7: {body}");
+    let status = wait_for("the topic read again", Duration::from_secs(30), || {
+        let s = lagging.status();
+        (s["halted"].is_null() && s["blocks_next_offset"] == 8).then_some(s)
+    });
+    assert_eq!(status["tip"], peer.status()["tip"], "{status}");
+    assert_eq!(status["height"], 8, "{status}");
 }

@@ -1,6 +1,7 @@
 //! A block: header plus transactions, and the genesis block every node derives from config.
 
 use super::hash::{BlockHash, TxId};
+use super::encoding;
 use super::header::{BlockHeader, HEADER_VERSION};
 use super::merkle::merkle_root;
 use super::params::ChainParams;
@@ -57,6 +58,25 @@ impl Block {
     }
 }
 
+/// Most bytes a header and the transaction count take in a block's canonical encoding: seven
+/// variable-length integers at their widest and two digests.
+const BLOCK_OVERHEAD_BYTES: usize = 5 + 9 + 32 + 32 + 9 + 5 + 9 + 9;
+
+/// The longest prefix of `txs` that fits in a block of at most `max_bytes` (canonical
+/// encoding), so a miner never builds a block the size rule refuses, whatever the mempool holds.
+pub fn fit_in_block(mut txs: Vec<Transaction>, max_bytes: usize) -> Vec<Transaction> {
+    let mut used = BLOCK_OVERHEAD_BYTES;
+    let fitting = txs
+        .iter()
+        .take_while(|tx| {
+            used += encoding::encoded_len(*tx);
+            used <= max_bytes
+        })
+        .count();
+    txs.truncate(fitting);
+    txs
+}
+
 /// The genesis block of the chain described by `params`: no transactions, no proof of work, and
 /// the digest of every chain parameter as its parent hash, so every node computes it alone, none
 /// publishes it, and nodes configured differently never share a genesis.
@@ -78,6 +98,22 @@ pub fn genesis(params: &ChainParams) -> Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fitted_block_never_exceeds_the_size_bound() {
+        let txs: Vec<Transaction> = (0..200)
+            .map(|n| Transaction { sender: "s".repeat(n), recipient: "r".into(), amount: u64::MAX - n as u64, nonce: n as u64 })
+            .collect();
+        for max in [200, 500, 1_000, 5_000] {
+            let fitted = fit_in_block(txs.clone(), max);
+            let mut block = Block::candidate(BlockHash([9; 32]), u64::MAX - 1, u32::MAX, u64::MAX, fitted.clone());
+            block.header.nonce = u64::MAX;
+            assert!(encoding::encoded_len(&block) <= max, "{max}");
+            assert!(fitted.len() < txs.len());
+            let one_more = fit_in_block(txs[..fitted.len() + 1].to_vec(), max + 200);
+            assert_eq!(one_more.len(), fitted.len() + 1, "not needlessly short");
+        }
+    }
 
     #[test]
     fn the_default_genesis_matches_the_spec_vector() {

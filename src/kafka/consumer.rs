@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
 use std::sync::Arc;
 use rdkafka::error::KafkaError as RdError;
-use rdkafka::message::Message;
+use rdkafka::message::{Message, Timestamp};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
@@ -39,6 +39,9 @@ pub struct LogMessage {
     pub offset_key: String,
     /// When the producer created it (Kafka's message timestamp), ms since the Unix epoch.
     pub created_ms: Option<i64>,
+    /// When the broker appended it, if the topic stamps messages with the broker's clock
+    /// (`LogAppendTime`): the only time a block's timestamp may be checked against.
+    pub append_ms: Option<u64>,
 }
 
 /// Why reading stopped.
@@ -134,6 +137,10 @@ impl LogReader {
                     value: message.payload().unwrap_or_default().to_vec(),
                     offset_key: Topics::offset_key(message.topic(), message.partition()),
                     created_ms: message.timestamp().to_millis(),
+                    append_ms: match message.timestamp() {
+                        Timestamp::LogAppendTime(ms) => Some(ms.max(0) as u64),
+                        Timestamp::CreateTime(_) | Timestamp::NotAvailable => None,
+                    },
                 })
             }
             Err(RdError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {

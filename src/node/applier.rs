@@ -59,6 +59,11 @@ pub struct Applier {
     pub shutdown: CancellationToken,
     /// Shared with the node: a retention gap found here, repaired by a bootstrap from peers.
     pub gap: Arc<RetentionGap>,
+    /// Set when the topics are read again after a bootstrap: the first block read must then
+    /// connect to the chain, or the bootstrap did not reach what the broker still holds.
+    pub verify_bootstrap: std::cell::Cell<bool>,
+    /// Set when that first block did not connect.
+    pub bootstrap_fell_short: std::cell::Cell<bool>,
     /// The positions last copied to Kafka's group offsets, so unchanged ones are not sent again.
     pub last_committed: std::cell::RefCell<Option<Vec<(String, u64)>>>,
 }
@@ -116,6 +121,20 @@ impl Applier {
                 }
             };
             self.apply(batch)?;
+            if self.bootstrap_fell_short.take() {
+                let why = "the bootstrap did not reach the earliest block the broker still holds (it arrived with \
+                           an unknown parent); call GET /nodes/resolve again: each round takes up to \
+                           peers.max_new_blocks blocks from the best peer"
+                    .to_owned();
+                tracing::error!("{why}");
+                self.stats.halt(why);
+                self.gap.open();
+                if !self.wait_for_repair() {
+                    return Ok(());
+                }
+                self.resume_after_gap()?;
+                continue;
+            }
             if last_report.elapsed() >= REPORT_EVERY {
                 last_report = Instant::now();
                 self.report()?;
@@ -153,6 +172,7 @@ impl Applier {
             self.start_offsets.insert(key, next);
         }
         self.stats.resume();
+        self.verify_bootstrap.set(true);
         tracing::info!("bootstrapped from peers; reading the topics again from the earliest offsets the broker holds");
         Ok(())
     }
@@ -249,8 +269,9 @@ impl Applier {
         let (hash, txs, parent) = (block.hash(), block.transactions.len(), block.header.prev_hash);
         let started = Instant::now();
         // The blocks topic stamps messages with the broker's append time (LogAppendTime), the
-        // same on every node; a message without one cannot vouch for its block's timestamp.
-        let arrival_ms = message.created_ms.map_or(0, |ms| ms.max(0) as u64);
+        // same on every node; a message without one (a topic switched to CreateTime since the
+        // start check) cannot vouch for its block's timestamp, so every such block is too new.
+        let arrival_ms = message.append_ms.unwrap_or(0);
         let outcomes = self.store.apply_block(block, arrival_ms, &[offset])?;
         self.stats.busy("apply_blocks", started.elapsed());
         let applied_ms = now_ms();
@@ -282,8 +303,14 @@ impl Applier {
             Some(Outcome::Stored { .. }) => false,
             Some(Outcome::Orphaned(_)) => true,
             Some(Outcome::Invalid(..)) => self.store.meta(parent)?.is_none(),
-            Some(Outcome::Duplicate(_) | Outcome::OrphanDropped(_)) | None => return Ok(()),
+            Some(Outcome::Duplicate(_) | Outcome::OrphanDropped(_)) | None => false,
         };
+        if self.verify_bootstrap.take() && unknown {
+            self.bootstrap_fell_short.set(true);
+        }
+        if matches!(outcomes.first(), Some(Outcome::Duplicate(_) | Outcome::OrphanDropped(_)) | None) {
+            return Ok(());
+        }
         if !unknown {
             self.stats.parent_known();
         } else if self.stats.unknown_parent() {

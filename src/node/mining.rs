@@ -5,7 +5,7 @@
 
 use super::applier::BlockEvent;
 use super::{Node, NodeError};
-use crate::core::block::Block;
+use crate::core::block::{fit_in_block, Block};
 use crate::core::chain::{median_time_past, ChainView};
 use crate::core::transaction::Transaction;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,6 +144,7 @@ fn candidate(node: &Node) -> Result<Block, NodeError> {
         let tip = store.tip()?;
         let mut txs = vec![Transaction::reward(&node.inner.miner_address, params.reward, tip.height + 1)];
         txs.extend(store.mempool_head(params.max_block_txs - 1)?);
+        let txs = fit_in_block(txs, params.max_block_bytes);
         if store.tip()? != tip {
             continue; // the applier moved the tip while we read the mempool
         }

@@ -132,6 +132,8 @@ struct Inner {
     peer_client: PeerClient,
     health: Arc<BrokerHealth>,
     gap: Arc<RetentionGap>,
+    /// Transfers accepted over HTTP and not yet acknowledged by Kafka.
+    publishing: std::sync::atomic::AtomicU64,
     /// Held while a resolve runs: one at a time, so a burst of calls costs one fetch per peer.
     resolving: tokio::sync::Mutex<()>,
     /// For each transactions partition, the offset after the last transaction this node
@@ -245,6 +247,8 @@ impl Node {
             shutdown: shutdown.clone(),
             last_committed: Default::default(),
             gap: gap.clone(),
+            verify_bootstrap: Default::default(),
+            bootstrap_fell_short: Default::default(),
         };
         let peer_client = PeerClient::new(config.peers.clone())?;
         let applier = std::thread::Builder::new().name("applier".into()).spawn(move || applier.run())?;
@@ -265,6 +269,7 @@ impl Node {
                 health: broker_health,
                 gap,
                 resolving: tokio::sync::Mutex::new(()),
+                publishing: Default::default(),
                 published_until: Default::default(),
             }),
         };
@@ -285,8 +290,12 @@ impl Node {
             tx.check_transfer()?;
         }
         self.refuse_if_halted()?;
+        // Transfers being published count against the bound too, so concurrent requests cannot
+        // all pass the same check.
+        let _reserved = Reservation::take(&self.inner.publishing, txs.len() as u64);
         let (pooled, max) = (self.inner.store.mempool_len()?, self.inner.config.storage.max_mempool);
-        if pooled + txs.len() as u64 > max {
+        let publishing = self.inner.publishing.load(std::sync::atomic::Ordering::SeqCst);
+        if pooled + publishing > max {
             return Err(NodeError::MempoolFull { pooled, max });
         }
         let publisher = &self.inner.publisher;
@@ -454,7 +463,11 @@ impl Node {
                 Ok(Some(branch)) => {
                     let to_beat = best.as_ref().map_or(store.tip()?.cumulative_work, |b| b.tip.cumulative_work);
                     if branch.tip.cumulative_work > to_beat {
-                        let verdict = PeerVerdict::MoreWork { new_blocks: branch.blocks.len(), height: branch.tip.height };
+                        let verdict = PeerVerdict::MoreWork {
+                            new_blocks: branch.blocks.len(),
+                            height: branch.tip.height,
+                            complete: branch.complete,
+                        };
                         best = Some(branch);
                         verdict
                     } else {
@@ -542,6 +555,25 @@ impl Node {
             tracing::warn!(%last, "published a peer's branch but did not read its last block back within {READ_BACK_TIMEOUT:?}");
         }
         Ok(())
+    }
+}
+
+/// A count taken from a shared counter for as long as it lives.
+struct Reservation<'a> {
+    counter: &'a std::sync::atomic::AtomicU64,
+    amount: u64,
+}
+
+impl<'a> Reservation<'a> {
+    fn take(counter: &'a std::sync::atomic::AtomicU64, amount: u64) -> Self {
+        counter.fetch_add(amount, std::sync::atomic::Ordering::SeqCst);
+        Self { counter, amount }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.amount, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -77,9 +77,6 @@ pub enum PeerError {
     /// A block of the peer's chain fails validation.
     #[error("block at height {height} is invalid: {reason}")]
     InvalidBlock { height: u64, reason: String },
-    /// The peer's branch needs more blocks or bytes than one resolve may hold.
-    #[error("its branch exceeds {0}")]
-    TooMuch(String),
     /// The whole exchange took longer than `peers.sync_timeout_ms`.
     #[error("took longer than {0:?}")]
     Timeout(Duration),
@@ -94,13 +91,16 @@ pub struct PeerBranch {
     pub blocks: Vec<Block>,
     /// The tip the branch leads to, as the overlay computed it.
     pub tip: Tip,
+    /// False when the peer has more than one resolve may take: these blocks are its first part.
+    pub complete: bool,
 }
 
 /// What one peer gave in one resolve.
 #[derive(Debug)]
 pub enum PeerVerdict {
-    /// Its branch was valid and carries more work than our tip.
-    MoreWork { new_blocks: usize, height: u64 },
+    /// Its branch was valid and carries more work than our tip (`complete` false: only its first
+    /// part was taken).
+    MoreWork { new_blocks: usize, height: u64, complete: bool },
     /// Its chain is valid but carries no more work than ours.
     NotMoreWork { height: u64 },
     /// It was dropped.
@@ -110,9 +110,13 @@ pub enum PeerVerdict {
 impl std::fmt::Display for PeerVerdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PeerVerdict::MoreWork { new_blocks, height } => {
+            PeerVerdict::MoreWork { new_blocks, height, complete: true } => {
                 write!(f, "more work: {new_blocks} new blocks up to height {height}")
             }
+            PeerVerdict::MoreWork { new_blocks, height, complete: false } => write!(
+                f,
+                "more work: the first {new_blocks} new blocks, up to height {height}, of a longer branch (resolve again for the rest)"
+            ),
             PeerVerdict::NotMoreWork { height } => write!(f, "not more work than ours (height {height})"),
             PeerVerdict::Dropped(e) => write!(f, "dropped: {e}"),
         }
@@ -159,9 +163,10 @@ impl PeerClient {
         let (first, peer_length) = self.fork_point(store, &params, base).await?;
         let mut check = BranchCheck { overlay: Overlay::without_base_orphans(store.clone()), prev: None, new_blocks: 0, new_bytes: 0 };
         let mut from = first;
+        let mut complete = true;
         // Up to where the peer's chain stood at first: if it grows meanwhile, the next resolve
         // takes the rest.
-        while from < peer_length {
+        while from < peer_length && complete {
             let (page, length) = self.page(base, from, self.limits.page_blocks).await?;
             if page.is_empty() {
                 return Err(PeerError::Inconsistent(format!("an empty page at height {from} of a chain of {length}")));
@@ -174,11 +179,11 @@ impl PeerClient {
             })
             .await;
             check = checked;
-            result?;
+            complete = result?;
         }
         let tip = check.overlay.tip()?;
         let blocks: Vec<Block> = check.overlay.into_update().blocks.into_iter().map(|(_, block, _)| block).collect();
-        Ok((!blocks.is_empty()).then_some(PeerBranch { blocks, tip }))
+        Ok((!blocks.is_empty()).then_some(PeerBranch { blocks, tip, complete }))
     }
 
     /// The height from which the peer's chain has to be read: the first height whose block's
@@ -256,8 +261,9 @@ struct BranchCheck {
 
 impl BranchCheck {
     /// Validates one page against the store and the pages before it, exactly as the applier
-    /// would (proof of work, links, transactions), within the block and byte bounds.
-    fn add_page(&mut self, limits: &PeerConfig, params: &ChainParams, page: Vec<Block>) -> Result<(), PeerError> {
+    /// would (proof of work, links, transactions). Returns false once the block or byte bound
+    /// is reached: what was validated before it stands, the rest waits for the next resolve.
+    fn add_page(&mut self, limits: &PeerConfig, params: &ChainParams, page: Vec<Block>) -> Result<bool, PeerError> {
         for block in page {
             let (height, hash) = (block.header.height, block.hash());
             if self.prev.is_some_and(|p| p != block.header.prev_hash) {
@@ -267,14 +273,12 @@ impl BranchCheck {
             if self.overlay.meta(&hash)?.is_some() {
                 continue;
             }
+            let bytes = encoding::encoded_len(&block);
+            if self.new_blocks + 1 > limits.max_new_blocks || self.new_bytes + bytes > limits.max_new_bytes {
+                return Ok(false);
+            }
             self.new_blocks += 1;
-            self.new_bytes += encoding::encode(&block).len();
-            if self.new_blocks > limits.max_new_blocks {
-                return Err(PeerError::TooMuch(format!("{} new blocks (peers.max_new_blocks)", limits.max_new_blocks)));
-            }
-            if self.new_bytes > limits.max_new_bytes {
-                return Err(PeerError::TooMuch(format!("{} bytes of new blocks (peers.max_new_bytes)", limits.max_new_bytes)));
-            }
+            self.new_bytes += bytes;
             // Validated as if appended now, which is about when it will be: the applier checks
             // it again against the broker's real append time.
             let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
@@ -284,7 +288,7 @@ impl BranchCheck {
                 other => return Err(PeerError::InvalidBlock { height, reason: format!("not stored: {other:?}") }),
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
