@@ -101,13 +101,9 @@ impl Applier {
                          rebuilds its chain from them, validated as the topic is, then reads the topics again \
                          from the earliest offsets the broker holds"
                     );
-                    tracing::error!("{why}");
-                    self.stats.halt(why);
-                    self.gap.open();
-                    if !self.wait_for_repair() {
+                    if !self.halt_until_repaired(why)? {
                         return Ok(());
                     }
-                    self.resume_after_gap()?;
                     continue;
                 }
                 Err(ReadError::Unreachable) => {
@@ -126,13 +122,9 @@ impl Applier {
                            an unknown parent); call GET /nodes/resolve again: each round takes up to \
                            peers.max_new_blocks blocks from the best peer"
                     .to_owned();
-                tracing::error!("{why}");
-                self.stats.halt(why);
-                self.gap.open();
-                if !self.wait_for_repair() {
+                if !self.halt_until_repaired(why)? {
                     return Ok(());
                 }
-                self.resume_after_gap()?;
                 continue;
             }
             if last_report.elapsed() >= REPORT_EVERY {
@@ -141,6 +133,19 @@ impl Applier {
             }
         }
         Ok(())
+    }
+
+    /// Halts on a retention gap, saying `why`, until a bootstrap repairs it (then reads the topics
+    /// again and returns true) or the node shuts down (false).
+    fn halt_until_repaired(&mut self, why: String) -> Result<bool, StoreError> {
+        tracing::error!("{why}");
+        self.stats.halt(why);
+        self.gap.open();
+        if !self.wait_for_repair() {
+            return Ok(false);
+        }
+        self.resume_after_gap()?;
+        Ok(true)
     }
 
     /// Waits until a bootstrap repaired the gap (true) or the node shuts down (false).
