@@ -50,8 +50,14 @@ pub struct HttpConfig {
     /// Longest time a client may take to send a request's headers, in milliseconds; then the
     /// connection is closed (slowloris).
     pub header_timeout_ms: u64,
+    /// Longest time a client may take to send a request's body, in milliseconds (the body is
+    /// read in full before the request counts as in flight).
+    pub body_timeout_ms: u64,
     /// Longest time one request may take from its headers to its answer, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Longest time a write to a client may stay stuck (the client not reading its answer), in
+    /// milliseconds; then the connection is closed.
+    pub write_timeout_ms: u64,
     /// Most open connections; more wait in the kernel's accept queue.
     pub max_connections: usize,
     /// Most requests handled at once; more are answered 503 at once.
@@ -65,7 +71,9 @@ impl Default for HttpConfig {
         Self {
             token_file: None,
             header_timeout_ms: 5_000,
+            body_timeout_ms: 10_000,
             request_timeout_ms: 120_000,
+            write_timeout_ms: 30_000,
             max_connections: 4_096,
             max_in_flight: 256,
             max_chain_page_bytes: 4 * 1024 * 1024,
@@ -86,7 +94,8 @@ pub struct PeerConfig {
     pub max_response_bytes: usize,
     /// Longest wait for one response, in milliseconds.
     pub request_timeout_ms: u64,
-    /// Longest time spent on one peer in one resolve, in milliseconds.
+    /// Longest time one resolve spends asking its peers, all of them together, in milliseconds
+    /// (well under `http.request_timeout_ms`, so the answer comes before the request's limit).
     pub sync_timeout_ms: u64,
     /// Most blocks new to this node taken from one peer in one resolve.
     pub max_new_blocks: usize,
@@ -260,8 +269,9 @@ impl NodeConfig {
             return invalid("peers.max_peers, peers.page_blocks and peers.max_new_blocks must be at least 1");
         }
         let h = &self.http;
-        if h.header_timeout_ms == 0 || h.request_timeout_ms == 0 || h.max_connections == 0 || h.max_in_flight == 0 {
-            return invalid("http.header_timeout_ms, request_timeout_ms, max_connections and max_in_flight must be at least 1");
+        let bounds = [h.header_timeout_ms, h.body_timeout_ms, h.request_timeout_ms, h.write_timeout_ms];
+        if bounds.contains(&0) || h.max_connections == 0 || h.max_in_flight == 0 {
+            return invalid("http timeouts, max_connections and max_in_flight must be at least 1");
         }
         if self.storage.max_mempool == 0 {
             return invalid("storage.max_mempool must be at least 1");

@@ -9,8 +9,9 @@ use crate::core::header::BlockHeader;
 use crate::core::transaction::Transaction;
 use serde::{Deserialize, Serialize};
 
-/// A transaction as JSON.
+/// A transaction as JSON. Unknown fields are refused when reading, so a peer cannot pad a page.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TxJson {
     /// Transaction id, hex.
     pub id: String,
@@ -24,8 +25,9 @@ pub struct TxJson {
     pub nonce: u64,
 }
 
-/// A block as JSON.
+/// A block as JSON. Unknown fields are refused when reading, so a peer cannot pad a page.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BlockJson {
     /// Height.
     pub index: u64,

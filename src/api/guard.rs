@@ -54,6 +54,38 @@ pub async fn require_json(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// How long a body may take to arrive, and its largest size on any route.
+#[derive(Clone, Debug)]
+pub struct BodyLimits {
+    /// Longest time to receive the whole body.
+    pub timeout: Duration,
+    /// Largest body any route takes (routes refuse smaller ones themselves).
+    pub max_bytes: usize,
+}
+
+/// Reads a POST body in full, within `http.body_timeout_ms` (408) and the largest body any
+/// route takes (413), before the request takes one of the in-flight permits: a client sending
+/// its body a byte at a time holds a connection for at most that long, and no permit.
+pub async fn read_body_first(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(limits.timeout, axum::body::to_bytes(body, limits.max_bytes)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Err(_)) => ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("the request body is unreadable or longer than {} bytes (length limit exceeded)", limits.max_bytes),
+        }
+        .into_response(),
+        Err(_) => ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!("the request body did not arrive within {:?} (http.body_timeout_ms)", limits.timeout),
+        }
+        .into_response(),
+    }
+}
+
 /// The bounds every request runs under.
 #[derive(Clone, Debug)]
 pub struct RequestLimits {

@@ -24,6 +24,13 @@ impl FromRef<ApiState> for Node {
     }
 }
 
+/// The stored bytes read for a page of at most `json_bytes` of JSON: a block's JSON is never
+/// smaller than its stored record (it spells out every string and more), so reading as many
+/// stored bytes as the page may hold in JSON is never too little.
+fn store_budget(json_bytes: usize) -> usize {
+    json_bytes
+}
+
 /// The JSON of `blocks`, cut before the block that would take it past `max_bytes` (the first
 /// block is always kept, so a page always makes progress).
 fn bounded_page(blocks: &[Block], max_bytes: usize) -> Vec<Value> {
@@ -150,7 +157,7 @@ pub struct ChainPage {
 pub async fn chain(State(api): State<ApiState>, page: Result<Query<ChainPage>, QueryRejection>) -> ApiResult {
     let Query(page) = page?;
     let limit = page.limit.unwrap_or(MAX_CHAIN_PAGE).min(MAX_CHAIN_PAGE);
-    let (blocks, length) = api.node.chain(page.from.unwrap_or(0), limit)?;
+    let (blocks, length) = api.node.chain(page.from.unwrap_or(0), limit, store_budget(api.max_chain_page_bytes)).await?;
     let chain = bounded_page(&blocks, api.max_chain_page_bytes);
     Ok((StatusCode::OK, Json(json!({ "chain": chain, "length": length }))))
 }
@@ -181,7 +188,7 @@ pub async fn resolve_nodes(State(api): State<ApiState>) -> ApiResult {
         .iter()
         .map(|(url, verdict)| json!({ "node": url, "outcome": verdict.to_string() }))
         .collect();
-    let (chain, length) = node.chain(0, MAX_CHAIN_PAGE)?;
+    let (chain, length) = node.chain(0, MAX_CHAIN_PAGE, store_budget(api.max_chain_page_bytes)).await?;
     let chain = bounded_page(&chain, api.max_chain_page_bytes);
     let message = if resolution.replaced { "Our chain was replaced" } else { "Our chain is authoritative" };
     Ok((

@@ -15,7 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
-use guard::RequestLimits;
+use guard::{BodyLimits, RequestLimits};
 use std::sync::Arc;
 use std::time::Duration;
 use token::OperatorToken;
@@ -45,6 +45,7 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
         .route("/nodes/register", post(handlers::register_nodes))
         .route("/nodes/resolve", get(handlers::resolve_nodes))
         .route_layer(from_fn_with_state(token, guard::require_token));
+    let bodies = BodyLimits { timeout: Duration::from_millis(http.body_timeout_ms), max_bytes: MAX_BATCH_BODY_BYTES };
     let limits = RequestLimits {
         in_flight: Arc::new(tokio::sync::Semaphore::new(http.max_in_flight)),
         timeout: Duration::from_millis(http.request_timeout_ms),
@@ -65,7 +66,8 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(from_fn(guard::require_json))
         .layer(from_fn_with_state(limits, guard::bound_request))
+        .layer(from_fn_with_state(bodies, guard::read_body_first))
+        .layer(from_fn(guard::require_json))
         .with_state(state)
 }

@@ -1,14 +1,20 @@
 //! The accept loop. axum's own `serve` runs hyper without a header timeout, so a client that
 //! opens connections and never finishes its headers (slowloris) holds them forever; this loop
 //! serves each connection with hyper's HTTP/1 builder and a timer, so unfinished headers close
-//! the connection after `http.header_timeout_ms`, and bounds open connections by a semaphore.
+//! the connection after `http.header_timeout_ms`, bounds open connections by a semaphore, and
+//! closes a connection whose answer stays unread for `http.write_timeout_ms` (hyper has no write
+//! timeout: a client that stops reading would hold its connection and answer forever).
 
 use crate::config::HttpConfig;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +51,7 @@ pub async fn serve(listener: TcpListener, router: Router, http: &HttpConfig, shu
                 }
             },
         };
+        let stream = WriteDeadline::new(stream, Duration::from_millis(http.write_timeout_ms));
         let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
         let shutdown = shutdown.clone();
         connections.spawn(async move {
@@ -63,5 +70,64 @@ pub async fn serve(listener: TcpListener, router: Router, http: &HttpConfig, shu
     connections.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, connections.wait()).await.is_err() {
         tracing::warn!("open HTTP requests did not finish within {DRAIN_TIMEOUT:?} of shutdown; dropping them");
+    }
+}
+
+/// A stream whose writes fail once they have been stuck (the peer not reading) for `limit`.
+struct WriteDeadline<S> {
+    inner: S,
+    limit: Duration,
+    stuck_since: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        Self { inner, limit, stuck_since: None }
+    }
+
+    /// Called when a write is pending: an error once it has been pending for `limit`.
+    fn poll_stuck(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        let limit = self.limit;
+        let timer = self.stuck_since.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client has not read its answer within http.write_timeout_ms",
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Passes a write's result on, keeping the stuck timer only while it is pending.
+    fn track<T>(&mut self, cx: &mut Context<'_>, result: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        match result {
+            Poll::Pending => self.poll_stuck(cx).map(Err),
+            ready => {
+                self.stuck_since = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.track(cx, result)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.track(cx, result)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

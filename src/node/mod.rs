@@ -364,11 +364,17 @@ impl Node {
         Ok(())
     }
 
-    /// Main-chain blocks from height `from`, at most `limit`, and the chain's length.
-    pub fn chain(&self, from: u64, limit: usize) -> Result<(Vec<Block>, u64), NodeError> {
-        let store = &self.inner.store;
-        let length = store.tip()?.height + 1;
-        Ok((store.main_blocks(from, limit)?, length))
+    /// Main-chain blocks from height `from`, at most `limit` and about `max_bytes` of stored
+    /// records (at least one block), and the chain's length. Reads the store on a blocking
+    /// thread: a page of full blocks takes a while to decode.
+    pub async fn chain(&self, from: u64, limit: usize, max_bytes: usize) -> Result<(Vec<Block>, u64), NodeError> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let length = store.tip()?.height + 1;
+            Ok((store.main_blocks(from, limit, max_bytes)?, length))
+        })
+        .await
+        .map_err(|e| NodeError::Internal(format!("reading the chain: {e}")))?
     }
 
     /// Status for operators.
@@ -453,13 +459,23 @@ impl Node {
         Ok(Resolution { published, bootstrapped: 0, replaced, peers })
     }
 
-    /// Every peer's verdict, and the branch with the most work beyond our tip, if any.
+    /// Every peer's verdict, and the branch with the most work beyond our tip, if any. All peers
+    /// together get `peers.sync_timeout_ms`, asked in random order, so no peer (or address
+    /// sorting first) can use up a resolve's time every time.
     async fn best_peer_branch(&self) -> Result<(Option<PeerBranch>, Vec<(String, PeerVerdict)>), NodeError> {
         let store = &self.inner.store;
         let mut best: Option<PeerBranch> = None;
         let mut peers = Vec::new();
-        for url in store.peers()? {
-            let verdict = match self.inner.peer_client.fetch_branch(store, &url).await {
+        let mut urls = store.peers()?;
+        rand::seq::SliceRandom::shuffle(urls.as_mut_slice(), &mut rand::thread_rng());
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.inner.config.peers.sync_timeout_ms);
+        for url in urls {
+            let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if budget.is_zero() {
+                peers.push((url, PeerVerdict::NotAsked));
+                continue;
+            }
+            let verdict = match self.inner.peer_client.fetch_branch(store, &url, budget).await {
                 Ok(Some(branch)) => {
                     let to_beat = best.as_ref().map_or(store.tip()?.cumulative_work, |b| b.tip.cumulative_work);
                     if branch.tip.cumulative_work > to_beat {

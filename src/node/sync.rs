@@ -105,6 +105,8 @@ pub enum PeerVerdict {
     NotMoreWork { height: u64 },
     /// It was dropped.
     Dropped(PeerError),
+    /// The resolve's time ran out before it was asked.
+    NotAsked,
 }
 
 impl std::fmt::Display for PeerVerdict {
@@ -119,11 +121,13 @@ impl std::fmt::Display for PeerVerdict {
             ),
             PeerVerdict::NotMoreWork { height } => write!(f, "not more work than ours (height {height})"),
             PeerVerdict::Dropped(e) => write!(f, "dropped: {e}"),
+            PeerVerdict::NotAsked => write!(f, "not asked: the resolve's time (peers.sync_timeout_ms) ran out first"),
         }
     }
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ChainPage {
     chain: Vec<BlockJson>,
     length: u64,
@@ -151,11 +155,10 @@ impl PeerClient {
 
     /// The branch of `base`'s chain that `store` lacks, validated block by block as pages
     /// arrive, within `peers.sync_timeout_ms`. `None` when the peer has nothing we lack.
-    pub async fn fetch_branch(&self, store: &Store, base: &str) -> Result<Option<PeerBranch>, PeerError> {
-        let limit = Duration::from_millis(self.limits.sync_timeout_ms);
-        tokio::time::timeout(limit, self.fetch_branch_unbounded(store, base))
+    pub async fn fetch_branch(&self, store: &Store, base: &str, budget: Duration) -> Result<Option<PeerBranch>, PeerError> {
+        tokio::time::timeout(budget, self.fetch_branch_unbounded(store, base))
             .await
-            .map_err(|_| PeerError::Timeout(limit))?
+            .map_err(|_| PeerError::Timeout(budget))?
     }
 
     async fn fetch_branch_unbounded(&self, store: &Store, base: &str) -> Result<Option<PeerBranch>, PeerError> {
@@ -235,7 +238,9 @@ impl PeerClient {
             }
             body.extend_from_slice(&chunk);
         }
-        let page: ChainPage = serde_json::from_slice(&body).map_err(|e| PeerError::Unreadable(e.to_string()))?;
+        let page: ChainPage = run_blocking(move || serde_json::from_slice(&body))
+            .await
+            .map_err(|e| PeerError::Unreadable(e.to_string()))?;
         if page.chain.len() > limit {
             return Err(PeerError::Inconsistent(format!("{} blocks in a page of at most {limit}", page.chain.len())));
         }

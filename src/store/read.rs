@@ -63,17 +63,25 @@ impl ChainView for Store {
 }
 
 impl Store {
-    /// Main-chain blocks from `from` (inclusive), at most `limit` of them.
-    pub fn main_blocks(&self, from: u64, limit: usize) -> Result<Vec<Block>, StoreError> {
-        self.tree
-            .range(&numbered(keys::MAIN, from)[..]..&[keys::MAIN + 1][..])
-            .take(limit)
-            .map(|entry| {
-                let (k, raw) = entry?;
-                let hash = BlockHash(digest(&k, &raw)?);
-                self.block(&hash)?.ok_or_else(|| StoreError::Missing(format!("block {hash}")))
-            })
-            .collect()
+    /// Main-chain blocks from `from` (inclusive): at most `limit` of them, and no more once their
+    /// stored records pass `max_bytes` (the first block is always read), so a page of full
+    /// blocks costs what it sends, not what `limit` full blocks would.
+    pub fn main_blocks(&self, from: u64, limit: usize, max_bytes: usize) -> Result<Vec<Block>, StoreError> {
+        let mut blocks = Vec::new();
+        let mut bytes = 0;
+        for entry in self.tree.range(&numbered(keys::MAIN, from)[..]..&[keys::MAIN + 1][..]).take(limit) {
+            let (k, raw) = entry?;
+            let hash = BlockHash(digest(&k, &raw)?);
+            let block_key = key(keys::BLOCK, &hash.0);
+            let record = self.tree.get(&block_key)?.ok_or_else(|| StoreError::Missing(format!("block {hash}")))?;
+            bytes += record.len();
+            if bytes > max_bytes && !blocks.is_empty() {
+                break;
+            }
+            let stored: StoredBlock<'static> = decode(&block_key, &record)?;
+            blocks.push(stored.block.into_owned());
+        }
+        Ok(blocks)
     }
 
     /// The first `limit` mempool transactions, oldest first.

@@ -56,7 +56,7 @@ fn state_and_offsets_survive_reopening() {
     assert_eq!(store.offset("blocks/0").unwrap(), Some(1));
     assert_eq!(store.offset("tx/3").unwrap(), Some(9));
     assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(2)]);
-    assert_eq!(store.main_blocks(0, 10).unwrap(), vec![genesis_block(), b1]);
+    assert_eq!(store.main_blocks(0, 10, usize::MAX).unwrap(), vec![genesis_block(), b1]);
     let again = store.admit_transactions(&[transfer(1), transfer(2), transfer(3)], &[], 10).unwrap();
     assert_eq!(again, vec![AdmitOutcome::AlreadyConfirmed, AdmitOutcome::AlreadyPooled, AdmitOutcome::Added]);
     assert_eq!(store.mempool_len().unwrap(), 2);
@@ -121,7 +121,7 @@ proptest! {
             prop_assert_eq!(from_store, memory.apply(block));
         }
         prop_assert_eq!(store.tip().unwrap(), memory.tip_info());
-        let stored = store.main_blocks(0, usize::MAX).unwrap();
+        let stored = store.main_blocks(0, usize::MAX, usize::MAX).unwrap();
         prop_assert_eq!(stored.iter().collect::<Vec<_>>(), memory.main_chain());
         prop_assert_eq!(store.mempool_head(usize::MAX).unwrap(), memory.mempool().to_vec());
         let report = store.check_consistency().unwrap();
