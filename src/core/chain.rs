@@ -91,6 +91,13 @@ pub trait ChainView {
     fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, Self::Error>;
     /// The pooled block with sequence number `seq`.
     fn orphan_block(&self, seq: u64) -> Result<Option<Block>, Self::Error>;
+    /// The side branch ending at `head`, if this view kept it while the tip was `tip` (and gives
+    /// it away: the caller extends it). `None` makes the rules walk the branch instead, with the
+    /// same result.
+    fn take_side_branch(&self, head: &BlockHash, tip: &BlockHash) -> Result<Option<SideBranch>, Self::Error> {
+        let _ = (head, tip);
+        Ok(None)
+    }
     /// Whether the block `hash` waits in the orphan pool. Asked for every block read, so a store
     /// answers it without copying the pool's index.
     fn orphan_pooled(&self, hash: &BlockHash) -> Result<bool, Self::Error> {
@@ -130,6 +137,9 @@ pub struct ChainUpdate {
     pub orphans_removed: Vec<u64>,
     /// What happened to each block, in order.
     pub outcomes: Vec<Outcome>,
+    /// The side branch ending at the last block stored without moving the tip, for the view to
+    /// keep (see [`ChainView::take_side_branch`]); `None` when the update moved the tip.
+    pub side_branch: Option<(BlockHash, SideBranch)>,
 }
 
 /// Processes `block` against `view` and returns the write set (nothing is written).
@@ -244,6 +254,10 @@ impl<V: ChainView> ChainView for &V {
     fn orphan_pooled(&self, hash: &BlockHash) -> Result<bool, V::Error> {
         (**self).orphan_pooled(hash)
     }
+
+    fn take_side_branch(&self, head: &BlockHash, tip: &BlockHash) -> Result<Option<SideBranch>, V::Error> {
+        (**self).take_side_branch(head, tip)
+    }
 }
 
 impl<V: ChainView> ChainView for Overlay<V> {
@@ -304,6 +318,14 @@ impl<V: ChainView> ChainView for Overlay<V> {
         Ok(all)
     }
 
+    fn take_side_branch(&self, head: &BlockHash, tip: &BlockHash) -> Result<Option<SideBranch>, V::Error> {
+        // Only the base's own state can vouch for what it kept.
+        if self.stored.is_empty() {
+            return self.base.take_side_branch(head, tip);
+        }
+        Ok(None)
+    }
+
     fn orphan_pooled(&self, hash: &BlockHash) -> Result<bool, V::Error> {
         if self.update.orphans_added.iter().any(|(entry, _)| entry.hash == *hash && !self.update.orphans_removed.contains(&entry.seq)) {
             return Ok(true);
@@ -329,6 +351,18 @@ impl<V: ChainView> ChainView for Overlay<V> {
     }
 }
 
+impl SideBranch {
+    /// Number of side blocks.
+    pub fn side_len(&self) -> usize {
+        self.side.len()
+    }
+
+    /// Height of the main-chain block the branch forks from.
+    pub fn fork_height(&self) -> u64 {
+        self.fork_height
+    }
+}
+
 /// How many blocks of a branch the median-time rule looks back over (consensus).
 pub const MEDIAN_SPAN: usize = 11;
 
@@ -350,9 +384,13 @@ pub fn median_time_past<V: ChainView>(view: &V, parent: BlockHash) -> Result<u64
     Ok(times.get(times.len() / 2).copied().unwrap_or(0))
 }
 
-/// The part of a block's branch that is not on the main chain.
-struct Branch {
-    /// Side blocks from the parent back to (not including) the fork point, newest first.
+/// The part of a block's branch that is not on the main chain: what checking a block against
+/// its branch needs. A store may keep the one of the side branch last extended
+/// ([`ChainView::take_side_branch`]), so a block extending it costs its own transactions, not
+/// the whole branch again: a side branch then costs time linear in its length.
+#[derive(Clone, Debug, Default)]
+pub struct SideBranch {
+    /// Side blocks from the one just above the fork point to the newest.
     side: Vec<BlockHash>,
     /// Transactions in those side blocks.
     side_txids: HashSet<TxId>,
@@ -385,7 +423,12 @@ impl<V: ChainView> Overlay<V> {
             return self.reject(hash, e);
         }
         let tip = self.tip()?;
-        let branch = match self.branch_of(block.header.prev_hash, parent.height, tip.height, params.finality_depth)? {
+        let kept = match self.take_side_branch(&block.header.prev_hash, &tip.hash)? {
+            Some(branch) if tip.height.saturating_sub(branch.fork_height) > params.finality_depth => Err(branch.fork_height),
+            Some(branch) => Ok(branch),
+            None => self.branch_of(block.header.prev_hash, parent.height, tip.height, params.finality_depth)?,
+        };
+        let branch = match kept {
             Ok(branch) => branch,
             Err(fork_height) => {
                 return self.reject(hash, BlockError::BeyondFinality { fork_height, tip_height: tip.height })
@@ -407,8 +450,13 @@ impl<V: ChainView> Overlay<V> {
         self.update.blocks.push((hash, block, meta));
         let (tip_moved, reorg_depth) = if meta.cumulative_work > tip.cumulative_work {
             let depth = self.switch_tip(tip, hash, meta, branch, &ids)?;
+            self.update.side_branch = None;
             (true, depth)
         } else {
+            let mut branch = branch;
+            branch.side.push(hash);
+            branch.side_txids.extend(ids);
+            self.update.side_branch = Some((hash, branch));
             (false, 0)
         };
         self.update.outcomes.push(Outcome::Stored { hash, height: meta.height, tip_moved, reorg_depth });
@@ -455,7 +503,7 @@ impl<V: ChainView> Overlay<V> {
         parent_height: u64,
         tip_height: u64,
         finality_depth: u64,
-    ) -> Result<Result<Branch, u64>, V::Error> {
+    ) -> Result<Result<SideBranch, u64>, V::Error> {
         let mut side = Vec::new();
         let (mut hash, mut height) = (parent, parent_height);
         while self.main_hash_at(height)? != Some(hash) {
@@ -470,11 +518,12 @@ impl<V: ChainView> Overlay<V> {
         if tip_height.saturating_sub(height) > finality_depth {
             return Ok(Err(height));
         }
+        side.reverse();
         let mut side_txids = HashSet::new();
         for side_hash in &side {
             side_txids.extend(self.block(side_hash)?.expect("side blocks are stored").txids());
         }
-        Ok(Ok(Branch { side, side_txids, fork_height: height }))
+        Ok(Ok(SideBranch { side, side_txids, fork_height: height }))
     }
 
     /// Makes `hash` the tip: disconnects the main chain above the fork point, connects the new
@@ -484,7 +533,7 @@ impl<V: ChainView> Overlay<V> {
         old: Tip,
         hash: BlockHash,
         meta: BlockMeta,
-        branch: Branch,
+        branch: SideBranch,
         new_ids: &[TxId],
     ) -> Result<u64, V::Error> {
         let mut abandoned: Vec<Vec<Transaction>> = Vec::new();
@@ -498,7 +547,7 @@ impl<V: ChainView> Overlay<V> {
             self.update.main_index.insert(height, None);
         }
         let mut connected_ids = HashSet::new();
-        let path = branch.side.iter().rev().copied().chain(std::iter::once(hash));
+        let path = branch.side.iter().copied().chain(std::iter::once(hash));
         for (height, block_hash) in (branch.fork_height + 1..).zip(path.collect::<Vec<_>>()) {
             let ids = if block_hash == hash {
                 new_ids.to_vec()

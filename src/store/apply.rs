@@ -2,7 +2,7 @@
 //! sled batch. A write lock makes the read-decide-write sequence of one message exclusive.
 
 use super::keys::{self, key, numbered};
-use super::{Store, StoreError};
+use super::{KeptSideBranch, Store, StoreError};
 use crate::core::block::Block;
 use crate::core::chain::{process_block, ChainUpdate, ChainView, MempoolOp, Outcome};
 use crate::core::encoding;
@@ -54,6 +54,17 @@ impl Store {
             orphans.remove(seq);
         }
         orphans.extend(update.orphans_added.iter().map(|(entry, _)| (entry.seq, *entry)));
+        drop(orphans);
+        // A moved tip invalidates the kept branch; a message that neither moved the tip nor
+        // extended a side branch leaves it as it was (still valid under the same tip).
+        match update.side_branch {
+            Some((head, branch)) => {
+                let tip = self.tip()?.hash;
+                *self.lock_side_branch() = Some(KeptSideBranch { head, tip, branch });
+            }
+            None if update.tip.is_some() => *self.lock_side_branch() = None,
+            None => {}
+        }
         Ok(update.outcomes)
     }
 

@@ -15,7 +15,8 @@ pub use apply::{AdmitOutcome, OffsetUpdate};
 pub use check::Consistency;
 
 use crate::core::block::{genesis, Block};
-use crate::core::chain::{BlockMeta, OrphanEntry, Tip};
+use crate::core::chain::{BlockMeta, OrphanEntry, SideBranch, Tip};
+use crate::core::hash::BlockHash;
 use std::collections::BTreeMap;
 use crate::core::encoding;
 use crate::core::params::ChainParams;
@@ -91,6 +92,16 @@ pub struct Store {
     mempool: Arc<Mutex<MempoolIndex>>,
     /// Index of the orphan records by sequence, changed likewise.
     orphans: Arc<Mutex<BTreeMap<u64, OrphanEntry>>>,
+    /// The side branch last extended, with the tip it was computed under: a cache that spares
+    /// walking the branch for the next block on it (see `ChainView::take_side_branch`).
+    side_branch: Arc<Mutex<Option<KeptSideBranch>>>,
+}
+
+/// A side branch kept between messages.
+struct KeptSideBranch {
+    head: BlockHash,
+    tip: BlockHash,
+    branch: SideBranch,
 }
 
 impl Store {
@@ -152,6 +163,11 @@ impl Store {
         Ok(self)
     }
 
+    /// The kept side branch.
+    fn lock_side_branch(&self) -> MutexGuard<'_, Option<KeptSideBranch>> {
+        self.side_branch.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The orphan pool's index.
     fn lock_orphans(&self) -> MutexGuard<'_, BTreeMap<u64, OrphanEntry>> {
         self.orphans.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -165,6 +181,7 @@ impl Store {
             write_lock: Arc::default(),
             mempool: Arc::default(),
             orphans: Arc::default(),
+            side_branch: Arc::default(),
         })
     }
 

@@ -4,7 +4,7 @@
 use super::keys::{self, key, numbered};
 use super::{be_u64, corrupt, decode, Store, StoreError, StoredBlock, StoredOrphan};
 use crate::core::block::Block;
-use crate::core::chain::{BlockMeta, ChainView, OrphanEntry, Tip};
+use crate::core::chain::{BlockMeta, ChainView, OrphanEntry, SideBranch, Tip};
 use crate::core::encoding;
 use crate::core::hash::{BlockHash, TxId};
 use crate::core::transaction::Transaction;
@@ -50,6 +50,14 @@ impl ChainView for Store {
 
     fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, StoreError> {
         Ok(self.lock_orphans().values().copied().collect())
+    }
+
+    fn take_side_branch(&self, head: &BlockHash, tip: &BlockHash) -> Result<Option<SideBranch>, StoreError> {
+        let mut kept = self.lock_side_branch();
+        match kept.as_ref() {
+            Some(k) if k.head == *head && k.tip == *tip => Ok(kept.take().map(|k| k.branch)),
+            _ => Ok(None),
+        }
     }
 
     fn orphan_pooled(&self, hash: &BlockHash) -> Result<bool, StoreError> {

@@ -128,3 +128,35 @@ proptest! {
         prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }
+
+#[test]
+fn a_side_branch_is_kept_for_its_next_block_until_the_tip_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    let apply = |block: &crate::core::block::Block| store.apply_block(block.clone(), block.header.timestamp_ms, &[]).unwrap();
+    let g = genesis_block();
+    let main1 = child(&p, &g, "main", &[transfer(1)]);
+    let main2 = child(&p, &main1, "main", &[]);
+    let main3 = child(&p, &main2, "main", &[]);
+    for block in [&main1, &main2, &main3] {
+        apply(block);
+    }
+    // A side branch from main1 that never catches up: each block is checked against the branch
+    // kept from the one before, and the branch holds every transfer on it.
+    let side2 = child(&p, &main1, "side", &[transfer(2)]);
+    let side3 = child(&p, &side2, "side", &[transfer(3)]);
+    apply(&side2);
+    apply(&side3);
+    let tip = store.tip().unwrap().hash;
+    assert_eq!(tip, main3.hash());
+    let kept = store.take_side_branch(&side3.hash(), &tip).unwrap().expect("the branch ending at side3 is kept");
+    assert_eq!((kept.side_len(), kept.fork_height()), (2, 1));
+    assert!(store.take_side_branch(&side3.hash(), &tip).unwrap().is_none(), "taken once");
+    // Without it, the rules walk the branch and reach the same verdict: transfer 2 is already on it.
+    let repeat = child(&p, &side3, "side", &[transfer(2)]);
+    assert!(matches!(apply(&repeat).as_slice(), [Outcome::Invalid(..)]));
+    let side4 = child(&p, &side3, "side", &[transfer(4)]);
+    assert!(matches!(apply(&side4).as_slice(), [Outcome::Stored { tip_moved: true, .. }]));
+    assert!(store.take_side_branch(&side4.hash(), &side4.hash()).unwrap().is_none(), "a moved tip drops it");
+}
