@@ -44,11 +44,46 @@ pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError
     Ok(bincode::serde::decode_from_slice(bytes, config())?.0)
 }
 
-/// Decodes a whole byte slice as one `T`.
+/// How many times its own size a value may claim while it decodes (a transaction in memory is
+/// at most about 16 times its smallest encoding), before the claim is refused unallocated.
+const CLAIM_FACTOR: usize = 16;
+
+/// Decodes a whole byte slice as one `T`. What the bytes may make the decoder allocate is bounded
+/// by a few times their own length (at least 64 KiB, at most [`MAX_DECODED_BYTES`]): a
+/// 20-byte message that claims a 15 MiB string is refused before anything is allocated.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config())?;
+    let claim = bytes.len().saturating_mul(CLAIM_FACTOR);
+    let (value, used) = if claim <= 64 * 1024 {
+        decode_within::<T, { 64 * 1024 }>(bytes)?
+    } else if claim <= 1024 * 1024 {
+        decode_within::<T, { 1024 * 1024 }>(bytes)?
+    } else {
+        decode_within::<T, MAX_DECODED_BYTES>(bytes)?
+    };
     if used != bytes.len() {
         return Err(DecodeError::Trailing(bytes.len() - used));
     }
     Ok(value)
+}
+
+/// Decodes the `T` at the start of `bytes` with at most `LIMIT` bytes claimed.
+fn decode_within<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<(T, usize), DecodeError> {
+    Ok(bincode::serde::decode_from_slice(bytes, bincode::config::standard().with_limit::<LIMIT>())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::transaction::Transaction;
+
+    #[test]
+    fn a_small_message_cannot_claim_a_large_allocation() {
+        // A transaction whose sender claims 15 MiB, in 8 bytes.
+        let mut bytes = vec![253];
+        bytes.extend((15u64 * 1024 * 1024).to_le_bytes());
+        let err = decode::<Transaction>(&bytes).unwrap_err();
+        assert!(matches!(err, DecodeError::Body(bincode::error::DecodeError::LimitExceeded)), "{err:?}");
+        let honest = Transaction { sender: "s".repeat(100), recipient: "r".into(), amount: 1, nonce: 2 };
+        assert_eq!(decode::<Transaction>(&encode(&honest)).unwrap(), honest);
+    }
 }
