@@ -233,8 +233,8 @@ pub enum ConfigError {
 impl NodeConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::parse_from(&text, path)
     }
 
@@ -245,8 +245,8 @@ impl NodeConfig {
 
     /// Parses and checks `text`, naming `path` in a parse error.
     fn parse_from(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: NodeConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), problem: describe_without_values(&e, text) })?;
+        let config: NodeConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), problem: describe_without_values(&e, text) })?;
         config.check()?;
         Ok(config)
     }

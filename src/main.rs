@@ -7,13 +7,13 @@ use kafkachain::api::token::{OperatorToken, COOKIE_FILE};
 use kafkachain::config::{MiningMode, NodeConfig};
 use kafkachain::node::Node;
 use kafkachain::store::{self, Store, DEFAULT_CACHE_BYTES};
+use kafkachain::tools::{bench_e2e, bench_pow, bench_store, bench_sync, store_writer};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
-use kafkachain::tools::{bench_e2e, bench_pow, bench_store, bench_sync, store_writer};
-use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// A blockchain peer node whose network is Apache Kafka.
 #[derive(Parser)]
@@ -165,8 +165,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The runtime is gone, and with it every handle on the store.
             let started = std::time::Instant::now();
             match store::checkpoint(&data_dir) {
-                Ok(()) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "store checkpointed for a fast next start"),
-                Err(e) => tracing::warn!("checkpointing the store at shutdown: {e}; the next start reads the log instead"),
+                Ok(()) => tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "store checkpointed for a fast next start"
+                ),
+                Err(e) => {
+                    tracing::warn!("checkpointing the store at shutdown: {e}; the next start reads the log instead")
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -224,7 +229,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchStore { txs, backlog, max_block_txs, cache_bytes, dir, json } => {
-            let scratch = tempfile::Builder::new().prefix("bench-store").tempdir_in(dir.unwrap_or_else(std::env::temp_dir))?;
+            let scratch =
+                tempfile::Builder::new().prefix("bench-store").tempdir_in(dir.unwrap_or_else(std::env::temp_dir))?;
             let options = bench_store::StoreBenchOptions { txs, backlog, max_block_txs, cache_bytes };
             let report = bench_store::run(scratch.path(), &options)?;
             println!(
@@ -242,8 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = store.check_consistency()?;
             let offsets = store.offsets()?;
             if json {
-                let offsets: serde_json::Map<_, _> =
-                    offsets.into_iter().map(|(k, v)| (k, v.into())).collect();
+                let offsets: serde_json::Map<_, _> = offsets.into_iter().map(|(k, v)| (k, v.into())).collect();
                 let line = serde_json::json!({
                     "tip_height": report.tip_height,
                     "main_len": report.main_len,
@@ -309,8 +314,12 @@ async fn run_node(config: NodeConfig) -> anyhow::Result<()> {
     let shutdown = running.shutdown_token();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     match &http_config.token_file {
-        Some(file) => tracing::info!(%http, token_file = %file.display(), "HTTP API listening; operator token from the token file"),
-        None => tracing::info!(%http, cookie = %data_dir.join(COOKIE_FILE).display(), "HTTP API listening; operator token in the cookie file"),
+        Some(file) => {
+            tracing::info!(%http, token_file = %file.display(), "HTTP API listening; operator token from the token file")
+        }
+        None => {
+            tracing::info!(%http, cookie = %data_dir.join(COOKIE_FILE).display(), "HTTP API listening; operator token in the cookie file")
+        }
     }
     api::serve(listener, api::router(node, token, &http_config), &http_config, shutdown.clone()).await;
     shutdown.cancel();

@@ -14,10 +14,17 @@ use std::time::Duration;
 fn delete_records(topic: &str, offset: u64) {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("offsets.json");
-    let json = serde_json::json!({ "version": 1, "partitions": [{ "topic": topic, "partition": 0, "offset": offset }] });
+    let json =
+        serde_json::json!({ "version": 1, "partitions": [{ "topic": topic, "partition": 0, "offset": offset }] });
     std::fs::write(&spec, json.to_string()).unwrap();
     let output = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka"))
-        .args(["tool", "org.apache.kafka.tools.DeleteRecordsCommand", "--bootstrap-server", &brokers(), "--offset-json-file"])
+        .args([
+            "tool",
+            "org.apache.kafka.tools.DeleteRecordsCommand",
+            "--bootstrap-server",
+            &brokers(),
+            "--offset-json-file",
+        ])
         .arg(&spec)
         .output()
         .unwrap();

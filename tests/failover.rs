@@ -68,6 +68,10 @@ fn killing_the_blocks_leader_loses_no_acknowledged_transaction() {
     assert_eq!(unique.len(), on_chain.len(), "a transaction is in the chain twice");
     let acked = acked.into_inner().unwrap();
     let missing: Vec<&String> = acked.iter().filter(|id| !unique.contains(id)).collect();
-    println!("failover: leader {leader} killed at height {height_at_kill}; height {height}, {} acknowledged, {} missing", acked.len(), missing.len());
+    println!(
+        "failover: leader {leader} killed at height {height_at_kill}; height {height}, {} acknowledged, {} missing",
+        acked.len(),
+        missing.len()
+    );
     assert!(missing.is_empty(), "acknowledged transactions lost: {missing:?}");
 }

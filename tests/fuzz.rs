@@ -6,10 +6,10 @@
 mod common;
 
 use common::{brokers, wait_for, TestNet};
-use kafkachain::json::BlockJson;
 use kafkachain::core::block::Block;
 use kafkachain::core::miner::Miner;
 use kafkachain::core::transaction::Transaction;
+use kafkachain::json::BlockJson;
 use kafkachain::kafka::wire::encode_message;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -74,8 +74,10 @@ struct Request {
 
 fn request() -> impl Strategy<Value = Request> {
     let method = prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH"]);
-    let path = (prop::sample::select(PATHS), prop::option::of("[a-z=&0-9%-]{0,20}"))
-        .prop_map(|(p, q)| match q { Some(q) => format!("{p}?{q}"), None => p.to_owned() });
+    let path = (prop::sample::select(PATHS), prop::option::of("[a-z=&0-9%-]{0,20}")).prop_map(|(p, q)| match q {
+        Some(q) => format!("{p}?{q}"),
+        None => p.to_owned(),
+    });
     (method, path, body()).prop_map(|(method, path, body)| Request { method, path, body })
 }
 

@@ -42,12 +42,18 @@ fn malformed_requests_are_refused_with_json_errors() {
     assert_client_error(node.get("/transactions/new"), 405, "method not allowed");
     assert_client_error(node.post("/nodes/register", r#"{"nodes":[]}"#), 400, "at least one");
     assert_client_error(node.post("/nodes/register", r#"{"nodes":["ftp://x:1"]}"#), 400, "http://");
-    assert_client_error(node.post("/nodes/register", r#"{"nodes":["http://me:secret@x:1"]}"#), 400, "without credentials");
+    assert_client_error(
+        node.post("/nodes/register", r#"{"nodes":["http://me:secret@x:1"]}"#),
+        400,
+        "without credentials",
+    );
     assert_client_error(node.post("/nodes/register", r#"{"nodes":["http://x:1/?redirect=y"]}"#), 400, "query");
     assert_client_error(node.post("/nodes/register", r#"{"nodes":["http://[::1"]}"#), 400, "invalid node address");
     assert_client_error(node.post("/nodes/register", r#"{"nodes":"x"}"#), 400, "invalid type");
 
-    let batch = |entries: Vec<Value>| node.post("/transactions/batch", serde_json::json!({ "transactions": entries }).to_string());
+    let batch = |entries: Vec<Value>| {
+        node.post("/transactions/batch", serde_json::json!({ "transactions": entries }).to_string())
+    };
     let good = serde_json::json!({ "sender": "carol", "recipient": "dave", "amount": 2 });
     let bad = serde_json::json!({ "sender": "carol", "recipient": "dave", "amount": -2 });
     assert_client_error(batch(vec![good.clone(), bad]), 400, "transaction 1: amount must not be negative");
@@ -98,7 +104,9 @@ fn operator_endpoints_need_the_token_and_bodies_must_be_json() {
 
     // A body that is not declared JSON is refused before it is read, whatever it holds.
     let transfer = r#"{"sender":"a","recipient":"b","amount":1}"#;
-    for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data")] {
+    for content_type in
+        [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data")]
+    {
         let mut request = http.post(url("/transactions/new")).body(transfer);
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
@@ -130,7 +138,11 @@ fn a_full_mempool_refuses_before_publishing() {
     common::wait_for("three pooled transfers", std::time::Duration::from_secs(30), || {
         (node.status()["mempool"] == 3).then_some(())
     });
-    assert_client_error(node.post("/transactions/new", r#"{"sender":"alice","recipient":"bob","amount":9}"#), 503, "mempool is full");
+    assert_client_error(
+        node.post("/transactions/new", r#"{"sender":"alice","recipient":"bob","amount":9}"#),
+        503,
+        "mempool is full",
+    );
     let batch = r#"{"transactions":[{"sender":"carol","recipient":"dave","amount":1}]}"#;
     assert_client_error(node.post("/transactions/batch", batch), 503, "mempool is full");
     let status = node.status();

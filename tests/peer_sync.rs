@@ -84,7 +84,8 @@ fn honest_page(blocks: &[Block], path: &str) -> String {
 #[test]
 fn lying_flooding_and_stalling_peers_are_dropped_and_the_honest_one_is_used() {
     let net = TestNet::start_with("liars", 1, |spec| {
-        spec.extra_toml = "[peers]\nrequest_timeout_ms = 2000\nsync_timeout_ms = 8000\nmax_response_bytes = 4194304\n".into();
+        spec.extra_toml =
+            "[peers]\nrequest_timeout_ms = 2000\nsync_timeout_ms = 8000\nmax_response_bytes = 4194304\n".into();
     });
     let honest_net = TestNet::start("liars-honest", 1);
     let (node, honest) = (&net.nodes[0], &honest_net.nodes[0]);
@@ -145,7 +146,10 @@ fn lying_flooding_and_stalling_peers_are_dropped_and_the_honest_one_is_used() {
     let (code, answer) = node.get("/nodes/resolve");
     assert_eq!(code, 200, "{answer}");
     let outcome = |url: &str| {
-        answer["peers"].as_array().unwrap().iter().find(|p| p["node"] == url).unwrap()["outcome"].as_str().unwrap().to_owned()
+        answer["peers"].as_array().unwrap().iter().find(|p| p["node"] == url).unwrap()["outcome"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
     assert!(outcome(&flood.url).contains("exceeded 4194304 bytes"), "{answer}");
     assert!(outcome(&wrong_from.url).contains("inconsistent page"), "{answer}");

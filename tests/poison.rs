@@ -5,12 +5,12 @@
 mod common;
 
 use common::{brokers, wait_for, TestNet};
-use kafkachain::json::BlockJson;
 use kafkachain::core::block::Block;
 use kafkachain::core::hash::BlockHash;
 use kafkachain::core::miner::solve_on_this_thread;
 use kafkachain::core::pow::meets_bits;
 use kafkachain::core::transaction::Transaction;
+use kafkachain::json::BlockJson;
 use kafkachain::kafka::wire::{encode_message, FORMAT_VERSION};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
@@ -67,12 +67,20 @@ fn poison_is_counted_and_valid_blocks_behind_it_apply() {
         ],
     );
     let tx_topic = format!("{}.transactions", net.prefix);
-    produce(&tx_topic, &[vec![FORMAT_VERSION, 2, 3], [&[FORMAT_VERSION][..], b"garbage"].concat(), encode_message(&Transaction { amount: 0, ..transfer.clone() })]);
+    produce(
+        &tx_topic,
+        &[
+            vec![FORMAT_VERSION, 2, 3],
+            [&[FORMAT_VERSION][..], b"garbage"].concat(),
+            encode_message(&Transaction { amount: 0, ..transfer.clone() }),
+        ],
+    );
 
-    let status = wait_for("the valid block behind the poison, and the transaction poison", Duration::from_secs(30), || {
-        let s = node.status();
-        (s["height"] == 2 && s["rejected"]["tx_invalid"] == 1).then_some(s)
-    });
+    let status =
+        wait_for("the valid block behind the poison, and the transaction poison", Duration::from_secs(30), || {
+            let s = node.status();
+            (s["height"] == 2 && s["rejected"]["tx_invalid"] == 1).then_some(s)
+        });
     assert_eq!(status["tip"], valid.hash().to_hex());
     let rejected = &status["rejected"];
     assert_eq!(rejected["malformed"], 4, "two block and two transaction messages: {status}");

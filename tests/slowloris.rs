@@ -43,7 +43,8 @@ fn half_sent_headers_neither_block_the_node_nor_stay_open() {
     let (code, _) = node.get("/chain");
     assert_eq!(code, 200);
     std::thread::sleep(Duration::from_millis(2_500));
-    let still_open = sockets.iter_mut().map(|s| closed_by_server(s, Duration::from_secs(5))).filter(|closed| !closed).count();
+    let still_open =
+        sockets.iter_mut().map(|s| closed_by_server(s, Duration::from_secs(5))).filter(|closed| !closed).count();
     assert_eq!(still_open, 0, "{still_open} of {SOCKETS} half-open connections outlived the header timeout");
     assert_eq!(node.status()["height"], 0);
 }

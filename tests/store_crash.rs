@@ -16,9 +16,10 @@ fn check_store(dir: &std::path::Path) -> Value {
         .output()
         .expect("running check-store");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_else(|| {
-        panic!("check-store printed nothing; stderr: {}", String::from_utf8_lossy(&out.stderr))
-    });
+    let line = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("check-store printed nothing; stderr: {}", String::from_utf8_lossy(&out.stderr)));
     serde_json::from_str(line).expect("check-store prints JSON")
 }
 

@@ -17,8 +17,11 @@ use rdkafka::ClientConfig;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn produce(topic: &str, payloads: &[Vec<u8>]) {
-    let producer: BaseProducer =
-        ClientConfig::new().set("bootstrap.servers", brokers()).set("queue.buffering.max.messages", "1000000").create().unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
     for payload in payloads {
         producer.send(BaseRecord::<(), _>::to(topic).payload(payload)).unwrap();
     }
@@ -32,7 +35,12 @@ fn now_ms() -> u64 {
 /// A mined child of `parent` (or of the unknown `prev_hash`) holding `transfers` transfers.
 fn block_on(prev_hash: BlockHash, height: u64, bits: u32, transfers: u64, tag: &str) -> Block {
     let mut txs = vec![Transaction::reward(tag, 50, height)];
-    txs.extend((0..transfers).map(|n| Transaction { sender: format!("{tag}-{height}-{n}"), recipient: "sink".into(), amount: n + 1, nonce: n }));
+    txs.extend((0..transfers).map(|n| Transaction {
+        sender: format!("{tag}-{height}-{n}"),
+        recipient: "sink".into(),
+        amount: n + 1,
+        nonce: n,
+    }));
     let mut block = Block::candidate(prev_hash, height - 1, bits, now_ms() + height, txs);
     assert!(solve_on_this_thread(&mut block.header));
     block
@@ -78,7 +86,9 @@ fn time_through_junk(net: &TestNet, junk_count: usize) -> Duration {
     let started = Instant::now();
     produce(&format!("{}.blocks", net.prefix), &messages);
     let target = base.header.height + 20;
-    wait_for("the valid blocks behind the junk", Duration::from_secs(120), || (node.status()["height"] == target).then_some(()));
+    wait_for("the valid blocks behind the junk", Duration::from_secs(120), || {
+        (node.status()["height"] == target).then_some(())
+    });
     started.elapsed()
 }
 

@@ -75,7 +75,10 @@ pub async fn read_body_first(State(limits): State<BodyLimits>, request: Request,
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
         Ok(Err(_)) => ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("the request body is unreadable or longer than {} bytes (length limit exceeded)", limits.max_bytes),
+            message: format!(
+                "the request body is unreadable or longer than {} bytes (length limit exceeded)",
+                limits.max_bytes
+            ),
         }
         .into_response(),
         Err(_) => ApiError {
@@ -99,8 +102,11 @@ pub struct RequestLimits {
 /// when one takes longer than `http.request_timeout_ms` (the handler is then dropped).
 pub async fn bound_request(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
     let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
-        return ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: "too many requests in flight; try again".into() }
-            .into_response();
+        return ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "too many requests in flight; try again".into(),
+        }
+        .into_response();
     };
     match tokio::time::timeout(limits.timeout, next.run(request)).await {
         Ok(response) => response,

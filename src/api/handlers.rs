@@ -2,8 +2,8 @@
 
 use super::error::ApiError;
 use super::ApiState;
-use crate::json::BlockJson;
 use crate::core::block::Block;
+use crate::json::BlockJson;
 use crate::node::{NewTransfer, Node};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -157,7 +157,8 @@ pub struct ChainPage {
 pub async fn chain(State(api): State<ApiState>, page: Result<Query<ChainPage>, QueryRejection>) -> ApiResult {
     let Query(page) = page?;
     let limit = page.limit.unwrap_or(MAX_CHAIN_PAGE).min(MAX_CHAIN_PAGE);
-    let (blocks, length) = api.node.chain(page.from.unwrap_or(0), limit, store_budget(api.max_chain_page_bytes)).await?;
+    let (blocks, length) =
+        api.node.chain(page.from.unwrap_or(0), limit, store_budget(api.max_chain_page_bytes)).await?;
     let chain = bounded_page(&blocks, api.max_chain_page_bytes);
     Ok((StatusCode::OK, Json(json!({ "chain": chain, "length": length }))))
 }
@@ -183,11 +184,8 @@ pub async fn register_nodes(State(node): State<Node>, body: Result<Bytes, BytesR
 pub async fn resolve_nodes(State(api): State<ApiState>) -> ApiResult {
     let node = &api.node;
     let resolution = node.resolve().await?;
-    let peers: Vec<Value> = resolution
-        .peers
-        .iter()
-        .map(|(url, verdict)| json!({ "node": url, "outcome": verdict.to_string() }))
-        .collect();
+    let peers: Vec<Value> =
+        resolution.peers.iter().map(|(url, verdict)| json!({ "node": url, "outcome": verdict.to_string() })).collect();
     let (chain, length) = node.chain(0, MAX_CHAIN_PAGE, store_budget(api.max_chain_page_bytes)).await?;
     let chain = bounded_page(&chain, api.max_chain_page_bytes);
     let message = if resolution.replaced { "Our chain was replaced" } else { "Our chain is authoritative" };
@@ -220,7 +218,8 @@ pub async fn recent_blocks(State(node): State<Node>, query: Result<Query<FromHei
 /// `GET /status`: height, tip, offsets and counters.
 pub async fn status(State(node): State<Node>) -> ApiResult {
     let status = node.status()?;
-    let body = serde_json::to_value(status).map_err(|e| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?;
+    let body = serde_json::to_value(status)
+        .map_err(|e| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?;
     Ok((StatusCode::OK, Json(body)))
 }
 

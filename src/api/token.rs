@@ -43,7 +43,8 @@ impl OperatorToken {
     pub fn set_up(token_file: Option<&Path>, data_dir: &Path) -> Result<Self, TokenError> {
         match token_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read { path: path.to_owned(), source })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| TokenError::Read { path: path.to_owned(), source })?;
                 let token = text.trim();
                 if token.len() < MIN_TOKEN_LEN {
                     return Err(TokenError::TooShort(path.to_owned()));

@@ -1,7 +1,7 @@
 //! A block: header plus transactions, and the genesis block every node derives from config.
 
-use super::hash::{BlockHash, TxId};
 use super::encoding;
+use super::hash::{BlockHash, TxId};
 use super::header::{BlockHeader, HEADER_VERSION};
 use super::merkle::merkle_root;
 use super::params::ChainParams;
@@ -102,7 +102,12 @@ mod tests {
     #[test]
     fn a_fitted_block_never_exceeds_the_size_bound() {
         let txs: Vec<Transaction> = (0..200)
-            .map(|n| Transaction { sender: "s".repeat(n), recipient: "r".into(), amount: u64::MAX - n as u64, nonce: n as u64 })
+            .map(|n| Transaction {
+                sender: "s".repeat(n),
+                recipient: "r".into(),
+                amount: u64::MAX - n as u64,
+                nonce: n as u64,
+            })
             .collect();
         for max in [200, 500, 1_000, 5_000] {
             let fitted = fit_in_block(txs.clone(), max);
@@ -121,7 +126,10 @@ mod tests {
         // against them.
         let params = ChainParams::default();
         assert_eq!(hex::encode(params.digest()), "d263fb66b8c587cb6ade4ef106e1afd33ac4c7c960933bcab1c2a8f3b2362710");
-        assert_eq!(genesis(&params).hash().to_hex(), "e0a70ca510cd6c2100299a23b8504714bfa9b2445b9017c6af8deecd5dd4c4ef");
+        assert_eq!(
+            genesis(&params).hash().to_hex(),
+            "e0a70ca510cd6c2100299a23b8504714bfa9b2445b9017c6af8deecd5dd4c4ef"
+        );
     }
 
     #[test]

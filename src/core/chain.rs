@@ -327,7 +327,12 @@ impl<V: ChainView> ChainView for Overlay<V> {
     }
 
     fn orphan_pooled(&self, hash: &BlockHash) -> Result<bool, V::Error> {
-        if self.update.orphans_added.iter().any(|(entry, _)| entry.hash == *hash && !self.update.orphans_removed.contains(&entry.seq)) {
+        if self
+            .update
+            .orphans_added
+            .iter()
+            .any(|(entry, _)| entry.hash == *hash && !self.update.orphans_removed.contains(&entry.seq))
+        {
             return Ok(true);
         }
         if !self.base_orphans {
@@ -424,7 +429,9 @@ impl<V: ChainView> Overlay<V> {
         }
         let tip = self.tip()?;
         let kept = match self.take_side_branch(&block.header.prev_hash, &tip.hash)? {
-            Some(branch) if tip.height.saturating_sub(branch.fork_height) > params.finality_depth => Err(branch.fork_height),
+            Some(branch) if tip.height.saturating_sub(branch.fork_height) > params.finality_depth => {
+                Err(branch.fork_height)
+            }
             Some(branch) => Ok(branch),
             None => self.branch_of(block.header.prev_hash, parent.height, tip.height, params.finality_depth)?,
         };

@@ -73,9 +73,7 @@ fn orphans_wait_for_their_parent_and_the_pool_is_bounded() {
     assert_eq!(outcomes.len(), 3, "b1 adopts b2, which adopts b3: {outcomes:?}");
     assert_eq!(chain.tip_info().hash, b3.hash());
 
-    let strangers: Vec<Block> = (0..4)
-        .map(|i| child(&p, &child(&p, &g, &format!("x{i}"), &[]), "y", &[]))
-        .collect();
+    let strangers: Vec<Block> = (0..4).map(|i| child(&p, &child(&p, &g, &format!("x{i}"), &[]), "y", &[])).collect();
     let mut dropped = Vec::new();
     for s in &strangers {
         for o in chain.apply(s.clone()) {
@@ -100,18 +98,63 @@ fn each_broken_rule_is_rejected_with_its_reason() {
         b
     };
     let cases: Vec<(&str, Block)> = vec![
-        ("bad_height", remine(Block { header: BlockHeader { height: 5, ..good.header }, transactions: vec![Transaction::reward("m", 50, 5)] }, true)),
+        (
+            "bad_height",
+            remine(
+                Block {
+                    header: BlockHeader { height: 5, ..good.header },
+                    transactions: vec![Transaction::reward("m", 50, 5)],
+                },
+                true,
+            ),
+        ),
         ("bad_bits", remine(Block { header: BlockHeader { bits: 5, ..good.header }, ..good.clone() }, false)),
         ("bad_version", remine(Block { header: BlockHeader { version: 2, ..good.header }, ..good.clone() }, false)),
-        ("bad_timestamp", remine(Block { header: BlockHeader { timestamp_ms: 1, ..good.header }, ..good.clone() }, false)),
+        (
+            "bad_timestamp",
+            remine(Block { header: BlockHeader { timestamp_ms: 1, ..good.header }, ..good.clone() }, false),
+        ),
         ("bad_tx_root", remine(Block { transactions: vec![good.transactions[0].clone()], ..good.clone() }, false)),
         ("bad_reward", remine(Block { transactions: vec![transfer(1)], ..good.clone() }, true)),
         ("bad_reward", remine(Block { transactions: vec![Transaction::reward("m", 51, 1)], ..good.clone() }, true)),
         ("bad_reward", remine(Block { transactions: vec![Transaction::reward("m", 50, 9)], ..good.clone() }, true)),
-        ("bad_transaction", remine(Block { transactions: vec![good.transactions[0].clone(), Transaction { amount: 0, ..transfer(1) }], ..good.clone() }, true)),
-        ("bad_transaction", remine(Block { transactions: vec![good.transactions[0].clone(), Transaction::reward("m", 50, 1)], ..good.clone() }, true)),
-        ("duplicate_transaction", remine(Block { transactions: vec![good.transactions[0].clone(), transfer(1), transfer(1)], ..good.clone() }, true)),
-        ("too_many_transactions", remine(Block { transactions: std::iter::once(good.transactions[0].clone()).chain((0..8).map(transfer)).collect(), ..good.clone() }, true)),
+        (
+            "bad_transaction",
+            remine(
+                Block {
+                    transactions: vec![good.transactions[0].clone(), Transaction { amount: 0, ..transfer(1) }],
+                    ..good.clone()
+                },
+                true,
+            ),
+        ),
+        (
+            "bad_transaction",
+            remine(
+                Block {
+                    transactions: vec![good.transactions[0].clone(), Transaction::reward("m", 50, 1)],
+                    ..good.clone()
+                },
+                true,
+            ),
+        ),
+        (
+            "duplicate_transaction",
+            remine(
+                Block { transactions: vec![good.transactions[0].clone(), transfer(1), transfer(1)], ..good.clone() },
+                true,
+            ),
+        ),
+        (
+            "too_many_transactions",
+            remine(
+                Block {
+                    transactions: std::iter::once(good.transactions[0].clone()).chain((0..8).map(transfer)).collect(),
+                    ..good.clone()
+                },
+                true,
+            ),
+        ),
     ];
     for (reason, block) in cases {
         let mut chain = MemoryChain::new(p.clone());
@@ -177,10 +220,12 @@ fn a_fork_deeper_than_the_finality_depth_is_refused() {
     let p = super::params::ChainParams { finality_depth: 2, ..params() };
     let g = super::block::genesis(&p);
     let mut chain = MemoryChain::new(p.clone());
-    let main: Vec<Block> = (0..4).scan(g.clone(), |parent, _| {
-        *parent = child(&p, parent, "main", &[]);
-        Some(parent.clone())
-    }).collect();
+    let main: Vec<Block> = (0..4)
+        .scan(g.clone(), |parent, _| {
+            *parent = child(&p, parent, "main", &[]);
+            Some(parent.clone())
+        })
+        .collect();
     for block in &main {
         chain.apply(block.clone());
     }
@@ -202,19 +247,21 @@ fn the_orphan_pool_is_bounded_in_bytes_too() {
     let g = genesis_block();
     let probe = child(&params(), &child(&params(), &g, "x", &[]), "y", &[transfer(1)]);
     // Orphans never link to genesis, so the strangers below need not share the chain's.
-    let size = super::encoding::encoded_len(&probe) as usize;
+    let size = super::encoding::encoded_len(&probe);
     // Room for two such orphans by bytes, ten by count.
     let p = super::params::ChainParams { max_orphans: 10, max_orphan_bytes: 2 * size + size / 2, ..params() };
     let mut chain = MemoryChain::new(p.clone());
-    let strangers: Vec<Block> = (0..3u64)
-        .map(|i| child(&p, &child(&p, &g, &format!("x{i}"), &[]), "y", &[transfer(i)]))
-        .collect();
+    let strangers: Vec<Block> =
+        (0..3u64).map(|i| child(&p, &child(&p, &g, &format!("x{i}"), &[]), "y", &[transfer(i)])).collect();
     let outcomes: Vec<Outcome> = strangers.iter().flat_map(|s| chain.apply(s.clone())).collect();
     assert!(outcomes.contains(&Outcome::OrphanDropped(strangers[0].hash())), "{outcomes:?}");
     assert_eq!(super::chain::ChainView::orphan_entries(&chain).unwrap().len(), 2);
     let huge = super::params::ChainParams { max_orphan_bytes: size / 2, ..p };
     let mut chain = MemoryChain::new(huge);
-    assert_eq!(chain.apply(strangers[0].clone()), vec![Outcome::Orphaned(strangers[0].hash()), Outcome::OrphanDropped(strangers[0].hash())]);
+    assert_eq!(
+        chain.apply(strangers[0].clone()),
+        vec![Outcome::Orphaned(strangers[0].hash()), Outcome::OrphanDropped(strangers[0].hash())]
+    );
 }
 
 /// A valid block at 20 bits on the test genesis, mined once: a random change of any header byte

@@ -102,10 +102,7 @@ mod tests {
     #[test]
     fn hex_round_trips_and_rejects_bad_text() {
         let h = BlockHash(sha256(b"abc"));
-        assert_eq!(
-            h.to_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(h.to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(h.to_hex().parse::<BlockHash>(), Ok(h));
         assert_eq!("abc".parse::<BlockHash>(), Err(ParseDigestError));
         assert_eq!("zz".repeat(32).parse::<TxId>(), Err(ParseDigestError));
@@ -117,8 +114,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{}\"", "07".repeat(32)));
         let raw = bincode::serde::encode_to_vec(id, bincode::config::standard()).unwrap();
         assert_eq!(raw, vec![7u8; 32]);
-        let (back, _): (TxId, usize) =
-            bincode::serde::decode_from_slice(&raw, bincode::config::standard()).unwrap();
+        let (back, _): (TxId, usize) = bincode::serde::decode_from_slice(&raw, bincode::config::standard()).unwrap();
         assert_eq!(back, id);
     }
 }

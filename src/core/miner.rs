@@ -10,9 +10,8 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// SHA-256 initial hash values (FIPS 180-4, section 5.3.3).
-const SHA256_IV: [u32; 8] = [
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-];
+const SHA256_IV: [u32; 8] =
+    [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
 /// Nonces a thread takes at a time; the stop flag is read between chunks.
 const CHUNK: u64 = 1 << 15;
@@ -123,10 +122,8 @@ pub struct Miner {
 impl Miner {
     /// A miner on `threads` threads (0 means one per core).
     pub fn new(threads: usize) -> Result<Self, MinerPoolError> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("miner-{i}"))
-            .build()?;
+        let pool =
+            rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("miner-{i}")).build()?;
         Ok(Self { pool })
     }
 

@@ -29,13 +29,8 @@ pub fn child(params: &ChainParams, parent: &Block, miner: &str, transfers: &[Tra
     let height = parent.header.height + 1;
     let mut txs = vec![Transaction::reward(miner, params.reward, height)];
     txs.extend_from_slice(transfers);
-    let mut block = Block::candidate(
-        parent.hash(),
-        parent.header.height,
-        params.bits,
-        parent.header.timestamp_ms + 10,
-        txs,
-    );
+    let mut block =
+        Block::candidate(parent.hash(), parent.header.height, params.bits, parent.header.timestamp_ms + 10, txs);
     assert!(solve_on_this_thread(&mut block.header));
     block
 }
@@ -87,4 +82,3 @@ pub fn history(steps: &[Step]) -> Vec<Block> {
     }
     log
 }
-

@@ -46,12 +46,7 @@ pub enum TxError {
 impl Transaction {
     /// The reward paid to `miner` by the block at `height`.
     pub fn reward(miner: &str, amount: u64, height: u64) -> Self {
-        Self {
-            sender: REWARD_SENDER.to_owned(),
-            recipient: miner.to_owned(),
-            amount,
-            nonce: height,
-        }
+        Self { sender: REWARD_SENDER.to_owned(), recipient: miner.to_owned(), amount, nonce: height }
     }
 
     /// Whether this is a block reward.
@@ -120,10 +115,7 @@ mod tests {
     #[test]
     fn canonical_encoding_is_stable() {
         // Pinned bytes: a change here is a consensus change.
-        assert_eq!(
-            hex::encode(transfer().canonical_bytes()),
-            "05616c69636503626f620501"
-        );
+        assert_eq!(hex::encode(transfer().canonical_bytes()), "05616c69636503626f620501");
     }
 
     #[test]

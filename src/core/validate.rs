@@ -41,7 +41,9 @@ pub enum BlockError {
     #[error("{0} bytes exceed the block size bound")]
     TooLarge(usize),
     /// Its branch leaves the main chain deeper below the tip than the finality depth.
-    #[error("its branch forks at height {fork_height} or below, beyond the finality depth under the tip at {tip_height}")]
+    #[error(
+        "its branch forks at height {fork_height} or below, beyond the finality depth under the tip at {tip_height}"
+    )]
     BeyondFinality { fork_height: u64, tip_height: u64 },
     /// More transactions than a block may hold.
     #[error("{0} transactions exceed the block limit")]
@@ -76,9 +78,7 @@ impl BlockError {
             BlockError::TooManyTransactions(_) => "too_many_transactions",
             BlockError::Reward(_) => "bad_reward",
             BlockError::Transaction { .. } => "bad_transaction",
-            BlockError::DuplicateInBlock(_) | BlockError::AlreadyInBranch(_) => {
-                "duplicate_transaction"
-            }
+            BlockError::DuplicateInBlock(_) | BlockError::AlreadyInBranch(_) => "duplicate_transaction",
         }
     }
 }

@@ -9,12 +9,12 @@ use super::KafkaError;
 use crate::config::KafkaConfig;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::BorrowedMessage;
-use std::sync::Arc;
 use rdkafka::error::KafkaError as RdError;
+use rdkafka::message::BorrowedMessage;
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Which topic a message came from, and so what its payload should hold.
@@ -98,8 +98,8 @@ impl LogReader {
             .create_with_context(NodeContext::new(health.clone()))
             .map_err(KafkaError::during("creating the consumer"))?;
         let mut assignment = TopicPartitionList::new();
-        let partitions = std::iter::once((&topics.blocks, 0))
-            .chain((0..tx_partitions).map(|p| (&topics.transactions, p)));
+        let partitions =
+            std::iter::once((&topics.blocks, 0)).chain((0..tx_partitions).map(|p| (&topics.transactions, p)));
         for (topic, partition) in partitions {
             let offset = match stored(&Topics::offset_key(topic, partition)) {
                 Some(next) => Offset::Offset(next as i64),
@@ -180,7 +180,10 @@ impl LogReader {
     /// still held (blocks the node already has are duplicates), every transactions partition
     /// from its stored offset or the earliest held, whichever is later. Returns the positions it
     /// now reads from, for the store.
-    pub fn restart_after_gap(&mut self, stored: impl Fn(&str) -> Option<u64>) -> Result<Vec<(String, u64)>, KafkaError> {
+    pub fn restart_after_gap(
+        &mut self,
+        stored: impl Fn(&str) -> Option<u64>,
+    ) -> Result<Vec<(String, u64)>, KafkaError> {
         let timeout = Duration::from_secs(10);
         let mut assignment = TopicPartitionList::new();
         let mut positions = Vec::new();
@@ -224,7 +227,10 @@ impl LogReader {
 }
 
 /// Gives the blocks partition a queue of its own, so blocks can be read ahead of transactions.
-fn split_blocks_queue(consumer: &Arc<BaseConsumer<NodeContext>>, topics: &Topics) -> Result<PartitionQueue<NodeContext>, KafkaError> {
+fn split_blocks_queue(
+    consumer: &Arc<BaseConsumer<NodeContext>>,
+    topics: &Topics,
+) -> Result<PartitionQueue<NodeContext>, KafkaError> {
     consumer.split_partition_queue(&topics.blocks, 0).ok_or_else(|| KafkaError {
         action: "splitting off the blocks partition's queue",
         source: RdError::Subscription(topics.blocks.clone()),

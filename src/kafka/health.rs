@@ -33,7 +33,10 @@ impl BrokerHealth {
         let now = Instant::now();
         match (outage.since, outage.last_logged) {
             (None, _) => {
-                tracing::error!("Kafka brokers unreachable: {detail}; retrying (the next reminder in {}s at most)", REMINDER_EVERY.as_secs());
+                tracing::error!(
+                    "Kafka brokers unreachable: {detail}; retrying (the next reminder in {}s at most)",
+                    REMINDER_EVERY.as_secs()
+                );
                 *outage = Outage { since: Some(now), last_logged: Some(now), unlogged: 0 };
             }
             (Some(since), Some(last)) if now.duration_since(last) >= REMINDER_EVERY => {

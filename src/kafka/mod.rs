@@ -3,15 +3,15 @@
 //! choose forks alike) and transactions on `{prefix}.transactions` (keyed by sender).
 
 mod client;
-mod health;
 mod consumer;
+mod health;
 mod producer;
 mod topics;
 pub mod wire;
 
 pub use client::NodeContext;
-pub use health::BrokerHealth;
 pub use consumer::{LogMessage, LogReader, Payload, ReadError};
+pub use health::BrokerHealth;
 pub use producer::{Acked, PublishError, Publisher};
 pub use topics::{ensure_topics, TopicError, Topics};
 

@@ -44,7 +44,12 @@ pub struct Publisher {
 
 impl Publisher {
     /// A producer with `acks=all`, idempotence, and the configured delivery timeout.
-    pub fn new(kafka: &KafkaConfig, topics: Topics, client_id: &str, health: Arc<BrokerHealth>) -> Result<Self, KafkaError> {
+    pub fn new(
+        kafka: &KafkaConfig,
+        topics: Topics,
+        client_id: &str,
+        health: Arc<BrokerHealth>,
+    ) -> Result<Self, KafkaError> {
         let producer = base_config(kafka, client_id)
             .set("acks", "all")
             .set("enable.idempotence", "true")
@@ -103,7 +108,7 @@ impl Publisher {
             Ok(delivery) => {
                 self.health.success();
                 Ok(Acked {
-                offset_key: Topics::offset_key(topic, delivery.partition),
+                    offset_key: Topics::offset_key(topic, delivery.partition),
                     offset: delivery.offset.max(0) as u64,
                 })
             }

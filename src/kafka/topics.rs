@@ -82,10 +82,8 @@ pub async fn ensure_topics(
             .set("max.message.bytes", MAX_MESSAGE_BYTES_TEXT)
     });
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics(new_topics.iter(), &options)
-        .await
-        .map_err(KafkaError::during("creating topics"))?;
+    let results =
+        admin.create_topics(new_topics.iter(), &options).await.map_err(KafkaError::during("creating topics"))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -119,7 +117,11 @@ const TIMESTAMP_TYPE: &str = "message.timestamp.type";
 const LOG_APPEND_TIME: &str = "LogAppendTime";
 
 /// Fails unless `topic` stamps messages with the broker's append time.
-async fn check_timestamp_type(admin: &AdminClient<NodeContext>, topic: &str, options: &AdminOptions) -> Result<(), TopicError> {
+async fn check_timestamp_type(
+    admin: &AdminClient<NodeContext>,
+    topic: &str,
+    options: &AdminOptions,
+) -> Result<(), TopicError> {
     let results = admin
         .describe_configs([&ResourceSpecifier::Topic(topic)], options)
         .await
@@ -143,11 +145,8 @@ fn partition_counts(admin: &AdminClient<NodeContext>, topics: &Topics) -> Result
         .fetch_metadata(None, Duration::from_secs(30))
         .map_err(KafkaError::during("reading topic metadata"))?;
     let partitions = |name: &str| {
-        let topic = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == name)
-            .ok_or_else(|| TopicError::Missing(name.to_owned()))?;
+        let topic =
+            metadata.topics().iter().find(|t| t.name() == name).ok_or_else(|| TopicError::Missing(name.to_owned()))?;
         if topic.partitions().iter().any(|p| p.leader() < 0) {
             return Err(TopicError::Leaderless(name.to_owned()));
         }

@@ -7,8 +7,8 @@ use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_A
 use crate::core::block::Block;
 use crate::core::chain::{ChainView, Outcome, Tip};
 use crate::core::hash::BlockHash;
-use crate::core::validate::BlockError;
 use crate::core::transaction::Transaction;
+use crate::core::validate::BlockError;
 use crate::kafka::wire::decode_message;
 use crate::kafka::{LogMessage, LogReader, Payload, ReadError};
 use crate::store::{AdmitOutcome, OffsetUpdate, Store, StoreError};
@@ -208,7 +208,8 @@ impl Applier {
         let mut txs = TxBatch::default();
         let mut blocks_seen = false;
         for message in batch {
-            let reread = self.start_offsets.get(&message.offset_key).is_some_and(|start| (message.offset as u64) < *start);
+            let reread =
+                self.start_offsets.get(&message.offset_key).is_some_and(|start| (message.offset as u64) < *start);
             self.stats.consumed(reread);
             let next = message.offset as u64 + 1;
             match message.kind {

@@ -124,7 +124,9 @@ async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBloc
             }
         })
         .await
-        .map_err(|_| NodeError::Internal(format!("block {hash} was published but not read back within {READ_BACK_TIMEOUT:?}")))?;
+        .map_err(|_| {
+            NodeError::Internal(format!("block {hash} was published but not read back within {READ_BACK_TIMEOUT:?}"))
+        })?;
         stats.busy("mine_read_back", started.elapsed());
         match read_back {
             Some(tip_moved) => {

@@ -19,10 +19,10 @@ use applier::{Applier, BlockEvent};
 use gap::RetentionGap;
 use mining::{MineRequest, MinedBlock};
 use stats::{NodeStats, StatsSnapshot};
-use sync::{PeerAddressError, PeerBranch, PeerClient, PeerVerdict};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use sync::{PeerAddressError, PeerBranch, PeerClient, PeerVerdict};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -212,9 +212,14 @@ impl Node {
         let health = Arc::new(BrokerHealth::default());
         let tx_partitions = ensure_topics(&config.kafka, &topics, &config.node_id, health.clone()).await?;
         let start_offsets: BTreeMap<String, u64> = store.offsets()?.into_iter().collect();
-        let reader = LogReader::open(&config.kafka, topics.clone(), tx_partitions, &config.node_id, |key| {
-            start_offsets.get(key).copied()
-        }, health.clone())?;
+        let reader = LogReader::open(
+            &config.kafka,
+            topics.clone(),
+            tx_partitions,
+            &config.node_id,
+            |key| start_offsets.get(key).copied(),
+            health.clone(),
+        )?;
         let blocks_end_at_start = reader.blocks_high_watermark(Duration::from_secs(30))?;
         let blocks_offset_key = reader.blocks_offset_key();
         tracing::info!(
@@ -455,7 +460,12 @@ impl Node {
         let published = branch.blocks.len();
         self.publish_branch(branch.blocks).await?;
         let replaced = self.inner.store.tip()?.hash == branch.tip.hash;
-        tracing::info!(published, replaced, height = branch.tip.height, "published a peer's branch with more work into the blocks topic");
+        tracing::info!(
+            published,
+            replaced,
+            height = branch.tip.height,
+            "published a peer's branch with more work into the blocks topic"
+        );
         Ok(Resolution { published, bootstrapped: 0, replaced, peers })
     }
 
@@ -517,7 +527,9 @@ impl Node {
                 let store = self.inner.store.clone();
                 let tip = branch.tip.hash;
                 tokio::task::spawn_blocking(move || -> Result<bool, NodeError> {
-                    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
                     for block in branch.blocks {
                         store.apply_block(block, now_ms, &[])?;
                     }

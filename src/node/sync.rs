@@ -30,7 +30,9 @@ pub enum PeerAddressError {
     #[error("invalid node address {0:?}: {1}")]
     Unparsable(String, String),
     /// Not `http://host[:port]` or `https://host[:port]` (a path prefix is allowed).
-    #[error("node address {0:?} must be http://host:port or https://host:port, without credentials, query or fragment")]
+    #[error(
+        "node address {0:?} must be http://host:port or https://host:port, without credentials, query or fragment"
+    )]
     Shape(String),
 }
 
@@ -155,7 +157,12 @@ impl PeerClient {
 
     /// The branch of `base`'s chain that `store` lacks, validated block by block as pages
     /// arrive, within `peers.sync_timeout_ms`. `None` when the peer has nothing we lack.
-    pub async fn fetch_branch(&self, store: &Store, base: &str, budget: Duration) -> Result<Option<PeerBranch>, PeerError> {
+    pub async fn fetch_branch(
+        &self,
+        store: &Store,
+        base: &str,
+        budget: Duration,
+    ) -> Result<Option<PeerBranch>, PeerError> {
         tokio::time::timeout(budget, self.fetch_branch_unbounded(store, base))
             .await
             .map_err(|_| PeerError::Timeout(budget))?
@@ -164,7 +171,12 @@ impl PeerClient {
     async fn fetch_branch_unbounded(&self, store: &Store, base: &str) -> Result<Option<PeerBranch>, PeerError> {
         let params = store.params().clone();
         let (first, peer_length) = self.fork_point(store, &params, base).await?;
-        let mut check = BranchCheck { overlay: Overlay::without_base_orphans(store.clone()), prev: None, new_blocks: 0, new_bytes: 0 };
+        let mut check = BranchCheck {
+            overlay: Overlay::without_base_orphans(store.clone()),
+            prev: None,
+            new_blocks: 0,
+            new_bytes: 0,
+        };
         let mut from = first;
         let mut complete = true;
         // Up to where the peer's chain stood at first: if it grows meanwhile, the next resolve
@@ -247,7 +259,10 @@ impl PeerClient {
         let mut blocks = Vec::with_capacity(page.chain.len());
         for (expected, json) in (from..).zip(page.chain) {
             if json.index != expected {
-                return Err(PeerError::Inconsistent(format!("block {} where height {expected} was asked for", json.index)));
+                return Err(PeerError::Inconsistent(format!(
+                    "block {} where height {expected} was asked for",
+                    json.index
+                )));
             }
             blocks.push(Block::try_from(json).map_err(PeerError::Unreadable)?);
         }
@@ -272,7 +287,9 @@ impl BranchCheck {
         for block in page {
             let (height, hash) = (block.header.height, block.hash());
             if self.prev.is_some_and(|p| p != block.header.prev_hash) {
-                return Err(PeerError::Inconsistent(format!("block at height {height} does not link to the one before")));
+                return Err(PeerError::Inconsistent(format!(
+                    "block at height {height} does not link to the one before"
+                )));
             }
             self.prev = Some(hash);
             if self.overlay.meta(&hash)?.is_some() {
@@ -286,7 +303,8 @@ impl BranchCheck {
             self.new_bytes += bytes;
             // Validated as if appended now, which is about when it will be: the applier checks
             // it again against the broker's real append time.
-            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let now_ms =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
             match self.overlay.apply(params, block, now_ms)?.as_slice() {
                 [Outcome::Stored { .. }] => {}
                 [Outcome::Invalid(_, e)] => return Err(PeerError::InvalidBlock { height, reason: e.to_string() }),

@@ -2,13 +2,13 @@
 //! sled batch. A write lock makes the read-decide-write sequence of one message exclusive.
 
 use super::keys::{self, key, numbered};
+use super::mempool::{MempoolIndex, PoolChanges, PoolDelta};
 use super::{KeptSideBranch, Store, StoreError};
 use crate::core::block::Block;
 use crate::core::chain::{process_block, ChainUpdate, ChainView, MempoolOp, Outcome};
 use crate::core::encoding;
 use crate::core::hash::TxId;
 use crate::core::transaction::{Transaction, TxError};
-use super::mempool::{MempoolIndex, PoolChanges, PoolDelta};
 use sled::Batch;
 use std::sync::MutexGuard;
 
@@ -39,7 +39,12 @@ pub enum AdmitOutcome {
 impl Store {
     /// Applies a block whose message the broker appended at `arrival_ms`, with the log positions
     /// it moves, atomically.
-    pub fn apply_block(&self, block: Block, arrival_ms: u64, offsets: &[OffsetUpdate]) -> Result<Vec<Outcome>, StoreError> {
+    pub fn apply_block(
+        &self,
+        block: Block,
+        arrival_ms: u64,
+        offsets: &[OffsetUpdate],
+    ) -> Result<Vec<Outcome>, StoreError> {
         let _writer = self.lock_writes();
         let update = process_block(self, self.params(), block, arrival_ms)?;
         let mut batch = Batch::default();

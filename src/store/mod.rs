@@ -16,14 +16,14 @@ pub use check::Consistency;
 
 use crate::core::block::{genesis, Block};
 use crate::core::chain::{BlockMeta, OrphanEntry, SideBranch, Tip};
-use crate::core::hash::BlockHash;
-use std::collections::BTreeMap;
 use crate::core::encoding;
+use crate::core::hash::BlockHash;
 use crate::core::params::ChainParams;
 use crate::core::pow::Work;
-use std::borrow::Cow;
-use std::path::Path;
 use mempool::MempoolIndex;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Storage failures.
@@ -115,10 +115,9 @@ impl Store {
         }
         let store = store.check_layout()?;
         match store.stored_params()? {
-            Some(stored) if &stored != params => Err(StoreError::WrongChain {
-                stored: Box::new(stored),
-                configured: Box::new(params.clone()),
-            }),
+            Some(stored) if &stored != params => {
+                Err(StoreError::WrongChain { stored: Box::new(stored), configured: Box::new(params.clone()) })
+            }
             Some(_) => store.load_indexes(),
             None => Err(StoreError::Missing("the chain parameters".into())),
         }
@@ -243,11 +242,7 @@ pub fn checkpoint(path: &Path) -> Result<(), StoreError> {
 }
 
 fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    Ok(sled::Config::new()
-        .path(path)
-        .cache_capacity(cache_bytes)
-        .flush_every_ms(Some(200))
-        .open()?)
+    Ok(sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(200)).open()?)
 }
 
 /// Decodes a stored value, naming its key if it does not decode.

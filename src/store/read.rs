@@ -134,11 +134,7 @@ impl Store {
 
     /// Base URLs of the registered peers.
     pub fn peers(&self) -> Result<Vec<String>, StoreError> {
-        self.tree
-            .scan_prefix([keys::PEER])
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k?[1..]).into_owned()))
-            .collect()
+        self.tree.scan_prefix([keys::PEER]).keys().map(|k| Ok(String::from_utf8_lossy(&k?[1..]).into_owned())).collect()
     }
 
     /// Blocks waiting for their parent.

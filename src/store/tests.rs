@@ -44,7 +44,11 @@ fn state_and_offsets_survive_reopening() {
     {
         let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
         let admitted = store
-            .admit_transactions(&[transfer(1), transfer(2), transfer(2)], &[OffsetUpdate { key: "tx/3".into(), next: 9 }], 10)
+            .admit_transactions(
+                &[transfer(1), transfer(2), transfer(2)],
+                &[OffsetUpdate { key: "tx/3".into(), next: 9 }],
+                10,
+            )
             .unwrap();
         assert_eq!(admitted, vec![AdmitOutcome::Added, AdmitOutcome::Added, AdmitOutcome::AlreadyPooled]);
         let outcomes = store.apply_block(b1.clone(), b1.header.timestamp_ms, &[offset(1)]).unwrap();
@@ -72,8 +76,14 @@ fn an_adopted_orphan_sees_the_transactions_its_parent_just_confirmed() {
     let b1 = child(&p, &genesis_block(), "m", &[transfer(1)]);
     let repeats = child(&p, &b1, "m", &[transfer(2), transfer(1)]);
     let fresh = child(&p, &b1, "n", &[transfer(3)]);
-    assert_eq!(store.apply_block(repeats.clone(), repeats.header.timestamp_ms, &[offset(1)]).unwrap(), vec![Outcome::Orphaned(repeats.hash())]);
-    assert_eq!(store.apply_block(fresh.clone(), fresh.header.timestamp_ms, &[offset(2)]).unwrap(), vec![Outcome::Orphaned(fresh.hash())]);
+    assert_eq!(
+        store.apply_block(repeats.clone(), repeats.header.timestamp_ms, &[offset(1)]).unwrap(),
+        vec![Outcome::Orphaned(repeats.hash())]
+    );
+    assert_eq!(
+        store.apply_block(fresh.clone(), fresh.header.timestamp_ms, &[offset(2)]).unwrap(),
+        vec![Outcome::Orphaned(fresh.hash())]
+    );
     let outcomes = store.apply_block(b1.clone(), b1.header.timestamp_ms, &[offset(3)]).unwrap();
     assert_eq!(
         outcomes[1],
@@ -134,7 +144,8 @@ fn a_side_branch_is_kept_for_its_next_block_until_the_tip_moves() {
     let dir = tempfile::tempdir().unwrap();
     let p = params();
     let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
-    let apply = |block: &crate::core::block::Block| store.apply_block(block.clone(), block.header.timestamp_ms, &[]).unwrap();
+    let apply =
+        |block: &crate::core::block::Block| store.apply_block(block.clone(), block.header.timestamp_ms, &[]).unwrap();
     let g = genesis_block();
     let main1 = child(&p, &g, "main", &[transfer(1)]);
     let main2 = child(&p, &main1, "main", &[]);

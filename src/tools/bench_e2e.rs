@@ -102,7 +102,8 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
     std::thread::scope(|s| {
         for client in 0..options.clients {
             let (node, accepted, failed) = (&nodes[client % nodes.len()], &accepted, &failed);
-            let interval = options.rate.map(|rate| Duration::from_secs_f64(options.batch as f64 * options.clients as f64 / rate));
+            let interval =
+                options.rate.map(|rate| Duration::from_secs_f64(options.batch as f64 * options.clients as f64 / rate));
             s.spawn(move || {
                 let mut sequence = 0u64;
                 let mut next_send = Instant::now();
@@ -148,7 +149,8 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
     let chain = nodes[0].try_chain().ok_or_else(|| fail("could not read the chain".into()))?;
     let mut applied: HashMap<String, (Option<i64>, u64)> = HashMap::new();
     for node in &nodes {
-        let (_, metrics) = node.try_get("/metrics/blocks?from=1").ok_or_else(|| fail(format!("{} metrics", node.id)))?;
+        let (_, metrics) =
+            node.try_get("/metrics/blocks?from=1").ok_or_else(|| fail(format!("{} metrics", node.id)))?;
         for block in metrics["blocks"].as_array().cloned().unwrap_or_default() {
             let hash = block["hash"].as_str().unwrap_or_default().to_owned();
             let entry = applied.entry(hash).or_insert((None, 0));

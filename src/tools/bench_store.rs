@@ -61,7 +61,12 @@ pub fn run(dir: &Path, options: &StoreBenchOptions) -> Result<StoreBenchReport, 
     if options.max_block_txs < 2 {
         return Err(StoreBenchError::BlockTooSmall);
     }
-    let params = ChainParams { chain_id: "bench-store".into(), bits: 4, max_block_txs: options.max_block_txs, ..ChainParams::default() };
+    let params = ChainParams {
+        chain_id: "bench-store".into(),
+        bits: 4,
+        max_block_txs: options.max_block_txs,
+        ..ChainParams::default()
+    };
     let store = Store::open(dir, &params, options.cache_bytes)?;
     let started = Instant::now();
     let (mut admitted, mut confirmed, mut blocks) = (0u64, 0u64, 0u64);

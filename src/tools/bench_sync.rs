@@ -115,15 +115,24 @@ fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) ->
     let topics = Topics::new(prefix);
     let runtime = tokio::runtime::Runtime::new()?;
     let health = std::sync::Arc::new(crate::kafka::BrokerHealth::default());
-    runtime.block_on(ensure_topics(&kafka, &topics, "bench-sync", health.clone())).map_err(|e| SyncError::Kafka(e.to_string()))?;
-    let publisher = Publisher::new(&kafka, topics, "bench-sync", health).map_err(|e| SyncError::Kafka(e.to_string()))?;
+    runtime
+        .block_on(ensure_topics(&kafka, &topics, "bench-sync", health.clone()))
+        .map_err(|e| SyncError::Kafka(e.to_string()))?;
+    let publisher =
+        Publisher::new(&kafka, topics, "bench-sync", health).map_err(|e| SyncError::Kafka(e.to_string()))?;
     let mut parent = genesis(params);
     for height in 1..=blocks {
         let txs = vec![
             Transaction::reward("loader", params.reward, height),
-            Transaction { sender: "loader".into(), recipient: format!("r{}", height % 1000), amount: height, nonce: height },
+            Transaction {
+                sender: "loader".into(),
+                recipient: format!("r{}", height % 1000),
+                amount: height,
+                nonce: height,
+            },
         ];
-        let mut block = Block::candidate(parent.hash(), parent.header.height, params.bits, parent.header.timestamp_ms + 1, txs);
+        let mut block =
+            Block::candidate(parent.hash(), parent.header.height, params.bits, parent.header.timestamp_ms + 1, txs);
         solve_on_this_thread(&mut block.header);
         publisher.enqueue_block(&block).map_err(|e| SyncError::Kafka(e.to_string()))?;
         parent = block;

@@ -207,7 +207,8 @@ impl LocalNode {
     /// POST the JSON `body` to `path` with the operator token: status code and JSON body; None
     /// if unreachable.
     pub fn try_post(&self, path: &str, body: String) -> Option<(u16, Value)> {
-        let request = self.http.post(format!("{}{path}", self.url)).header("content-type", "application/json").body(body);
+        let request =
+            self.http.post(format!("{}{path}", self.url)).header("content-type", "application/json").body(body);
         answer(self.authorized(request).send().ok()?)
     }
 

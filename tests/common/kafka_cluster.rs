@@ -18,7 +18,8 @@ pub struct Cluster {
 impl Cluster {
     pub fn start(brokers: u16, base_port: u16) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let status = Self::script(dir.path(), base_port).args(["up", "--brokers", &brokers.to_string()]).status().unwrap();
+        let status =
+            Self::script(dir.path(), base_port).args(["up", "--brokers", &brokers.to_string()]).status().unwrap();
         assert!(status.success(), "scripts/kafka up --brokers {brokers} failed");
         Cluster { dir, brokers, base_port }
     }
