@@ -2,13 +2,13 @@
 //! few command-line and environment overrides applied on top by the binary.
 
 use crate::core::params::ChainParams;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Everything a node needs to know to run.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// Name of this node: shown in `/status`, default miner address, Kafka client and group id.
@@ -40,7 +40,7 @@ pub struct NodeConfig {
 
 /// Bounds on the HTTP server and where the operator token comes from. Everything a client can
 /// make the node hold (connections, requests in flight, bytes, time) has a bound here.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// A file holding the operator token (at least 16 characters; the operator keeps it). When
@@ -83,7 +83,7 @@ impl Default for HttpConfig {
 
 /// Bounds on fetching a peer's chain (`GET /nodes/resolve`, bootstrap): a peer that lies, stalls
 /// or floods costs at most these.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PeerConfig {
     /// Most peers a node registers.
@@ -119,7 +119,7 @@ impl Default for PeerConfig {
 
 /// Kafka connection and topic settings. Its `Debug` shows the names of the librdkafka
 /// properties but not their values, which may be credentials.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Bootstrap servers, comma separated.
@@ -140,7 +140,7 @@ pub struct KafkaConfig {
 }
 
 /// How the node mines.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MiningConfig {
     /// `on-demand` (only for `GET /mine`) or `continuous`.
@@ -152,7 +152,7 @@ pub struct MiningConfig {
 }
 
 /// When the node mines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum MiningMode {
     /// Only when asked through `GET /mine`.
@@ -162,7 +162,7 @@ pub enum MiningMode {
 }
 
 /// Local bounds.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Bound of sled's page cache, in bytes.

@@ -136,9 +136,9 @@ struct NodeArgs {
     /// Override `kafka.brokers`.
     #[arg(long, env = "KAFKACHAIN_BROKERS")]
     brokers: Option<String>,
-    /// Override `mining.mode`: on-demand or continuous.
-    #[arg(long, env = "KAFKACHAIN_MINE")]
-    mine: Option<String>,
+    /// Override `mining.mode`.
+    #[arg(long, env = "KAFKACHAIN_MINE", value_enum)]
+    mine: Option<MiningMode>,
 }
 
 fn main() -> ExitCode {
@@ -291,11 +291,7 @@ fn load_config(args: NodeArgs) -> anyhow::Result<NodeConfig> {
         config.kafka.brokers = brokers;
     }
     if let Some(mode) = args.mine {
-        config.mining.mode = match mode.as_str() {
-            "on-demand" => MiningMode::OnDemand,
-            "continuous" => MiningMode::Continuous,
-            other => anyhow::bail!("--mine takes on-demand or continuous, not {other:?}"),
-        };
+        config.mining.mode = mode;
     }
     config.check()?;
     Ok(config)

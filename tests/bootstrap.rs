@@ -106,7 +106,7 @@ fn a_node_behind_a_retention_gap_halts_then_bootstraps_from_a_peer() {
 #[test]
 fn a_bootstrap_that_falls_short_halts_again_until_the_gap_is_filled() {
     let mut net = TestNet::start_with("retention-gap-rounds", 2, |spec| {
-        spec.extra_toml = "[peers]\nmax_new_blocks = 2\n".into();
+        spec.peers.max_new_blocks = 2;
     });
     gap_behind(&mut net);
     let (lagging, peer) = (&net.nodes[0], &net.nodes[1]);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 fn with_the_broker_down_the_log_stays_quiet_and_sigterm_exits_promptly() {
     let cluster = Cluster::start(1, 19192);
     let bootstrap = cluster.bootstrap();
-    let mut net = TestNet::start_with("broker-away", 1, |spec| spec.brokers = bootstrap.clone());
+    let mut net = TestNet::start_with("broker-away", 1, |spec| spec.kafka.brokers = bootstrap.clone());
     let node = &mut net.nodes[0];
     node.submit("alice", "bob", 3);
     node.mine();

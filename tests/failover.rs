@@ -16,8 +16,9 @@ fn killing_the_blocks_leader_loses_no_acknowledged_transaction() {
     let cluster = Cluster::start(3, 19092);
     let bootstrap = cluster.bootstrap();
     let net = TestNet::start_with("failover", 2, |spec| {
-        spec.brokers = bootstrap.clone();
-        spec.replication = (3, 2);
+        spec.kafka.brokers = bootstrap.clone();
+        spec.kafka.replication_factor = 3;
+        spec.kafka.min_insync_replicas = 2;
     });
     net.nodes[0].mine();
     let leader = cluster.leader_of(&format!("{}.blocks", net.prefix));

@@ -129,7 +129,7 @@ fn produce(topic: &str, payloads: &[Vec<u8>]) {
 #[test]
 fn random_and_mutated_messages_are_rejected_and_counted() {
     // 20 bits: a mutated block passes proof of work with probability 2^-20.
-    let net = TestNet::start_with("fuzz-topics", 1, |spec| spec.bits = 20);
+    let net = TestNet::start_with("fuzz-topics", 1, |spec| spec.chain.bits = 20);
     let node = &net.nodes[0];
     node.mine();
     let tip: Block = serde_json::from_value::<BlockJson>(node.chain()[1].clone()).unwrap().try_into().unwrap();

@@ -130,7 +130,7 @@ fn operator_endpoints_need_the_token_and_bodies_must_be_json() {
 /// of being acknowledged and then dropped; once a block makes room, transfers are taken again.
 #[test]
 fn a_full_mempool_refuses_before_publishing() {
-    let net = TestNet::start_with("mempool-full", 1, |spec| spec.max_mempool = 3);
+    let net = TestNet::start_with("mempool-full", 1, |spec| spec.storage.max_mempool = 3);
     let node = &net.nodes[0];
     for i in 0..3 {
         node.submit("alice", "bob", i + 1);

@@ -84,8 +84,9 @@ fn honest_page(blocks: &[Block], path: &str) -> String {
 #[test]
 fn lying_flooding_and_stalling_peers_are_dropped_and_the_honest_one_is_used() {
     let net = TestNet::start_with("liars", 1, |spec| {
-        spec.extra_toml =
-            "[peers]\nrequest_timeout_ms = 2000\nsync_timeout_ms = 8000\nmax_response_bytes = 4194304\n".into();
+        spec.peers.request_timeout_ms = 2000;
+        spec.peers.sync_timeout_ms = 8000;
+        spec.peers.max_response_bytes = 4 * 1024 * 1024;
     });
     let honest_net = TestNet::start("liars-honest", 1);
     let (node, honest) = (&net.nodes[0], &honest_net.nodes[0]);

@@ -27,7 +27,7 @@ fn closed_by_server(stream: &mut TcpStream, wait: Duration) -> bool {
 #[test]
 fn half_sent_headers_neither_block_the_node_nor_stay_open() {
     let net = TestNet::start_with("slowloris", 1, |spec| {
-        spec.extra_toml = "[http]\nheader_timeout_ms = 2000\n".into();
+        spec.http.header_timeout_ms = 2000;
     });
     let node = &net.nodes[0];
     let address = node.url.trim_start_matches("http://").to_owned();
@@ -54,7 +54,8 @@ fn half_sent_headers_neither_block_the_node_nor_stay_open() {
 #[test]
 fn slow_bodies_time_out_without_taking_the_in_flight_permits() {
     let net = TestNet::start_with("slow-body", 1, |spec| {
-        spec.extra_toml = "[http]\nbody_timeout_ms = 1500\nmax_in_flight = 2\n".into();
+        spec.http.body_timeout_ms = 1500;
+        spec.http.max_in_flight = 2;
     });
     let node = &net.nodes[0];
     let address = node.url.trim_start_matches("http://").to_owned();
@@ -84,7 +85,7 @@ fn slow_bodies_time_out_without_taking_the_in_flight_permits() {
 #[test]
 fn a_client_that_never_reads_is_cut_off() {
     let net = TestNet::start_with("no-reader", 1, |spec| {
-        spec.extra_toml = "[http]\nwrite_timeout_ms = 1500\n".into();
+        spec.http.write_timeout_ms = 1500;
     });
     let node = &net.nodes[0];
     let address = node.url.trim_start_matches("http://").to_owned();

@@ -94,7 +94,7 @@ fn time_through_junk(net: &TestNet, junk_count: usize) -> Duration {
 
 #[test]
 fn a_full_orphan_pool_and_ten_thousand_junk_blocks_do_not_stall_valid_blocks() {
-    let spec = |spec: &mut kafkachain::tools::cluster::NodeSpec| spec.max_orphans = 256;
+    let spec = |spec: &mut kafkachain::tools::cluster::NodeSpec| spec.chain.max_orphans = 256;
     let flooded = TestNet::start_with("orphan-flood", 1, spec);
     let clean = TestNet::start_with("orphan-clean", 1, spec);
     // 256 full blocks (1000 transactions each) whose parents nobody has.
@@ -124,7 +124,7 @@ fn a_full_orphan_pool_and_ten_thousand_junk_blocks_do_not_stall_valid_blocks() {
 
 #[test]
 fn a_fork_deeper_than_the_finality_depth_is_refused_and_counted() {
-    let net = TestNet::start_with("deep-fork", 1, |spec| spec.finality_depth = 3);
+    let net = TestNet::start_with("deep-fork", 1, |spec| spec.chain.finality_depth = 3);
     let node = &net.nodes[0];
     let chain: Vec<Block> = (0..6)
         .map(|_| {
@@ -153,8 +153,8 @@ fn a_fork_deeper_than_the_finality_depth_is_refused_and_counted() {
 fn a_node_with_other_chain_parameters_says_so() {
     let net = TestNet::start("params-mismatch", 1);
     let odd = TestNet::start_with("params-mismatch-odd", 1, |spec| {
-        spec.topic_prefix = net.prefix.clone();
-        spec.reward = 51;
+        spec.kafka.topic_prefix = net.prefix.clone();
+        spec.chain.reward = 51;
     });
     let (node, stranger) = (&net.nodes[0], &odd.nodes[0]);
     assert_ne!(node.status()["genesis"], stranger.status()["genesis"], "the reward is part of the genesis");

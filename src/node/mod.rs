@@ -194,7 +194,7 @@ pub struct Status {
     /// Blocks waiting for their parent.
     pub orphans: usize,
     /// Mining mode.
-    pub mining: &'static str,
+    pub mining: MiningMode,
     /// Whether the Kafka brokers answered since the last failure.
     pub kafka_reachable: bool,
     /// Counters since start.
@@ -398,10 +398,7 @@ impl Node {
             next_offsets,
             mempool: store.mempool_len()?,
             orphans: store.orphan_count(),
-            mining: match self.inner.config.mining.mode {
-                MiningMode::OnDemand => "on-demand",
-                MiningMode::Continuous => "continuous",
-            },
+            mining: self.inner.config.mining.mode,
             kafka_reachable: self.inner.health.is_reachable(),
             stats: self.inner.stats.snapshot(),
         })

@@ -81,9 +81,9 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
     let mut nodes = Vec::new();
     for i in 1..=3 {
         let mut spec = NodeSpec::new(&format!("n{i}"), &prefix, &options.brokers);
-        spec.bits = options.bits;
-        spec.max_block_txs = options.max_block_txs;
-        spec.transaction_partitions = 6;
+        spec.chain.bits = options.bits;
+        spec.chain.max_block_txs = options.max_block_txs;
+        spec.kafka.transaction_partitions = 6;
         let mut node = LocalNode::configure(exe, &dir, &spec)?;
         node.spawn()?;
         nodes.push(node);

@@ -57,16 +57,8 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
     let dir = std::env::temp_dir().join(&prefix);
     std::fs::create_dir_all(&dir)?;
     let mut spec = NodeSpec::new("syncer", &prefix, brokers);
-    spec.bits = 1;
-    let params = ChainParams {
-        chain_id: spec.chain_id.clone(),
-        bits: spec.bits,
-        reward: 50,
-        genesis_timestamp_ms: 0,
-        max_block_txs: spec.max_block_txs,
-        max_orphans: 64,
-        ..ChainParams::default()
-    };
+    spec.chain.bits = 1;
+    let params = spec.chain.clone();
     let load_secs = load_chain(&params, &prefix, brokers, blocks)?;
 
     let mut node = LocalNode::configure(exe, &dir, &spec)?;

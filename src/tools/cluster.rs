@@ -2,65 +2,55 @@
 //! starts `kafkachain node` as a child process, waits for its API, stops it with SIGTERM or
 //! SIGKILL. Real processes, so restarts and crashes are real.
 
+use crate::config::{HttpConfig, KafkaConfig, MiningConfig, MiningMode, NodeConfig, PeerConfig, StorageConfig};
+use crate::core::params::ChainParams;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// What differs between the nodes a tool starts.
+/// What differs between the nodes a tool starts: everything of a node's configuration but where
+/// it keeps its data and which port it listens on, which [`LocalNode::configure`] chooses.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
     /// Node id (also the reward address).
     pub id: String,
-    /// Topic prefix of the network.
-    pub topic_prefix: String,
-    /// Chain id (same on every node of a network).
-    pub chain_id: String,
-    /// Kafka bootstrap servers.
-    pub brokers: String,
-    /// Difficulty.
-    pub bits: u32,
-    /// Block size bound.
-    pub max_block_txs: usize,
-    /// Block reward.
-    pub reward: u64,
-    /// Orphan pool bound.
-    pub max_orphans: usize,
-    /// Deepest reorganization accepted.
-    pub finality_depth: u64,
-    /// `on-demand` or `continuous`.
-    pub mining_mode: &'static str,
-    /// Mining threads.
-    pub mining_threads: usize,
-    /// Partitions of the transactions topic.
-    pub transaction_partitions: i32,
-    /// Replication factor and `min.insync.replicas` of created topics.
-    pub replication: (i32, u32),
-    /// Mempool bound.
-    pub max_mempool: u64,
-    /// Further TOML tables appended to the config as they are (for example `[peers]` bounds).
-    pub extra_toml: String,
+    /// Consensus parameters (the same on every node of a network).
+    pub chain: ChainParams,
+    /// Brokers, topic prefix, partitions and replication of created topics.
+    pub kafka: KafkaConfig,
+    /// Mining mode and threads.
+    pub mining: MiningConfig,
+    /// Cache and mempool bounds.
+    pub storage: StorageConfig,
+    /// Bounds on fetching peers' chains.
+    pub peers: PeerConfig,
+    /// HTTP bounds and token.
+    pub http: HttpConfig,
 }
 
 impl NodeSpec {
-    /// A low-difficulty on-demand node of network `topic_prefix`.
+    /// A low-difficulty, single-threaded on-demand node of network `topic_prefix`.
     pub fn new(id: &str, topic_prefix: &str, brokers: &str) -> Self {
         Self {
             id: id.to_owned(),
-            topic_prefix: topic_prefix.to_owned(),
-            chain_id: "local".to_owned(),
-            brokers: brokers.to_owned(),
-            bits: 12,
-            max_block_txs: 1_000,
-            reward: 50,
-            max_orphans: 64,
-            finality_depth: 100,
-            mining_mode: "on-demand",
-            mining_threads: 1,
-            transaction_partitions: 3,
-            replication: (1, 1),
-            max_mempool: 1_000_000,
-            extra_toml: String::new(),
+            chain: ChainParams {
+                chain_id: "local".to_owned(),
+                bits: 12,
+                genesis_timestamp_ms: 0,
+                max_orphans: 64,
+                ..ChainParams::default()
+            },
+            kafka: KafkaConfig {
+                brokers: brokers.to_owned(),
+                topic_prefix: topic_prefix.to_owned(),
+                transaction_partitions: 3,
+                ..KafkaConfig::default()
+            },
+            mining: MiningConfig { mode: MiningMode::OnDemand, threads: 1, address: None },
+            storage: StorageConfig { max_mempool: 1_000_000, ..StorageConfig::default() },
+            peers: PeerConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -108,32 +98,18 @@ impl LocalNode {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let data_dir = dir.join(&spec.id);
         let config = dir.join(format!("{}.toml", spec.id));
-        let text = format!(
-            "node_id = \"{id}\"\ndata_dir = \"{data}\"\nhttp_listen = \"127.0.0.1:{port}\"\n\
-             [chain]\nchain_id = \"{chain}\"\nbits = {bits}\nreward = {reward}\ngenesis_timestamp_ms = 0\n\
-             max_block_txs = {max_txs}\nmax_orphans = {max_orphans}\nfinality_depth = {finality}\n\
-             [kafka]\nbrokers = \"{brokers}\"\ntopic_prefix = \"{prefix}\"\ntransaction_partitions = {parts}\n\
-             replication_factor = {rf}\nmin_insync_replicas = {isr}\n\
-             [mining]\nmode = \"{mode}\"\nthreads = {threads}\n\
-             [storage]\nmax_mempool = {max_mempool}\n{extra}",
-            id = spec.id,
-            data = data_dir.display(),
-            chain = spec.chain_id,
-            bits = spec.bits,
-            max_txs = spec.max_block_txs,
-            reward = spec.reward,
-            max_orphans = spec.max_orphans,
-            finality = spec.finality_depth,
-            brokers = spec.brokers,
-            prefix = spec.topic_prefix,
-            parts = spec.transaction_partitions,
-            rf = spec.replication.0,
-            isr = spec.replication.1,
-            mode = spec.mining_mode,
-            threads = spec.mining_threads,
-            max_mempool = spec.max_mempool,
-            extra = spec.extra_toml,
-        );
+        let node_config = NodeConfig {
+            node_id: spec.id.clone(),
+            data_dir: data_dir.clone(),
+            http_listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            chain: spec.chain.clone(),
+            kafka: spec.kafka.clone(),
+            mining: spec.mining.clone(),
+            storage: spec.storage.clone(),
+            peers: spec.peers.clone(),
+            http: spec.http.clone(),
+        };
+        let text = toml::to_string(&node_config).map_err(std::io::Error::other)?;
         std::fs::write(&config, text)?;
         Ok(LocalNode {
             id: spec.id.clone(),
@@ -251,5 +227,26 @@ fn answer(response: reqwest::blocking::Response) -> Option<(u16, Value)> {
 impl Drop for LocalNode {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_config_reads_back_as_the_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = NodeSpec::new("n1", "prefix", "127.0.0.1:1");
+        spec.chain.reward = 7;
+        spec.peers.max_new_blocks = 3;
+        spec.http.max_in_flight = 5;
+        spec.kafka.properties.insert("socket.timeout.ms".into(), "1000".into());
+        let node = LocalNode::configure(Path::new("/bin/true"), dir.path(), &spec).unwrap();
+        let read = NodeConfig::load(&node.config).unwrap();
+        assert_eq!(read.chain, spec.chain);
+        assert_eq!(read.kafka.properties, spec.kafka.properties);
+        assert_eq!((read.peers.max_new_blocks, read.http.max_in_flight, read.http.token_file), (3, 5, None));
+        assert_eq!(read.data_dir, dir.path().join("n1"));
     }
 }

@@ -66,7 +66,7 @@ impl TestNet {
         let nodes = (1..=count)
             .map(|i| {
                 let mut spec = NodeSpec::new(&format!("n{i}"), &prefix, &brokers());
-                spec.chain_id = "integration".into();
+                spec.chain.chain_id = "integration".into();
                 tweak(&mut spec);
                 NodeProc { node: LocalNode::configure(Path::new(KAFKACHAIN), dir.path(), &spec).unwrap() }
             })
