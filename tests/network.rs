@@ -113,15 +113,7 @@ fn competing_miners_end_on_one_tip_without_losing_transactions() {
 /// Waits until `node` has read `count` transaction messages in all.
 fn wait_read_transactions(node: &NodeProc, count: u64) {
     common::wait_for(&format!("{} to read {count} transactions", node.id), Duration::from_secs(30), || {
-        let status = node.status();
-        let read: u64 = status["next_offsets"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(key, _)| key.contains(".transactions/"))
-            .map(|(_, next)| next.as_u64().unwrap())
-            .sum();
-        (read >= count).then_some(())
+        (common::transactions_read(&node.status()) >= count).then_some(())
     });
 }
 

@@ -3,6 +3,7 @@
 //! with it an operator reads one line when the broker goes away, a reminder at most every
 //! [`REMINDER_EVERY`], and one line when it is back.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,9 @@ pub const REMINDER_EVERY: Duration = Duration::from_secs(30);
 /// Broker reachability as the node's Kafka clients see it.
 #[derive(Debug, Default)]
 pub struct BrokerHealth {
+    /// Whether an outage is on: read without the lock, since every message consumed or
+    /// acknowledged reports a success.
+    down: AtomicBool,
     state: Mutex<Outage>,
 }
 
@@ -38,6 +42,7 @@ impl BrokerHealth {
                     REMINDER_EVERY.as_secs()
                 );
                 *outage = Outage { since: Some(now), last_logged: Some(now), unlogged: 0 };
+                self.down.store(true, Ordering::Relaxed);
             }
             (Some(since), Some(last)) if now.duration_since(last) >= REMINDER_EVERY => {
                 tracing::warn!(
@@ -54,16 +59,20 @@ impl BrokerHealth {
 
     /// A client exchanged messages with a broker: ends an outage, if there was one.
     pub fn success(&self) {
+        if !self.down.load(Ordering::Relaxed) {
+            return;
+        }
         let mut outage = self.lock();
         if let Some(since) = outage.since {
             tracing::info!(down_for_s = since.elapsed().as_secs(), "Kafka brokers reachable again");
             *outage = Outage::default();
+            self.down.store(false, Ordering::Relaxed);
         }
     }
 
     /// Whether the brokers answered since the last failure.
     pub fn is_reachable(&self) -> bool {
-        self.lock().since.is_none()
+        !self.down.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Outage> {

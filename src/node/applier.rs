@@ -3,6 +3,7 @@
 //! (one sled transaction); each block message is applied on its own.
 
 use super::gap::RetentionGap;
+use super::now_ms;
 use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_ALARM};
 use crate::core::block::Block;
 use crate::core::chain::{ChainView, Outcome, Tip};
@@ -162,8 +163,8 @@ impl Applier {
     /// Points the consumer at what the broker still holds and stores those positions; reading
     /// from there is deliberate, so it does not count as re-reading.
     fn resume_after_gap(&mut self) -> Result<(), StoreError> {
-        let store = &self.store;
-        let positions = match self.reader.restart_after_gap(|key| store.offset(key).ok().flatten()) {
+        let stored: BTreeMap<String, u64> = self.store.offsets()?.into_iter().collect();
+        let positions = match self.reader.restart_after_gap(|key| stored.get(key).copied()) {
             Ok(positions) => positions,
             Err(e) => {
                 let why = format!("after the bootstrap, re-reading the topics failed: {e}");
@@ -172,9 +173,10 @@ impl Applier {
                 return Ok(());
             }
         };
-        for (key, next) in positions {
-            self.store.skip_to(&OffsetUpdate { key: key.clone(), next })?;
-            self.start_offsets.insert(key, next);
+        let updates: Vec<OffsetUpdate> = positions.into_iter().map(|(key, next)| OffsetUpdate { key, next }).collect();
+        self.store.skip_to(&updates)?;
+        for update in updates {
+            self.start_offsets.insert(update.key, update.next);
         }
         self.stats.resume();
         self.verify_bootstrap.set(true);
@@ -263,13 +265,13 @@ impl Applier {
         if message.value.len().saturating_sub(1) > max {
             let error = BlockError::TooLarge(message.value.len() - 1);
             self.reject_message(&message, error.reason(), &error);
-            return self.store.skip_to(&offset);
+            return self.store.skip_to(std::slice::from_ref(&offset));
         }
         let block: Block = match decode_message(&message.value) {
             Ok(block) => block,
             Err(e) => {
                 self.reject_message(&message, e.reason(), &e);
-                return self.store.skip_to(&offset);
+                return self.store.skip_to(std::slice::from_ref(&offset));
             }
         };
         let (hash, txs, parent) = (block.hash(), block.transactions.len(), block.header.prev_hash);
@@ -305,22 +307,22 @@ impl Applier {
     /// parameter rule: another reward, other bits), and says once when it looks like a chain
     /// parameter mismatch.
     fn track_unknown_parents(&self, outcomes: &[Outcome], parent: &BlockHash) -> Result<(), StoreError> {
+        // `None`: the outcome says nothing about the parent (a duplicate we hold, nothing stored).
         let unknown = match outcomes.first() {
-            Some(Outcome::Stored { .. }) => false,
-            Some(Outcome::Orphaned(_)) => true,
-            Some(Outcome::Invalid(..)) => self.store.meta(parent)?.is_none(),
-            Some(Outcome::Duplicate(_) | Outcome::OrphanDropped(_)) | None => false,
+            Some(Outcome::Stored { .. }) => Some(false),
+            Some(Outcome::Orphaned(_)) => Some(true),
+            Some(Outcome::Invalid(..)) => Some(self.store.meta(parent)?.is_none()),
+            Some(Outcome::Duplicate(_) | Outcome::OrphanDropped(_)) | None => None,
         };
-        if self.verify_bootstrap.take() && unknown {
+        if self.verify_bootstrap.take() && unknown == Some(true) {
             self.bootstrap_fell_short.set(true);
         }
-        if matches!(outcomes.first(), Some(Outcome::Duplicate(_) | Outcome::OrphanDropped(_)) | None) {
-            return Ok(());
-        }
-        if !unknown {
-            self.stats.parent_known();
-        } else if self.stats.unknown_parent() {
-            tracing::warn!(streak = UNKNOWN_PARENT_ALARM, "{PARAMETER_MISMATCH}");
+        match unknown {
+            Some(false) => self.stats.parent_known(),
+            Some(true) if self.stats.unknown_parent() => {
+                tracing::warn!(streak = UNKNOWN_PARENT_ALARM, "{PARAMETER_MISMATCH}")
+            }
+            Some(true) | None => {}
         }
         Ok(())
     }
@@ -389,9 +391,4 @@ impl Applier {
         }
         Ok(())
     }
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -10,7 +10,7 @@ use crate::core::chain::{median_time_past, ChainView};
 use crate::core::transaction::Transaction;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -150,8 +150,7 @@ fn candidate(node: &Node) -> Result<Block, NodeError> {
         if store.tip()? != tip {
             continue; // the applier moved the tip while we read the mempool
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let timestamp = now.max(median_time_past(store, tip.hash)? + 1);
+        let timestamp = super::now_ms().max(median_time_past(store, tip.hash)? + 1);
         return Ok(Block::candidate(tip.hash, tip.height, params.bits, timestamp, txs));
     }
 }

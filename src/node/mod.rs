@@ -524,11 +524,9 @@ impl Node {
                 let store = self.inner.store.clone();
                 let tip = branch.tip.hash;
                 tokio::task::spawn_blocking(move || -> Result<bool, NodeError> {
-                    let now_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64);
+                    let arrival_ms = now_ms();
                     for block in branch.blocks {
-                        store.apply_block(block, now_ms, &[])?;
+                        store.apply_block(block, arrival_ms, &[])?;
                     }
                     Ok(store.tip()?.hash == tip)
                 })
@@ -600,6 +598,12 @@ impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         self.counter.fetch_sub(self.amount, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (0 before it): this node's clock, for what is
+/// not consensus (miner timestamps, apply times, peer branches checked before publishing).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// How long a resolve waits to read the branch it published back from the topic.

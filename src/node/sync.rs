@@ -303,9 +303,7 @@ impl BranchCheck {
             self.new_bytes += bytes;
             // Validated as if appended now, which is about when it will be: the applier checks
             // it again against the broker's real append time.
-            let now_ms =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-            match self.overlay.apply(params, block, now_ms)?.as_slice() {
+            match self.overlay.apply(params, block, super::now_ms())?.as_slice() {
                 [Outcome::Stored { .. }] => {}
                 [Outcome::Invalid(_, e)] => return Err(PeerError::InvalidBlock { height, reason: e.to_string() }),
                 other => return Err(PeerError::InvalidBlock { height, reason: format!("not stored: {other:?}") }),

@@ -73,12 +73,12 @@ impl Store {
         Ok(update.outcomes)
     }
 
-    /// Records that the message before `offset` was consumed without changing the chain (it
-    /// was rejected as malformed).
-    pub fn skip_to(&self, offset: &OffsetUpdate) -> Result<(), StoreError> {
+    /// Moves consumer positions without changing the chain (a message rejected as malformed, or
+    /// the topics read again after a retention gap), in one batch.
+    pub fn skip_to(&self, offsets: &[OffsetUpdate]) -> Result<(), StoreError> {
         let _writer = self.lock_writes();
         let mut batch = Batch::default();
-        write_offsets(std::slice::from_ref(offset), &mut batch);
+        write_offsets(offsets, &mut batch);
         Ok(self.tree.apply_batch(batch)?)
     }
 

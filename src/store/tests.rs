@@ -112,7 +112,7 @@ fn the_mempool_bound_refuses_extra_transactions() {
 fn a_skipped_message_only_moves_the_offset() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
-    store.skip_to(&offset(5)).unwrap();
+    store.skip_to(&[offset(5)]).unwrap();
     assert_eq!(store.offset("blocks/0").unwrap(), Some(5));
     assert_eq!(store.tip().unwrap().height, 0);
 }

@@ -161,6 +161,18 @@ impl NodeProc {
     }
 }
 
+/// Transaction messages a node has read in all (its next offsets over the transactions
+/// partitions), from its `/status`.
+pub fn transactions_read(status: &Value) -> u64 {
+    status["next_offsets"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(key, _)| key.contains(".transactions/"))
+        .map(|(_, next)| next.as_u64().unwrap())
+        .sum()
+}
+
 /// Every transaction id on a chain, rewards excluded, in order.
 pub fn transfer_ids(chain: &[Value]) -> Vec<String> {
     chain
