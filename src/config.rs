@@ -1,6 +1,7 @@
 //! Node configuration: a TOML file (see `config/default.toml` for every key, documented), with a
 //! few command-line and environment overrides applied on top by the binary.
 
+use crate::core::account::Address;
 use crate::core::params::ChainParams;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
-    /// Name of this node: shown in `/status`, default miner address, Kafka client and group id.
+    /// Name of this node: shown in `/status`, Kafka client and group id.
     pub node_id: String,
     /// Directory of the sled store.
     pub data_dir: PathBuf,
@@ -147,8 +148,9 @@ pub struct MiningConfig {
     pub mode: MiningMode,
     /// Threads searching nonces; 0 means one per core.
     pub threads: usize,
-    /// Address the block reward is paid to; defaults to the node id.
-    pub address: Option<String>,
+    /// Address the block reward is paid to (64 hex characters: the miner's Ed25519 public key;
+    /// `kafkachain wallet new NAME` makes one). Required.
+    pub address: Option<Address>,
 }
 
 /// When the node mines.
@@ -169,6 +171,9 @@ pub struct StorageConfig {
     pub cache_bytes: u64,
     /// Most transactions waiting in the mempool; further ones are refused and counted.
     pub max_mempool: u64,
+    /// How far past a sender's next nonce a transfer may be pooled, waiting for the gap to fill;
+    /// further ones are refused and counted.
+    pub max_nonce_ahead: u64,
 }
 
 fn default_http() -> SocketAddr {
@@ -211,7 +216,7 @@ impl Default for MiningConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { cache_bytes: crate::store::DEFAULT_CACHE_BYTES, max_mempool: 100_000 }
+        Self { cache_bytes: crate::store::DEFAULT_CACHE_BYTES, max_mempool: 100_000, max_nonce_ahead: 64 }
     }
 }
 
@@ -276,12 +281,23 @@ impl NodeConfig {
         if self.storage.max_mempool == 0 {
             return invalid("storage.max_mempool must be at least 1");
         }
+        if self.mining.address.is_none() {
+            return invalid(
+                "mining.address must be set to the address block rewards are paid to (64 hex characters; \
+                 `kafkachain wallet new NAME` makes a key and prints its address)",
+            );
+        }
         Ok(())
     }
+}
 
-    /// The address block rewards are paid to.
-    pub fn miner_address(&self) -> &str {
-        self.mining.address.as_deref().unwrap_or(&self.node_id)
+impl NodeConfig {
+    /// The mempool's bounds.
+    pub fn mempool_limits(&self) -> crate::store::MempoolLimits {
+        crate::store::MempoolLimits {
+            max_transfers: self.storage.max_mempool,
+            max_nonce_ahead: self.storage.max_nonce_ahead,
+        }
     }
 }
 
@@ -322,9 +338,14 @@ mod tests {
 
     #[test]
     fn a_minimal_config_gets_defaults_and_bad_values_are_named() {
-        let config = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"/tmp/a\"\n").unwrap();
+        let miner = format!("[mining]\naddress = \"{}\"\n", "ab".repeat(32));
+        let config = NodeConfig::parse(&format!("node_id = \"a\"\ndata_dir = \"/tmp/a\"\n{miner}")).unwrap();
         assert_eq!(config.kafka.transaction_partitions, 6);
-        assert_eq!(config.miner_address(), "a");
+        assert_eq!(config.mining.address, Some(Address([0xab; 32])));
+        let err = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"/tmp/a\"\n").unwrap_err();
+        assert!(err.to_string().contains("mining.address must be set"), "{err}");
+        let err = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"d\"\n[mining]\naddress = \"miner1\"\n").unwrap_err();
+        assert!(err.to_string().contains("64 hex characters"), "{err}");
         let err = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"d\"\n[chain]\nchain_id = \"x\"\nbits = 300\nreward = 1\ngenesis_timestamp_ms = 0\nmax_block_txs = 5\nmax_orphans = 1\n").unwrap_err();
         assert!(err.to_string().contains("bits"), "{err}");
         let err = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"d\"\nunknown = 1\n").unwrap_err();
@@ -350,7 +371,8 @@ mod tests {
             }
             assert!(err.contains("line 4"), "{err}");
         }
-        let config = NodeConfig::parse(&format!("{base}\"sasl.password\" = \"hunter2-secret\"\n")).unwrap();
+        let miner = format!("[mining]\naddress = \"{}\"\n", "ab".repeat(32));
+        let config = NodeConfig::parse(&format!("{base}\"sasl.password\" = \"hunter2-secret\"\n{miner}")).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"), "Debug shows the property's name only");
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! Layers, each in its own module: [`core`] (pure consensus logic: no I/O), [`store`] (sled),
 //! [`kafka`] (rdkafka: topics, envelope, offsets), [`node`] (wiring: applier thread, miner task),
-//! [`api`] (HTTP), [`json`] (the block JSON shape the API serves and peers read back), [`config`] (the node's TOML configuration), and the benchmark and test
-//! tools in [`tools`]. The binary in `main.rs` only parses the command line and calls these.
+//! [`api`] (HTTP), [`json`] (the block JSON shape the API serves and peers read back), [`config`]
+//! (the node's TOML configuration), [`wallet`] (key files and a small client for the API), and
+//! the benchmark and test tools in [`tools`]. The binary in `main.rs` only parses the command line
+//! and calls these.
 
 pub mod api;
 pub mod config;
@@ -13,3 +15,4 @@ pub mod kafka;
 pub mod node;
 pub mod store;
 pub mod tools;
+pub mod wallet;

@@ -5,9 +5,11 @@ use clap::{Parser, Subcommand};
 use kafkachain::api;
 use kafkachain::api::token::{OperatorToken, COOKIE_FILE};
 use kafkachain::config::{MiningMode, NodeConfig};
+use kafkachain::core::account::Address;
 use kafkachain::node::Node;
 use kafkachain::store::{self, Store, DEFAULT_CACHE_BYTES};
 use kafkachain::tools::{bench_e2e, bench_pow, bench_store, bench_sync, store_writer};
+use kafkachain::wallet::{self, Wallet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
@@ -119,6 +121,8 @@ enum Command {
         #[arg(long)]
         blocks: Option<u64>,
     },
+    /// Keep Ed25519 keys in a directory and use them with a node: addresses, balances, transfers.
+    Wallet(WalletArgs),
 }
 
 /// `kafkachain node` options; each override also reads an environment variable.
@@ -139,6 +143,65 @@ struct NodeArgs {
     /// Override `mining.mode`.
     #[arg(long, env = "KAFKACHAIN_MINE", value_enum)]
     mine: Option<MiningMode>,
+}
+
+/// `kafkachain wallet` options: the key directory, then what to do.
+#[derive(clap::Args)]
+struct WalletArgs {
+    /// Directory of the key files (created with mode 0700 if missing).
+    #[arg(long, global = true, env = "KAFKACHAIN_WALLET_DIR", default_value = "wallet")]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: WalletCommand,
+}
+
+#[derive(Subcommand)]
+enum WalletCommand {
+    /// Generate a new key and print its address.
+    New {
+        /// Name of the key (1-64 ASCII letters, digits, '-' or '_').
+        name: String,
+    },
+    /// Store an existing secret key under a name and print its address.
+    Import {
+        /// Name of the key (1-64 ASCII letters, digits, '-' or '_').
+        name: String,
+        /// The 32-byte Ed25519 seed, 64 hex characters.
+        #[arg(long)]
+        secret_key: String,
+    },
+    /// Print every key as "name address", sorted by name.
+    List,
+    /// Print a key's address.
+    Address {
+        /// Name of the key.
+        name: String,
+    },
+    /// Print a key's balance and nonces as a node sees them.
+    Balance {
+        /// Name of the key.
+        name: String,
+        /// Base URL of the node's HTTP API, e.g. http://127.0.0.1:5000.
+        #[arg(long)]
+        node: String,
+    },
+    /// Sign a transfer from a key, submit it to a node and print its transaction id.
+    Send {
+        /// Name of the paying key.
+        name: String,
+        /// Recipient address, 64 hex characters.
+        #[arg(long)]
+        to: Address,
+        /// Amount, in the smallest unit.
+        #[arg(long)]
+        amount: u64,
+        /// Fee for the miner, in the smallest unit.
+        #[arg(long, default_value_t = 0)]
+        fee: u64,
+        /// Base URL of the node's HTTP API, e.g. http://127.0.0.1:5000.
+        #[arg(long)]
+        node: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -275,7 +338,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("applied {applied} blocks");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Wallet(args) => run_wallet(args),
     }
+}
+
+/// Runs one `kafkachain wallet` command on the key directory.
+fn run_wallet(args: WalletArgs) -> anyhow::Result<ExitCode> {
+    let keys = Wallet::open(&args.dir).with_context(|| format!("opening the wallet in {}", args.dir.display()))?;
+    match args.command {
+        WalletCommand::New { name } => {
+            let address = keys.create(&name).with_context(|| format!("creating key {name}"))?;
+            println!("{address}");
+        }
+        WalletCommand::Import { name, secret_key } => {
+            let address = keys.import(&name, &secret_key).with_context(|| format!("importing key {name}"))?;
+            println!("{address}");
+        }
+        WalletCommand::List => {
+            for (name, address) in keys.list().context("listing the keys")? {
+                println!("{name} {address}");
+            }
+        }
+        WalletCommand::Address { name } => {
+            let key = keys.key(&name).with_context(|| format!("reading key {name}"))?;
+            println!("{}", wallet::address_of(&key));
+        }
+        WalletCommand::Balance { name, node } => {
+            let key = keys.key(&name).with_context(|| format!("reading key {name}"))?;
+            let info = wallet::balance(&node, &wallet::address_of(&key))
+                .with_context(|| format!("asking {node} for the account of {name}"))?;
+            println!("balance {} nonce {} pending_nonce {}", info.balance, info.nonce, info.pending_nonce);
+        }
+        WalletCommand::Send { name, to, amount, fee, node } => {
+            let key = keys.key(&name).with_context(|| format!("reading key {name}"))?;
+            let chain_id = wallet::chain_id(&node).with_context(|| format!("asking {node} for its chain id"))?;
+            let id = wallet::send(&node, &key, &chain_id, to, amount, fee)
+                .with_context(|| format!("sending {amount} (fee {fee}) from {name} to {to} via {node}"))?;
+            println!("{id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads the configuration file and applies the command-line and environment overrides.

@@ -1,5 +1,7 @@
-//! API errors: every failure answers with a status code and `{"error": "..."}`.
+//! API errors: every failure answers with a status code and `{"error": "..."}`; a transfer
+//! refused by a named rule adds `"rule"` (the label `/status` counts it by).
 
+use crate::core::admission::Refusal;
 use crate::node::NodeError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,27 +14,51 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What was wrong, for the client.
     pub message: String,
+    /// The rule a refused transfer broke, when there is one.
+    pub rule: Option<&'static str>,
 }
 
 impl ApiError {
     /// A 400 answer naming what was wrong with the request.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, message: message.into() }
+        Self { status: StatusCode::BAD_REQUEST, message: message.into(), rule: None }
+    }
+
+    /// A 404 answer naming what was not found.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, message: message.into(), rule: None }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        let body = match self.rule {
+            Some(rule) => serde_json::json!({ "error": self.message, "rule": rule }),
+            None => serde_json::json!({ "error": self.message }),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The status of a refused transfer: 400 for a transfer that can never be valid as sent, 409
+/// for one that conflicts with the chain's or the mempool's state, 503 for a full mempool.
+fn refusal_status(refusal: &Refusal) -> StatusCode {
+    match refusal {
+        Refusal::Malformed(_) | Refusal::BadSignature => StatusCode::BAD_REQUEST,
+        Refusal::NonceUsed { .. }
+        | Refusal::NonceTooFar { .. }
+        | Refusal::NonceTaken(_)
+        | Refusal::InsufficientFunds { .. }
+        | Refusal::AlreadyPooled => StatusCode::CONFLICT,
+        Refusal::MempoolFull => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         let status = match &e {
-            NodeError::InvalidTransaction(_) | NodeError::InvalidPeer(_) | NodeError::TooManyPeers(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            NodeError::Refused { refusal, .. } => refusal_status(refusal),
+            NodeError::InvalidPeer(_) | NodeError::TooManyPeers(_) => StatusCode::BAD_REQUEST,
             NodeError::Publish(_) | NodeError::ShuttingDown | NodeError::Halted(_) | NodeError::MempoolFull { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -40,13 +66,17 @@ impl From<NodeError> for ApiError {
             NodeError::Bootstrap(_) => StatusCode::CONFLICT,
             NodeError::Store(_) | NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self { status, message: e.to_string() }
+        let rule = match &e {
+            NodeError::Refused { refusal, .. } => Some(refusal.reason()),
+            _ => None,
+        };
+        Self { status, message: e.to_string(), rule }
     }
 }
 
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
-        Self { status: rejection.status(), message: rejection.body_text() }
+        Self { status: rejection.status(), message: rejection.body_text(), rule: None }
     }
 }
 

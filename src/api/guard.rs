@@ -25,8 +25,7 @@ pub async fn require_token(State(token): State<OperatorToken>, request: Request,
         _ => {
             let error = ApiError {
                 status: StatusCode::UNAUTHORIZED,
-                message: "this endpoint needs the operator token: Authorization: Bearer <the token in {data_dir}/.cookie or http.token_file>".into(),
-            };
+                message: "this endpoint needs the operator token: Authorization: Bearer <the token in {data_dir}/.cookie or http.token_file>".into(), rule: None };
             let mut response = error.into_response();
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             response
@@ -47,6 +46,7 @@ pub async fn require_json(request: Request, next: Next) -> Response {
             return ApiError {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 message: "request bodies must be sent with Content-Type: application/json".into(),
+                rule: None,
             }
             .into_response();
         }
@@ -79,11 +79,13 @@ pub async fn read_body_first(State(limits): State<BodyLimits>, request: Request,
                 "the request body is unreadable or longer than {} bytes (length limit exceeded)",
                 limits.max_bytes
             ),
+            rule: None,
         }
         .into_response(),
         Err(_) => ApiError {
             status: StatusCode::REQUEST_TIMEOUT,
             message: format!("the request body did not arrive within {:?} (http.body_timeout_ms)", limits.timeout),
+            rule: None,
         }
         .into_response(),
     }
@@ -105,6 +107,7 @@ pub async fn bound_request(State(limits): State<RequestLimits>, request: Request
         return ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: "too many requests in flight; try again".into(),
+            rule: None,
         }
         .into_response();
     };
@@ -113,6 +116,7 @@ pub async fn bound_request(State(limits): State<RequestLimits>, request: Request
         Err(_) => ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: format!("the request took longer than {:?} (http.request_timeout_ms)", limits.timeout),
+            rule: None,
         }
         .into_response(),
     }

@@ -2,12 +2,15 @@
 
 use super::error::ApiError;
 use super::ApiState;
+use crate::core::account::Address;
 use crate::core::block::Block;
-use crate::json::BlockJson;
-use crate::node::{NewTransfer, Node};
+use crate::core::hash::TxId;
+use crate::core::transaction::{ChainTag, Transaction, Transfer};
+use crate::json::{BlockJson, SignedTransferJson, TxJson};
+use crate::node::{Node, TxStatus};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -33,11 +36,11 @@ fn store_budget(json_bytes: usize) -> usize {
 
 /// The JSON of `blocks`, cut before the block that would take it past `max_bytes` (the first
 /// block is always kept, so a page always makes progress).
-fn bounded_page(blocks: &[Block], max_bytes: usize) -> Vec<Value> {
+fn bounded_page(blocks: &[Block], chain: ChainTag, max_bytes: usize) -> Vec<Value> {
     let mut page = Vec::with_capacity(blocks.len());
     let mut bytes = 0;
     for block in blocks {
-        let json = json!(BlockJson::from(block));
+        let json = json!(BlockJson::new(block, chain));
         bytes += json.to_string().len() + 1;
         if bytes > max_bytes && !page.is_empty() {
             break;
@@ -53,58 +56,42 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection
     serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-#[derive(Deserialize)]
-struct NewTransaction {
-    sender: String,
-    recipient: String,
-    amount: Value,
-}
+/// What a client that still sends the unsigned shape is told.
+const HOW_TO_SIGN: &str = "transfers must be signed: send {\"sender\", \"recipient\", \"amount\", \"fee\", \"nonce\", \"signature\"} with sender and recipient as 64-hex-character addresses (Ed25519 public keys), the sender's next nonce (GET /accounts/{address}) and an Ed25519 signature over the signing bytes of docs/consensus.md; `kafkachain wallet send` does all of it";
 
-impl NewTransaction {
-    fn into_transfer(self) -> Result<NewTransfer, ApiError> {
-        let amount = parse_amount(&self.amount)?;
-        Ok(NewTransfer { sender: self.sender, recipient: self.recipient, amount })
+/// Reads one signed transfer, telling a client of the old unsigned shape how to sign.
+fn parse_transfer(value: Value, chain: ChainTag) -> Result<Transfer, ApiError> {
+    if value.as_object().is_some_and(|fields| !fields.contains_key("signature")) {
+        return Err(ApiError::bad_request(HOW_TO_SIGN));
     }
+    let json: SignedTransferJson =
+        serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid transfer: {e}")))?;
+    json.into_transfer(chain).map_err(ApiError::bad_request)
 }
 
 #[derive(Deserialize)]
 struct NewTransactions {
-    transactions: Vec<NewTransaction>,
+    transactions: Vec<Value>,
 }
 
 /// Most transactions in one `POST /transactions/batch`.
 pub const MAX_BATCH: usize = 1_000;
 
-/// Reads an amount: a JSON integer from 1 to 2^64-1.
-fn parse_amount(value: &Value) -> Result<u64, ApiError> {
-    match value {
-        Value::Number(n) => match n.as_u64() {
-            Some(0) => Err(ApiError::bad_request("amount must be at least 1")),
-            Some(amount) => Ok(amount),
-            None if n.as_i64().is_some() => Err(ApiError::bad_request("amount must not be negative")),
-            None if n.is_f64() && n.as_f64().is_some_and(|f| f.fract() != 0.0) => {
-                Err(ApiError::bad_request("amount must be a whole number of the smallest unit"))
-            }
-            None => Err(ApiError::bad_request("amount does not fit in 64 bits")),
-        },
-        _ => Err(ApiError::bad_request("amount must be a JSON number")),
-    }
-}
-
-/// `POST /transactions/new`: answers 201 once Kafka acknowledged the transaction.
+/// `POST /transactions/new` with a signed transfer: answers 201 once Kafka acknowledged it.
 pub async fn new_transaction(State(node): State<Node>, body: Result<Bytes, BytesRejection>) -> ApiResult {
-    let request: NewTransaction = parse_body(body)?;
-    let (ids, height) = node.submit_transactions(vec![request.into_transfer()?]).await?;
+    let request: Value = parse_body(body)?;
+    let transfer = parse_transfer(request, node.chain_tag())?;
+    let (ids, height) = node.submit_transactions(vec![transfer]).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "message": format!("Transaction will be added to Block {height}"),
-            "transaction_id": ids[0].to_hex(),
+            "transaction_id": ids[0],
         })),
     ))
 }
 
-/// `POST /transactions/batch` `{"transactions":[{sender,recipient,amount},...]}`: like
+/// `POST /transactions/batch` `{"transactions":[signed transfer, ...]}`: like
 /// `/transactions/new` for up to [`MAX_BATCH`] transfers at once; all are checked before any is
 /// published, and the answer comes once Kafka acknowledged every one.
 pub async fn new_transactions(State(node): State<Node>, body: Result<Bytes, BytesRejection>) -> ApiResult {
@@ -112,26 +99,65 @@ pub async fn new_transactions(State(node): State<Node>, body: Result<Bytes, Byte
     if request.transactions.is_empty() || request.transactions.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!("transactions must hold 1 to {MAX_BATCH} entries")));
     }
+    let chain = node.chain_tag();
     let transfers = request
         .transactions
         .into_iter()
         .enumerate()
-        .map(|(i, t)| t.into_transfer().map_err(|e| ApiError::bad_request(format!("transaction {i}: {}", e.message))))
+        .map(|(i, t)| {
+            parse_transfer(t, chain).map_err(|e| ApiError::bad_request(format!("transaction {i}: {}", e.message)))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let (ids, height) = node.submit_transactions(transfers).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "message": format!("{} transactions will be added to Block {height}", ids.len()),
-            "transaction_ids": ids.iter().map(|id| id.to_hex()).collect::<Vec<_>>(),
+            "transaction_ids": ids,
         })),
     ))
+}
+
+/// `GET /accounts/{address}`: balance and nonce at the tip, and the nonce the next transfer
+/// takes once the pending ones are mined.
+pub async fn account(State(node): State<Node>, Path(address): Path<String>) -> ApiResult {
+    let address: Address = address
+        .parse()
+        .map_err(|_| ApiError::bad_request("an address is 64 hex characters (an Ed25519 public key)"))?;
+    let (account, pending_nonce) = node.account(&address)?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "address": address,
+            "balance": account.balance,
+            "nonce": account.nonce,
+            "pending_nonce": pending_nonce,
+        })),
+    ))
+}
+
+/// `GET /transactions/{id}`: a pending transfer, or a confirmed one with its block (found
+/// through the transaction index).
+pub async fn transaction(State(node): State<Node>, Path(id): Path<String>) -> ApiResult {
+    let id: TxId = id.parse().map_err(|_| ApiError::bad_request("a transaction id is 64 hex characters"))?;
+    match node.transaction(&id)? {
+        TxStatus::Pending(transfer) => {
+            let tx = TxJson::new(&Transaction::Transfer(transfer), node.chain_tag());
+            Ok((StatusCode::OK, Json(json!({ "status": "pending", "transaction": tx }))))
+        }
+        TxStatus::Confirmed { height, block_hash, transaction } => {
+            let tx = TxJson::new(&transaction, node.chain_tag());
+            let body = json!({ "status": "confirmed", "height": height, "block_hash": block_hash, "transaction": tx });
+            Ok((StatusCode::OK, Json(body)))
+        }
+        TxStatus::Unknown => Err(ApiError::not_found(format!("no pending or confirmed transaction {id}"))),
+    }
 }
 
 /// `GET /mine`: mines one block and answers once it is applied.
 pub async fn mine(State(node): State<Node>) -> ApiResult {
     let mined = node.mine().await?;
-    let block = BlockJson::from(&mined.block);
+    let block = BlockJson::new(&mined.block, node.chain_tag());
     Ok((
         StatusCode::OK,
         Json(json!({
@@ -159,7 +185,7 @@ pub async fn chain(State(api): State<ApiState>, page: Result<Query<ChainPage>, Q
     let limit = page.limit.unwrap_or(MAX_CHAIN_PAGE).min(MAX_CHAIN_PAGE);
     let (blocks, length) =
         api.node.chain(page.from.unwrap_or(0), limit, store_budget(api.max_chain_page_bytes)).await?;
-    let chain = bounded_page(&blocks, api.max_chain_page_bytes);
+    let chain = bounded_page(&blocks, api.node.chain_tag(), api.max_chain_page_bytes);
     Ok((StatusCode::OK, Json(json!({ "chain": chain, "length": length }))))
 }
 
@@ -187,7 +213,7 @@ pub async fn resolve_nodes(State(api): State<ApiState>) -> ApiResult {
     let peers: Vec<Value> =
         resolution.peers.iter().map(|(url, verdict)| json!({ "node": url, "outcome": verdict.to_string() })).collect();
     let (chain, length) = node.chain(0, MAX_CHAIN_PAGE, store_budget(api.max_chain_page_bytes)).await?;
-    let chain = bounded_page(&chain, api.max_chain_page_bytes);
+    let chain = bounded_page(&chain, node.chain_tag(), api.max_chain_page_bytes);
     let message = if resolution.replaced { "Our chain was replaced" } else { "Our chain is authoritative" };
     Ok((
         StatusCode::OK,
@@ -218,8 +244,11 @@ pub async fn recent_blocks(State(node): State<Node>, query: Result<Query<FromHei
 /// `GET /status`: height, tip, offsets and counters.
 pub async fn status(State(node): State<Node>) -> ApiResult {
     let status = node.status()?;
-    let body = serde_json::to_value(status)
-        .map_err(|e| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?;
+    let body = serde_json::to_value(status).map_err(|e| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: e.to_string(),
+        rule: None,
+    })?;
     Ok((StatusCode::OK, Json(body)))
 }
 
@@ -233,7 +262,9 @@ pub async fn live() -> ApiResult {
 pub async fn ready(State(node): State<Node>) -> ApiResult {
     match node.readiness() {
         Ok(()) => Ok((StatusCode::OK, Json(json!({ "status": "ready" })))),
-        Err(why) => Err(ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: format!("not ready: {why}") }),
+        Err(why) => {
+            Err(ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: format!("not ready: {why}"), rule: None })
+        }
     }
 }
 
@@ -244,10 +275,14 @@ pub async fn openapi() -> ([(axum::http::header::HeaderName, &'static str); 1], 
 
 /// Unknown path.
 pub async fn not_found() -> ApiError {
-    ApiError { status: StatusCode::NOT_FOUND, message: "no such endpoint".into() }
+    ApiError { status: StatusCode::NOT_FOUND, message: "no such endpoint".into(), rule: None }
 }
 
 /// Known path, wrong method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError { status: StatusCode::METHOD_NOT_ALLOWED, message: "method not allowed on this endpoint".into() }
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: "method not allowed on this endpoint".into(),
+        rule: None,
+    }
 }

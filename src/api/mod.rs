@@ -56,6 +56,8 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
             "/transactions/batch",
             post(handlers::new_transactions).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
         )
+        .route("/accounts/{address}", get(handlers::account))
+        .route("/transactions/{id}", get(handlers::transaction))
         .route("/chain", get(handlers::chain))
         .route("/status", get(handlers::status))
         .route("/health/live", get(handlers::live))

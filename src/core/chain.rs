@@ -1,6 +1,7 @@
 //! Applying blocks and fork choice (consensus). Given a read-only view of the chain state, a new
 //! block yields a [`ChainUpdate`]: the complete write set (block, main-chain index, transaction
-//! index, tip, mempool and orphan-pool changes) that storage commits in one transaction.
+//! index, accounts and their undo records, tip, mempool and orphan-pool changes) that storage
+//! commits in one transaction.
 //!
 //! Rules, in order: a known block is a duplicate; a block failing its own checks is invalid; a
 //! block whose parent is unknown waits in a bounded orphan pool; a block failing the checks
@@ -8,12 +9,15 @@
 //! its branch has strictly more cumulative work, so on a tie the block seen first in the log wins.
 //! Storing a block retries the orphans waiting for it, within the same update.
 
+use super::account::{AccountEntry, Address};
 use super::block::Block;
 use super::encoding;
 use super::hash::{BlockHash, TxId};
+use super::ledger::{connect, touched, BlockEffect};
 use super::params::ChainParams;
 use super::pow::Work;
-use super::transaction::Transaction;
+use super::signature::first_invalid;
+use super::transaction::{ChainTag, Transaction, Transfer};
 use super::validate::{check_against_parent, check_block, BlockError, ParentFacts};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -42,14 +46,9 @@ pub struct Tip {
     pub cumulative_work: Work,
 }
 
-/// A change to the mempool, applied in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MempoolOp {
-    /// Add a transaction at the back of the queue (a reorganization handing it back).
-    Add(Transaction),
-    /// Remove a transaction (confirmed by a block), if present.
-    Remove(TxId),
-}
+/// The account entries a main-chain block changed, as they were before it: restoring them
+/// disconnects the block.
+pub type UndoRecord = Vec<(Address, AccountEntry)>;
 
 /// What became of one block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,12 +78,21 @@ pub trait ChainView {
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, Self::Error>;
     /// Hash of the main-chain block at `height`.
     fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, Self::Error>;
-    /// Height of the main-chain block that holds the transfer `txid` (rewards are not indexed).
-    fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, Self::Error>;
-    /// [`ChainView::main_tx_height`] of each of `txids`, in their order. A store answers a whole
-    /// block's ids faster at once than one by one (it can visit its index in key order).
-    fn main_tx_heights(&self, txids: &[TxId]) -> Result<Vec<Option<u64>>, Self::Error> {
-        txids.iter().map(|id| self.main_tx_height(id)).collect()
+    /// The account of `address` at the main-chain tip (`None`: never touched).
+    fn account(&self, address: &Address) -> Result<AccountEntry, Self::Error>;
+    /// [`ChainView::account`] of each of `addresses`, in their order. A store answers a whole
+    /// block's addresses faster at once (it can visit them in key order).
+    fn accounts(&self, addresses: &[Address]) -> Result<Vec<AccountEntry>, Self::Error> {
+        addresses.iter().map(|address| self.account(address)).collect()
+    }
+    /// The undo record of the main-chain block `hash`: what disconnecting it restores.
+    fn undo(&self, hash: &BlockHash) -> Result<Option<UndoRecord>, Self::Error>;
+    /// Whether the transfer `id` is known to carry a valid signature (it waits in the mempool,
+    /// which admits only verified transfers), so a block holding it need not verify it again.
+    /// An id commits to the signing bytes and the signature, so the answer is exact.
+    fn signature_checked(&self, id: &TxId) -> bool {
+        let _ = id;
+        false
     }
     /// The orphan pool's index, oldest first: small records, so a message never decodes the
     /// pooled blocks to learn what the pool holds.
@@ -125,12 +133,17 @@ pub struct ChainUpdate {
     pub blocks: Vec<(BlockHash, Block, BlockMeta)>,
     /// Main-chain index changes: `None` removes the height.
     pub main_index: BTreeMap<u64, Option<BlockHash>>,
-    /// Transaction index changes: `None` removes the id.
+    /// Transaction index changes (transfers only): `None` removes the id.
     pub tx_index: HashMap<TxId, Option<u64>>,
+    /// Main-chain account changes: `None` removes the account.
+    pub accounts: HashMap<Address, AccountEntry>,
+    /// Undo records of the blocks connected to the main chain.
+    pub undo: Vec<(BlockHash, UndoRecord)>,
     /// The new tip, when it moved.
     pub tip: Option<Tip>,
-    /// Mempool changes, in order.
-    pub mempool: Vec<MempoolOp>,
+    /// Transfers of abandoned blocks that the new main chain does not hold, in chain order: the
+    /// mempool takes back those still valid on the new tip.
+    pub returned: Vec<Transfer>,
     /// Orphans added, with their index entries.
     pub orphans_added: Vec<(OrphanEntry, Block)>,
     /// Sequence numbers of orphans removed (adopted or dropped).
@@ -235,12 +248,20 @@ impl<V: ChainView> ChainView for &V {
         (**self).main_hash_at(height)
     }
 
-    fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, V::Error> {
-        (**self).main_tx_height(txid)
+    fn account(&self, address: &Address) -> Result<AccountEntry, V::Error> {
+        (**self).account(address)
     }
 
-    fn main_tx_heights(&self, txids: &[TxId]) -> Result<Vec<Option<u64>>, V::Error> {
-        (**self).main_tx_heights(txids)
+    fn accounts(&self, addresses: &[Address]) -> Result<Vec<AccountEntry>, V::Error> {
+        (**self).accounts(addresses)
+    }
+
+    fn undo(&self, hash: &BlockHash) -> Result<Option<UndoRecord>, V::Error> {
+        (**self).undo(hash)
+    }
+
+    fn signature_checked(&self, id: &TxId) -> bool {
+        (**self).signature_checked(id)
     }
 
     fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, V::Error> {
@@ -291,23 +312,35 @@ impl<V: ChainView> ChainView for Overlay<V> {
         }
     }
 
-    fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, V::Error> {
-        match self.update.tx_index.get(txid) {
+    fn account(&self, address: &Address) -> Result<AccountEntry, V::Error> {
+        match self.update.accounts.get(address) {
             Some(entry) => Ok(*entry),
-            None => self.base.main_tx_height(txid),
+            None => self.base.account(address),
         }
     }
 
-    fn main_tx_heights(&self, txids: &[TxId]) -> Result<Vec<Option<u64>>, V::Error> {
-        let unknown: Vec<TxId> = txids.iter().filter(|id| !self.update.tx_index.contains_key(id)).copied().collect();
-        let mut from_base = self.base.main_tx_heights(&unknown)?.into_iter();
-        Ok(txids
+    fn accounts(&self, addresses: &[Address]) -> Result<Vec<AccountEntry>, V::Error> {
+        let unknown: Vec<Address> =
+            addresses.iter().filter(|a| !self.update.accounts.contains_key(a)).copied().collect();
+        let mut from_base = self.base.accounts(&unknown)?.into_iter();
+        Ok(addresses
             .iter()
-            .map(|id| match self.update.tx_index.get(id) {
+            .map(|a| match self.update.accounts.get(a) {
                 Some(entry) => *entry,
                 None => from_base.next().flatten(),
             })
             .collect())
+    }
+
+    fn undo(&self, hash: &BlockHash) -> Result<Option<UndoRecord>, V::Error> {
+        match self.update.undo.iter().rev().find(|(h, _)| h == hash) {
+            Some((_, record)) => Ok(Some(record.clone())),
+            None => self.base.undo(hash),
+        }
+    }
+
+    fn signature_checked(&self, id: &TxId) -> bool {
+        self.base.signature_checked(id)
     }
 
     fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, V::Error> {
@@ -397,8 +430,9 @@ pub fn median_time_past<V: ChainView>(view: &V, parent: BlockHash) -> Result<u64
 pub struct SideBranch {
     /// Side blocks from the one just above the fork point to the newest.
     side: Vec<BlockHash>,
-    /// Transactions in those side blocks.
-    side_txids: HashSet<TxId>,
+    /// Accounts whose entry at the branch's head differs from the main tip's (or may: every
+    /// account the branch or the main blocks above the fork touched).
+    accounts: HashMap<Address, AccountEntry>,
     /// Height of the main-chain block the branch forks from.
     fork_height: u64,
 }
@@ -411,7 +445,8 @@ impl<V: ChainView> Overlay<V> {
             self.update.outcomes.push(Outcome::Duplicate(hash));
             return Ok(None);
         }
-        let ids = match check_block(&block, params) {
+        let chain = ChainTag::of(&params.chain_id);
+        let ids = match check_block(&block, params, chain) {
             Ok(ids) => ids,
             Err(e) => return self.reject(hash, e),
         };
@@ -433,7 +468,7 @@ impl<V: ChainView> Overlay<V> {
                 Err(branch.fork_height)
             }
             Some(branch) => Ok(branch),
-            None => self.branch_of(block.header.prev_hash, parent.height, tip.height, params.finality_depth)?,
+            None => self.branch_of(params, block.header.prev_hash, parent.height, tip.height)?,
         };
         let branch = match kept {
             Ok(branch) => branch,
@@ -441,11 +476,14 @@ impl<V: ChainView> Overlay<V> {
                 return self.reject(hash, BlockError::BeyondFinality { fork_height, tip_height: tip.height })
             }
         };
-        for (id, height) in ids.iter().zip(self.main_tx_heights(&ids)?) {
-            let on_main = height.is_some_and(|h| h <= branch.fork_height);
-            if on_main || branch.side_txids.contains(id) {
-                return self.reject(hash, BlockError::AlreadyInBranch(*id));
-            }
+        // The ledger first: it is cheap, and a block failing it costs no signature checks.
+        let before = self.branch_accounts(&branch, &touched(&block))?;
+        let effect = match connect(&block, params.reward, before) {
+            Ok(effect) => effect,
+            Err(e) => return self.reject(hash, BlockError::Ledger(e)),
+        };
+        if let Some(index) = self.first_bad_signature(&block, &ids, chain) {
+            return self.reject(hash, BlockError::Signature(index));
         }
         let meta = BlockMeta {
             height: block.header.height,
@@ -456,13 +494,13 @@ impl<V: ChainView> Overlay<V> {
         self.stored.insert(hash, self.update.blocks.len());
         self.update.blocks.push((hash, block, meta));
         let (tip_moved, reorg_depth) = if meta.cumulative_work > tip.cumulative_work {
-            let depth = self.switch_tip(tip, hash, meta, branch, &ids)?;
+            let depth = self.switch_tip(params, tip, (hash, meta), branch, &ids, effect)?;
             self.update.side_branch = None;
             (true, depth)
         } else {
             let mut branch = branch;
             branch.side.push(hash);
-            branch.side_txids.extend(ids);
+            branch.accounts.extend(effect.after.into_iter().map(|(address, account)| (address, Some(account))));
             self.update.side_branch = Some((hash, branch));
             (false, 0)
         };
@@ -473,6 +511,42 @@ impl<V: ChainView> Overlay<V> {
     fn reject(&mut self, hash: BlockHash, error: BlockError) -> Result<Option<BlockHash>, V::Error> {
         self.update.outcomes.push(Outcome::Invalid(hash, error));
         Ok(None)
+    }
+
+    /// The entries of `addresses` at the head of `branch`.
+    fn branch_accounts(
+        &self,
+        branch: &SideBranch,
+        addresses: &[Address],
+    ) -> Result<Vec<(Address, AccountEntry)>, V::Error> {
+        let unknown: Vec<Address> = addresses.iter().filter(|a| !branch.accounts.contains_key(a)).copied().collect();
+        let mut from_main = self.accounts(&unknown)?.into_iter();
+        Ok(addresses
+            .iter()
+            .map(|a| match branch.accounts.get(a) {
+                Some(entry) => (*a, *entry),
+                None => (*a, from_main.next().flatten()),
+            })
+            .collect())
+    }
+
+    /// Index (in the block's list) of the first transfer whose signature fails. Transfers the
+    /// view already vouches for are not checked again; the rest are checked in batches spread
+    /// over the cores.
+    fn first_bad_signature(&self, block: &Block, ids: &[TxId], chain: ChainTag) -> Option<usize> {
+        let unchecked: Vec<(usize, &Transfer)> = block
+            .transactions
+            .iter()
+            .zip(ids)
+            .enumerate()
+            .filter_map(|(index, (tx, id))| match tx {
+                Transaction::Transfer(t) if !self.signature_checked(id) => Some((index, t)),
+                _ => None,
+            })
+            .collect();
+        let signing: Vec<_> = unchecked.iter().map(|(_, t)| t.signing_bytes(chain)).collect();
+        let items: Vec<_> = unchecked.iter().zip(&signing).map(|((_, t), bytes)| t.signed_message(bytes)).collect();
+        first_invalid(&items).map(|i| unchecked[i].0)
     }
 
     /// Pools `block` until its parent arrives, then drops the oldest orphans until the pool is
@@ -503,14 +577,16 @@ impl<V: ChainView> Overlay<V> {
     /// Walks back from `parent` until the main chain, through the blocks' metadata only, and
     /// stops as soon as the fork point is known to lie more than `finality_depth` blocks below
     /// the tip (`Err` with the height reached): a fork that deep is refused, so the walk, and the
-    /// transactions read for the branch afterwards, never exceed `finality_depth` blocks.
+    /// blocks and undo records read for the branch afterwards, never exceed `finality_depth`
+    /// blocks.
     fn branch_of(
         &self,
+        params: &ChainParams,
         parent: BlockHash,
         parent_height: u64,
         tip_height: u64,
-        finality_depth: u64,
     ) -> Result<Result<SideBranch, u64>, V::Error> {
+        let finality_depth = params.finality_depth;
         let mut side = Vec::new();
         let (mut hash, mut height) = (parent, parent_height);
         while self.main_hash_at(height)? != Some(hash) {
@@ -526,56 +602,87 @@ impl<V: ChainView> Overlay<V> {
             return Ok(Err(height));
         }
         side.reverse();
-        let mut side_txids = HashSet::new();
-        for side_hash in &side {
-            side_txids.extend(self.block(side_hash)?.expect("side blocks are stored").txids());
+        let mut branch =
+            SideBranch { side: Vec::new(), accounts: self.accounts_at_fork(height, tip_height)?, fork_height: height };
+        for side_hash in side {
+            let block = self.block(&side_hash)?.expect("side blocks are stored");
+            let before = self.branch_accounts(&branch, &touched(&block))?;
+            let effect = connect(&block, params.reward, before).expect("a stored side block fits its branch");
+            branch.accounts.extend(effect.after.into_iter().map(|(address, account)| (address, Some(account))));
+            branch.side.push(side_hash);
         }
-        Ok(Ok(SideBranch { side, side_txids, fork_height: height }))
+        Ok(Ok(branch))
     }
 
-    /// Makes `hash` the tip: disconnects the main chain above the fork point, connects the new
-    /// branch, and hands abandoned transactions back to the mempool. Returns the blocks abandoned.
+    /// The entries the main-chain blocks above `fork_height` changed, as they were at the fork
+    /// point: their undo records, applied from the tip down.
+    fn accounts_at_fork(&self, fork_height: u64, tip_height: u64) -> Result<HashMap<Address, AccountEntry>, V::Error> {
+        let mut accounts = HashMap::new();
+        for height in (fork_height + 1..=tip_height).rev() {
+            let hash = self.main_hash_at(height)?.expect("main chain is contiguous to the tip");
+            accounts.extend(self.undo(&hash)?.expect("main-chain blocks have undo records"));
+        }
+        Ok(accounts)
+    }
+
+    /// Makes `new` the tip: disconnects the main chain above the fork point, connects the new
+    /// branch (writing its accounts and undo records), and hands abandoned transfers back to the
+    /// mempool. `effect` is the new block's effect on the branch. Returns the blocks abandoned.
     fn switch_tip(
         &mut self,
+        params: &ChainParams,
         old: Tip,
-        hash: BlockHash,
-        meta: BlockMeta,
+        (hash, meta): (BlockHash, BlockMeta),
         branch: SideBranch,
         new_ids: &[TxId],
+        effect: BlockEffect,
     ) -> Result<u64, V::Error> {
-        let mut abandoned: Vec<Vec<Transaction>> = Vec::new();
+        let chain = ChainTag::of(&params.chain_id);
+        // Read before the main chain above the fork is disconnected below.
+        let at_fork = self.accounts_at_fork(branch.fork_height, old.height)?;
+        let mut abandoned: Vec<Vec<Transfer>> = Vec::new();
         for height in (branch.fork_height + 1..=old.height).rev() {
             let old_hash = self.main_hash_at(height)?.expect("main chain is contiguous to the tip");
             let old_block = self.block(&old_hash)?.expect("main-chain blocks are stored");
             for tx in old_block.transfers() {
-                self.update.tx_index.insert(tx.id(), None);
+                self.update.tx_index.insert(tx.id(chain), None);
             }
             abandoned.push(old_block.transfers().cloned().collect());
             self.update.main_index.insert(height, None);
         }
+        // Replay the side blocks from the fork point to record their undo records; the new
+        // block's effect was computed on the same state.
+        let mut state = SideBranch { side: Vec::new(), accounts: at_fork, fork_height: branch.fork_height };
         let mut connected_ids = HashSet::new();
-        let path = branch.side.iter().copied().chain(std::iter::once(hash));
-        for (height, block_hash) in (branch.fork_height + 1..).zip(path.collect::<Vec<_>>()) {
-            let ids = if block_hash == hash {
-                new_ids.to_vec()
-            } else {
-                self.block(&block_hash)?.expect("branch blocks are stored").txids()
-            };
-            // A valid block's first transaction is its reward, unique by its height, so only the
-            // transfers after it are indexed.
-            for id in ids.into_iter().skip(1) {
-                self.update.tx_index.insert(id, Some(height));
-                self.update.mempool.push(MempoolOp::Remove(id));
-                connected_ids.insert(id);
-            }
-            self.update.main_index.insert(height, Some(block_hash));
+        for (height, side_hash) in (branch.fork_height + 1..).zip(&branch.side) {
+            let block = self.block(side_hash)?.expect("branch blocks are stored");
+            let before = self.branch_accounts(&state, &touched(&block))?;
+            let side_effect = connect(&block, params.reward, before).expect("a stored side block fits its branch");
+            state.accounts.extend(side_effect.after.into_iter().map(|(a, account)| (a, Some(account))));
+            self.update.undo.push((*side_hash, side_effect.before));
+            self.index_connected(height, *side_hash, &block.txids(chain), &mut connected_ids);
         }
+        state.accounts.extend(effect.after.into_iter().map(|(a, account)| (a, Some(account))));
+        self.update.undo.push((hash, effect.before));
+        self.index_connected(meta.height, hash, new_ids, &mut connected_ids);
+        self.update.accounts.extend(state.accounts);
         for tx in abandoned.into_iter().rev().flatten() {
-            if !connected_ids.contains(&tx.id()) {
-                self.update.mempool.push(MempoolOp::Add(tx));
+            if !connected_ids.contains(&tx.id(chain)) {
+                self.update.returned.push(tx);
             }
         }
         self.update.tip = Some(Tip { hash, height: meta.height, cumulative_work: meta.cumulative_work });
         Ok(old.height - branch.fork_height)
+    }
+
+    /// Records `hash` as the main-chain block at `height` and indexes its transfers.
+    fn index_connected(&mut self, height: u64, hash: BlockHash, ids: &[TxId], connected: &mut HashSet<TxId>) {
+        // A valid block's first transaction is its reward, unique by its height, so only the
+        // transfers after it are indexed.
+        for id in ids.iter().skip(1) {
+            self.update.tx_index.insert(*id, Some(height));
+            connected.insert(*id);
+        }
+        self.update.main_index.insert(height, Some(hash));
     }
 }

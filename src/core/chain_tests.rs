@@ -6,8 +6,8 @@ use super::chain::Outcome;
 use super::header::BlockHeader;
 use super::memory::MemoryChain;
 use super::miner::Miner;
-use super::testkit::{child, genesis_block, history, params, step, transfer};
-use super::transaction::Transaction;
+use super::testkit::{address, child, genesis_block, history, miner, params, replay, step, transfer, ACCOUNTS};
+use super::transaction::{Transaction, Transfer};
 use super::validate::{check_block, BlockError};
 use proptest::prelude::*;
 use std::collections::HashSet;
@@ -29,11 +29,16 @@ fn invalid_reason(outcomes: &[Outcome]) -> &'static str {
 fn extends_the_tip_and_confirms_mempool_transactions() {
     let p = params();
     let mut chain = MemoryChain::new(p.clone());
-    chain.push_mempool(transfer(1));
-    let b1 = child(&p, &genesis_block(), "m", &[transfer(1)]);
+    chain.push_mempool(transfer(1, 0));
+    let b1 = child(&p, &genesis_block(), "m", &[transfer(1, 0)]);
     assert!(stored(&chain.apply(b1.clone())));
     assert_eq!(chain.tip_info().hash, b1.hash());
     assert!(chain.mempool().is_empty());
+    let accounts = chain.accounts_at_tip();
+    assert_eq!(accounts[&address(1)].balance, 1_000_000 - 11);
+    assert_eq!(accounts[&address(1)].nonce, 1);
+    assert_eq!(accounts[&address(2)].balance, 1_000_000 + 10);
+    assert_eq!(accounts[&miner("m")].balance, 51, "the subsidy and the fee");
     assert_eq!(chain.apply(b1.clone()), vec![Outcome::Duplicate(b1.hash())]);
 }
 
@@ -42,20 +47,23 @@ fn a_tie_keeps_the_first_block_and_more_work_reorganizes() {
     let p = params();
     let g = genesis_block();
     let mut chain = MemoryChain::new(p.clone());
-    let a1 = child(&p, &g, "a", &[transfer(1), transfer(2)]);
-    let b1 = child(&p, &g, "b", &[transfer(2), transfer(3)]);
+    let a1 = child(&p, &g, "a", &[transfer(1, 0), transfer(2, 0)]);
+    let b1 = child(&p, &g, "b", &[transfer(2, 0), transfer(3, 0)]);
     chain.apply(a1.clone());
     let outcome = chain.apply(b1.clone());
     assert!(matches!(outcome[0], Outcome::Stored { tip_moved: false, .. }));
     assert_eq!(chain.tip_info().hash, a1.hash(), "on a tie the first block stays the tip");
 
-    let b2 = child(&p, &b1, "b", &[transfer(4)]);
+    let b2 = child(&p, &b1, "b", &[transfer(4, 0)]);
     let outcome = chain.apply(b2.clone());
     assert!(matches!(outcome[0], Outcome::Stored { tip_moved: true, reorg_depth: 1, .. }));
     assert_eq!(chain.tip_info().hash, b2.hash());
-    // transfer(1) was only in the abandoned block: it goes back to the mempool; transfer(2) is in
-    // the new branch too, so it does not.
-    assert_eq!(chain.mempool(), &[transfer(1)]);
+    // Account 1's transfer was only in the abandoned block: it goes back to the mempool; account
+    // 2's is in the new branch too, so it does not.
+    assert_eq!(chain.mempool(), &[transfer(1, 0)]);
+    // Leaving a1 restored every account it touched: its miner never got paid.
+    assert!(!chain.accounts_at_tip().contains_key(&miner("a")));
+    assert_eq!(chain.accounts_at_tip(), &replay(&p, &chain.main_chain()));
 }
 
 #[test]
@@ -89,10 +97,25 @@ fn orphans_wait_for_their_parent_and_the_pool_is_bounded() {
 fn each_broken_rule_is_rejected_with_its_reason() {
     let p = params();
     let g = genesis_block();
-    let good = child(&p, &g, "m", &[transfer(1)]);
+    let good = child(&p, &g, "m", &[transfer(1, 0)]);
+    let t = |sender: usize, nonce: u64| Transaction::Transfer(transfer(sender, nonce));
+    let reward = |amount: u64, height: u64| Transaction::reward(miner("m"), amount, height);
+    let with = |txs: Vec<Transaction>| Block { transactions: txs, ..good.clone() };
+    let mut forged = transfer(1, 0);
+    forged.amount += 1;
+    let other_chain = Transfer::sign(
+        &super::testkit::key(1),
+        super::transaction::ChainTag::of("another-chain"),
+        address(2),
+        10,
+        1,
+        0,
+    );
+    let poor = Transfer::sign(&super::testkit::key(1), p.chain_tag(), address(2), 1_000_000, 1, 0);
+    let overflow = Transfer { fee: u64::MAX, ..transfer(1, 0) };
     let remine = |mut b: Block, fix_root: bool| {
         if fix_root {
-            b.header.tx_root = super::merkle::merkle_root(&b.txids());
+            b.header.tx_root = super::merkle::merkle_root(&b.txids(p.chain_tag()));
         }
         assert!(super::miner::solve_on_this_thread(&mut b.header));
         b
@@ -100,13 +123,7 @@ fn each_broken_rule_is_rejected_with_its_reason() {
     let cases: Vec<(&str, Block)> = vec![
         (
             "bad_height",
-            remine(
-                Block {
-                    header: BlockHeader { height: 5, ..good.header },
-                    transactions: vec![Transaction::reward("m", 50, 5)],
-                },
-                true,
-            ),
+            remine(Block { header: BlockHeader { height: 5, ..good.header }, transactions: vec![reward(50, 5)] }, true),
         ),
         ("bad_bits", remine(Block { header: BlockHeader { bits: 5, ..good.header }, ..good.clone() }, false)),
         ("bad_version", remine(Block { header: BlockHeader { version: 2, ..good.header }, ..good.clone() }, false)),
@@ -115,41 +132,34 @@ fn each_broken_rule_is_rejected_with_its_reason() {
             remine(Block { header: BlockHeader { timestamp_ms: 1, ..good.header }, ..good.clone() }, false),
         ),
         ("bad_tx_root", remine(Block { transactions: vec![good.transactions[0].clone()], ..good.clone() }, false)),
-        ("bad_reward", remine(Block { transactions: vec![transfer(1)], ..good.clone() }, true)),
-        ("bad_reward", remine(Block { transactions: vec![Transaction::reward("m", 51, 1)], ..good.clone() }, true)),
-        ("bad_reward", remine(Block { transactions: vec![Transaction::reward("m", 50, 9)], ..good.clone() }, true)),
+        ("bad_reward", remine(with(vec![t(1, 0)]), true)),
+        ("bad_reward", remine(with(vec![reward(52, 1), t(1, 0)]), true)),
+        ("bad_reward", remine(with(vec![reward(51, 9), t(1, 0)]), true)),
+        ("bad_signature", remine(with(vec![reward(51, 1), Transaction::Transfer(forged)]), true)),
+        ("bad_signature", remine(with(vec![reward(51, 1), Transaction::Transfer(other_chain)]), true)),
+        ("bad_nonce", remine(with(vec![reward(51, 1), t(1, 1)]), true)),
+        ("bad_nonce", remine(with(vec![reward(52, 1), t(1, 0), t(2, 1)]), true)),
+        ("insufficient_funds", remine(with(vec![reward(51, 1), Transaction::Transfer(poor)]), true)),
+        ("bad_transaction", remine(with(vec![reward(51, 1), Transaction::Transfer(overflow)]), true)),
         (
             "bad_transaction",
             remine(
-                Block {
-                    transactions: vec![good.transactions[0].clone(), Transaction { amount: 0, ..transfer(1) }],
-                    ..good.clone()
-                },
+                with(vec![
+                    good.transactions[0].clone(),
+                    Transaction::Transfer(Transfer { amount: 0, ..transfer(1, 0) }),
+                ]),
                 true,
             ),
         ),
-        (
-            "bad_transaction",
-            remine(
-                Block {
-                    transactions: vec![good.transactions[0].clone(), Transaction::reward("m", 50, 1)],
-                    ..good.clone()
-                },
-                true,
-            ),
-        ),
-        (
-            "duplicate_transaction",
-            remine(
-                Block { transactions: vec![good.transactions[0].clone(), transfer(1), transfer(1)], ..good.clone() },
-                true,
-            ),
-        ),
+        ("bad_reward", remine(with(vec![good.transactions[0].clone(), reward(50, 1)]), true)),
+        ("duplicate_transaction", remine(with(vec![reward(52, 1), t(1, 0), t(1, 0)]), true)),
         (
             "too_many_transactions",
             remine(
                 Block {
-                    transactions: std::iter::once(good.transactions[0].clone()).chain((0..8).map(transfer)).collect(),
+                    transactions: std::iter::once(good.transactions[0].clone())
+                        .chain((0..8).map(|n| t(0, n)))
+                        .collect(),
                     ..good.clone()
                 },
                 true,
@@ -169,8 +179,8 @@ fn each_broken_rule_is_rejected_with_its_reason() {
 
     let mut chain = MemoryChain::new(p.clone());
     chain.apply(good.clone());
-    let again = child(&p, &good, "m", &[transfer(1)]);
-    assert_eq!(invalid_reason(&chain.apply(again)), "duplicate_transaction");
+    let again = child(&p, &good, "m", &[transfer(1, 0)]);
+    assert_eq!(invalid_reason(&chain.apply(again)), "bad_nonce", "a confirmed transfer sent again");
 }
 
 /// A child of `parent` at `timestamp_ms`, mined.
@@ -205,12 +215,12 @@ fn blocks_over_the_size_bound_are_refused() {
     // A bound just above a one-transfer block, measured on another chain: a block's size does
     // not depend on which genesis it extends.
     let probe_params = params();
-    let probe = child(&probe_params, &super::block::genesis(&probe_params), "m", &[transfer(1)]);
+    let probe = child(&probe_params, &super::block::genesis(&probe_params), "m", &[transfer(1, 0)]);
     let p = super::params::ChainParams { max_block_bytes: super::encoding::encoded_len(&probe) + 8, ..params() };
     let mut chain = MemoryChain::new(p.clone());
-    let small = child(&p, &super::block::genesis(&p), "m", &[transfer(1)]);
+    let small = child(&p, &super::block::genesis(&p), "m", &[transfer(1, 0)]);
     assert!(stored(&chain.apply(small.clone())));
-    let big = child(&p, &small, "m", &(2..8).map(transfer).collect::<Vec<_>>());
+    let big = child(&p, &small, "m", &(0..6).map(|n| transfer(0, n)).collect::<Vec<_>>());
     assert_eq!(super::encoding::encoded_len(&big), super::encoding::encode(&big).len());
     assert_eq!(invalid_reason(&chain.apply(big)), "block_too_large");
 }
@@ -245,14 +255,14 @@ fn a_fork_deeper_than_the_finality_depth_is_refused() {
 #[test]
 fn the_orphan_pool_is_bounded_in_bytes_too() {
     let g = genesis_block();
-    let probe = child(&params(), &child(&params(), &g, "x", &[]), "y", &[transfer(1)]);
+    let probe = child(&params(), &child(&params(), &g, "x", &[]), "y", &[transfer(1, 0)]);
     // Orphans never link to genesis, so the strangers below need not share the chain's.
     let size = super::encoding::encoded_len(&probe);
     // Room for two such orphans by bytes, ten by count.
     let p = super::params::ChainParams { max_orphans: 10, max_orphan_bytes: 2 * size + size / 2, ..params() };
     let mut chain = MemoryChain::new(p.clone());
     let strangers: Vec<Block> =
-        (0..3u64).map(|i| child(&p, &child(&p, &g, &format!("x{i}"), &[]), "y", &[transfer(i)])).collect();
+        (0..3usize).map(|i| child(&p, &child(&p, &g, &format!("x{i}"), &[]), "y", &[transfer(i, 0)])).collect();
     let outcomes: Vec<Outcome> = strangers.iter().flat_map(|s| chain.apply(s.clone())).collect();
     assert!(outcomes.contains(&Outcome::OrphanDropped(strangers[0].hash())), "{outcomes:?}");
     assert_eq!(super::chain::ChainView::orphan_entries(&chain).unwrap().len(), 2);
@@ -273,8 +283,8 @@ fn hard_block() -> &'static Block {
     BLOCK.get_or_init(|| {
         let p = super::params::ChainParams { bits: 20, ..params() };
         let g = super::block::genesis(&p);
-        let txs = vec![Transaction::reward("m", p.reward, 1), transfer(1)];
-        let mut block = Block::candidate(g.hash(), 0, p.bits, 2_000, txs);
+        let txs = vec![Transaction::reward(miner("m"), p.reward + 1, 1), Transaction::Transfer(transfer(1, 0))];
+        let mut block = Block::candidate(p.chain_tag(), g.hash(), 0, p.bits, 2_000, txs);
         let miner = Miner::new(0).unwrap();
         let mut from = 0;
         loop {
@@ -316,12 +326,24 @@ proptest! {
         prop_assert_eq!(a.tip_info(), b.tip_info());
         prop_assert_eq!(a.main_chain(), b.main_chain());
         prop_assert_eq!(a.mempool(), b.mempool());
+        prop_assert_eq!(a.accounts_at_tip(), b.accounts_at_tip());
+    }
+
+    #[test]
+    fn the_accounts_are_a_replay_of_the_main_chain(steps in prop::collection::vec(step(), 1..30)) {
+        let p = params();
+        let mut chain = MemoryChain::new(p.clone());
+        for block in history(&steps) {
+            chain.apply(block);
+        }
+        prop_assert_eq!(chain.accounts_at_tip(), &replay(&p, &chain.main_chain()));
     }
 
     #[test]
     fn reorgs_never_lose_or_duplicate_a_transaction(steps in prop::collection::vec(step(), 1..30)) {
         // Every transfer the history uses first arrives in the mempool, as from the topic.
-        let submitted: Vec<Transaction> = (0..12).map(transfer).collect();
+        let submitted: Vec<Transfer> = (0..ACCOUNTS).flat_map(|s| (0..8).map(move |n| transfer(s, n))).collect();
+        let chain_tag = params().chain_tag();
         let mut chain = MemoryChain::new(params());
         for tx in &submitted {
             chain.push_mempool(tx.clone());
@@ -332,13 +354,13 @@ proptest! {
         let mut on_main = HashSet::new();
         for block in chain.main_chain() {
             for tx in &block.transactions {
-                prop_assert!(on_main.insert(tx.id()), "a transaction appears twice on the main chain");
+                prop_assert!(on_main.insert(tx.id(chain_tag)), "a transaction appears twice on the main chain");
             }
         }
-        let pooled: Vec<_> = chain.mempool().iter().map(Transaction::id).collect();
+        let pooled: Vec<_> = chain.mempool().iter().map(|t| t.id(chain_tag)).collect();
         for tx in &submitted {
-            let copies = usize::from(on_main.contains(&tx.id()))
-                + pooled.iter().filter(|id| **id == tx.id()).count();
+            let id = tx.id(chain_tag);
+            let copies = usize::from(on_main.contains(&id)) + pooled.iter().filter(|pooled| **pooled == id).count();
             prop_assert_eq!(copies, 1, "{:?} is held {} times", tx, copies);
         }
     }
@@ -347,12 +369,12 @@ proptest! {
     fn any_single_header_byte_change_fails_validation(index in 0usize..96, flip in 1u8..=255) {
         let block = hard_block();
         let p = super::params::ChainParams { bits: 20, ..params() };
-        prop_assert!(check_block(block, &p).is_ok());
+        prop_assert!(check_block(block, &p, p.chain_tag()).is_ok());
         let mut bytes = block.header.encode();
         bytes[index] ^= flip;
         let damaged = Block { header: BlockHeader::decode(&bytes), ..block.clone() };
-        prop_assert!(check_block(&damaged, &p).is_err());
+        prop_assert!(check_block(&damaged, &p, p.chain_tag()).is_err());
         let outcomes = MemoryChain::new(p).apply(damaged);
-        prop_assert!(matches!(outcomes[..], [Outcome::Invalid(_, ref e)] if !matches!(e, BlockError::AlreadyInBranch(_))));
+        prop_assert!(matches!(outcomes[..], [Outcome::Invalid(_, ref e)] if !matches!(e, BlockError::Ledger(_))));
     }
 }

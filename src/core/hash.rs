@@ -2,10 +2,7 @@
 //! but the type says which one a value is, so they cannot be mixed up. Hex is for display and JSON
 //! only; binary encodings carry the raw bytes.
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
-use std::fmt;
-use std::str::FromStr;
 
 /// Why a hex string could not be read as a 32-byte digest.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -17,6 +14,7 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// Defines a 32-byte newtype shown as hex in JSON and logs and carried raw in binary encodings.
 macro_rules! digest_newtype {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
@@ -38,56 +36,59 @@ macro_rules! digest_newtype {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.to_hex())
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 write!(f, "{}({})", stringify!($name), &self.to_hex()[..16])
             }
         }
 
-        impl FromStr for $name {
-            type Err = ParseDigestError;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::core::hash::ParseDigestError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let mut out = [0u8; 32];
-                hex::decode_to_slice(s, &mut out).map_err(|_| ParseDigestError)?;
+                hex::decode_to_slice(s, &mut out).map_err(|_| $crate::core::hash::ParseDigestError)?;
                 Ok(Self(out))
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 if s.is_human_readable() {
                     s.serialize_str(&self.to_hex())
                 } else {
-                    self.0.serialize(s)
+                    ::serde::Serialize::serialize(&self.0, s)
                 }
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 if d.is_human_readable() {
-                    let text = String::deserialize(d)?;
-                    text.parse().map_err(serde::de::Error::custom)
+                    let text = <String as ::serde::Deserialize>::deserialize(d)?;
+                    text.parse().map_err(::serde::de::Error::custom)
                 } else {
-                    <[u8; 32]>::deserialize(d).map(Self)
+                    <[u8; 32] as ::serde::Deserialize>::deserialize(d).map(Self)
                 }
             }
         }
     };
 }
 
+pub(crate) use digest_newtype;
+
 digest_newtype!(
     /// SHA-256 of a block's 96-byte header: the block's identity.
     BlockHash
 );
 digest_newtype!(
-    /// SHA-256 of a transaction's canonical encoding: the transaction's identity.
+    /// A transaction's identity: SHA-256 of a transfer's signing bytes and signature, or of a
+    /// reward's canonical encoding.
     TxId
 );
 digest_newtype!(

@@ -1,24 +1,28 @@
 //! A chain state held in memory. It validates a chain fetched from a peer before adoption, and
 //! lets property tests drive the consensus rules without storage.
 
+use super::account::{Account, AccountEntry, Address};
 use super::block::{genesis, Block};
-use super::chain::{process_block, BlockMeta, ChainUpdate, ChainView, MempoolOp, OrphanEntry, Outcome, Tip};
+use super::chain::{process_block, BlockMeta, ChainUpdate, ChainView, OrphanEntry, Outcome, Tip, UndoRecord};
 use super::hash::{BlockHash, TxId};
 use super::params::ChainParams;
 use super::pow::Work;
-use super::transaction::Transaction;
+use super::transaction::Transfer;
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 
-/// Chain state in memory: blocks, main chain, transaction index, mempool, orphans.
+/// Chain state in memory: blocks, main chain, transaction index, accounts and undo records,
+/// mempool, orphans.
 #[derive(Clone, Debug)]
 pub struct MemoryChain {
     params: ChainParams,
     blocks: HashMap<BlockHash, (Block, BlockMeta)>,
     main: BTreeMap<u64, BlockHash>,
     tx_index: HashMap<TxId, u64>,
+    accounts: BTreeMap<Address, Account>,
+    undo: HashMap<BlockHash, UndoRecord>,
     tip: Tip,
-    mempool: Vec<Transaction>,
+    mempool: Vec<Transfer>,
     orphans: BTreeMap<u64, (OrphanEntry, Block)>,
 }
 
@@ -34,10 +38,12 @@ impl MemoryChain {
             cumulative_work: Work::default(),
         };
         Self {
+            accounts: genesis_accounts(&params),
             params,
             blocks: HashMap::from([(hash, (block, meta))]),
             main: BTreeMap::from([(0, hash)]),
             tx_index: HashMap::new(),
+            undo: HashMap::new(),
             tip: Tip { hash, height: 0, cumulative_work: Work::default() },
             mempool: Vec::new(),
             orphans: BTreeMap::new(),
@@ -61,20 +67,16 @@ impl MemoryChain {
         self.commit(update)
     }
 
-    /// Queues a transaction in the mempool (no admission checks: callers decide).
-    pub fn push_mempool(&mut self, tx: Transaction) {
-        self.apply_mempool(MempoolOp::Add(tx));
+    /// Queues a transfer in the mempool (no admission checks: callers decide).
+    pub fn push_mempool(&mut self, tx: Transfer) {
+        if !self.mempool.contains(&tx) {
+            self.mempool.push(tx);
+        }
     }
 
-    fn apply_mempool(&mut self, op: MempoolOp) {
-        match op {
-            MempoolOp::Add(tx) => {
-                if !self.mempool.contains(&tx) {
-                    self.mempool.push(tx);
-                }
-            }
-            MempoolOp::Remove(id) => self.mempool.retain(|tx| tx.id() != id),
-        }
+    /// The sender's next nonce at the tip.
+    fn next_nonce(&self, sender: &Address) -> u64 {
+        self.accounts.get(sender).map_or(0, |account| account.nonce)
     }
 
     fn commit(&mut self, update: ChainUpdate) -> Vec<Outcome> {
@@ -93,11 +95,23 @@ impl MemoryChain {
                 None => self.tx_index.remove(&id),
             };
         }
+        for (address, entry) in update.accounts {
+            match entry {
+                Some(account) => self.accounts.insert(address, account),
+                None => self.accounts.remove(&address),
+            };
+        }
+        self.undo.extend(update.undo);
         if let Some(tip) = update.tip {
             self.tip = tip;
         }
-        for op in update.mempool {
-            self.apply_mempool(op);
+        // A transfer whose nonce the tip has used is confirmed or conflicts: it leaves the pool.
+        let mut pool = std::mem::take(&mut self.mempool);
+        pool.extend(update.returned);
+        for tx in pool {
+            if tx.nonce >= self.next_nonce(&tx.sender) {
+                self.push_mempool(tx);
+            }
         }
         for seq in update.orphans_removed {
             self.orphans.remove(&seq);
@@ -116,9 +130,19 @@ impl MemoryChain {
         self.main.values().map(|hash| &self.blocks[hash].0).collect()
     }
 
-    /// Transactions waiting for a block, in arrival order.
-    pub fn mempool(&self) -> &[Transaction] {
+    /// Transfers waiting for a block, in arrival order.
+    pub fn mempool(&self) -> &[Transfer] {
         &self.mempool
+    }
+
+    /// Every account at the tip, by address.
+    pub fn accounts_at_tip(&self) -> &BTreeMap<Address, Account> {
+        &self.accounts
+    }
+
+    /// Height of the main-chain block holding the transfer `id`.
+    pub fn tx_height(&self, id: &TxId) -> Option<u64> {
+        self.tx_index.get(id).copied()
     }
 }
 
@@ -141,8 +165,12 @@ impl ChainView for MemoryChain {
         Ok(self.main.get(&height).copied())
     }
 
-    fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, Infallible> {
-        Ok(self.tx_index.get(txid).copied())
+    fn account(&self, address: &Address) -> Result<AccountEntry, Infallible> {
+        Ok(self.accounts.get(address).copied())
+    }
+
+    fn undo(&self, hash: &BlockHash) -> Result<Option<UndoRecord>, Infallible> {
+        Ok(self.undo.get(hash).cloned())
     }
 
     fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, Infallible> {
@@ -152,4 +180,9 @@ impl ChainView for MemoryChain {
     fn orphan_block(&self, seq: u64) -> Result<Option<Block>, Infallible> {
         Ok(self.orphans.get(&seq).map(|(_, block)| block.clone()))
     }
+}
+
+/// The accounts at genesis: one per allocation, nonce 0.
+pub fn genesis_accounts(params: &ChainParams) -> BTreeMap<Address, Account> {
+    params.allocations.iter().map(|(address, balance)| (*address, Account { balance: *balance, nonce: 0 })).collect()
 }

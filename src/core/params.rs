@@ -1,7 +1,9 @@
 //! Chain parameters (consensus): every node of one network must use the same values, since
 //! genesis and block validity are derived from them.
 
+use super::account::Address;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Highest difficulty a chain may be configured with; keeps cumulative work far from overflow.
 pub const MAX_CHAIN_BITS: u32 = 96;
@@ -14,7 +16,7 @@ pub struct ChainParams {
     pub chain_id: String,
     /// Leading zero bits every block hash must have.
     pub bits: u32,
-    /// Amount paid by each block's reward transaction.
+    /// Subsidy paid by each block's reward transaction (the block's fees come on top).
     pub reward: u64,
     /// Genesis timestamp, fixed so every node derives the same genesis.
     pub genesis_timestamp_ms: u64,
@@ -36,6 +38,9 @@ pub struct ChainParams {
     /// How far a block's timestamp may run ahead of the broker's log-append time of its message.
     #[serde(default = "default_max_future_ms")]
     pub max_future_ms: u64,
+    /// Balances at genesis, by address: the only funds that exist before the first reward.
+    #[serde(default)]
+    pub allocations: BTreeMap<Address, u64>,
 }
 
 fn default_max_block_bytes() -> usize {
@@ -55,7 +60,7 @@ fn default_max_future_ms() -> u64 {
 }
 
 /// Domain tag of the parameter digest.
-const PARAMS_TAG: &[u8] = b"kafkachain-params-v2";
+const PARAMS_TAG: &[u8] = b"kafkachain-params-v3";
 
 /// Why a set of chain parameters is unusable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -75,9 +80,20 @@ pub enum ParamsError {
     /// A bound that must let at least something through is zero.
     #[error("{0} must be at least 1")]
     ZeroBound(&'static str),
+    /// A genesis allocation of nothing.
+    #[error("the allocation to {0} must be at least 1")]
+    ZeroAllocation(Address),
+    /// The allocations sum past 64 bits.
+    #[error("the allocations sum past the largest amount (2^64 - 1)")]
+    AllocationsOverflow,
 }
 
 impl ChainParams {
+    /// The tag transfers of this chain are signed with.
+    pub fn chain_tag(&self) -> super::transaction::ChainTag {
+        super::transaction::ChainTag::of(&self.chain_id)
+    }
+
     /// Checks that these parameters describe a workable chain.
     pub fn check(&self) -> Result<(), ParamsError> {
         if self.chain_id.is_empty() {
@@ -101,6 +117,13 @@ impl ChainParams {
             if value == 0 {
                 return Err(ParamsError::ZeroBound(name));
             }
+        }
+        let mut total: u64 = 0;
+        for (address, amount) in &self.allocations {
+            if *amount == 0 {
+                return Err(ParamsError::ZeroAllocation(*address));
+            }
+            total = total.checked_add(*amount).ok_or(ParamsError::AllocationsOverflow)?;
         }
         Ok(())
     }
@@ -126,6 +149,11 @@ impl ChainParams {
         ] {
             bytes.extend_from_slice(&value.to_le_bytes());
         }
+        bytes.extend_from_slice(&(self.allocations.len() as u32).to_le_bytes());
+        for (address, amount) in &self.allocations {
+            bytes.extend_from_slice(address.as_bytes());
+            bytes.extend_from_slice(&amount.to_le_bytes());
+        }
         super::hash::sha256(&bytes)
     }
 }
@@ -143,6 +171,7 @@ impl Default for ChainParams {
             max_orphan_bytes: default_max_orphan_bytes(),
             finality_depth: default_finality_depth(),
             max_future_ms: default_max_future_ms(),
+            allocations: BTreeMap::new(),
         }
     }
 }

@@ -1,12 +1,36 @@
-//! Builders shared by the unit and property tests of the core and the store.
+//! Builders shared by the unit and property tests of the core and the store: a test chain whose
+//! genesis funds [`ACCOUNTS`] keys, signed transfers between them, and random histories of
+//! valid and invalid blocks.
 
+use super::account::Address;
 use super::block::{genesis, Block};
+use super::hash::sha256;
 use super::miner::solve_on_this_thread;
 use super::params::ChainParams;
-use super::transaction::Transaction;
+use super::transaction::{Transaction, Transfer};
+use ed25519_consensus::SigningKey;
 use proptest::prelude::*;
+use std::collections::HashMap;
 
-/// Parameters with a difficulty low enough to mine in microseconds.
+/// Funded test accounts.
+pub const ACCOUNTS: usize = 5;
+
+/// The key of test account `i`.
+pub fn key(i: usize) -> SigningKey {
+    SigningKey::from(sha256(format!("kafkachain-test-account/{i}").as_bytes()))
+}
+
+/// The address of test account `i`.
+pub fn address(i: usize) -> Address {
+    Address(key(i).verification_key().to_bytes())
+}
+
+/// An address for the miner called `name`.
+pub fn miner(name: &str) -> Address {
+    Address(sha256(name.as_bytes()))
+}
+
+/// Parameters with a difficulty low enough to mine in microseconds, funding every test account.
 pub fn params() -> ChainParams {
     ChainParams {
         chain_id: "test".into(),
@@ -15,22 +39,32 @@ pub fn params() -> ChainParams {
         genesis_timestamp_ms: 1_000,
         max_block_txs: 8,
         max_orphans: 3,
+        allocations: (0..ACCOUNTS).map(|i| (address(i), 1_000_000)).collect(),
         ..ChainParams::default()
     }
 }
 
-/// A distinct transfer for each `n`.
-pub fn transfer(n: u64) -> Transaction {
-    Transaction { sender: format!("user{}", n % 5), recipient: "shop".into(), amount: n + 1, nonce: n }
+/// Account `sender`'s transfer with `nonce` to the next account: 10 units and a fee of 1.
+/// Signatures are deterministic, so the same arguments always give the same transfer.
+pub fn transfer(sender: usize, nonce: u64) -> Transfer {
+    Transfer::sign(&key(sender), params().chain_tag(), address((sender + 1) % ACCOUNTS), 10, 1, nonce)
 }
 
-/// A mined child of `parent` paying `miner`, holding `transfers` after the reward.
-pub fn child(params: &ChainParams, parent: &Block, miner: &str, transfers: &[Transaction]) -> Block {
+/// A mined child of `parent` paying `miner` the subsidy and the fees, holding `transfers` after
+/// the reward.
+pub fn child(params: &ChainParams, parent: &Block, miner_name: &str, transfers: &[Transfer]) -> Block {
     let height = parent.header.height + 1;
-    let mut txs = vec![Transaction::reward(miner, params.reward, height)];
-    txs.extend_from_slice(transfers);
-    let mut block =
-        Block::candidate(parent.hash(), parent.header.height, params.bits, parent.header.timestamp_ms + 10, txs);
+    let fees: u64 = transfers.iter().map(|t| t.fee).sum();
+    let mut txs = vec![Transaction::reward(miner(miner_name), params.reward + fees, height)];
+    txs.extend(transfers.iter().cloned().map(Transaction::Transfer));
+    let mut block = Block::candidate(
+        params.chain_tag(),
+        parent.hash(),
+        parent.header.height,
+        params.bits,
+        parent.header.timestamp_ms + 10,
+        txs,
+    );
     assert!(solve_on_this_thread(&mut block.header));
     block
 }
@@ -40,38 +74,49 @@ pub fn genesis_block() -> Block {
     genesis(&params())
 }
 
-/// One step of a random history: which earlier block to build on, which transfers to include,
-/// and how to damage the block, if at all.
+/// One step of a random history: which earlier block to build on, which accounts send (a value
+/// of 10 or more skips a nonce, which makes the block invalid), and how to damage the block, if
+/// at all.
 #[derive(Clone, Debug)]
 pub struct Step {
     parent: prop::sample::Index,
-    transfers: Vec<u64>,
+    senders: Vec<u64>,
     damage: u8,
     deliver_late: bool,
 }
 
 pub fn step() -> impl Strategy<Value = Step> {
     (any::<prop::sample::Index>(), prop::collection::vec(0u64..12, 0..4), 0u8..12, prop::bool::weighted(0.15))
-        .prop_map(|(parent, transfers, damage, deliver_late)| Step { parent, transfers, damage, deliver_late })
+        .prop_map(|(parent, senders, damage, deliver_late)| Step { parent, senders, damage, deliver_late })
 }
 
 /// Builds the blocks of a history, in delivery order (late ones swapped with their successor).
+/// Each valid block's transfers use the next nonces of their senders on the block's own branch.
 pub fn history(steps: &[Step]) -> Vec<Block> {
     let p = params();
-    let mut made = vec![genesis_block()];
+    let mut made: Vec<(Block, [u64; ACCOUNTS])> = vec![(genesis_block(), [0; ACCOUNTS])];
     let mut log = Vec::new();
     for (i, s) in steps.iter().enumerate() {
-        let parent = s.parent.get(&made).clone();
-        let txs: Vec<Transaction> = s.transfers.iter().map(|n| transfer(*n)).collect();
+        let (parent, parent_nonces) = s.parent.get(&made).clone();
+        let mut nonces = parent_nonces;
+        let mut gap = false;
+        let mut txs = Vec::new();
+        for v in &s.senders {
+            let sender = (*v % ACCOUNTS as u64) as usize;
+            let skip = u64::from(*v >= 10);
+            gap |= skip == 1;
+            txs.push(transfer(sender, nonces[sender] + skip));
+            nonces[sender] += 1 + skip;
+        }
         let mut block = child(&p, &parent, &format!("miner{}", i % 3), &txs);
         match s.damage {
             0 => block.header.nonce = block.header.nonce.wrapping_add(1),
-            1 => block.transactions.push(transfer(99)),
+            1 => block.transactions.push(Transaction::Transfer(transfer(0, 99))),
             2 => block.header.bits += 1,
             _ => {}
         }
-        if s.damage > 2 {
-            made.push(block.clone());
+        if s.damage > 2 && !gap {
+            made.push((block.clone(), nonces));
         }
         log.push(block);
     }
@@ -81,4 +126,19 @@ pub fn history(steps: &[Step]) -> Vec<Block> {
         }
     }
     log
+}
+
+/// The accounts a replay of `main_chain` (genesis first) from the genesis allocations gives.
+pub fn replay(
+    params: &ChainParams,
+    main_chain: &[&Block],
+) -> std::collections::BTreeMap<Address, super::account::Account> {
+    let mut state: HashMap<Address, super::account::AccountEntry> =
+        super::memory::genesis_accounts(params).into_iter().map(|(a, acc)| (a, Some(acc))).collect();
+    for block in main_chain.iter().skip(1) {
+        let before = super::ledger::touched(block).into_iter().map(|a| (a, state.get(&a).copied().flatten())).collect();
+        let effect = super::ledger::connect(block, params.reward, before).expect("main-chain blocks replay");
+        state.extend(effect.after.into_iter().map(|(a, acc)| (a, Some(acc))));
+    }
+    state.into_iter().filter_map(|(a, acc)| Some((a, acc?))).collect()
 }

@@ -1,92 +1,187 @@
-//! Transactions: who pays whom how much, in integer units. Signatures and balances come later;
-//! the struct is plain data so fields can be added behind a new message format version.
+//! Transactions (consensus): a block's reward, then signed transfers between accounts. The layout
+//! a transfer is signed over is fixed byte by byte (`docs/consensus.md`), so a wallet in any
+//! language can sign for this chain.
 
+use super::account::Address;
 use super::encoding;
 use super::hash::{sha256, TxId};
+use super::signature::{Signature, SignedMessage};
+use ed25519_consensus::SigningKey;
 use serde::{Deserialize, Serialize};
 
-/// The sender that marks a block reward (as in the Flask original).
+/// Domain tag at the start of a transfer's signing bytes.
+pub const TRANSFER_TAG: &[u8; 22] = b"kafkachain-transfer-v1";
+/// The sender a reward shows in JSON (as in the Flask original).
 pub const REWARD_SENDER: &str = "0";
-/// Longest sender or recipient address, in bytes (consensus).
-pub const MAX_ADDRESS_LEN: usize = 128;
+/// Length of a transfer's signing bytes: tag, chain tag, two keys and three integers.
+pub const SIGNING_BYTES_LEN: usize = 22 + 32 + 32 + 32 + 8 + 8 + 8;
 
-/// A transfer of `amount` smallest units from `sender` to `recipient`.
-///
-/// `nonce` makes otherwise identical transfers distinct transactions (the node that accepts a
-/// transaction picks it at random); in a reward it is the block height.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Transaction {
-    /// Paying address; `"0"` only in a block reward.
-    pub sender: String,
-    /// Receiving address.
-    pub recipient: String,
-    /// Amount in the smallest unit; never zero.
-    pub amount: u64,
-    /// Distinguishes repeated transfers with the same parties and amount.
-    pub nonce: u64,
+/// SHA-256 of a chain id's UTF-8 bytes: binds a signature to one network, so a transfer signed
+/// for another chain never verifies on this one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainTag(pub [u8; 32]);
+
+impl ChainTag {
+    /// The tag of the chain named `chain_id`.
+    pub fn of(chain_id: &str) -> Self {
+        ChainTag(sha256(chain_id.as_bytes()))
+    }
 }
 
-/// Why a transaction is not well formed (consensus).
+/// A transfer of `amount` plus a `fee` for the miner from `sender` to `recipient`, signed by the
+/// sender's key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Transfer {
+    /// Paying address (its public key signs).
+    pub sender: Address,
+    /// Receiving address.
+    pub recipient: Address,
+    /// Amount in the smallest unit; at least 1.
+    pub amount: u64,
+    /// Paid to the miner of the block that holds the transfer; may be 0.
+    pub fee: u64,
+    /// The sender's count of earlier transfers on the branch: the first is 0.
+    pub nonce: u64,
+    /// Ed25519 signature over the signing bytes.
+    pub signature: Signature,
+}
+
+/// The first transaction of a mined block: the subsidy plus the block's fees, paid to the miner.
+/// It has no signature; the height makes every reward distinct.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Reward {
+    /// The miner's address.
+    pub recipient: Address,
+    /// Subsidy plus the fees of the block's transfers.
+    pub amount: u64,
+    /// Height of the block it rewards.
+    pub height: u64,
+}
+
+/// One entry of a block's transaction list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Transaction {
+    /// The block reward: first in a mined block, nowhere else.
+    Reward(Reward),
+    /// A signed transfer.
+    Transfer(Transfer),
+}
+
+/// Why a transfer is not well formed on its own (consensus).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
-    /// Sender or recipient is empty.
-    #[error("{0} is empty")]
-    EmptyAddress(&'static str),
-    /// Sender or recipient exceeds [`MAX_ADDRESS_LEN`].
-    #[error("{0} is longer than {MAX_ADDRESS_LEN} bytes")]
-    AddressTooLong(&'static str),
     /// Amount is zero.
     #[error("amount must be at least 1")]
     ZeroAmount,
-    /// A non-reward transaction uses the reserved reward sender.
-    #[error("sender \"0\" is reserved for block rewards")]
-    ReservedSender,
+    /// Sender and recipient are the same address.
+    #[error("sender and recipient must differ")]
+    SelfTransfer,
+    /// `amount + fee` does not fit in 64 bits.
+    #[error("amount + fee overflows a 64-bit integer")]
+    CostOverflow,
+}
+
+impl TxError {
+    /// Short label rejections are counted by.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TxError::ZeroAmount => "zero_amount",
+            TxError::SelfTransfer => "self_transfer",
+            TxError::CostOverflow => "amount_overflow",
+        }
+    }
+}
+
+impl Transfer {
+    /// Signs a transfer of `amount` (plus `fee`) from `key`'s address to `recipient` with the
+    /// sender's `nonce`, for the chain tagged `chain`.
+    pub fn sign(key: &SigningKey, chain: ChainTag, recipient: Address, amount: u64, fee: u64, nonce: u64) -> Self {
+        let sender = Address(key.verification_key().to_bytes());
+        let mut transfer = Transfer { sender, recipient, amount, fee, nonce, signature: Signature([0; 64]) };
+        transfer.signature = Signature(key.sign(&transfer.signing_bytes(chain)).to_bytes());
+        transfer
+    }
+
+    /// The bytes the sender signs (consensus): tag, chain tag, sender, recipient, then amount,
+    /// fee and nonce little-endian.
+    pub fn signing_bytes(&self, chain: ChainTag) -> [u8; SIGNING_BYTES_LEN] {
+        let mut out = [0u8; SIGNING_BYTES_LEN];
+        let parts: [&[u8]; 7] = [
+            TRANSFER_TAG,
+            &chain.0,
+            self.sender.as_bytes(),
+            self.recipient.as_bytes(),
+            &self.amount.to_le_bytes(),
+            &self.fee.to_le_bytes(),
+            &self.nonce.to_le_bytes(),
+        ];
+        let mut at = 0;
+        for part in parts {
+            out[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        out
+    }
+
+    /// The transfer's id: SHA-256 of the signing bytes followed by the signature.
+    pub fn id(&self, chain: ChainTag) -> TxId {
+        id_of(&self.signing_bytes(chain), &self.signature)
+    }
+
+    /// What the sender pays: amount plus fee, if it fits in 64 bits.
+    pub fn cost(&self) -> Option<u64> {
+        self.amount.checked_add(self.fee)
+    }
+
+    /// Checks the rules a transfer must meet on its own, before any signature or balance.
+    pub fn check_fields(&self) -> Result<(), TxError> {
+        if self.amount == 0 {
+            return Err(TxError::ZeroAmount);
+        }
+        if self.sender == self.recipient {
+            return Err(TxError::SelfTransfer);
+        }
+        if self.cost().is_none() {
+            return Err(TxError::CostOverflow);
+        }
+        Ok(())
+    }
+
+    /// The signature check this transfer needs, over `signing_bytes` (which the caller keeps).
+    pub fn signed_message<'a>(&self, signing_bytes: &'a [u8; SIGNING_BYTES_LEN]) -> SignedMessage<'a> {
+        SignedMessage { public_key: self.sender.0, message: signing_bytes, signature: self.signature }
+    }
+}
+
+/// The id of a transfer whose signing bytes are already built.
+pub fn id_of(signing_bytes: &[u8; SIGNING_BYTES_LEN], signature: &Signature) -> TxId {
+    let mut bytes = [0u8; SIGNING_BYTES_LEN + 64];
+    bytes[..SIGNING_BYTES_LEN].copy_from_slice(signing_bytes);
+    bytes[SIGNING_BYTES_LEN..].copy_from_slice(&signature.0);
+    TxId(sha256(&bytes))
 }
 
 impl Transaction {
     /// The reward paid to `miner` by the block at `height`.
-    pub fn reward(miner: &str, amount: u64, height: u64) -> Self {
-        Self { sender: REWARD_SENDER.to_owned(), recipient: miner.to_owned(), amount, nonce: height }
+    pub fn reward(miner: Address, amount: u64, height: u64) -> Self {
+        Transaction::Reward(Reward { recipient: miner, amount, height })
     }
 
-    /// Whether this is a block reward.
-    pub fn is_reward(&self) -> bool {
-        self.sender == REWARD_SENDER
-    }
-
-    /// The bytes the id is computed over (consensus).
-    pub fn canonical_bytes(&self) -> Vec<u8> {
-        encoding::encode(self)
-    }
-
-    /// The transaction id: SHA-256 of the canonical encoding.
-    pub fn id(&self) -> TxId {
-        TxId(sha256(&self.canonical_bytes()))
-    }
-
-    /// Checks the rules every ordinary (non-reward) transaction must meet.
-    pub fn check_transfer(&self) -> Result<(), TxError> {
-        self.check_fields()?;
-        if self.is_reward() {
-            return Err(TxError::ReservedSender);
+    /// The transaction id: a transfer's as [`Transfer::id`], a reward's the SHA-256 of its
+    /// canonical encoding (this enum's, variant tag included).
+    pub fn id(&self, chain: ChainTag) -> TxId {
+        match self {
+            Transaction::Transfer(transfer) => transfer.id(chain),
+            Transaction::Reward(_) => TxId(sha256(&encoding::encode(self))),
         }
-        Ok(())
     }
 
-    /// Checks the field rules shared by transfers and rewards.
-    pub fn check_fields(&self) -> Result<(), TxError> {
-        for (name, value) in [("sender", &self.sender), ("recipient", &self.recipient)] {
-            if value.is_empty() {
-                return Err(TxError::EmptyAddress(name));
-            }
-            if value.len() > MAX_ADDRESS_LEN {
-                return Err(TxError::AddressTooLong(name));
-            }
+    /// The transfer, when this is one.
+    pub fn as_transfer(&self) -> Option<&Transfer> {
+        match self {
+            Transaction::Transfer(transfer) => Some(transfer),
+            Transaction::Reward(_) => None,
         }
-        if self.amount == 0 {
-            return Err(TxError::ZeroAmount);
-        }
-        Ok(())
     }
 }
 
@@ -94,43 +189,81 @@ impl Transaction {
 mod tests {
     use super::*;
 
-    fn transfer() -> Transaction {
-        Transaction { sender: "alice".into(), recipient: "bob".into(), amount: 5, nonce: 1 }
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from([seed; 32])
+    }
+
+    fn address(seed: u8) -> Address {
+        Address(key(seed).verification_key().to_bytes())
     }
 
     #[test]
-    fn id_depends_on_every_field() {
-        let base = transfer();
-        let mut variants = vec![base.clone(); 4];
-        variants[0].sender.push('x');
-        variants[1].recipient.push('x');
-        variants[2].amount += 1;
+    fn signing_bytes_follow_the_spec_layout() {
+        let chain = ChainTag::of("kafkachain-devnet");
+        let t = Transfer::sign(&key(1), chain, address(2), 0x0102, 3, 4);
+        let bytes = t.signing_bytes(chain);
+        assert_eq!(&bytes[..22], b"kafkachain-transfer-v1");
+        assert_eq!(&bytes[22..54], &sha256(b"kafkachain-devnet"));
+        assert_eq!(&bytes[54..86], address(1).as_bytes());
+        assert_eq!(&bytes[86..118], address(2).as_bytes());
+        assert_eq!(&bytes[118..126], &[2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&bytes[126..134], &3u64.to_le_bytes());
+        assert_eq!(&bytes[134..142], &4u64.to_le_bytes());
+        assert!(t.signed_message(&bytes).verify());
+    }
+
+    #[test]
+    fn the_spec_test_vector_holds() {
+        // docs/consensus.md gives this transfer: a wallet in another language checks itself
+        // against it (Ed25519 signatures are deterministic).
+        let t = Transfer::sign(&key(1), ChainTag::of("kafkachain-devnet"), address(2), 1000, 5, 0);
+        assert_eq!(t.sender.to_hex(), "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c");
+        assert_eq!(
+            t.signature.to_hex(),
+            "141755a51d469e2aed21d02555cffccc0234c1b8ee74e05b53e339f2d0de2cbe595dd173ab92f3ba2d3f6c08c0dd0609c8b78e1dd599ce2214795e24730cdb06"
+        );
+        assert_eq!(
+            t.id(ChainTag::of("kafkachain-devnet")).to_hex(),
+            "219421e97750576f34fc1e9a06b7c4ad4d68f2a0ca6fd9a99acc7573d04417d5"
+        );
+    }
+
+    #[test]
+    fn a_signature_binds_the_chain_and_every_field() {
+        let chain = ChainTag::of("a");
+        let t = Transfer::sign(&key(1), chain, address(2), 10, 1, 0);
+        let verifies = |t: &Transfer, chain| t.signed_message(&t.signing_bytes(chain)).verify();
+        assert!(verifies(&t, chain));
+        assert!(!verifies(&t, ChainTag::of("b")), "a signature for another chain id");
+        let mut variants = vec![t.clone(); 5];
+        variants[0].recipient = address(3);
+        variants[1].amount += 1;
+        variants[2].fee += 1;
         variants[3].nonce += 1;
-        for v in variants {
-            assert_ne!(v.id(), base.id());
+        variants[4].sender = address(3);
+        for v in &variants {
+            assert!(!verifies(v, chain));
+            assert_ne!(v.id(chain), t.id(chain));
         }
-        assert_eq!(transfer().id(), base.id());
-    }
-
-    #[test]
-    fn canonical_encoding_is_stable() {
-        // Pinned bytes: a change here is a consensus change.
-        assert_eq!(hex::encode(transfer().canonical_bytes()), "05616c69636503626f620501");
     }
 
     #[test]
     fn malformed_transfers_are_refused() {
-        let mut t = transfer();
-        t.amount = 0;
-        assert_eq!(t.check_transfer(), Err(TxError::ZeroAmount));
-        let mut t = transfer();
-        t.sender.clear();
-        assert_eq!(t.check_transfer(), Err(TxError::EmptyAddress("sender")));
-        let mut t = transfer();
-        t.recipient = "r".repeat(MAX_ADDRESS_LEN + 1);
-        assert_eq!(t.check_transfer(), Err(TxError::AddressTooLong("recipient")));
-        let reward = Transaction::reward("miner", 50, 3);
-        assert_eq!(reward.check_transfer(), Err(TxError::ReservedSender));
-        assert_eq!(reward.check_fields(), Ok(()));
+        let chain = ChainTag::of("a");
+        let ok = Transfer::sign(&key(1), chain, address(2), 10, 0, 0);
+        assert_eq!(ok.check_fields(), Ok(()));
+        assert_eq!(Transfer { amount: 0, ..ok.clone() }.check_fields(), Err(TxError::ZeroAmount));
+        assert_eq!(Transfer { recipient: ok.sender, ..ok.clone() }.check_fields(), Err(TxError::SelfTransfer));
+        let overflow = Transfer { amount: u64::MAX, fee: 1, ..ok };
+        assert_eq!(overflow.check_fields(), Err(TxError::CostOverflow));
+    }
+
+    #[test]
+    fn reward_ids_differ_by_height_and_recipient() {
+        let chain = ChainTag::of("a");
+        let base = Transaction::reward(address(1), 50, 7).id(chain);
+        assert_ne!(Transaction::reward(address(1), 50, 8).id(chain), base);
+        assert_ne!(Transaction::reward(address(2), 50, 7).id(chain), base);
+        assert_eq!(Transaction::reward(address(1), 50, 7).id(ChainTag::of("b")), base);
     }
 }

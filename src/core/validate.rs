@@ -1,16 +1,17 @@
 //! Block validity (consensus). Split in two: what a block must satisfy on its own, and what it
 //! must satisfy against its parent. Neither reads the clock, so replaying a log always gives the
-//! same verdicts. Whether its transactions are new to its branch is checked in `chain`, which
-//! knows the branch.
+//! same verdicts. What its transfers do to the accounts of its branch is checked in `ledger`,
+//! and their signatures in `chain`, which knows which ones the mempool already verified.
 
 use super::block::Block;
 use super::encoding;
 use super::hash::TxId;
 use super::header::HEADER_VERSION;
+use super::ledger::LedgerError;
 use super::merkle::merkle_root;
 use super::params::ChainParams;
 use super::pow::meets_bits;
-use super::transaction::TxError;
+use super::transaction::{ChainTag, Transaction, TxError};
 use std::collections::HashSet;
 
 /// Why a block is invalid. [`BlockError::reason`] gives the short label rejections are counted by.
@@ -57,9 +58,12 @@ pub enum BlockError {
     /// The same transaction twice in one block.
     #[error("transaction {0} appears twice in the block")]
     DuplicateInBlock(TxId),
-    /// A transaction already confirmed earlier on this branch.
-    #[error("transaction {0} is already in this branch")]
-    AlreadyInBranch(TxId),
+    /// The transfer at this index has an invalid signature.
+    #[error("transaction {0}: the signature does not verify")]
+    Signature(usize),
+    /// The transfers or the reward do not fit the accounts of the block's branch.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 impl BlockError {
@@ -78,7 +82,10 @@ impl BlockError {
             BlockError::TooManyTransactions(_) => "too_many_transactions",
             BlockError::Reward(_) => "bad_reward",
             BlockError::Transaction { .. } => "bad_transaction",
-            BlockError::DuplicateInBlock(_) | BlockError::AlreadyInBranch(_) => "duplicate_transaction",
+            BlockError::DuplicateInBlock(_) => "duplicate_transaction",
+            BlockError::Signature(_) => "bad_signature",
+            BlockError::Ledger(LedgerError::Spend { source, .. }) => source.reason(),
+            BlockError::Ledger(LedgerError::RewardAmount) => "bad_reward",
         }
     }
 }
@@ -94,9 +101,9 @@ pub struct ParentFacts {
     pub arrival_ms: u64,
 }
 
-/// Checks everything that does not depend on other blocks; returns the transaction ids so the
-/// caller does not hash them again.
-pub fn check_block(block: &Block, params: &ChainParams) -> Result<Vec<TxId>, BlockError> {
+/// Checks everything that does not depend on other blocks (signatures aside); returns the
+/// transaction ids so the caller does not hash them again.
+pub fn check_block(block: &Block, params: &ChainParams, chain: ChainTag) -> Result<Vec<TxId>, BlockError> {
     let header = &block.header;
     if header.version != HEADER_VERSION {
         return Err(BlockError::Version(header.version));
@@ -117,20 +124,19 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<Vec<TxId>, Blo
     let Some((reward, transfers)) = block.transactions.split_first() else {
         return Err(BlockError::Reward("the block has no transactions"));
     };
-    if !reward.is_reward() {
+    let Transaction::Reward(reward) = reward else {
         return Err(BlockError::Reward("the first transaction is not a reward"));
-    }
-    reward.check_fields().map_err(|source| BlockError::Transaction { index: 0, source })?;
-    if reward.amount != params.reward {
-        return Err(BlockError::Reward("the amount is not the chain's reward"));
-    }
-    if reward.nonce != header.height {
-        return Err(BlockError::Reward("the nonce is not the block height"));
+    };
+    if reward.height != header.height {
+        return Err(BlockError::Reward("the height is not the block's"));
     }
     for (i, tx) in transfers.iter().enumerate() {
-        tx.check_transfer().map_err(|source| BlockError::Transaction { index: i + 1, source })?;
+        let Transaction::Transfer(transfer) = tx else {
+            return Err(BlockError::Reward("a reward after the first transaction"));
+        };
+        transfer.check_fields().map_err(|source| BlockError::Transaction { index: i + 1, source })?;
     }
-    let ids = block.txids();
+    let ids = block.txids(chain);
     let mut seen = HashSet::with_capacity(ids.len());
     if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
         return Err(BlockError::DuplicateInBlock(*dup));

@@ -8,7 +8,7 @@ use super::wire::encode_message;
 use super::KafkaError;
 use crate::config::KafkaConfig;
 use crate::core::block::Block;
-use crate::core::transaction::Transaction;
+use crate::core::transaction::Transfer;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
@@ -61,10 +61,11 @@ impl Publisher {
         Ok(Self { producer, topics, health })
     }
 
-    /// Publishes a transaction on the transactions topic, keyed by its sender.
-    pub async fn publish_transaction(&self, tx: &Transaction) -> Result<Acked, PublishError> {
+    /// Publishes a transfer on the transactions topic, keyed by its sender, so one sender's
+    /// transfers stay in nonce order on one partition.
+    pub async fn publish_transaction(&self, tx: &Transfer) -> Result<Acked, PublishError> {
         let payload = encode_message(tx);
-        let record = FutureRecord::to(&self.topics.transactions).key(tx.sender.as_bytes()).payload(&payload);
+        let record = FutureRecord::to(&self.topics.transactions).key(&tx.sender.0[..]).payload(&payload);
         self.send(record, &self.topics.transactions, "transaction").await
     }
 

@@ -8,11 +8,12 @@ use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_A
 use crate::core::block::Block;
 use crate::core::chain::{ChainView, Outcome, Tip};
 use crate::core::hash::BlockHash;
-use crate::core::transaction::Transaction;
+use crate::core::signature::verdicts;
+use crate::core::transaction::Transfer;
 use crate::core::validate::BlockError;
 use crate::kafka::wire::decode_message;
 use crate::kafka::{LogMessage, LogReader, Payload, ReadError};
-use crate::store::{AdmitOutcome, OffsetUpdate, Store, StoreError};
+use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,7 +56,7 @@ pub struct Applier {
     /// Name of the blocks partition's stored offset.
     pub blocks_offset_key: String,
     /// Bound of the mempool.
-    pub max_mempool: u64,
+    pub mempool_limits: MempoolLimits,
     /// Raised at shutdown; the applier finishes the batch in hand and stops.
     pub shutdown: CancellationToken,
     /// Shared with the node: a retention gap found here, repaired by a bootstrap from peers.
@@ -72,7 +73,7 @@ pub struct Applier {
 /// Transaction messages waiting to be applied as one batch.
 #[derive(Default)]
 struct TxBatch {
-    txs: Vec<Transaction>,
+    txs: Vec<Transfer>,
     positions: BTreeMap<String, u64>,
 }
 
@@ -216,7 +217,7 @@ impl Applier {
             let next = message.offset as u64 + 1;
             match message.kind {
                 Payload::Transaction => {
-                    match decode_message::<Transaction>(&message.value) {
+                    match decode_message::<Transfer>(&message.value) {
                         Ok(tx) => txs.txs.push(tx),
                         Err(e) => self.reject_message(&message, e.reason(), &e),
                     }
@@ -243,16 +244,24 @@ impl Applier {
         let offsets: Vec<OffsetUpdate> =
             batch.positions.into_iter().map(|(key, next)| OffsetUpdate { key, next }).collect();
         let started = Instant::now();
-        let outcomes = self.store.admit_transactions(&batch.txs, &offsets, self.max_mempool)?;
+        let chain = self.store.params().chain_tag();
+        let signing: Vec<_> = batch.txs.iter().map(|t| t.signing_bytes(chain)).collect();
+        let items: Vec<_> = batch.txs.iter().zip(&signing).map(|(t, bytes)| t.signed_message(bytes)).collect();
+        let valid = verdicts(&items);
+        self.stats.busy("verify_signatures", started.elapsed());
+        let offered: Vec<Offered> = batch
+            .txs
+            .into_iter()
+            .zip(valid)
+            .map(|(transfer, signature_valid)| Offered { transfer, signature_valid })
+            .collect();
+        let started = Instant::now();
+        let outcomes = self.store.admit_transactions(&offered, &offsets, self.mempool_limits)?;
         self.stats.busy("apply_transactions", started.elapsed());
-        for outcome in outcomes {
-            match outcome {
-                // Confirmed already: the block holding it was read before the transaction itself.
-                AdmitOutcome::Added | AdmitOutcome::AlreadyConfirmed => {}
-                AdmitOutcome::AlreadyPooled => self.stats.rejected("tx_duplicate"),
-                AdmitOutcome::Invalid(_) => self.stats.rejected("tx_invalid"),
-                AdmitOutcome::MempoolFull => self.stats.rejected("tx_mempool_full"),
-            }
+        for refusal in outcomes.into_iter().filter_map(Result::err) {
+            // A transfer whose nonce a block already used was read after that block: it is
+            // confirmed (or conflicts), not an attack, but it is counted all the same.
+            self.stats.rejected(tx_reason(&refusal));
         }
         Ok(())
     }
@@ -390,5 +399,20 @@ impl Applier {
             }
         }
         Ok(())
+    }
+}
+
+/// The label a refused transfer is counted by in `/status`.
+fn tx_reason(refusal: &crate::core::admission::Refusal) -> &'static str {
+    use crate::core::admission::Refusal;
+    match refusal {
+        Refusal::Malformed(_) => "tx_malformed",
+        Refusal::BadSignature => "tx_bad_signature",
+        Refusal::NonceUsed { .. } => "tx_nonce_used",
+        Refusal::NonceTooFar { .. } => "tx_nonce_too_far",
+        Refusal::NonceTaken(_) => "tx_nonce_taken",
+        Refusal::InsufficientFunds { .. } => "tx_insufficient_funds",
+        Refusal::AlreadyPooled => "tx_duplicate",
+        Refusal::MempoolFull => "tx_mempool_full",
     }
 }

@@ -8,18 +8,22 @@ pub mod stats;
 pub mod sync;
 
 use crate::config::{MiningMode, NodeConfig};
+use crate::core::account::{Account, Address};
+use crate::core::admission::{self, Pending, Refusal};
 use crate::core::block::Block;
 use crate::core::chain::{ChainView, Tip};
+use crate::core::hash::BlockHash;
 use crate::core::hash::TxId;
 use crate::core::miner::{Miner, MinerPoolError};
-use crate::core::transaction::{Transaction, TxError};
+use crate::core::signature::verdicts;
+use crate::core::transaction::{ChainTag, Transaction, Transfer};
 use crate::kafka::{ensure_topics, BrokerHealth, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
 use crate::store::{Store, StoreError};
 use applier::{Applier, BlockEvent};
 use gap::RetentionGap;
 use mining::{MineRequest, MinedBlock};
 use stats::{NodeStats, StatsSnapshot};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use sync::{PeerAddressError, PeerBranch, PeerClient, PeerVerdict};
@@ -35,9 +39,10 @@ pub enum NodeError {
     /// Kafka did not acknowledge a publish.
     #[error("{0}")]
     Publish(String),
-    /// A submitted transaction breaks the transaction rules.
-    #[error("invalid transaction: {0}")]
-    InvalidTransaction(#[from] TxError),
+    /// A submitted transfer (at `index` in the request) was refused by the admission rules;
+    /// nothing was published.
+    #[error("transaction {index}: {refusal}")]
+    Refused { index: usize, refusal: Refusal },
     /// A peer address was refused.
     #[error(transparent)]
     InvalidPeer(#[from] PeerAddressError),
@@ -95,20 +100,23 @@ pub enum StartError {
     /// The applier thread could not be spawned.
     #[error("starting the applier thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// `mining.address` is not set.
+    #[error("mining.address is not set")]
+    NoMinerAddress,
     /// The HTTP client for peers could not be built.
     #[error("building the peer client: {0}")]
     PeerClient(#[from] reqwest::Error),
 }
 
-/// A transfer a client asks for; the node adds the nonce.
+/// Where a transaction stands.
 #[derive(Clone, Debug)]
-pub struct NewTransfer {
-    /// Paying address.
-    pub sender: String,
-    /// Receiving address.
-    pub recipient: String,
-    /// Amount in the smallest unit.
-    pub amount: u64,
+pub enum TxStatus {
+    /// Waiting in the mempool.
+    Pending(Transfer),
+    /// In the main-chain block at `height`.
+    Confirmed { height: u64, block_hash: BlockHash, transaction: Transaction },
+    /// Neither pending nor in the main chain.
+    Unknown,
 }
 
 /// A handle to the running node; cheap to clone.
@@ -122,7 +130,7 @@ struct Inner {
     store: Store,
     publisher: Publisher,
     miner: Arc<Miner>,
-    miner_address: String,
+    miner_address: Address,
     stats: Arc<NodeStats>,
     events: broadcast::Sender<BlockEvent>,
     tip: watch::Receiver<Tip>,
@@ -205,6 +213,7 @@ pub struct Status {
 impl Node {
     /// Opens the store, prepares the topics, and starts the applier and the miner.
     pub async fn start(config: NodeConfig) -> Result<(Node, Running), StartError> {
+        let miner_address = config.mining.address.ok_or(StartError::NoMinerAddress)?;
         let opening = std::time::Instant::now();
         let store = Store::open(&config.data_dir, &config.chain, config.storage.cache_bytes)?;
         tracing::info!(elapsed_ms = opening.elapsed().as_millis() as u64, "store opened");
@@ -248,7 +257,7 @@ impl Node {
             start_offsets: start_offsets.clone(),
             blocks_end_at_start,
             blocks_offset_key: blocks_offset_key.clone(),
-            max_mempool: config.storage.max_mempool,
+            mempool_limits: config.mempool_limits(),
             shutdown: shutdown.clone(),
             last_committed: Default::default(),
             gap: gap.clone(),
@@ -259,7 +268,7 @@ impl Node {
         let applier = std::thread::Builder::new().name("applier".into()).spawn(move || applier.run())?;
         let node = Node {
             inner: Arc::new(Inner {
-                miner_address: config.miner_address().to_owned(),
+                miner_address,
                 config,
                 store,
                 publisher,
@@ -283,18 +292,25 @@ impl Node {
         Ok((node, Running { applier, miner, shutdown }))
     }
 
-    /// Publishes new transfers (each with a fresh random nonce) and returns once Kafka
-    /// acknowledged all of them, with their ids and the height of the block they are expected
-    /// in. Nothing is published unless every transfer is well formed.
-    pub async fn submit_transactions(&self, transfers: Vec<NewTransfer>) -> Result<(Vec<TxId>, u64), NodeError> {
-        let txs: Vec<Transaction> = transfers
-            .into_iter()
-            .map(|t| Transaction { sender: t.sender, recipient: t.recipient, amount: t.amount, nonce: rand::random() })
-            .collect();
-        for tx in &txs {
-            tx.check_transfer()?;
-        }
+    /// Publishes signed transfers and returns once Kafka acknowledged all of them, with their
+    /// ids and the height of the block they are expected in. Nothing is published unless every
+    /// transfer passes admission: a valid signature (verified in batches over the cores), and a
+    /// nonce and balance that fit the tip plus what the sender has pending, this request's
+    /// earlier transfers included.
+    pub async fn submit_transactions(&self, txs: Vec<Transfer>) -> Result<(Vec<TxId>, u64), NodeError> {
         self.refuse_if_halted()?;
+        let chain = self.inner.store.params().chain_tag();
+        let txs = tokio::task::spawn_blocking(move || {
+            let signing: Vec<_> = txs.iter().map(|t| t.signing_bytes(chain)).collect();
+            let items: Vec<_> = txs.iter().zip(&signing).map(|(t, bytes)| t.signed_message(bytes)).collect();
+            match verdicts(&items).iter().position(|valid| !valid) {
+                Some(index) => Err(NodeError::Refused { index, refusal: Refusal::BadSignature }),
+                None => Ok(txs),
+            }
+        })
+        .await
+        .map_err(|e| NodeError::Internal(format!("signature check: {e}")))??;
+        self.check_admission(&txs)?;
         // Transfers being published count against the bound too, so concurrent requests cannot
         // all pass the same check.
         let _reserved = Reservation::take(&self.inner.publishing, txs.len() as u64);
@@ -320,7 +336,34 @@ impl Node {
         if let Some(e) = first_error {
             return Err(e.into());
         }
-        Ok((txs.iter().map(Transaction::id).collect(), self.inner.store.tip()?.height + 1))
+        Ok((txs.iter().map(|t| t.id(chain)).collect(), self.inner.store.tip()?.height + 1))
+    }
+
+    /// Checks each transfer against the tip and what its sender has pending (the earlier ones of
+    /// `txs` included), so a client learns which rule a transfer breaks instead of seeing it
+    /// dropped when the node reads it back.
+    fn check_admission(&self, txs: &[Transfer]) -> Result<(), NodeError> {
+        let store = &self.inner.store;
+        let chain = store.params().chain_tag();
+        let max_ahead = self.inner.config.storage.max_nonce_ahead;
+        let mut in_request: HashMap<Address, (HashSet<u64>, u64)> = HashMap::new();
+        for (index, tx) in txs.iter().enumerate() {
+            if store.pooled(&tx.id(chain))?.is_some() {
+                return Err(NodeError::Refused { index, refusal: Refusal::AlreadyPooled });
+            }
+            let account = store.account(&tx.sender)?.unwrap_or_default();
+            let pooled = store.pending(&tx.sender, tx.nonce);
+            let (nonces, cost) = in_request.entry(tx.sender).or_default();
+            let pending = Pending {
+                nonce_taken: pooled.nonce_taken || nonces.contains(&tx.nonce),
+                cost: pooled.cost.saturating_add(*cost),
+            };
+            let added = admission::check(tx, account, pending, max_ahead)
+                .map_err(|refusal| NodeError::Refused { index, refusal })?;
+            nonces.insert(tx.nonce);
+            *cost = cost.saturating_add(added);
+        }
+        Ok(())
     }
 
     /// Waits (up to `limit`) until the applier has read every transaction this node published.
@@ -380,6 +423,37 @@ impl Node {
         })
         .await
         .map_err(|e| NodeError::Internal(format!("reading the chain: {e}")))?
+    }
+
+    /// The tag transfers on this node's chain are signed with.
+    pub fn chain_tag(&self) -> ChainTag {
+        self.inner.store.params().chain_tag()
+    }
+
+    /// The account of `address` at the tip, and the nonce its next transfer takes once its
+    /// pending ones are mined.
+    pub fn account(&self, address: &Address) -> Result<(Account, u64), NodeError> {
+        Ok(self.inner.store.account_with_pending(address)?)
+    }
+
+    /// Where the transfer `id` stands: pending, confirmed on the main chain, or unknown.
+    pub fn transaction(&self, id: &TxId) -> Result<TxStatus, NodeError> {
+        let store = &self.inner.store;
+        if let Some(transfer) = store.pooled(id)? {
+            return Ok(TxStatus::Pending(transfer));
+        }
+        let Some(height) = store.main_tx_height(id)? else { return Ok(TxStatus::Unknown) };
+        let chain = self.chain_tag();
+        let found = match store.main_hash_at(height)? {
+            Some(hash) => store.block(&hash)?.and_then(|block| {
+                let transaction = block.transactions.into_iter().find(|tx| tx.id(chain) == *id)?;
+                Some(TxStatus::Confirmed { height, block_hash: hash, transaction })
+            }),
+            None => None,
+        };
+        // The index and the chain are written in one batch; a miss means the tip moved between
+        // the two reads, and the caller may ask again.
+        Ok(found.unwrap_or(TxStatus::Unknown))
     }
 
     /// Status for operators.

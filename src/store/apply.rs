@@ -2,13 +2,13 @@
 //! sled batch. A write lock makes the read-decide-write sequence of one message exclusive.
 
 use super::keys::{self, key, numbered};
-use super::mempool::{MempoolIndex, PoolChanges, PoolDelta};
+use super::mempool::MempoolIndex;
 use super::{KeptSideBranch, Store, StoreError};
+use crate::core::admission::{self, Refusal};
 use crate::core::block::Block;
-use crate::core::chain::{process_block, ChainUpdate, ChainView, MempoolOp, Outcome};
+use crate::core::chain::{process_block, ChainUpdate, ChainView, Outcome};
 use crate::core::encoding;
-use crate::core::hash::TxId;
-use crate::core::transaction::{Transaction, TxError};
+use crate::core::transaction::Transfer;
 use sled::Batch;
 use std::sync::MutexGuard;
 
@@ -21,19 +21,23 @@ pub struct OffsetUpdate {
     pub next: u64,
 }
 
-/// What became of a transaction offered to the mempool.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AdmitOutcome {
-    /// Queued for a block.
-    Added,
-    /// Already waiting in the mempool.
-    AlreadyPooled,
-    /// Already in a main-chain block.
-    AlreadyConfirmed,
-    /// Not well formed.
-    Invalid(TxError),
-    /// The mempool is at its bound.
-    MempoolFull,
+/// Bounds of the mempool, from the node's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MempoolLimits {
+    /// Most transfers pooled.
+    pub max_transfers: u64,
+    /// How far past the sender's next nonce a transfer may wait for the gap to fill.
+    pub max_nonce_ahead: u64,
+}
+
+/// A transfer offered to the mempool with the verdict on its signature (checked by the caller,
+/// in parallel, before the store's write lock is taken).
+#[derive(Clone, Debug)]
+pub struct Offered {
+    /// The transfer.
+    pub transfer: Transfer,
+    /// Whether its signature verified.
+    pub signature_valid: bool,
 }
 
 impl Store {
@@ -48,12 +52,11 @@ impl Store {
         let _writer = self.lock_writes();
         let update = process_block(self, self.params(), block, arrival_ms)?;
         let mut batch = Batch::default();
-        self.write_update(&update, &mut batch)?;
+        self.write_update(&update, &mut batch);
         let mut index = self.lock_mempool();
-        let delta = self.write_mempool_ops(&update, &index, &mut batch)?;
+        self.update_mempool(&update, &mut index, &mut batch)?;
         write_offsets(offsets, &mut batch);
-        self.tree.apply_batch(batch)?;
-        index.commit(delta);
+        self.commit_with_index(batch, &mut index)?;
         let mut orphans = self.lock_orphans();
         for seq in &update.orphans_removed {
             orphans.remove(seq);
@@ -82,41 +85,43 @@ impl Store {
         Ok(self.tree.apply_batch(batch)?)
     }
 
-    /// Offers transactions read from the log to the mempool (holding at most `max_mempool`) and
-    /// stores the positions after them, atomically.
+    /// Offers transfers read from the log to the mempool and stores the positions after them,
+    /// atomically. Each gets `Ok(())` when pooled or the rule it broke.
     pub fn admit_transactions(
         &self,
-        txs: &[Transaction],
+        offered: &[Offered],
         offsets: &[OffsetUpdate],
-        max_mempool: u64,
-    ) -> Result<Vec<AdmitOutcome>, StoreError> {
+        limits: MempoolLimits,
+    ) -> Result<Vec<Result<(), Refusal>>, StoreError> {
         let _writer = self.lock_writes();
-        let ids: Vec<TxId> = txs.iter().map(Transaction::id).collect();
-        let heights = self.main_tx_heights(&ids)?;
+        let chain = self.params().chain_tag();
+        let senders: Vec<_> = offered.iter().map(|o| o.transfer.sender).collect();
+        let accounts = self.accounts(&senders)?;
         // Taken after the reads above, so `/status` does not wait on them.
         let mut index = self.lock_mempool();
-        let mut pool = index.changes();
         let mut batch = Batch::default();
-        let mut outcomes = Vec::with_capacity(txs.len());
-        for ((tx, id), height) in txs.iter().zip(ids).zip(heights) {
-            let outcome = if let Err(e) = tx.check_transfer() {
-                AdmitOutcome::Invalid(e)
-            } else if pool.seq(&id).is_some() {
-                AdmitOutcome::AlreadyPooled
-            } else if height.is_some() {
-                AdmitOutcome::AlreadyConfirmed
-            } else if pool.len() >= max_mempool {
-                AdmitOutcome::MempoolFull
+        let mut outcomes = Vec::with_capacity(offered.len());
+        for (offer, account) in offered.iter().zip(accounts) {
+            let tx = &offer.transfer;
+            let id = tx.id(chain);
+            let outcome = if !offer.signature_valid {
+                Err(Refusal::BadSignature)
+            } else if index.contains(&id) {
+                Err(Refusal::AlreadyPooled)
             } else {
-                queue(&mut batch, &mut pool, id, tx);
-                AdmitOutcome::Added
+                let pending = index.pending(&tx.sender, tx.nonce);
+                admission::check(tx, account.unwrap_or_default(), pending, limits.max_nonce_ahead).and_then(|_| {
+                    if index.len() >= limits.max_transfers {
+                        return Err(Refusal::MempoolFull);
+                    }
+                    batch.insert(&numbered(keys::MEMPOOL, index.insert(id, tx))[..], encoding::encode(tx));
+                    Ok(())
+                })
             };
             outcomes.push(outcome);
         }
         write_offsets(offsets, &mut batch);
-        let delta = pool.into_delta();
-        self.tree.apply_batch(batch)?;
-        index.commit(delta);
+        self.commit_with_index(batch, &mut index)?;
         Ok(outcomes)
     }
 
@@ -130,8 +135,19 @@ impl Store {
         self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Writes `batch`, whose mempool records `index` already reflects; if the write fails the
+    /// index is rebuilt from the records on disk, so it never describes a write that did not
+    /// happen.
+    fn commit_with_index(&self, batch: Batch, index: &mut MempoolIndex) -> Result<(), StoreError> {
+        if let Err(e) = self.tree.apply_batch(batch) {
+            *index = MempoolIndex::rebuild(&self.tree, self.params().chain_tag())?;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// Adds a consensus update to `batch`.
-    fn write_update(&self, update: &ChainUpdate, batch: &mut Batch) -> Result<(), StoreError> {
+    fn write_update(&self, update: &ChainUpdate, batch: &mut Batch) {
         for (hash, block, meta) in &update.blocks {
             batch.insert(key(keys::BLOCK, &hash.0), super::block_record(block, *meta));
         }
@@ -149,6 +165,16 @@ impl Store {
                 None => batch.remove(k),
             }
         }
+        for (address, entry) in &update.accounts {
+            let k = key(keys::ACCOUNT, &address.0);
+            match entry {
+                Some(account) => batch.insert(k, encoding::encode(account)),
+                None => batch.remove(k),
+            }
+        }
+        for (hash, record) in &update.undo {
+            batch.insert(key(keys::UNDO, &hash.0), encoding::encode(record));
+        }
         if let Some(tip) = &update.tip {
             batch.insert(key(keys::STATE, keys::TIP), encoding::encode(tip));
         }
@@ -158,44 +184,37 @@ impl Store {
         for (entry, block) in &update.orphans_added {
             batch.insert(&numbered(keys::ORPHAN, entry.seq)[..], super::orphan_record(entry, block));
         }
-        Ok(())
     }
 
-    /// Adds the mempool operations to `batch` in order, on top of `index` and the update's own
-    /// transaction index changes. An added transaction already pooled or confirmed is skipped.
-    fn write_mempool_ops(
+    /// Brings the mempool in line with the new tip: every sender whose account changed loses
+    /// the transfers its new state makes invalid (the confirmed ones among them), and the
+    /// transfers a reorganization handed back are pooled again where they still fit. Their
+    /// signatures were verified in the blocks that held them.
+    fn update_mempool(
         &self,
         update: &ChainUpdate,
-        index: &MempoolIndex,
+        index: &mut MempoolIndex,
         batch: &mut Batch,
-    ) -> Result<PoolDelta, StoreError> {
-        let mut pool = index.changes();
-        for op in &update.mempool {
-            match op {
-                MempoolOp::Add(tx) => {
-                    let id = tx.id();
-                    let confirmed = match update.tx_index.get(&id) {
-                        Some(height) => height.is_some(),
-                        None => self.main_tx_height(&id)?.is_some(),
-                    };
-                    if pool.seq(&id).is_none() && !confirmed {
-                        queue(batch, &mut pool, id, tx);
-                    }
-                }
-                MempoolOp::Remove(id) => {
-                    if let Some(seq) = pool.remove(id) {
-                        batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
-                    }
-                }
+    ) -> Result<(), StoreError> {
+        for (address, entry) in &update.accounts {
+            for seq in index.prune(address, entry.unwrap_or_default()) {
+                batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
             }
         }
-        Ok(pool.into_delta())
+        let chain = self.params().chain_tag();
+        for tx in &update.returned {
+            let id = tx.id(chain);
+            let account = match update.accounts.get(&tx.sender) {
+                Some(entry) => entry.unwrap_or_default(),
+                None => self.account(&tx.sender)?.unwrap_or_default(),
+            };
+            let pending = index.pending(&tx.sender, tx.nonce);
+            if !index.contains(&id) && admission::check(tx, account, pending, u64::MAX).is_ok() {
+                batch.insert(&numbered(keys::MEMPOOL, index.insert(id, tx))[..], encoding::encode(tx));
+            }
+        }
+        Ok(())
     }
-}
-
-/// Pools `tx` at the back of the mempool: its record in `batch`, its id in `pool`.
-fn queue(batch: &mut Batch, pool: &mut PoolChanges<'_>, id: TxId, tx: &Transaction) {
-    batch.insert(&numbered(keys::MEMPOOL, pool.add(id))[..], encoding::encode(tx));
 }
 
 fn write_offsets(offsets: &[OffsetUpdate], batch: &mut Batch) {

@@ -5,8 +5,9 @@ use super::keys;
 use super::{Store, StoreError};
 use crate::core::chain::ChainView;
 use crate::core::hash::TxId;
-use crate::core::transaction::Transaction;
-use std::collections::HashSet;
+use crate::core::ledger::{connect, touched};
+use crate::core::memory::genesis_accounts;
+use std::collections::{BTreeMap, HashSet};
 
 /// What the check found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,8 +36,10 @@ impl Store {
         if main_len != tip.height + 1 {
             problems.push(format!("main index has {main_len} entries for tip height {}", tip.height));
         }
+        let chain = self.params().chain_tag();
         let mut indexed_txs = 0u64;
         let mut parent = None;
+        let mut replayed = genesis_accounts(self.params());
         for height in 0..=tip.height {
             let Some(hash) = self.main_hash_at(height)? else {
                 problems.push(format!("main index has no block at height {height}"));
@@ -52,7 +55,14 @@ impl Store {
             if parent.is_some_and(|p| p != meta.parent) {
                 problems.push(format!("block {hash} at height {height} does not link to its predecessor"));
             }
-            for id in block.transfers().map(Transaction::id) {
+            if height > 0 {
+                let before = touched(&block).into_iter().map(|a| (a, replayed.get(&a).copied())).collect();
+                match connect(&block, self.params().reward, before) {
+                    Ok(effect) => replayed.extend(effect.after),
+                    Err(e) => problems.push(format!("block {hash} at height {height} does not replay: {e}")),
+                }
+            }
+            for id in block.transfers().map(|t| t.id(chain)) {
                 indexed_txs += 1;
                 if self.main_tx_height(&id)? != Some(height) {
                     problems.push(format!("transaction {id} of height {height} is not indexed there"));
@@ -67,15 +77,23 @@ impl Store {
         if tx_entries != indexed_txs {
             problems.push(format!("tx index has {tx_entries} entries, main chain holds {indexed_txs} transactions"));
         }
+        let stored: BTreeMap<_, _> = self.stored_accounts()?.into_iter().collect();
+        if stored != replayed {
+            problems.push(format!(
+                "the stored accounts ({}) differ from a replay of the main chain from genesis ({})",
+                stored.len(),
+                replayed.len()
+            ));
+        }
         let mempool_len = self.mempool_len()?;
         let mut pooled = HashSet::new();
         for tx in self.mempool_head(usize::MAX)? {
-            let id: TxId = tx.id();
-            if !pooled.insert(id) {
-                problems.push(format!("mempool transaction {id} is stored twice"));
+            let id: TxId = tx.id(chain);
+            if !pooled.insert((tx.sender, tx.nonce)) {
+                problems.push(format!("mempool transfer {id} takes a sender's nonce twice"));
             }
-            if self.main_tx_height(&id)?.is_some() {
-                problems.push(format!("mempool transaction {id} is also confirmed"));
+            if tx.nonce < stored.get(&tx.sender).map_or(0, |a| a.nonce) {
+                problems.push(format!("mempool transfer {id} uses a nonce the chain already used"));
             }
         }
         if pooled.len() as u64 != mempool_len {

@@ -10,7 +10,12 @@ pub const MAIN: u8 = b'H';
 /// `T` ++ txid → height of the main-chain block holding it (transfers only: a reward is unique
 /// by its height).
 pub const TX: u8 = b'T';
-/// `P` ++ arrival sequence → mempool transaction.
+/// `A` ++ address → the account (balance, next nonce) at the main-chain tip.
+pub const ACCOUNT: u8 = b'A';
+/// `U` ++ block hash → the block's undo record: the account entries it changed, as they were
+/// before it (written when the block joins the main chain).
+pub const UNDO: u8 = b'U';
+/// `P` ++ arrival sequence → mempool transfer.
 pub const MEMPOOL: u8 = b'P';
 /// `O` ++ sequence → the orphan's index entry followed by the block.
 pub const ORPHAN: u8 = b'O';

@@ -1,142 +1,169 @@
-//! Which transactions the mempool holds. The `P` records on disk are the mempool; this index of
-//! them (transaction id → arrival sequence) lives in memory and is rebuilt from those records
-//! when the store opens. Keeping it out of sled saves two writes and two random-key reads per
-//! transaction (one of each on arrival, one on confirmation), and the mempool's bound keeps it
-//! small.
+//! Which transfers the mempool holds. The `P` records on disk are the mempool; this index of
+//! them lives in memory and is rebuilt from those records when the store opens. Keeping it out
+//! of sled saves writes and random-key reads per transfer, and the mempool's bound keeps it small.
+//!
+//! Besides the id → record index it keeps each sender's pending transfers by nonce: admission
+//! checks a new transfer against them, and a block prunes the nonces it used.
 
 use super::keys;
 use super::{be_u64, decode, StoreError};
+use crate::core::account::{Account, Address};
+use crate::core::admission::Pending;
 use crate::core::hash::TxId;
-use crate::core::transaction::Transaction;
-use std::collections::{HashMap, HashSet};
+use crate::core::transaction::{ChainTag, Transfer};
+use std::collections::{BTreeMap, HashMap};
+
+/// One pooled transfer as the index knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    id: TxId,
+    seq: u64,
+    cost: u64,
+}
 
 /// The in-memory index of the stored mempool.
 #[derive(Debug, Default)]
 pub(super) struct MempoolIndex {
-    /// Arrival sequence of every pooled transaction, by id.
-    seq_by_id: HashMap<TxId, u64>,
-    /// Sequence the next pooled transaction gets: above every stored one.
+    /// Sender and nonce of every pooled transfer, by id.
+    by_id: HashMap<TxId, (Address, u64)>,
+    /// Each sender's pooled transfers by nonce.
+    by_sender: HashMap<Address, BTreeMap<u64, Slot>>,
+    /// Sequence the next pooled transfer gets: above every stored one.
     next_seq: u64,
 }
 
 impl MempoolIndex {
-    /// Reads every `P` record of `tree`. A transaction stored twice (which no writer does) is
-    /// indexed once, at its first sequence; the store check reports it.
-    pub(super) fn rebuild(tree: &sled::Tree) -> Result<Self, StoreError> {
+    /// Reads every `P` record of `tree`. A second transfer for a taken (sender, nonce), which no
+    /// writer stores, is left out of the index; the store check reports it.
+    pub(super) fn rebuild(tree: &sled::Tree, chain: ChainTag) -> Result<Self, StoreError> {
         let mut index = MempoolIndex::default();
         for entry in tree.scan_prefix([keys::MEMPOOL]) {
             let (k, raw) = entry?;
             let seq = be_u64(&k, &k[1..])?;
-            let tx: Transaction = decode(&k, &raw)?;
-            index.seq_by_id.entry(tx.id()).or_insert(seq);
+            let tx: Transfer = decode(&k, &raw)?;
             index.next_seq = seq + 1;
+            if !index.slot_taken(&tx.sender, tx.nonce) {
+                index.insert_at(tx.id(chain), &tx, seq);
+            }
         }
         Ok(index)
     }
 
-    /// Transactions pooled.
+    /// Transfers pooled.
     pub(super) fn len(&self) -> u64 {
-        self.seq_by_id.len() as u64
+        self.by_id.len() as u64
     }
 
-    /// Starts a set of changes that become visible only when [`MempoolIndex::commit`] is called,
-    /// after the batch holding them was written.
-    pub(super) fn changes(&self) -> PoolChanges<'_> {
-        let delta = PoolDelta { added: HashMap::new(), removed: HashSet::new(), next_seq: self.next_seq };
-        PoolChanges { base: self, delta, len: self.len() }
+    /// Whether the transfer `id` is pooled.
+    pub(super) fn contains(&self, id: &TxId) -> bool {
+        self.by_id.contains_key(id)
     }
 
-    /// Applies changes whose records are now on disk.
-    pub(super) fn commit(&mut self, delta: PoolDelta) {
-        for id in &delta.removed {
-            self.seq_by_id.remove(id);
-        }
-        self.seq_by_id.extend(delta.added);
-        self.next_seq = delta.next_seq;
-    }
-}
-
-/// The mempool as one message's changes leave it: the index with those changes on top.
-pub(super) struct PoolChanges<'a> {
-    base: &'a MempoolIndex,
-    delta: PoolDelta,
-    len: u64,
-}
-
-/// Changes to the index, detached from it so they can be committed after the write.
-pub(super) struct PoolDelta {
-    added: HashMap<TxId, u64>,
-    removed: HashSet<TxId>,
-    next_seq: u64,
-}
-
-impl PoolChanges<'_> {
-    /// Arrival sequence of `id`, if pooled.
+    /// Arrival sequence of the pooled transfer `id`.
     pub(super) fn seq(&self, id: &TxId) -> Option<u64> {
-        if let Some(seq) = self.delta.added.get(id) {
-            return Some(*seq);
-        }
-        if self.delta.removed.contains(id) {
-            return None;
-        }
-        self.base.seq_by_id.get(id).copied()
+        let (sender, nonce) = self.by_id.get(id)?;
+        self.by_sender.get(sender)?.get(nonce).map(|slot| slot.seq)
     }
 
-    /// Transactions pooled.
-    pub(super) fn len(&self) -> u64 {
-        self.len
+    fn slot_taken(&self, sender: &Address, nonce: u64) -> bool {
+        self.by_sender.get(sender).is_some_and(|slots| slots.contains_key(&nonce))
     }
 
-    /// Pools `id` at the back and returns its sequence. The caller checked it is not pooled.
-    pub(super) fn add(&mut self, id: TxId) -> u64 {
-        let seq = self.delta.next_seq;
-        self.delta.next_seq += 1;
-        self.len += 1;
-        self.delta.added.insert(id, seq);
+    /// What `sender` has pending, for a transfer with `nonce`.
+    pub(super) fn pending(&self, sender: &Address, nonce: u64) -> Pending {
+        let Some(slots) = self.by_sender.get(sender) else { return Pending::default() };
+        let cost = slots.values().fold(0u64, |sum, slot| sum.saturating_add(slot.cost));
+        Pending { nonce_taken: slots.contains_key(&nonce), cost }
+    }
+
+    /// The nonce the sender's next transfer would take once everything pending from `next` on
+    /// without a gap is mined.
+    pub(super) fn pending_nonce(&self, sender: &Address, next: u64) -> u64 {
+        let Some(slots) = self.by_sender.get(sender) else { return next };
+        let mut nonce = next;
+        while slots.contains_key(&nonce) {
+            nonce += 1;
+        }
+        nonce
+    }
+
+    /// Pools `tx` at the back; returns its sequence. The caller checked it may be pooled.
+    pub(super) fn insert(&mut self, id: TxId, tx: &Transfer) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.insert_at(id, tx, seq);
         seq
     }
 
-    /// Unpools `id`; returns the sequence it had, if it was pooled.
-    pub(super) fn remove(&mut self, id: &TxId) -> Option<u64> {
-        let seq = self.seq(id)?;
-        if self.delta.added.remove(id).is_none() {
-            self.delta.removed.insert(*id);
-        }
-        self.len -= 1;
-        Some(seq)
+    fn insert_at(&mut self, id: TxId, tx: &Transfer, seq: u64) {
+        let cost = tx.cost().unwrap_or(u64::MAX);
+        self.by_id.insert(id, (tx.sender, tx.nonce));
+        self.by_sender.entry(tx.sender).or_default().insert(tx.nonce, Slot { id, seq, cost });
     }
 
-    /// The changes, ready to commit.
-    pub(super) fn into_delta(self) -> PoolDelta {
-        self.delta
+    /// Drops the sender's pooled transfers that `account` (its new state at the tip) makes
+    /// invalid: nonces already used, then, in nonce order, every transfer from the first the
+    /// balance no longer covers. Returns the sequences of the records to delete.
+    pub(super) fn prune(&mut self, sender: &Address, account: Account) -> Vec<u64> {
+        let Some(slots) = self.by_sender.get_mut(sender) else { return Vec::new() };
+        let mut dropped: Vec<Slot> = Vec::new();
+        let kept = slots.split_off(&account.nonce);
+        dropped.extend(std::mem::replace(slots, kept).into_values());
+        let mut spent: u64 = 0;
+        let mut cut = None;
+        for (nonce, slot) in slots.iter() {
+            spent = spent.saturating_add(slot.cost);
+            if spent > account.balance {
+                cut = Some(*nonce);
+                break;
+            }
+        }
+        if let Some(nonce) = cut {
+            dropped.extend(slots.split_off(&nonce).into_values());
+        }
+        if slots.is_empty() {
+            self.by_sender.remove(sender);
+        }
+        for slot in &dropped {
+            self.by_id.remove(&slot.id);
+        }
+        dropped.into_iter().map(|slot| slot.seq).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::testkit::transfer;
+    use crate::core::signature::Signature;
+
+    fn tx(sender: u8, nonce: u64, cost: u64) -> Transfer {
+        Transfer {
+            sender: Address([sender; 32]),
+            recipient: Address([99; 32]),
+            amount: cost,
+            fee: 0,
+            nonce,
+            signature: Signature([0; 64]),
+        }
+    }
 
     #[test]
-    fn changes_show_through_before_commit_and_land_with_it() {
-        let (a, b) = (transfer(1).id(), transfer(2).id());
+    fn pending_nonces_costs_and_pruning_follow_the_sender() {
+        let chain = ChainTag::of("t");
         let mut index = MempoolIndex::default();
-        let mut pool = index.changes();
-        assert_eq!((pool.add(a), pool.add(b)), (0, 1));
-        assert_eq!(pool.remove(&a), Some(0));
-        assert_eq!((pool.seq(&a), pool.seq(&b), pool.len()), (None, Some(1), 1));
-        let delta = pool.into_delta();
-        assert_eq!(index.len(), 0, "nothing is visible before the commit");
-        index.commit(delta);
-        assert_eq!((index.len(), index.next_seq), (1, 2));
-
-        // Removed and pooled again in one message: it ends up pooled at its new place.
-        let mut pool = index.changes();
-        assert_eq!(pool.remove(&b), Some(1));
-        assert_eq!(pool.remove(&b), None);
-        assert_eq!(pool.add(b), 2);
-        assert_eq!(pool.len(), 1);
-        index.commit(pool.into_delta());
-        assert_eq!((index.len(), index.seq_by_id.get(&b)), (1, Some(&2)));
+        for (n, cost) in [(0, 10), (1, 20), (3, 30)] {
+            let t = tx(1, n, cost);
+            index.insert(t.id(chain), &t);
+        }
+        let sender = Address([1; 32]);
+        assert_eq!(index.pending(&sender, 1), Pending { nonce_taken: true, cost: 60 });
+        assert_eq!(index.pending(&sender, 2), Pending { nonce_taken: false, cost: 60 });
+        assert_eq!(index.pending_nonce(&sender, 0), 2, "the gap at 2 stops the count");
+        // A block used nonce 0 and left 25: nonce 1 (20) fits, nonce 3 (20 + 30) does not.
+        assert_eq!(index.prune(&sender, Account { balance: 25, nonce: 1 }), vec![0, 2]);
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.seq(&tx(1, 1, 20).id(chain)), Some(1));
+        assert_eq!(index.prune(&sender, Account { balance: 25, nonce: 2 }), vec![1]);
+        assert_eq!((index.len(), index.by_sender.len()), (0, 0));
     }
 }

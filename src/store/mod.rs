@@ -1,7 +1,7 @@
 //! The sled store: the only code that knows the key layout (see `keys`).
 //!
 //! One tree holds blocks, their metadata, the main-chain height index, the transaction index,
-//! the tip, the mempool, the orphan pool, registered peers and the consumer offsets. Every change
+//! the accounts and the blocks' undo records, the tip, the mempool, the orphan pool, registered peers and the consumer offsets. Every change
 //! a consumed message causes, its new offset included, is written with one atomic
 //! `apply_batch`, so after a crash the stored offsets always describe the stored state.
 
@@ -11,13 +11,14 @@ mod keys;
 mod mempool;
 mod read;
 
-pub use apply::{AdmitOutcome, OffsetUpdate};
+pub use apply::{MempoolLimits, Offered, OffsetUpdate};
 pub use check::Consistency;
 
 use crate::core::block::{genesis, Block};
 use crate::core::chain::{BlockMeta, OrphanEntry, SideBranch, Tip};
 use crate::core::encoding;
 use crate::core::hash::BlockHash;
+use crate::core::memory::genesis_accounts;
 use crate::core::params::ChainParams;
 use crate::core::pow::Work;
 use mempool::MempoolIndex;
@@ -47,7 +48,7 @@ pub enum StoreError {
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.
-const LAYOUT_VERSION: u64 = 4;
+const LAYOUT_VERSION: u64 = 5;
 
 /// What is stored per block: the metadata first, so fork choice reads it without decoding the
 /// transactions.
@@ -138,7 +139,7 @@ impl Store {
         self.tree.is_empty()
     }
 
-    /// Refuses a store written with another layout rather than misreading it. Layouts before 4
+    /// Refuses a store written with another layout rather than misreading it. Layouts before 5
     /// hold chains of an older consensus format (their genesis and blocks are not valid here),
     /// so they are not upgraded: a node syncs a new data directory from its topics.
     fn check_layout(self) -> Result<Self, StoreError> {
@@ -151,7 +152,7 @@ impl Store {
 
     /// Indexes the stored mempool and orphan pool.
     fn load_indexes(mut self) -> Result<Self, StoreError> {
-        self.mempool = Arc::new(Mutex::new(MempoolIndex::rebuild(&self.tree)?));
+        self.mempool = Arc::new(Mutex::new(MempoolIndex::rebuild(&self.tree, self.params.chain_tag())?));
         let mut orphans = BTreeMap::new();
         for record in self.tree.scan_prefix([keys::ORPHAN]) {
             let (k, raw) = record?;
@@ -209,6 +210,9 @@ impl Store {
         batch.insert(&keys::numbered(keys::MAIN, 0), &hash.0);
         batch.insert(keys::key(keys::STATE, keys::TIP), encoding::encode(&tip));
         batch.insert(keys::key(keys::STATE, keys::PARAMS), encoding::encode(&self.params));
+        for (address, account) in genesis_accounts(&self.params) {
+            batch.insert(keys::key(keys::ACCOUNT, &address.0), encoding::encode(&account));
+        }
         self.tree.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())

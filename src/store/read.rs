@@ -3,11 +3,12 @@
 
 use super::keys::{self, key, numbered};
 use super::{be_u64, corrupt, decode, Store, StoreError, StoredBlock, StoredOrphan};
+use crate::core::account::{Account, AccountEntry, Address};
 use crate::core::block::Block;
-use crate::core::chain::{BlockMeta, ChainView, OrphanEntry, SideBranch, Tip};
+use crate::core::chain::{BlockMeta, ChainView, OrphanEntry, SideBranch, Tip, UndoRecord};
 use crate::core::encoding;
 use crate::core::hash::{BlockHash, TxId};
-use crate::core::transaction::Transaction;
+use crate::core::transaction::Transfer;
 
 impl ChainView for Store {
     type Error = StoreError;
@@ -31,21 +32,28 @@ impl ChainView for Store {
         self.tree.get(k)?.map(|raw| digest(&k, &raw).map(BlockHash)).transpose()
     }
 
-    fn main_tx_height(&self, txid: &TxId) -> Result<Option<u64>, StoreError> {
-        let k = key(keys::TX, &txid.0);
-        self.tree.get(&k)?.map(|raw| be_u64(&k, &raw)).transpose()
+    fn account(&self, address: &Address) -> Result<AccountEntry, StoreError> {
+        self.get_decoded(&key(keys::ACCOUNT, &address.0))
     }
 
-    /// Looks the ids up in key order: the index's leaves are then visited once each, in order,
-    /// instead of once per id at random (most of a block's lookups miss sled's cache otherwise).
-    fn main_tx_heights(&self, txids: &[TxId]) -> Result<Vec<Option<u64>>, StoreError> {
-        let mut order: Vec<usize> = (0..txids.len()).collect();
-        order.sort_unstable_by_key(|&i| txids[i].0);
-        let mut heights = vec![None; txids.len()];
+    /// Looks the addresses up in key order: the tree's leaves are then visited once each, in
+    /// order, instead of once per address at random (most lookups miss sled's cache otherwise).
+    fn accounts(&self, addresses: &[Address]) -> Result<Vec<AccountEntry>, StoreError> {
+        let mut order: Vec<usize> = (0..addresses.len()).collect();
+        order.sort_unstable_by_key(|&i| addresses[i].0);
+        let mut accounts = vec![None; addresses.len()];
         for i in order {
-            heights[i] = self.main_tx_height(&txids[i])?;
+            accounts[i] = self.account(&addresses[i])?;
         }
-        Ok(heights)
+        Ok(accounts)
+    }
+
+    fn undo(&self, hash: &BlockHash) -> Result<Option<UndoRecord>, StoreError> {
+        self.get_decoded(&key(keys::UNDO, &hash.0))
+    }
+
+    fn signature_checked(&self, id: &TxId) -> bool {
+        self.lock_mempool().contains(id)
     }
 
     fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, StoreError> {
@@ -92,8 +100,32 @@ impl Store {
         Ok(blocks)
     }
 
-    /// The first `limit` mempool transactions, oldest first.
-    pub fn mempool_head(&self, limit: usize) -> Result<Vec<Transaction>, StoreError> {
+    /// Height of the main-chain block holding the transfer `id`, from the transaction index.
+    pub fn main_tx_height(&self, id: &TxId) -> Result<Option<u64>, StoreError> {
+        let k = key(keys::TX, &id.0);
+        self.tree.get(&k)?.map(|raw| be_u64(&k, &raw)).transpose()
+    }
+
+    /// The pooled transfer `id`, if it waits in the mempool.
+    pub fn pooled(&self, id: &TxId) -> Result<Option<Transfer>, StoreError> {
+        let Some(seq) = self.lock_mempool().seq(id) else { return Ok(None) };
+        self.get_decoded(&numbered(keys::MEMPOOL, seq))
+    }
+
+    /// What `sender` has pending, for a transfer with `nonce`.
+    pub fn pending(&self, sender: &Address, nonce: u64) -> crate::core::admission::Pending {
+        self.lock_mempool().pending(sender, nonce)
+    }
+
+    /// The account of `address` at the tip (an untouched address has balance and nonce 0) and
+    /// the nonce its next transfer takes once its pending ones are mined.
+    pub fn account_with_pending(&self, address: &Address) -> Result<(Account, u64), StoreError> {
+        let account = self.account(address)?.unwrap_or_default();
+        Ok((account, self.lock_mempool().pending_nonce(address, account.nonce)))
+    }
+
+    /// The first `limit` mempool transfers, oldest first.
+    pub fn mempool_head(&self, limit: usize) -> Result<Vec<Transfer>, StoreError> {
         self.tree
             .scan_prefix([keys::MEMPOOL])
             .take(limit)
@@ -151,4 +183,18 @@ impl Store {
 /// Reads a stored 32-byte digest.
 fn digest(k: &[u8], raw: &[u8]) -> Result<[u8; 32], StoreError> {
     raw.try_into().map_err(|_| corrupt(k, format!("{} bytes where 32 were expected", raw.len())))
+}
+
+impl Store {
+    /// Every account at the tip, in address order (a full scan: for checks and tests).
+    pub fn stored_accounts(&self) -> Result<Vec<(Address, Account)>, StoreError> {
+        self.tree
+            .scan_prefix([keys::ACCOUNT])
+            .map(|entry| {
+                let (k, raw) = entry?;
+                let address = Address(digest(&k, &k[1..])?);
+                Ok((address, decode(&k, &raw)?))
+            })
+            .collect()
+    }
 }

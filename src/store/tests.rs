@@ -1,9 +1,11 @@
 //! Store tests on real sled files in a temporary directory.
 
 use super::*;
+use crate::core::admission::Refusal;
 use crate::core::chain::{ChainView, Outcome};
 use crate::core::memory::MemoryChain;
-use crate::core::testkit::{child, genesis_block, history, params, step, transfer};
+use crate::core::testkit::{address, child, genesis_block, history, key, params, step, transfer};
+use crate::core::transaction::Transfer;
 use proptest::prelude::*;
 
 fn offset(next: u64) -> OffsetUpdate {
@@ -36,21 +38,29 @@ fn a_store_of_another_layout_is_refused_not_misread() {
     assert!(matches!(err, StoreError::Layout { .. }), "{err}");
 }
 
+fn offered(txs: &[Transfer]) -> Vec<Offered> {
+    txs.iter().map(|t| Offered { transfer: t.clone(), signature_valid: true }).collect()
+}
+
+fn limits(max_transfers: u64) -> MempoolLimits {
+    MempoolLimits { max_transfers, max_nonce_ahead: 4 }
+}
+
 #[test]
 fn state_and_offsets_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let p = params();
-    let b1 = child(&p, &genesis_block(), "m", &[transfer(1)]);
+    let b1 = child(&p, &genesis_block(), "m", &[transfer(1, 0)]);
     {
         let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
         let admitted = store
             .admit_transactions(
-                &[transfer(1), transfer(2), transfer(2)],
+                &offered(&[transfer(1, 0), transfer(2, 0), transfer(2, 0)]),
                 &[OffsetUpdate { key: "tx/3".into(), next: 9 }],
-                10,
+                limits(10),
             )
             .unwrap();
-        assert_eq!(admitted, vec![AdmitOutcome::Added, AdmitOutcome::Added, AdmitOutcome::AlreadyPooled]);
+        assert_eq!(admitted, vec![Ok(()), Ok(()), Err(Refusal::AlreadyPooled)]);
         let outcomes = store.apply_block(b1.clone(), b1.header.timestamp_ms, &[offset(1)]).unwrap();
         assert!(matches!(outcomes[0], Outcome::Stored { tip_moved: true, .. }));
         store.flush().unwrap();
@@ -59,23 +69,57 @@ fn state_and_offsets_survive_reopening() {
     assert_eq!(store.tip().unwrap().hash, b1.hash());
     assert_eq!(store.offset("blocks/0").unwrap(), Some(1));
     assert_eq!(store.offset("tx/3").unwrap(), Some(9));
-    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(2)]);
+    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(2, 0)]);
     assert_eq!(store.main_blocks(0, 10, usize::MAX).unwrap(), vec![genesis_block(), b1]);
-    let again = store.admit_transactions(&[transfer(1), transfer(2), transfer(3)], &[], 10).unwrap();
-    assert_eq!(again, vec![AdmitOutcome::AlreadyConfirmed, AdmitOutcome::AlreadyPooled, AdmitOutcome::Added]);
+    let again =
+        store.admit_transactions(&offered(&[transfer(1, 0), transfer(2, 0), transfer(3, 0)]), &[], limits(10)).unwrap();
+    assert_eq!(again, vec![Err(Refusal::NonceUsed { next: 1, got: 0 }), Err(Refusal::AlreadyPooled), Ok(())]);
     assert_eq!(store.mempool_len().unwrap(), 2);
-    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(2), transfer(3)]);
+    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(2, 0), transfer(3, 0)]);
+    let (account, pending_nonce) = store.account_with_pending(&address(2)).unwrap();
+    assert_eq!((account.balance, account.nonce, pending_nonce), (1_000_010, 0, 1));
     assert!(store.check_consistency().unwrap().problems.is_empty());
 }
 
 #[test]
-fn an_adopted_orphan_sees_the_transactions_its_parent_just_confirmed() {
+fn admission_checks_signature_nonce_and_balance_against_what_is_pending() {
     let dir = tempfile::tempdir().unwrap();
     let p = params();
     let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
-    let b1 = child(&p, &genesis_block(), "m", &[transfer(1)]);
-    let repeats = child(&p, &b1, "m", &[transfer(2), transfer(1)]);
-    let fresh = child(&p, &b1, "n", &[transfer(3)]);
+    let rich = |nonce, amount| Transfer::sign(&key(0), p.chain_tag(), address(1), amount, 0, nonce);
+    let mut forged = transfer(0, 0);
+    forged.amount = 999;
+    let outcomes = store
+        .admit_transactions(
+            &[
+                Offered { transfer: forged, signature_valid: false },
+                Offered { transfer: rich(1, 600_000), signature_valid: true }, // waits for nonce 0
+                Offered { transfer: rich(0, 300_000), signature_valid: true },
+                Offered { transfer: rich(2, 200_000), signature_valid: true }, // 1.1 M pending: too much
+                Offered { transfer: rich(1, 1), signature_valid: true },       // nonce 1 is taken
+                Offered { transfer: rich(5, 1), signature_valid: true },       // more than 4 ahead
+                Offered { transfer: Transfer { fee: u64::MAX, ..rich(2, 1) }, signature_valid: true },
+            ],
+            &[],
+            limits(10),
+        )
+        .unwrap();
+    let reasons: Vec<&str> = outcomes.iter().map(|o| o.as_ref().map_or_else(|e| e.reason(), |_| "ok")).collect();
+    assert_eq!(
+        reasons,
+        ["bad_signature", "ok", "ok", "insufficient_funds", "nonce_taken", "nonce_too_far", "amount_overflow"]
+    );
+    assert_eq!(store.account_with_pending(&address(0)).unwrap().1, 2);
+}
+
+#[test]
+fn an_adopted_orphan_is_checked_against_the_accounts_its_parent_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    let b1 = child(&p, &genesis_block(), "m", &[transfer(1, 0)]);
+    let repeats = child(&p, &b1, "m", &[transfer(2, 0), transfer(1, 0)]);
+    let fresh = child(&p, &b1, "n", &[transfer(1, 1)]);
     assert_eq!(
         store.apply_block(repeats.clone(), repeats.header.timestamp_ms, &[offset(1)]).unwrap(),
         vec![Outcome::Orphaned(repeats.hash())]
@@ -85,10 +129,7 @@ fn an_adopted_orphan_sees_the_transactions_its_parent_just_confirmed() {
         vec![Outcome::Orphaned(fresh.hash())]
     );
     let outcomes = store.apply_block(b1.clone(), b1.header.timestamp_ms, &[offset(3)]).unwrap();
-    assert_eq!(
-        outcomes[1],
-        Outcome::Invalid(repeats.hash(), crate::core::validate::BlockError::AlreadyInBranch(transfer(1).id()))
-    );
+    assert!(matches!(&outcomes[1], Outcome::Invalid(hash, e) if *hash == repeats.hash() && e.reason() == "bad_nonce"));
     assert!(matches!(outcomes[2], Outcome::Stored { hash, tip_moved: true, .. } if hash == fresh.hash()));
     let mut memory = MemoryChain::new(p);
     memory.apply(repeats);
@@ -100,12 +141,15 @@ fn an_adopted_orphan_sees_the_transactions_its_parent_just_confirmed() {
 fn the_mempool_bound_refuses_extra_transactions() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
-    let txs: Vec<_> = (0..3).map(transfer).collect();
-    let outcomes = store.admit_transactions(&txs, &[], 2).unwrap();
-    assert_eq!(outcomes[2], AdmitOutcome::MempoolFull);
+    let txs: Vec<_> = (0..3).map(|s| transfer(s, 0)).collect();
+    let outcomes = store.admit_transactions(&offered(&txs), &[], limits(2)).unwrap();
+    assert_eq!(outcomes[2], Err(Refusal::MempoolFull));
     assert_eq!(store.mempool_len().unwrap(), 2);
-    let bad = crate::core::transaction::Transaction { amount: 0, ..transfer(7) };
-    assert!(matches!(store.admit_transactions(&[bad], &[], 9).unwrap()[0], AdmitOutcome::Invalid(_)));
+    let bad = Transfer { amount: 0, ..transfer(3, 0) };
+    assert!(matches!(
+        store.admit_transactions(&offered(&[bad]), &[], limits(9)).unwrap()[0],
+        Err(Refusal::Malformed(_))
+    ));
 }
 
 #[test]
@@ -134,6 +178,8 @@ proptest! {
         let stored = store.main_blocks(0, usize::MAX, usize::MAX).unwrap();
         prop_assert_eq!(stored.iter().collect::<Vec<_>>(), memory.main_chain());
         prop_assert_eq!(store.mempool_head(usize::MAX).unwrap(), memory.mempool().to_vec());
+        let accounts: std::collections::BTreeMap<_, _> = store.stored_accounts().unwrap().into_iter().collect();
+        prop_assert_eq!(&accounts, memory.accounts_at_tip());
         let report = store.check_consistency().unwrap();
         prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
@@ -147,16 +193,16 @@ fn a_side_branch_is_kept_for_its_next_block_until_the_tip_moves() {
     let apply =
         |block: &crate::core::block::Block| store.apply_block(block.clone(), block.header.timestamp_ms, &[]).unwrap();
     let g = genesis_block();
-    let main1 = child(&p, &g, "main", &[transfer(1)]);
+    let main1 = child(&p, &g, "main", &[transfer(1, 0)]);
     let main2 = child(&p, &main1, "main", &[]);
     let main3 = child(&p, &main2, "main", &[]);
     for block in [&main1, &main2, &main3] {
         apply(block);
     }
     // A side branch from main1 that never catches up: each block is checked against the branch
-    // kept from the one before, and the branch holds every transfer on it.
-    let side2 = child(&p, &main1, "side", &[transfer(2)]);
-    let side3 = child(&p, &side2, "side", &[transfer(3)]);
+    // kept from the one before, whose accounts hold every transfer on it.
+    let side2 = child(&p, &main1, "side", &[transfer(2, 0)]);
+    let side3 = child(&p, &side2, "side", &[transfer(3, 0)]);
     apply(&side2);
     apply(&side3);
     let tip = store.tip().unwrap().hash;
@@ -164,10 +210,12 @@ fn a_side_branch_is_kept_for_its_next_block_until_the_tip_moves() {
     let kept = store.take_side_branch(&side3.hash(), &tip).unwrap().expect("the branch ending at side3 is kept");
     assert_eq!((kept.side_len(), kept.fork_height()), (2, 1));
     assert!(store.take_side_branch(&side3.hash(), &tip).unwrap().is_none(), "taken once");
-    // Without it, the rules walk the branch and reach the same verdict: transfer 2 is already on it.
-    let repeat = child(&p, &side3, "side", &[transfer(2)]);
-    assert!(matches!(apply(&repeat).as_slice(), [Outcome::Invalid(..)]));
-    let side4 = child(&p, &side3, "side", &[transfer(4)]);
+    // Without it, the rules walk the branch and reach the same verdict: account 2 used nonce 0
+    // on it.
+    let repeat = child(&p, &side3, "side", &[transfer(2, 0)]);
+    assert!(matches!(apply(&repeat).as_slice(), [Outcome::Invalid(_, e)] if e.reason() == "bad_nonce"));
+    let side4 = child(&p, &side3, "side", &[transfer(2, 1)]);
     assert!(matches!(apply(&side4).as_slice(), [Outcome::Stored { tip_moved: true, .. }]));
+    assert!(store.check_consistency().unwrap().problems.is_empty(), "the reorg restored and replayed the accounts");
     assert!(store.take_side_branch(&side4.hash(), &side4.hash()).unwrap().is_none(), "a moved tip drops it");
 }

@@ -3,10 +3,13 @@
 //! in blocks built from the mempool head, with a backlog of pooled transactions kept waiting as
 //! under load. One thread, real sled files, so the figure is what one core can apply.
 
-use super::store_writer::{apply_as_tip, next_block, WriterError, TXS_OFFSET_KEY};
+use super::load::{miner_address, LoadAccounts};
+use super::store_writer::{apply_as_tip, next_block, WriterError, TXS_OFFSET_KEY, UNBOUNDED};
 use crate::core::params::ChainParams;
-use crate::core::transaction::Transaction;
-use crate::store::{OffsetUpdate, Store, StoreError};
+use crate::core::signature::verdicts;
+use crate::core::transaction::Transfer;
+use crate::store::{Offered, OffsetUpdate, Store, StoreError};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -54,34 +57,77 @@ pub enum StoreBenchError {
     /// The options cannot make progress.
     #[error("--max-block-txs must be at least 2 (the reward and one transfer)")]
     BlockTooSmall,
+    /// The mempool refused transfers the benchmark signed as valid.
+    #[error("the mempool refused {0} of the benchmark's transfers")]
+    Refused(usize),
+    /// The one-thread pool for the timed part could not be built.
+    #[error("building the benchmark's thread pool: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
 }
 
 /// Runs the benchmark in a new store under `dir`.
 pub fn run(dir: &Path, options: &StoreBenchOptions) -> Result<StoreBenchReport, StoreBenchError> {
+    let signed = sign_load(options.txs);
+    // Signature checks run on rayon; one thread keeps the figure what one core can apply.
+    rayon::ThreadPoolBuilder::new().num_threads(1).build()?.install(|| apply_load(dir, options, &signed))
+}
+
+/// The benchmark's transfers, signed on every core before the clock starts (signing is the
+/// clients' work).
+fn sign_load(txs: u64) -> Vec<Transfer> {
+    let accounts = LoadAccounts::new(BENCH_ACCOUNTS);
+    let chain = bench_params(0).chain_tag();
+    (0..txs).into_par_iter().map(|n| accounts.transfer(chain, n)).collect()
+}
+
+/// The benchmark's chain.
+fn bench_params(max_block_txs: usize) -> ChainParams {
+    ChainParams {
+        chain_id: "bench-store".into(),
+        bits: 4,
+        max_block_txs,
+        allocations: LoadAccounts::new(BENCH_ACCOUNTS).allocations(),
+        ..ChainParams::default()
+    }
+}
+
+fn apply_load(
+    dir: &Path,
+    options: &StoreBenchOptions,
+    signed: &[Transfer],
+) -> Result<StoreBenchReport, StoreBenchError> {
     if options.max_block_txs < 2 {
         return Err(StoreBenchError::BlockTooSmall);
     }
-    let params = ChainParams {
-        chain_id: "bench-store".into(),
-        bits: 4,
-        max_block_txs: options.max_block_txs,
-        ..ChainParams::default()
-    };
+    let params = bench_params(options.max_block_txs);
+    let chain = params.chain_tag();
     let store = Store::open(dir, &params, options.cache_bytes)?;
     let started = Instant::now();
     let (mut admitted, mut confirmed, mut blocks) = (0u64, 0u64, 0u64);
     let (mut admitting, mut confirming) = (Duration::ZERO, Duration::ZERO);
     while confirmed < options.txs {
         while admitted < options.txs && admitted < confirmed + options.backlog + options.max_block_txs as u64 {
-            let txs: Vec<Transaction> = (admitted..(admitted + ADMIT_BATCH).min(options.txs)).map(transfer).collect();
+            let txs = &signed[admitted as usize..(admitted + ADMIT_BATCH).min(options.txs) as usize];
             let next = admitted + txs.len() as u64;
             let offset = OffsetUpdate { key: TXS_OFFSET_KEY.into(), next };
             let t = Instant::now();
-            store.admit_transactions(&txs, &[offset], u64::MAX)?;
+            // As the node's applier does: the signatures in parallel batches, then the store.
+            let signing: Vec<_> = txs.iter().map(|t| t.signing_bytes(chain)).collect();
+            let items: Vec<_> = txs.iter().zip(&signing).map(|(t, bytes)| t.signed_message(bytes)).collect();
+            let offered: Vec<Offered> = txs
+                .iter()
+                .zip(verdicts(&items))
+                .map(|(transfer, signature_valid)| Offered { transfer: transfer.clone(), signature_valid })
+                .collect();
+            let refused =
+                store.admit_transactions(&offered, &[offset], UNBOUNDED)?.iter().filter(|o| o.is_err()).count();
+            if refused > 0 {
+                return Err(StoreBenchError::Refused(refused));
+            }
             admitting += t.elapsed();
             admitted = next;
         }
-        let block = next_block(&store, "bench")?;
+        let block = next_block(&store, miner_address("bench"))?;
         let transfers = block.transfers().count() as u64;
         let t = Instant::now();
         apply_as_tip(&store, block)?;
@@ -99,10 +145,8 @@ pub fn run(dir: &Path, options: &StoreBenchOptions) -> Result<StoreBenchReport, 
     })
 }
 
-/// The `n`th benchmark transfer: 64 senders, every one distinct.
-fn transfer(n: u64) -> Transaction {
-    Transaction { sender: format!("client-{}", n % 64), recipient: "shop".into(), amount: n + 1, nonce: n }
-}
+/// Senders of the benchmark's transfers.
+const BENCH_ACCOUNTS: usize = 64;
 
 #[cfg(test)]
 mod tests {

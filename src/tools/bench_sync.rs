@@ -3,7 +3,9 @@
 //! the time from process start to "caught up" for a restart with nothing new in the topic (it
 //! must read zero messages, whatever N is).
 
+use super::cluster::LOAD_ACCOUNTS;
 use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
+use super::load::{miner_address, LoadAccounts};
 use crate::config::KafkaConfig;
 use crate::core::block::{genesis, Block};
 use crate::core::miner::solve_on_this_thread;
@@ -113,18 +115,20 @@ fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) ->
     let publisher =
         Publisher::new(&kafka, topics, "bench-sync", health).map_err(|e| SyncError::Kafka(e.to_string()))?;
     let mut parent = genesis(params);
+    let (chain, accounts, miner) = (params.chain_tag(), LoadAccounts::new(LOAD_ACCOUNTS), miner_address("loader"));
     for height in 1..=blocks {
         let txs = vec![
-            Transaction::reward("loader", params.reward, height),
-            Transaction {
-                sender: "loader".into(),
-                recipient: format!("r{}", height % 1000),
-                amount: height,
-                nonce: height,
-            },
+            Transaction::reward(miner, params.reward, height),
+            Transaction::Transfer(accounts.transfer(chain, height - 1)),
         ];
-        let mut block =
-            Block::candidate(parent.hash(), parent.header.height, params.bits, parent.header.timestamp_ms + 1, txs);
+        let mut block = Block::candidate(
+            chain,
+            parent.hash(),
+            parent.header.height,
+            params.bits,
+            parent.header.timestamp_ms + 1,
+            txs,
+        );
         solve_on_this_thread(&mut block.header);
         publisher.enqueue_block(&block).map_err(|e| SyncError::Kafka(e.to_string()))?;
         parent = block;

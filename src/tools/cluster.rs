@@ -2,6 +2,7 @@
 //! starts `kafkachain node` as a child process, waits for its API, stops it with SIGTERM or
 //! SIGKILL. Real processes, so restarts and crashes are real.
 
+use super::load::{miner_address, LoadAccounts};
 use crate::config::{HttpConfig, KafkaConfig, MiningConfig, MiningMode, NodeConfig, PeerConfig, StorageConfig};
 use crate::core::params::ChainParams;
 use serde_json::Value;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// it keeps its data and which port it listens on, which [`LocalNode::configure`] chooses.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
-    /// Node id (also the reward address).
+    /// Node id (its reward address is derived from it: [`super::load::miner_address`]).
     pub id: String,
     /// Consensus parameters (the same on every node of a network).
     pub chain: ChainParams,
@@ -30,7 +31,8 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
-    /// A low-difficulty, single-threaded on-demand node of network `topic_prefix`.
+    /// A low-difficulty, single-threaded on-demand node of network `topic_prefix`, whose genesis
+    /// funds the first [`LOAD_ACCOUNTS`] load accounts.
     pub fn new(id: &str, topic_prefix: &str, brokers: &str) -> Self {
         Self {
             id: id.to_owned(),
@@ -39,6 +41,7 @@ impl NodeSpec {
                 bits: 12,
                 genesis_timestamp_ms: 0,
                 max_orphans: 64,
+                allocations: LoadAccounts::new(LOAD_ACCOUNTS).allocations(),
                 ..ChainParams::default()
             },
             kafka: KafkaConfig {
@@ -47,13 +50,16 @@ impl NodeSpec {
                 transaction_partitions: 3,
                 ..KafkaConfig::default()
             },
-            mining: MiningConfig { mode: MiningMode::OnDemand, threads: 1, address: None },
+            mining: MiningConfig { mode: MiningMode::OnDemand, threads: 1, address: Some(miner_address(id)) },
             storage: StorageConfig { max_mempool: 1_000_000, ..StorageConfig::default() },
             peers: PeerConfig::default(),
             http: HttpConfig::default(),
         }
     }
 }
+
+/// Load accounts funded at genesis by [`NodeSpec::new`].
+pub const LOAD_ACCOUNTS: usize = 256;
 
 /// A topic prefix no other run uses.
 pub fn unique_prefix(label: &str) -> String {

@@ -5,4 +5,5 @@ pub mod bench_pow;
 pub mod bench_store;
 pub mod bench_sync;
 pub mod cluster;
+pub mod load;
 pub mod store_writer;

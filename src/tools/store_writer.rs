@@ -2,12 +2,14 @@
 //! offset, as the node does when it consumes the blocks topic. The crash tests SIGKILL it at
 //! random moments and then check the store; operators can use it to exercise a disk.
 
+use super::load::{miner_address, LoadAccounts};
+use crate::core::account::Address;
 use crate::core::block::Block;
 use crate::core::chain::{ChainView, Outcome};
 use crate::core::miner::solve_on_this_thread;
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
-use crate::store::{OffsetUpdate, Store, StoreError};
+use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError};
 use std::path::Path;
 
 /// Offset name the writer stores for its simulated blocks partition.
@@ -17,8 +19,19 @@ pub const TXS_OFFSET_KEY: &str = "transactions/0";
 
 /// The chain the writer builds: low difficulty so blocks come fast.
 pub fn writer_params() -> ChainParams {
-    ChainParams { chain_id: "store-writer".into(), bits: 6, ..ChainParams::default() }
+    ChainParams {
+        chain_id: "store-writer".into(),
+        bits: 6,
+        allocations: LoadAccounts::new(WRITER_ACCOUNTS).allocations(),
+        ..ChainParams::default()
+    }
 }
+
+/// Accounts the writer's transfers go round.
+const WRITER_ACCOUNTS: usize = 7;
+
+/// Mempool bounds that never refuse: the writer and the benchmarks pool everything they make.
+pub const UNBOUNDED: MempoolLimits = MempoolLimits { max_transfers: u64::MAX, max_nonce_ahead: u64::MAX };
 
 /// Why the writer stopped.
 #[derive(Debug, thiserror::Error)]
@@ -36,21 +49,17 @@ pub enum WriterError {
 /// offsets all change in every transaction.
 pub fn run(dir: &Path, blocks: Option<u64>, cache_bytes: u64) -> Result<u64, WriterError> {
     let params = writer_params();
+    let accounts = LoadAccounts::new(WRITER_ACCOUNTS);
     let store = Store::open(dir, &params, cache_bytes)?;
     let mut applied = 0;
     while blocks.is_none_or(|n| applied < n) {
         let next_tx_offset = store.offset(TXS_OFFSET_KEY)?.unwrap_or(0);
-        let transfers: Vec<Transaction> = (next_tx_offset..next_tx_offset + 2)
-            .map(|n| Transaction {
-                sender: format!("user{}", n % 7),
-                recipient: "shop".into(),
-                amount: n + 1,
-                nonce: n,
-            })
+        let transfers: Vec<Offered> = (next_tx_offset..next_tx_offset + 2)
+            .map(|n| Offered { transfer: accounts.transfer(params.chain_tag(), n), signature_valid: true })
             .collect();
         let tx_offset = OffsetUpdate { key: TXS_OFFSET_KEY.into(), next: next_tx_offset + 2 };
-        store.admit_transactions(&transfers, &[tx_offset], u64::MAX)?;
-        apply_as_tip(&store, next_block(&store, "writer")?)?;
+        store.admit_transactions(&transfers, &[tx_offset], UNBOUNDED)?;
+        apply_as_tip(&store, next_block(&store, miner_address("writer"))?)?;
         applied += 1;
     }
     store.flush()?;
@@ -58,14 +67,16 @@ pub fn run(dir: &Path, blocks: Option<u64>, cache_bytes: u64) -> Result<u64, Wri
 }
 
 /// A solved block on the store's tip: the reward to `miner`, then as much of the mempool as fits,
-/// oldest first (what a node's miner would build, at the chain's low difficulty).
-pub fn next_block(store: &Store, miner: &str) -> Result<Block, StoreError> {
+/// oldest first (what a node's miner would build, at the chain's low difficulty; the tools pool
+/// only transfers that are valid in arrival order and pay no fees).
+pub fn next_block(store: &Store, miner: Address) -> Result<Block, StoreError> {
     let params = store.params();
     let tip = store.tip()?;
     let parent = store.block(&tip.hash)?.ok_or_else(|| StoreError::Missing(format!("tip block {}", tip.hash)))?;
     let mut txs = vec![Transaction::reward(miner, params.reward, tip.height + 1)];
-    txs.extend(store.mempool_head(params.max_block_txs - 1)?);
-    let mut block = Block::candidate(tip.hash, tip.height, params.bits, parent.header.timestamp_ms + 1, txs);
+    txs.extend(store.mempool_head(params.max_block_txs - 1)?.into_iter().map(Transaction::Transfer));
+    let mut block =
+        Block::candidate(params.chain_tag(), tip.hash, tip.height, params.bits, parent.header.timestamp_ms + 1, txs);
     solve_on_this_thread(&mut block.header);
     Ok(block)
 }

@@ -1,0 +1,77 @@
+//! Funded accounts for the benchmarks, the tools and the tests: keys derived from a label, so
+//! every process that needs them (the node's genesis allocations, the load generator, a test)
+//! derives the same ones without sharing files. Test-only keys: anyone can derive them.
+
+use crate::core::account::Address;
+use crate::core::hash::sha256;
+use crate::core::transaction::{ChainTag, Transfer};
+use ed25519_consensus::SigningKey;
+use std::collections::BTreeMap;
+
+/// What each load account holds at genesis: enough for any benchmark's transfers of 1 unit.
+pub const LOAD_BALANCE: u64 = 1_000_000_000_000;
+
+/// A key derived from `label`: the same on every run and in every process.
+pub fn derived_key(label: &str) -> SigningKey {
+    SigningKey::from(sha256(label.as_bytes()))
+}
+
+/// The address of a key.
+pub fn address_of(key: &SigningKey) -> Address {
+    Address(key.verification_key().to_bytes())
+}
+
+/// A reward address for the node `node_id` (its key is derivable, so only for tests and
+/// benchmarks).
+pub fn miner_address(node_id: &str) -> Address {
+    address_of(&derived_key(&format!("kafkachain-miner/{node_id}")))
+}
+
+/// `count` funded accounts with derived keys.
+pub struct LoadAccounts {
+    keys: Vec<SigningKey>,
+    addresses: Vec<Address>,
+}
+
+impl LoadAccounts {
+    /// The first `count` load accounts.
+    pub fn new(count: usize) -> Self {
+        let keys: Vec<SigningKey> = (0..count).map(|i| derived_key(&format!("kafkachain-load/{i}"))).collect();
+        let addresses = keys.iter().map(address_of).collect();
+        LoadAccounts { keys, addresses }
+    }
+
+    /// Genesis allocations giving each account [`LOAD_BALANCE`].
+    pub fn allocations(&self) -> BTreeMap<Address, u64> {
+        self.addresses.iter().map(|address| (*address, LOAD_BALANCE)).collect()
+    }
+
+    /// Number of accounts.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key of account `i`.
+    pub fn key(&self, i: usize) -> &SigningKey {
+        &self.keys[i % self.keys.len()]
+    }
+
+    /// The address of account `i`.
+    pub fn address(&self, i: usize) -> Address {
+        self.addresses[i % self.addresses.len()]
+    }
+
+    /// The `n`th transfer of a load that goes round the accounts: account `n % len` sends 1 unit
+    /// (no fee) to the next account with nonce `n / len`, so transfers signed in order of `n`
+    /// are valid in that order from genesis.
+    pub fn transfer(&self, chain: ChainTag, n: u64) -> Transfer {
+        let count = self.keys.len() as u64;
+        let sender = (n % count) as usize;
+        Transfer::sign(self.key(sender), chain, self.address(sender + 1), 1, 0, n / count)
+    }
+}

@@ -1,0 +1,336 @@
+//! A command-line wallet: Ed25519 keys kept as files in one directory, and a small blocking HTTP
+//! client that asks a node for an account's state and submits signed transfers to it.
+//!
+//! A key named `alice` is the file `{dir}/alice.key`: its 32-byte seed as 64 lowercase hex
+//! characters and a newline. Only the owner can read it (directory 0700, file 0600), and a key is
+//! never overwritten, since losing one loses its funds.
+
+use crate::core::account::Address;
+use crate::core::hash::TxId;
+use crate::core::transaction::{ChainTag, Transfer};
+use crate::json::SignedTransferJson;
+use ed25519_consensus::SigningKey;
+use serde::Deserialize;
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Longest key name, in characters (a name becomes a file name).
+pub const MAX_NAME_LEN: usize = 64;
+/// Extension of a key file.
+pub const KEY_EXTENSION: &str = "key";
+/// How long one request to a node may take before the wallet gives up.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most characters of a refusing node's answer kept in [`WalletError::Refused`], so a huge or
+/// hostile body cannot flood the terminal.
+pub const MAX_BODY_CHARS: usize = 2000;
+
+/// Why a wallet operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    /// The name is not 1 to 64 ASCII letters, digits, `-` or `_` (it must be a safe file name).
+    #[error("bad key name {0:?}: use 1 to 64 ASCII letters, digits, '-' or '_'")]
+    BadName(String),
+    /// A key of that name exists already; keys are never overwritten.
+    #[error("a key named {0:?} exists already")]
+    Exists(String),
+    /// The wallet holds no key of that name.
+    #[error("no key named {0:?} in the wallet")]
+    NotFound(String),
+    /// A secret key to import is not 64 hex characters (the text itself is not shown: it is secret).
+    #[error("a secret key is 64 hex characters (a 32-byte Ed25519 seed)")]
+    BadSecret,
+    /// A key file does not hold 64 hex characters.
+    #[error("{} does not hold a key (64 hex characters)", .0.display())]
+    BadKeyFile(PathBuf),
+    /// Reading or writing a wallet file or directory failed (the system's reason is the source).
+    #[error("{}", .path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The request could not be made, or the answer was not the JSON expected.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    /// The node answered with an error status.
+    #[error("the node answered {status}: {body}")]
+    Refused {
+        /// HTTP status code.
+        status: u16,
+        /// The answer's body, cut to [`MAX_BODY_CHARS`] characters.
+        body: String,
+    },
+    /// The node's `GET /status` has no string field `chain_id`, which transfers are signed for.
+    #[error("the node's /status shows no chain_id")]
+    NoChainId,
+}
+
+/// A directory of key files.
+#[derive(Debug, Clone)]
+pub struct Wallet {
+    dir: PathBuf,
+}
+
+impl Wallet {
+    /// The wallet in `dir`, created (mode 0700) if missing so the keys stay private.
+    pub fn open(dir: &Path) -> Result<Wallet, WalletError> {
+        DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_error(dir, e))?;
+        Ok(Wallet { dir: dir.to_path_buf() })
+    }
+
+    /// The wallet's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Generates a new random key named `name` and returns its address.
+    pub fn create(&self, name: &str) -> Result<Address, WalletError> {
+        let key = SigningKey::new(rand::thread_rng());
+        self.store(name, &key)
+    }
+
+    /// Stores the key whose seed is `secret_hex` (64 hex characters) as `name` and returns its
+    /// address: how a key made elsewhere joins the wallet.
+    pub fn import(&self, name: &str, secret_hex: &str) -> Result<Address, WalletError> {
+        let seed = parse_seed(secret_hex).ok_or(WalletError::BadSecret)?;
+        self.store(name, &SigningKey::from(seed))
+    }
+
+    /// The key named `name`.
+    pub fn key(&self, name: &str) -> Result<SigningKey, WalletError> {
+        let path = self.path_of(name)?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(WalletError::NotFound(name.to_owned())),
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        let seed = parse_seed(&text).ok_or(WalletError::BadKeyFile(path))?;
+        Ok(SigningKey::from(seed))
+    }
+
+    /// Every key's name and address, sorted by name. Files not named `{valid name}.key` are
+    /// skipped, since no other command could reach them by name.
+    pub fn list(&self) -> Result<Vec<(String, Address)>, WalletError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        let mut keys = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| io_error(&self.dir, e))?.path();
+            if path.extension().and_then(|ext| ext.to_str()) != Some(KEY_EXTENSION) {
+                continue;
+            }
+            let Some(name) = path.file_stem().and_then(|stem| stem.to_str()) else { continue };
+            if check_name(name).is_err() {
+                continue;
+            }
+            let name = name.to_owned();
+            let address = address_of(&self.key(&name)?);
+            keys.push((name, address));
+        }
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(keys)
+    }
+
+    /// Writes `key` as `name`, refusing to replace an existing file, and returns its address.
+    fn store(&self, name: &str, key: &SigningKey) -> Result<Address, WalletError> {
+        let path = self.path_of(name)?;
+        let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(WalletError::Exists(name.to_owned()))
+            }
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        let text = format!("{}\n", hex::encode(key.to_bytes()));
+        let written = file.write_all(text.as_bytes()).and_then(|()| file.sync_all());
+        drop(file);
+        if let Err(e) = written {
+            // A half-written key would take the name and hold nothing usable.
+            let _ = std::fs::remove_file(&path);
+            return Err(io_error(&path, e));
+        }
+        Ok(address_of(key))
+    }
+
+    /// The file of the key `name`, once the name is checked.
+    fn path_of(&self, name: &str) -> Result<PathBuf, WalletError> {
+        check_name(name)?;
+        Ok(self.dir.join(format!("{name}.{KEY_EXTENSION}")))
+    }
+}
+
+/// The address funds sent to `key` go to: its Ed25519 public key.
+pub fn address_of(key: &SigningKey) -> Address {
+    Address(key.verification_key().to_bytes())
+}
+
+/// Accepts 1 to [`MAX_NAME_LEN`] ASCII letters, digits, `-` or `_`: no path separators, dots or
+/// spaces can reach the file name.
+fn check_name(name: &str) -> Result<(), WalletError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !name.chars().all(allowed) {
+        return Err(WalletError::BadName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// A 32-byte seed from 64 hex characters, surrounding whitespace ignored.
+fn parse_seed(text: &str) -> Option<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut seed).ok()?;
+    Some(seed)
+}
+
+/// An I/O failure on `path`.
+fn io_error(path: &Path, source: std::io::Error) -> WalletError {
+    WalletError::Io { path: path.to_path_buf(), source }
+}
+
+/// What `GET /accounts/{address}` tells of an account (its `address` field is not needed).
+#[derive(Deserialize, Debug, Clone, Copy)]
+pub struct AccountInfo {
+    /// Spendable amount at the tip, in the smallest unit.
+    pub balance: u64,
+    /// Transfers the account has sent in blocks so far.
+    pub nonce: u64,
+    /// The nonce the account's next transfer takes, counting those still pending.
+    pub pending_nonce: u64,
+}
+
+/// The state of `address` on the node at `node` (a base URL such as `http://127.0.0.1:5000`).
+pub fn balance(node: &str, address: &Address) -> Result<AccountInfo, WalletError> {
+    account(&client()?, base(node), address)
+}
+
+/// The chain id the node at `node` runs, from its `GET /status`: transfers are signed for it, so
+/// one signed for another network never verifies.
+pub fn chain_id(node: &str) -> Result<String, WalletError> {
+    let status: serde_json::Value = answer(client()?.get(format!("{}/status", base(node))).send()?)?.json()?;
+    let id = status.get("chain_id").and_then(|id| id.as_str()).ok_or(WalletError::NoChainId)?;
+    Ok(id.to_owned())
+}
+
+/// Signs a transfer of `amount` plus `fee` from `key` to `to` for the chain `chain_id` (see
+/// [`chain_id`]) and submits it to `node`, returning its id. The nonce is the account's
+/// `pending_nonce`, read from the node first, so transfers can follow each other without waiting
+/// for a block.
+pub fn send(
+    node: &str,
+    key: &SigningKey,
+    chain_id: &str,
+    to: Address,
+    amount: u64,
+    fee: u64,
+) -> Result<TxId, WalletError> {
+    let http = client()?;
+    let node = base(node);
+    let chain = ChainTag::of(chain_id);
+    let nonce = account(&http, node, &address_of(key))?.pending_nonce;
+    let transfer = Transfer::sign(key, chain, to, amount, fee, nonce);
+    let response = http
+        .post(format!("{node}/transactions/new"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .json(&SignedTransferJson::from(&transfer))
+        .send()?;
+    if response.status() != reqwest::StatusCode::CREATED {
+        return Err(refused(response));
+    }
+    Ok(transfer.id(chain))
+}
+
+/// `GET {node}/accounts/{address}` on an existing client.
+fn account(http: &reqwest::blocking::Client, node: &str, address: &Address) -> Result<AccountInfo, WalletError> {
+    Ok(answer(http.get(format!("{node}/accounts/{address}")).send()?)?.json()?)
+}
+
+/// A client whose requests give up after [`HTTP_TIMEOUT`].
+fn client() -> Result<reqwest::blocking::Client, WalletError> {
+    Ok(reqwest::blocking::Client::builder().timeout(HTTP_TIMEOUT).build()?)
+}
+
+/// The node URL without trailing slashes, so paths can be appended.
+fn base(node: &str) -> &str {
+    node.trim_end_matches('/')
+}
+
+/// The response when its status is a success, else the node's refusal.
+fn answer(response: reqwest::blocking::Response) -> Result<reqwest::blocking::Response, WalletError> {
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(refused(response))
+    }
+}
+
+/// A refusal carrying the status and the start of the body (empty if the body cannot be read).
+fn refused(response: reqwest::blocking::Response) -> WalletError {
+    let status = response.status().as_u16();
+    let body = response.text().unwrap_or_default().chars().take(MAX_BODY_CHARS).collect();
+    WalletError::Refused { status, body }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_created_key_lists_and_loads_with_the_same_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = Wallet::open(&dir.path().join("keys")).unwrap();
+        let address = wallet.create("alice").unwrap();
+        assert_eq!(wallet.list().unwrap(), vec![("alice".to_owned(), address)]);
+        assert_eq!(address_of(&wallet.key("alice").unwrap()), address);
+    }
+
+    #[test]
+    fn key_files_and_the_directory_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let wallet = Wallet::open(&keys).unwrap();
+        wallet.create("bob").unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&keys.join("bob.key")), 0o600);
+        assert_eq!(mode(&keys), 0o700);
+    }
+
+    #[test]
+    fn a_name_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = Wallet::open(dir.path()).unwrap();
+        let first = wallet.create("carol").unwrap();
+        assert!(matches!(wallet.create("carol"), Err(WalletError::Exists(name)) if name == "carol"));
+        assert!(matches!(wallet.import("carol", &"01".repeat(32)), Err(WalletError::Exists(_))));
+        assert_eq!(address_of(&wallet.key("carol").unwrap()), first);
+    }
+
+    #[test]
+    fn bad_names_and_secrets_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = Wallet::open(dir.path()).unwrap();
+        let too_long = "x".repeat(MAX_NAME_LEN + 1);
+        for name in ["", "../escape", "a.b", "with space", "é", too_long.as_str()] {
+            assert!(matches!(wallet.create(name), Err(WalletError::BadName(_))), "{name:?}");
+        }
+        assert!(wallet.create(&"x".repeat(MAX_NAME_LEN)).is_ok());
+        let (not_hex, too_long) = ("0g".repeat(32), "01".repeat(33));
+        for secret in ["", "01", not_hex.as_str(), too_long.as_str()] {
+            assert!(matches!(wallet.import("dave", secret), Err(WalletError::BadSecret)), "{secret:?}");
+        }
+        assert!(matches!(wallet.key("nobody"), Err(WalletError::NotFound(_))));
+    }
+
+    #[test]
+    fn an_imported_seed_gives_its_known_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = Wallet::open(dir.path()).unwrap();
+        let address = wallet.import("erin", &"01".repeat(32)).unwrap();
+        assert_eq!(address, Address(SigningKey::from([1u8; 32]).verification_key().to_bytes()));
+        let text = std::fs::read_to_string(dir.path().join("erin.key")).unwrap();
+        assert_eq!(text, format!("{}\n", "01".repeat(32)));
+    }
+}
