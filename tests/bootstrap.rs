@@ -69,7 +69,7 @@ fn a_node_behind_a_retention_gap_halts_then_bootstraps_from_a_peer() {
     assert_eq!(status["height"], 3, "nothing was skipped: {status}");
     let (code, body) = lagging.get("/health/ready");
     assert_eq!(code, 503, "{body}");
-    let (code, body) = lagging.post("/transactions/new", r#"{"sender":"a","recipient":"b","amount":1}"#);
+    let (code, body) = lagging.post("/transactions/new", lagging.signed_body("a", "b", 1));
     assert_eq!(code, 503, "a halted node takes no writes: {body}");
     assert!(body["error"].as_str().unwrap().contains("halted"), "{body}");
     let (code, body) = lagging.get("/nodes/resolve");

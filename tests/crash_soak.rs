@@ -17,23 +17,42 @@ fn random_sigkills_under_load_lose_nothing() {
     let rounds: usize = std::env::var("KAFKACHAIN_SOAK_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let mut net = TestNet::start("soak", 3);
     let urls: Vec<String> = net.nodes.iter().map(|n| n.url.clone()).collect();
+    let network = net.prefix.clone();
+    let signed = |sender: &str, amount: u64| {
+        let chain = kafkachain::core::transaction::ChainTag::of("local");
+        let accounts = kafkachain::tools::cluster::LOAD_ACCOUNTS;
+        let transfer = kafkachain::tools::load::named_transfer(&network, chain, accounts, sender, "sink", amount);
+        serde_json::json!(kafkachain::json::SignedTransferJson::from(&transfer)).to_string()
+    };
     let acked = Mutex::new(Vec::<String>::new());
     let running = AtomicBool::new(true);
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
 
     std::thread::scope(|s| {
         for worker in 0..2 {
-            let (urls, acked, running, http) = (&urls, &acked, &running, &http);
+            let (urls, acked, running, http, signed) = (&urls, &acked, &running, &http, &signed);
             s.spawn(move || {
                 let mut n = 0u64;
+                let mut pending = String::new();
                 while running.load(Ordering::Relaxed) {
                     n += 1;
                     let url = &urls[(n as usize + worker) % urls.len()];
-                    let body = serde_json::json!({ "sender": format!("w{worker}"), "recipient": "sink", "amount": n });
-                    let answer = http.post(format!("{url}/transactions/new")).json(&body).send();
-                    if let Some(response) = answer.ok().filter(|r| r.status() == 201) {
-                        let value: serde_json::Value = response.json().unwrap();
-                        acked.lock().unwrap().push(value["transaction_id"].as_str().unwrap().to_owned());
+                    let body = if pending.is_empty() { signed(&format!("w{worker}"), n) } else { pending.clone() };
+                    let answer = http
+                        .post(format!("{url}/transactions/new"))
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send();
+                    // A transfer no node decided on (it was down) is sent again, so a lost one
+                    // never leaves a gap in the sender's nonces.
+                    pending.clear();
+                    match answer {
+                        Ok(response) if response.status() == 201 => {
+                            let value: serde_json::Value = response.json().unwrap();
+                            acked.lock().unwrap().push(value["transaction_id"].as_str().unwrap().to_owned());
+                        }
+                        Ok(response) if response.status().is_client_error() => {}
+                        _ => pending = body,
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }

@@ -31,9 +31,19 @@ fn killing_the_blocks_leader_loses_no_acknowledged_transaction() {
             let mut n = 0u64;
             while running.load(Ordering::Relaxed) {
                 n += 1;
-                let body = serde_json::json!({ "sender": "load", "recipient": "sink", "amount": n }).to_string();
-                if let Some((201, answer)) = net.nodes[(n % 2) as usize].try_post("/transactions/new", body) {
-                    acked.lock().unwrap().push(answer["transaction_id"].as_str().unwrap().to_owned());
+                // The same signed transfer is sent again until a node decides on it, so a
+                // transfer lost with a failing node never leaves a gap in the sender's nonces.
+                let body = net.nodes[0].signed_body("load", "sink", n);
+                loop {
+                    match net.nodes[(n % 2) as usize].try_post("/transactions/new", body.clone()) {
+                        Some((201, answer)) => {
+                            acked.lock().unwrap().push(answer["transaction_id"].as_str().unwrap().to_owned());
+                            break;
+                        }
+                        Some((code, _)) if (400..500).contains(&code) => break,
+                        _ if !running.load(Ordering::Relaxed) => break,
+                        _ => n += 1,
+                    }
                 }
             }
         });

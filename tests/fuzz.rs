@@ -133,9 +133,12 @@ fn random_and_mutated_messages_are_rejected_and_counted() {
     let node = &net.nodes[0];
     node.mine();
     let tip: Block = serde_json::from_value::<BlockJson>(node.chain()[1].clone()).unwrap().try_into().unwrap();
-    let transfer = Transaction { sender: "ivan".into(), recipient: "judy".into(), amount: 4, nonce: 9 };
-    let reward = Transaction::reward("fuzzer", 50, 2);
-    let mut valid = Block::candidate(tip.hash(), 1, 20, tip.header.timestamp_ms + 1, vec![reward, transfer]);
+    let chain = kafkachain::core::transaction::ChainTag::of("local");
+    let transfer = Transaction::Transfer(
+        kafkachain::tools::load::LoadAccounts::new(kafkachain::tools::cluster::LOAD_ACCOUNTS).transfer(chain, 0),
+    );
+    let reward = Transaction::reward(kafkachain::tools::load::miner_address("fuzzer"), 50, 2);
+    let mut valid = Block::candidate(chain, tip.hash(), 1, 20, tip.header.timestamp_ms + 1, vec![reward, transfer]);
     let found = Miner::new(0).unwrap().search(&valid.header, 0..u64::MAX, &AtomicBool::new(false));
     valid.header.nonce = found.nonce.unwrap();
     let encoded = encode_message(&valid);

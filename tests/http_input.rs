@@ -4,6 +4,10 @@
 mod common;
 
 use common::TestNet;
+use kafkachain::core::account::Address;
+use kafkachain::core::transaction::{ChainTag, Transfer};
+use kafkachain::json::SignedTransferJson;
+use kafkachain::tools::load::derived_key;
 use serde_json::Value;
 
 fn assert_client_error(answer: (u16, Value), expected: u16, mentions: &str) {
@@ -21,20 +25,46 @@ fn malformed_requests_are_refused_with_json_errors() {
 
     assert_client_error(post("{not json"), 400, "invalid JSON");
     assert_client_error(post(""), 400, "invalid JSON");
-    assert_client_error(post(r#"{"sender":"a","recipient":"b"}"#), 400, "missing field `amount`");
-    assert_client_error(post(r#"{"sender":5,"recipient":"b","amount":1}"#), 400, "invalid type");
     assert_client_error(post(r#"[1,2,3]"#), 400, "invalid JSON");
-    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":"5"}"#), 400, "amount must be a JSON number");
-    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":0}"#), 400, "at least 1");
-    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":-5}"#), 400, "negative");
-    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":2.5}"#), 400, "whole number");
-    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":18446744073709551616}"#), 400, "64 bits");
-    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":1e30}"#), 400, "64 bits");
-    assert_client_error(post(r#"{"sender":"","recipient":"b","amount":1}"#), 400, "sender is empty");
-    assert_client_error(post(r#"{"sender":"0","recipient":"b","amount":1}"#), 400, "reserved");
-    let long = "x".repeat(200);
-    assert_client_error(post(&format!(r#"{{"sender":"{long}","recipient":"b","amount":1}}"#)), 400, "longer than");
-    let huge = format!(r#"{{"sender":"a","recipient":"{}","amount":1}}"#, "y".repeat(200_000));
+    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":1}"#), 400, "transfers must be signed");
+
+    // A well-formed transfer from a key the genesis does not fund, and variations of it.
+    let chain = ChainTag::of("local");
+    let stranger = derived_key("http-input-stranger");
+    let sign = |to: Address, amount: u64, chain: ChainTag| Transfer::sign(&stranger, chain, to, amount, 0, 0);
+    let body = |t: &Transfer| serde_json::json!(SignedTransferJson::from(t));
+    let template = body(&sign(Address([9; 32]), 5, chain));
+    let with = |field: &str, value: Value| {
+        let mut changed = template.clone();
+        changed[field] = value;
+        changed.to_string()
+    };
+    let without = |field: &str| {
+        let mut changed = template.clone();
+        changed.as_object_mut().unwrap().remove(field);
+        changed.to_string()
+    };
+    assert_client_error(post(&without("amount")), 400, "missing field `amount`");
+    assert_client_error(post(&without("nonce")), 400, "missing field `nonce`");
+    assert_client_error(post(&with("sender", Value::from(5))), 400, "invalid type");
+    assert_client_error(post(&with("sender", Value::from(""))), 400, "64 hex characters");
+    assert_client_error(post(&with("amount", Value::from("5"))), 400, "invalid type");
+    assert_client_error(post(&with("amount", Value::from(-5))), 400, "invalid value");
+    assert_client_error(post(&with("amount", serde_json::json!(2.5))), 400, "invalid type");
+    assert_client_error(post(&with("signature", Value::from("ab"))), 400, "128 hex characters");
+    assert_client_error(post(&with("id", Value::from("00".repeat(32)))), 400, "not what the fields hash to");
+    assert_client_error(post(&with("extra", Value::from(1))), 400, "unknown field");
+    let forged = with("amount", Value::from(6));
+    let refused = |body: String, code: u16, rule: &str| {
+        let (status, answer) = post(&body);
+        assert_eq!((status, answer["rule"].as_str()), (code, Some(rule)), "{answer}");
+    };
+    refused(forged, 400, "bad_signature");
+    refused(body(&sign(Address([9; 32]), 5, ChainTag::of("another-chain"))).to_string(), 400, "bad_signature");
+    refused(body(&sign(Address([9; 32]), 0, chain)).to_string(), 400, "zero_amount");
+    refused(body(&sign(Address(stranger.verification_key().to_bytes()), 5, chain)).to_string(), 400, "self_transfer");
+    refused(template.to_string(), 409, "insufficient_funds");
+    let huge = with("extra", Value::from("y".repeat(200_000)));
     assert_client_error(post(&huge), 413, "length limit");
 
     assert_client_error(node.get("/chain?from=abc"), 400, "from");
@@ -54,18 +84,21 @@ fn malformed_requests_are_refused_with_json_errors() {
     let batch = |entries: Vec<Value>| {
         node.post("/transactions/batch", serde_json::json!({ "transactions": entries }).to_string())
     };
-    let good = serde_json::json!({ "sender": "carol", "recipient": "dave", "amount": 2 });
-    let bad = serde_json::json!({ "sender": "carol", "recipient": "dave", "amount": -2 });
-    assert_client_error(batch(vec![good.clone(), bad]), 400, "transaction 1: amount must not be negative");
+    let bad = serde_json::from_str::<Value>(&with("amount", Value::from(-2))).unwrap();
+    assert_client_error(batch(vec![template.clone(), bad]), 400, "transaction 1: invalid transfer");
     assert_client_error(batch(vec![]), 400, "1 to 1000");
-    assert_client_error(batch(vec![good.clone(); 1001]), 400, "1 to 1000");
+    assert_client_error(batch(vec![template.clone(); 1001]), 400, "1 to 1000");
 
     // Nothing reached the topics or the chain, and the node still works.
     let status = node.status();
     assert_eq!(status["consumed_since_start"], 0, "{status}");
     assert_eq!(status["height"], 0);
     node.submit("alice", "bob", 1);
-    let (code, answer) = batch(vec![good; 3]);
+    let signed: Vec<Value> = ["carol", "dave", "erin"]
+        .iter()
+        .map(|name| serde_json::from_str(&node.signed_body(name, "shop", 2)).unwrap())
+        .collect();
+    let (code, answer) = batch(signed);
     assert_eq!(code, 201, "{answer}");
     assert_eq!(answer["transaction_ids"].as_array().unwrap().len(), 3);
     assert_eq!(node.mine()["transactions"].as_array().unwrap().len(), 5, "reward, one single and three batched");
@@ -103,11 +136,11 @@ fn operator_endpoints_need_the_token_and_bodies_must_be_json() {
     assert_eq!(node.peers_registered(), 0, "no peer was registered");
 
     // A body that is not declared JSON is refused before it is read, whatever it holds.
-    let transfer = r#"{"sender":"a","recipient":"b","amount":1}"#;
+    let transfer = node.signed_body("a", "b", 1);
     for content_type in
         [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data")]
     {
-        let mut request = http.post(url("/transactions/new")).body(transfer);
+        let mut request = http.post(url("/transactions/new")).body(transfer.clone());
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
         }
@@ -138,12 +171,8 @@ fn a_full_mempool_refuses_before_publishing() {
     common::wait_for("three pooled transfers", std::time::Duration::from_secs(30), || {
         (node.status()["mempool"] == 3).then_some(())
     });
-    assert_client_error(
-        node.post("/transactions/new", r#"{"sender":"alice","recipient":"bob","amount":9}"#),
-        503,
-        "mempool is full",
-    );
-    let batch = r#"{"transactions":[{"sender":"carol","recipient":"dave","amount":1}]}"#;
+    assert_client_error(node.post("/transactions/new", node.signed_body("alice", "bob", 9)), 503, "mempool is full");
+    let batch = format!(r#"{{"transactions":[{}]}}"#, node.signed_body("carol", "dave", 1));
     assert_client_error(node.post("/transactions/batch", batch), 503, "mempool is full");
     let status = node.status();
     assert_eq!(common::transactions_read(&status), 3, "the refused transfers never reached the topic: {status}");

@@ -10,8 +10,11 @@ use kafkachain::core::hash::BlockHash;
 use kafkachain::core::miner::solve_on_this_thread;
 use kafkachain::core::pow::meets_bits;
 use kafkachain::core::transaction::Transaction;
+use kafkachain::core::transaction::{ChainTag, Transfer};
 use kafkachain::json::BlockJson;
 use kafkachain::kafka::wire::{encode_message, FORMAT_VERSION};
+use kafkachain::tools::cluster::LOAD_ACCOUNTS;
+use kafkachain::tools::load::{miner_address, LoadAccounts};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use std::time::Duration;
@@ -25,9 +28,11 @@ fn produce(topic: &str, payloads: &[Vec<u8>]) {
 }
 
 fn child_of(parent: &Block, prev_hash: BlockHash, height: u64, extra: Vec<Transaction>) -> Block {
-    let mut txs = vec![Transaction::reward("intruder", 50, height)];
+    let mut txs = vec![Transaction::reward(miner_address("intruder"), 50, height)];
     txs.extend(extra);
-    let mut block = Block::candidate(prev_hash, height - 1, parent.header.bits, parent.header.timestamp_ms + 1, txs);
+    let chain = ChainTag::of("local");
+    let mut block =
+        Block::candidate(chain, prev_hash, height - 1, parent.header.bits, parent.header.timestamp_ms + 1, txs);
     assert!(solve_on_this_thread(&mut block.header));
     block
 }
@@ -49,8 +54,9 @@ fn poison_is_counted_and_valid_blocks_behind_it_apply() {
     }
     let wrong_prev = child_of(&tip, genesis.hash(), 2, vec![]); // known parent, wrong height
     let unknown_parent = child_of(&tip, BlockHash([7; 32]), 2, vec![]);
-    let transfer = Transaction { sender: "erin".into(), recipient: "frank".into(), amount: 3, nonce: 1 };
-    let valid = child_of(&tip, tip.hash(), 2, vec![transfer.clone()]);
+    // Load account 200 (funded at genesis, unused by the named transfers of this test).
+    let transfer = LoadAccounts::new(LOAD_ACCOUNTS).transfer(ChainTag::of("local"), 200);
+    let valid = child_of(&tip, tip.hash(), 2, vec![Transaction::Transfer(transfer.clone())]);
 
     let blocks_topic = format!("{}.blocks", net.prefix);
     produce(
@@ -72,14 +78,14 @@ fn poison_is_counted_and_valid_blocks_behind_it_apply() {
         &[
             vec![FORMAT_VERSION, 2, 3],
             [&[FORMAT_VERSION][..], b"garbage"].concat(),
-            encode_message(&Transaction { amount: 0, ..transfer.clone() }),
+            encode_message(&Transfer { amount: 0, ..transfer.clone() }),
         ],
     );
 
     let status =
         wait_for("the valid block behind the poison, and the transaction poison", Duration::from_secs(30), || {
             let s = node.status();
-            (s["height"] == 2 && s["rejected"]["tx_invalid"] == 1).then_some(s)
+            (s["height"] == 2 && s["rejected"]["tx_malformed"] == 1).then_some(s)
         });
     assert_eq!(status["tip"], valid.hash().to_hex());
     let rejected = &status["rejected"];

@@ -5,13 +5,18 @@
 mod common;
 
 use common::{brokers, wait_for, NodeProc, TestNet};
+use kafkachain::core::account::Address;
 use kafkachain::core::block::Block;
+use kafkachain::core::hash::sha256;
 use kafkachain::core::hash::BlockHash;
 use kafkachain::core::miner::solve_on_this_thread;
 use kafkachain::core::pow::meets_bits;
+use kafkachain::core::signature::Signature;
 use kafkachain::core::transaction::Transaction;
+use kafkachain::core::transaction::{ChainTag, Transfer};
 use kafkachain::json::BlockJson;
 use kafkachain::kafka::wire::encode_message;
+use kafkachain::tools::load::miner_address;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,14 +39,20 @@ fn now_ms() -> u64 {
 
 /// A mined child of `parent` (or of the unknown `prev_hash`) holding `transfers` transfers.
 fn block_on(prev_hash: BlockHash, height: u64, bits: u32, transfers: u64, tag: &str) -> Block {
-    let mut txs = vec![Transaction::reward(tag, 50, height)];
-    txs.extend((0..transfers).map(|n| Transaction {
-        sender: format!("{tag}-{height}-{n}"),
-        recipient: "sink".into(),
-        amount: n + 1,
-        nonce: n,
+    // Filler: these blocks never get past the orphan pool or the ledger, so the transfers need not
+    // be signed or funded, only take room.
+    let mut txs = vec![Transaction::reward(miner_address(tag), 50, height)];
+    txs.extend((0..transfers).map(|n| {
+        Transaction::Transfer(Transfer {
+            sender: Address(sha256(format!("{tag}-{height}-{n}").as_bytes())),
+            recipient: Address([1; 32]),
+            amount: n + 1,
+            fee: 0,
+            nonce: n,
+            signature: Signature([0; 64]),
+        })
     }));
-    let mut block = Block::candidate(prev_hash, height - 1, bits, now_ms() + height, txs);
+    let mut block = Block::candidate(ChainTag::of("local"), prev_hash, height - 1, bits, now_ms() + height, txs);
     assert!(solve_on_this_thread(&mut block.header));
     block
 }

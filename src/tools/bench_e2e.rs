@@ -4,7 +4,11 @@
 //! applied a main-chain block holding it; a block's propagation time runs from its Kafka
 //! timestamp (set when the miner produced it) to the moment the last node applied it.
 
+use super::cluster::LOAD_ACCOUNTS;
 use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
+use super::load::LoadAccounts;
+use crate::core::transaction::{ChainTag, Transfer};
+use crate::json::SignedTransferJson;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -105,6 +109,11 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
             let interval =
                 options.rate.map(|rate| Duration::from_secs_f64(options.batch as f64 * options.clients as f64 / rate));
             s.spawn(move || {
+                // Each client signs for its own 64 load accounts (of the 256 the genesis funds),
+                // counting their nonces as a wallet does.
+                let accounts = LoadAccounts::new(LOAD_ACCOUNTS);
+                let chain = ChainTag::of(&node.chain_id);
+                let mut nonces = [0u64; 64];
                 let mut sequence = 0u64;
                 let mut next_send = Instant::now();
                 while Instant::now() < deadline {
@@ -113,9 +122,20 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
                         next_send += interval;
                     }
                     let transfers: Vec<Value> = (0..options.batch)
-                        .map(|i| {
+                        .map(|_| {
+                            let slot = (sequence % 64) as usize;
                             sequence += 1;
-                            json!({ "sender": format!("c{client}-{}", i % 64), "recipient": "shop", "amount": sequence })
+                            let sender = (client * 64 + slot) % LOAD_ACCOUNTS;
+                            let transfer = Transfer::sign(
+                                accounts.key(sender),
+                                chain,
+                                accounts.address(sender + 1),
+                                1,
+                                0,
+                                nonces[slot],
+                            );
+                            nonces[slot] += 1;
+                            json!(SignedTransferJson::from(&transfer))
                         })
                         .collect();
                     let body = json!({ "transactions": transfers }).to_string();

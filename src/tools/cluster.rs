@@ -85,6 +85,10 @@ pub fn poll_until<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) ->
 pub struct LocalNode {
     /// Its id.
     pub id: String,
+    /// Its network's topic prefix.
+    pub network: String,
+    /// Its chain id (what transfers for it are signed with).
+    pub chain_id: String,
     /// Base URL of its API.
     pub url: String,
     /// Its config file.
@@ -119,6 +123,8 @@ impl LocalNode {
         std::fs::write(&config, text)?;
         Ok(LocalNode {
             id: spec.id.clone(),
+            network: spec.kafka.topic_prefix.clone(),
+            chain_id: spec.chain.chain_id.clone(),
             url: format!("http://127.0.0.1:{port}"),
             config,
             data_dir,
@@ -178,6 +184,14 @@ impl LocalNode {
     /// The operator token the running node wrote to its cookie file, if it did.
     pub fn token(&self) -> Option<String> {
         std::fs::read_to_string(self.data_dir.join(crate::api::token::COOKIE_FILE)).ok()
+    }
+
+    /// The JSON body of a signed transfer of `amount` between two named parties on this node's
+    /// network (see [`super::load::named_transfer`]).
+    pub fn signed_body(&self, sender: &str, recipient: &str, amount: u64) -> String {
+        let chain = crate::core::transaction::ChainTag::of(&self.chain_id);
+        let transfer = super::load::named_transfer(&self.network, chain, LOAD_ACCOUNTS, sender, recipient, amount);
+        serde_json::json!(crate::json::SignedTransferJson::from(&transfer)).to_string()
     }
 
     /// GET `path` with the operator token: status code and JSON body (Null if not JSON); None

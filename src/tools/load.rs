@@ -75,3 +75,30 @@ impl LoadAccounts {
         Transfer::sign(self.key(sender), chain, self.address(sender + 1), 1, 0, n / count)
     }
 }
+
+/// Next nonce of each load account on each network, for [`named_transfer`]: tools and tests
+/// sign as wallets do, counting their own nonces instead of asking a node that may not have read
+/// their last transfer back yet.
+static NEXT_NONCES: std::sync::Mutex<BTreeMap<(String, usize), u64>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// A signed transfer of `amount` between two named parties on `network` (a topic prefix): the
+/// sender is the load account (of the first `accounts`) the name hashes to, with its next nonce
+/// on that network; the recipient an address derived from its name.
+pub fn named_transfer(
+    network: &str,
+    chain: ChainTag,
+    accounts: usize,
+    sender: &str,
+    recipient: &str,
+    amount: u64,
+) -> Transfer {
+    let digest = sha256(sender.as_bytes());
+    let index = (u64::from_le_bytes(digest[..8].try_into().unwrap_or_default()) % accounts as u64) as usize;
+    let key = derived_key(&format!("kafkachain-load/{index}"));
+    let to = address_of(&derived_key(&format!("kafkachain-name/{recipient}")));
+    let mut nonces = NEXT_NONCES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let next = nonces.entry((network.to_owned(), index)).or_default();
+    let transfer = Transfer::sign(&key, chain, to, amount, 0, *next);
+    *next += 1;
+    transfer
+}

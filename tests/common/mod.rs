@@ -133,10 +133,10 @@ impl NodeProc {
         body
     }
 
-    /// Submits a transfer and returns its id.
+    /// Submits a signed transfer between two named parties (see `named_transfer`) and returns
+    /// its id.
     pub fn submit(&self, sender: &str, recipient: &str, amount: u64) -> String {
-        let body = serde_json::json!({ "sender": sender, "recipient": recipient, "amount": amount });
-        let (code, answer) = self.post("/transactions/new", body.to_string());
+        let (code, answer) = self.post("/transactions/new", self.signed_body(sender, recipient, amount));
         assert_eq!(code, 201, "{answer}");
         answer["transaction_id"].as_str().unwrap().to_owned()
     }
