@@ -25,7 +25,7 @@ fn malformed_requests_are_refused_with_json_errors() {
 
     assert_client_error(post("{not json"), 400, "invalid JSON");
     assert_client_error(post(""), 400, "invalid JSON");
-    assert_client_error(post(r#"[1,2,3]"#), 400, "invalid JSON");
+    assert_client_error(post(r#"[1,2,3]"#), 400, "invalid transfer");
     assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":1}"#), 400, "transfers must be signed");
 
     // A well-formed transfer from a key the genesis does not fund, and variations of it.

@@ -64,8 +64,11 @@ fn three_nodes_converge_on_one_chain() {
     for block in &chains[0] {
         assert_eq!(hash_from_json(block), block["hash"].as_str().unwrap(), "hash not reproducible from JSON");
     }
-    let rewards: Vec<&Value> = chains[0][1..].iter().map(|b| &b["transactions"][0]["recipient"]).collect();
-    assert_eq!(rewards, ["n1", "n2", "n3"]);
+    let rewards: Vec<String> =
+        chains[0][1..].iter().map(|b| b["transactions"][0]["recipient"].as_str().unwrap().to_owned()).collect();
+    let miners: Vec<String> =
+        ["n1", "n2", "n3"].iter().map(|id| kafkachain::tools::load::miner_address(id).to_hex()).collect();
+    assert_eq!(rewards, miners);
     for node in &net.nodes {
         let status = node.status();
         assert_eq!(status["mempool"], 0);
