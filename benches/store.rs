@@ -1,29 +1,31 @@
-//! Store write costs on real sled files: admitting a batch of transaction messages to the
-//! mempool, and applying a block that confirms them (the two writes every node does per
-//! transaction).
+//! Store write costs on real sled files: admitting a batch of signed transfers to the mempool
+//! (signatures already checked, as the applier hands them over), and applying a block that
+//! confirms them (the two writes every node does per transfer).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use kafkachain::core::block::{genesis, Block};
 use kafkachain::core::miner::solve_on_this_thread;
 use kafkachain::core::params::ChainParams;
 use kafkachain::core::transaction::Transaction;
-use kafkachain::store::{OffsetUpdate, Store, DEFAULT_CACHE_BYTES};
+use kafkachain::store::{Offered, OffsetUpdate, Store, DEFAULT_CACHE_BYTES};
+use kafkachain::tools::load::{miner_address, LoadAccounts};
+use kafkachain::tools::store_writer::UNBOUNDED;
 
 const TXS: usize = 5_000;
-
-fn transfers() -> Vec<Transaction> {
-    (0..TXS as u64)
-        .map(|n| Transaction { sender: format!("user{}", n % 100), recipient: "shop".into(), amount: n + 1, nonce: n })
-        .collect()
-}
+const SENDERS: usize = 100;
 
 fn store_writes(c: &mut Criterion) {
-    let params = ChainParams { bits: 8, max_block_txs: TXS + 1, ..ChainParams::default() };
-    let txs = transfers();
+    let accounts = LoadAccounts::new(SENDERS);
+    let params =
+        ChainParams { bits: 8, max_block_txs: TXS + 1, allocations: accounts.allocations(), ..ChainParams::default() };
+    let txs: Vec<Offered> = (0..TXS as u64)
+        .map(|n| Offered { transfer: accounts.transfer(params.chain_tag(), n), signature_valid: true })
+        .collect();
     let parent = genesis(&params);
-    let mut block_txs = vec![Transaction::reward("miner", params.reward, 1)];
-    block_txs.extend(txs.iter().cloned());
-    let mut block = Block::candidate(parent.hash(), 0, params.bits, parent.header.timestamp_ms + 1, block_txs);
+    let mut block_txs = vec![Transaction::reward(miner_address("bench"), params.reward, 1)];
+    block_txs.extend(txs.iter().map(|o| Transaction::Transfer(o.transfer.clone())));
+    let mut block =
+        Block::candidate(params.chain_tag(), parent.hash(), 0, params.bits, parent.header.timestamp_ms + 1, block_txs);
     assert!(solve_on_this_thread(&mut block.header));
     let offset = |next| OffsetUpdate { key: "t/0".into(), next };
 
@@ -38,7 +40,7 @@ fn store_writes(c: &mut Criterion) {
                 (dir, store)
             },
             |(dir, store)| {
-                store.admit_transactions(&txs, &[offset(TXS as u64)], u64::MAX).unwrap();
+                store.admit_transactions(&txs, &[offset(TXS as u64)], UNBOUNDED).unwrap();
                 (dir, store)
             },
             BatchSize::PerIteration,
@@ -49,7 +51,7 @@ fn store_writes(c: &mut Criterion) {
             || {
                 let dir = tempfile::tempdir().unwrap();
                 let store = Store::open(dir.path(), &params, DEFAULT_CACHE_BYTES).unwrap();
-                store.admit_transactions(&txs, &[offset(TXS as u64)], u64::MAX).unwrap();
+                store.admit_transactions(&txs, &[offset(TXS as u64)], UNBOUNDED).unwrap();
                 (dir, store)
             },
             |(dir, store)| {

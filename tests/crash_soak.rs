@@ -19,7 +19,7 @@ fn random_sigkills_under_load_lose_nothing() {
     let urls: Vec<String> = net.nodes.iter().map(|n| n.url.clone()).collect();
     let network = net.prefix.clone();
     let signed = |sender: &str, amount: u64| {
-        let chain = kafkachain::core::transaction::ChainTag::of("local");
+        let chain = kafkachain::core::transaction::ChainTag::of(common::CHAIN_ID);
         let accounts = kafkachain::tools::cluster::LOAD_ACCOUNTS;
         let transfer = kafkachain::tools::load::named_transfer(&network, chain, accounts, sender, "sink", amount);
         serde_json::json!(kafkachain::json::SignedTransferJson::from(&transfer)).to_string()

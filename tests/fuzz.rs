@@ -133,7 +133,7 @@ fn random_and_mutated_messages_are_rejected_and_counted() {
     let node = &net.nodes[0];
     node.mine();
     let tip: Block = serde_json::from_value::<BlockJson>(node.chain()[1].clone()).unwrap().try_into().unwrap();
-    let chain = kafkachain::core::transaction::ChainTag::of("local");
+    let chain = kafkachain::core::transaction::ChainTag::of(common::CHAIN_ID);
     let transfer = Transaction::Transfer(
         kafkachain::tools::load::LoadAccounts::new(kafkachain::tools::cluster::LOAD_ACCOUNTS).transfer(chain, 0),
     );

@@ -29,7 +29,7 @@ fn malformed_requests_are_refused_with_json_errors() {
     assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":1}"#), 400, "transfers must be signed");
 
     // A well-formed transfer from a key the genesis does not fund, and variations of it.
-    let chain = ChainTag::of("local");
+    let chain = ChainTag::of(common::CHAIN_ID);
     let stranger = derived_key("http-input-stranger");
     let sign = |to: Address, amount: u64, chain: ChainTag| Transfer::sign(&stranger, chain, to, amount, 0, 0);
     let body = |t: &Transfer| serde_json::json!(SignedTransferJson::from(t));

@@ -69,8 +69,10 @@ fn blocks_of(node: &NodeProc) -> Vec<Block> {
 
 /// A `/chain` answer for `blocks` (already cut to the page), claiming a chain of `length`.
 fn page_json(blocks: &[Block], length: usize) -> String {
-    let chain: Vec<BlockJson> =
-        blocks.iter().map(|b| BlockJson::new(b, kafkachain::core::transaction::ChainTag::of("local"))).collect();
+    let chain: Vec<BlockJson> = blocks
+        .iter()
+        .map(|b| BlockJson::new(b, kafkachain::core::transaction::ChainTag::of(common::CHAIN_ID)))
+        .collect();
     json!({ "chain": chain, "length": length }).to_string()
 }
 
@@ -98,9 +100,11 @@ fn lying_flooding_and_stalling_peers_are_dropped_and_the_honest_one_is_used() {
     let blocks = blocks_of(honest);
 
     // Copies of genesis without end, in one page: the 385 MB page of the report, unbounded.
-    let genesis =
-        serde_json::to_string(&BlockJson::new(&blocks[0], kafkachain::core::transaction::ChainTag::of("local")))
-            .unwrap();
+    let genesis = serde_json::to_string(&BlockJson::new(
+        &blocks[0],
+        kafkachain::core::transaction::ChainTag::of(common::CHAIN_ID),
+    ))
+    .unwrap();
     let flood = FakePeer::start(move |_, stream| {
         start_unsized_json(stream)?;
         stream.write_all(b"{\"length\":2,\"chain\":[")?;

@@ -30,7 +30,7 @@ fn produce(topic: &str, payloads: &[Vec<u8>]) {
 fn child_of(parent: &Block, prev_hash: BlockHash, height: u64, extra: Vec<Transaction>) -> Block {
     let mut txs = vec![Transaction::reward(miner_address("intruder"), 50, height)];
     txs.extend(extra);
-    let chain = ChainTag::of("local");
+    let chain = ChainTag::of(common::CHAIN_ID);
     let mut block =
         Block::candidate(chain, prev_hash, height - 1, parent.header.bits, parent.header.timestamp_ms + 1, txs);
     assert!(solve_on_this_thread(&mut block.header));
@@ -55,7 +55,7 @@ fn poison_is_counted_and_valid_blocks_behind_it_apply() {
     let wrong_prev = child_of(&tip, genesis.hash(), 2, vec![]); // known parent, wrong height
     let unknown_parent = child_of(&tip, BlockHash([7; 32]), 2, vec![]);
     // Load account 200 (funded at genesis, unused by the named transfers of this test).
-    let transfer = LoadAccounts::new(LOAD_ACCOUNTS).transfer(ChainTag::of("local"), 200);
+    let transfer = LoadAccounts::new(LOAD_ACCOUNTS).transfer(ChainTag::of(common::CHAIN_ID), 200);
     let valid = child_of(&tip, tip.hash(), 2, vec![Transaction::Transfer(transfer.clone())]);
 
     let blocks_topic = format!("{}.blocks", net.prefix);

@@ -52,7 +52,8 @@ fn block_on(prev_hash: BlockHash, height: u64, bits: u32, transfers: u64, tag: &
             signature: Signature([0; 64]),
         })
     }));
-    let mut block = Block::candidate(ChainTag::of("local"), prev_hash, height - 1, bits, now_ms() + height, txs);
+    let mut block =
+        Block::candidate(ChainTag::of(common::CHAIN_ID), prev_hash, height - 1, bits, now_ms() + height, txs);
     assert!(solve_on_this_thread(&mut block.header));
     block
 }
@@ -67,7 +68,7 @@ fn valid_chain(parent: &Block, count: u64, tag: &str) -> Vec<Block> {
     let mut blocks: Vec<Block> = Vec::new();
     for _ in 0..count {
         let prev = blocks.last().unwrap_or(parent);
-        blocks.push(block_on(prev.hash(), prev.header.height + 1, prev.header.bits, 1, tag));
+        blocks.push(block_on(prev.hash(), prev.header.height + 1, prev.header.bits, 0, tag));
     }
     blocks
 }
@@ -108,9 +109,10 @@ fn a_full_orphan_pool_and_ten_thousand_junk_blocks_do_not_stall_valid_blocks() {
     let spec = |spec: &mut kafkachain::tools::cluster::NodeSpec| spec.chain.max_orphans = 256;
     let flooded = TestNet::start_with("orphan-flood", 1, spec);
     let clean = TestNet::start_with("orphan-clean", 1, spec);
-    // 256 full blocks (1000 transactions each) whose parents nobody has.
+    // 256 large blocks (400 transfers, about 57 KiB each: 14 MiB in all, under the pool's 16 MiB)
+    // whose parents nobody has.
     let orphans: Vec<Vec<u8>> = (0..256u64)
-        .map(|i| encode_message(&block_on(BlockHash([(i % 251) as u8 + 1; 32]), 5 + i, 12, 999, &format!("o{i}"))))
+        .map(|i| encode_message(&block_on(BlockHash([(i % 251) as u8 + 1; 32]), 5 + i, 12, 400, &format!("o{i}"))))
         .collect();
     let orphan_bytes: usize = orphans.iter().map(Vec::len).sum();
     produce(&format!("{}.blocks", flooded.prefix), &orphans);

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 pub const KAFKACHAIN: &str = env!("CARGO_BIN_EXE_kafkachain");
 
+/// Chain id of every test network (transfers are signed for it).
+pub const CHAIN_ID: &str = "integration";
+
 /// Bootstrap servers of the test broker.
 pub fn brokers() -> String {
     std::env::var("KAFKACHAIN_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
@@ -66,7 +69,7 @@ impl TestNet {
         let nodes = (1..=count)
             .map(|i| {
                 let mut spec = NodeSpec::new(&format!("n{i}"), &prefix, &brokers());
-                spec.chain.chain_id = "integration".into();
+                spec.chain.chain_id = CHAIN_ID.into();
                 tweak(&mut spec);
                 NodeProc { node: LocalNode::configure(Path::new(KAFKACHAIN), dir.path(), &spec).unwrap() }
             })
@@ -197,3 +200,17 @@ pub fn rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 pub mod kafka_cluster;
+
+/// Produces `payloads` into `topic` with a plain producer (no key), as an outsider could.
+pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    for payload in payloads {
+        producer.send(BaseRecord::<(), _>::to(topic).payload(payload)).unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
