@@ -140,7 +140,7 @@ fn competing_blocks_spending_the_same_funds_keep_only_the_winning_branch() {
 
     let genesis = tip_block(node);
     let first = block_on(&genesis, "a", &[to_a.clone(), bystander.clone()]);
-    let rival = block_on(&genesis, "b", &[to_b.clone()]);
+    let rival = block_on(&genesis, "b", std::slice::from_ref(&to_b));
     let rival_child = block_on(&rival, "b", &[]);
     let blocks = format!("{}.blocks", net.prefix);
     produce(&blocks, &[encode_message(&first), encode_message(&rival)]);
