@@ -361,11 +361,11 @@ fn run_wallet(args: WalletArgs) -> anyhow::Result<ExitCode> {
         }
         WalletCommand::Address { name } => {
             let key = keys.key(&name).with_context(|| format!("reading key {name}"))?;
-            println!("{}", wallet::address_of(&key));
+            println!("{}", kafkachain::core::account::Address::of_key(&key));
         }
         WalletCommand::Balance { name, node } => {
             let key = keys.key(&name).with_context(|| format!("reading key {name}"))?;
-            let info = wallet::balance(&node, &wallet::address_of(&key))
+            let info = wallet::balance(&node, &kafkachain::core::account::Address::of_key(&key))
                 .with_context(|| format!("asking {node} for the account of {name}"))?;
             println!("balance {} nonce {} pending_nonce {}", info.balance, info.nonce, info.pending_nonce);
         }

@@ -128,7 +128,7 @@ impl Wallet {
                 continue;
             }
             let name = name.to_owned();
-            let address = address_of(&self.key(&name)?);
+            let address = Address::of_key(&self.key(&name)?);
             keys.push((name, address));
         }
         keys.sort_by(|a, b| a.0.cmp(&b.0));
@@ -153,7 +153,7 @@ impl Wallet {
             let _ = std::fs::remove_file(&path);
             return Err(io_error(&path, e));
         }
-        Ok(address_of(key))
+        Ok(Address::of_key(key))
     }
 
     /// The file of the key `name`, once the name is checked.
@@ -161,11 +161,6 @@ impl Wallet {
         check_name(name)?;
         Ok(self.dir.join(format!("{name}.{KEY_EXTENSION}")))
     }
-}
-
-/// The address funds sent to `key` go to: its Ed25519 public key.
-pub fn address_of(key: &SigningKey) -> Address {
-    Address(key.verification_key().to_bytes())
 }
 
 /// Accepts 1 to [`MAX_NAME_LEN`] ASCII letters, digits, `-` or `_`: no path separators, dots or
@@ -229,7 +224,7 @@ pub fn send(
     let http = client()?;
     let node = base(node);
     let chain = ChainTag::of(chain_id);
-    let nonce = account(&http, node, &address_of(key))?.pending_nonce;
+    let nonce = account(&http, node, &Address::of_key(key))?.pending_nonce;
     let transfer = Transfer::sign(key, chain, to, amount, fee, nonce);
     let response = http
         .post(format!("{node}/transactions/new"))
@@ -284,7 +279,7 @@ mod tests {
         let wallet = Wallet::open(&dir.path().join("keys")).unwrap();
         let address = wallet.create("alice").unwrap();
         assert_eq!(wallet.list().unwrap(), vec![("alice".to_owned(), address)]);
-        assert_eq!(address_of(&wallet.key("alice").unwrap()), address);
+        assert_eq!(Address::of_key(&wallet.key("alice").unwrap()), address);
     }
 
     #[test]
@@ -305,7 +300,7 @@ mod tests {
         let first = wallet.create("carol").unwrap();
         assert!(matches!(wallet.create("carol"), Err(WalletError::Exists(name)) if name == "carol"));
         assert!(matches!(wallet.import("carol", &"01".repeat(32)), Err(WalletError::Exists(_))));
-        assert_eq!(address_of(&wallet.key("carol").unwrap()), first);
+        assert_eq!(Address::of_key(&wallet.key("carol").unwrap()), first);
     }
 
     #[test]

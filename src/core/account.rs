@@ -10,6 +10,13 @@ digest_newtype!(
     Address
 );
 
+impl Address {
+    /// The address of `key`: its Ed25519 public key, where funds sent to it go.
+    pub fn of_key(key: &ed25519_consensus::SigningKey) -> Address {
+        Address(key.verification_key().to_bytes())
+    }
+}
+
 /// What the chain knows of one address at some block.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Account {

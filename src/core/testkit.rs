@@ -22,7 +22,7 @@ pub fn key(i: usize) -> SigningKey {
 
 /// The address of test account `i`.
 pub fn address(i: usize) -> Address {
-    Address(key(i).verification_key().to_bytes())
+    Address::of_key(&key(i))
 }
 
 /// An address for the miner called `name`.

@@ -96,7 +96,7 @@ impl Transfer {
     /// Signs a transfer of `amount` (plus `fee`) from `key`'s address to `recipient` with the
     /// sender's `nonce`, for the chain tagged `chain`.
     pub fn sign(key: &SigningKey, chain: ChainTag, recipient: Address, amount: u64, fee: u64, nonce: u64) -> Self {
-        let sender = Address(key.verification_key().to_bytes());
+        let sender = Address::of_key(key);
         let mut transfer = Transfer { sender, recipient, amount, fee, nonce, signature: Signature([0; 64]) };
         transfer.signature = Signature(key.sign(&transfer.signing_bytes(chain)).to_bytes());
         transfer
@@ -194,7 +194,7 @@ mod tests {
     }
 
     fn address(seed: u8) -> Address {
-        Address(key(seed).verification_key().to_bytes())
+        Address::of_key(&key(seed))
     }
 
     #[test]

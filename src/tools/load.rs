@@ -16,15 +16,10 @@ pub fn derived_key(label: &str) -> SigningKey {
     SigningKey::from(sha256(label.as_bytes()))
 }
 
-/// The address of a key.
-pub fn address_of(key: &SigningKey) -> Address {
-    Address(key.verification_key().to_bytes())
-}
-
 /// A reward address for the node `node_id` (its key is derivable, so only for tests and
 /// benchmarks).
 pub fn miner_address(node_id: &str) -> Address {
-    address_of(&derived_key(&format!("kafkachain-miner/{node_id}")))
+    Address::of_key(&derived_key(&format!("kafkachain-miner/{node_id}")))
 }
 
 /// `count` funded accounts with derived keys.
@@ -37,7 +32,7 @@ impl LoadAccounts {
     /// The first `count` load accounts.
     pub fn new(count: usize) -> Self {
         let keys: Vec<SigningKey> = (0..count).map(|i| derived_key(&format!("kafkachain-load/{i}"))).collect();
-        let addresses = keys.iter().map(address_of).collect();
+        let addresses = keys.iter().map(Address::of_key).collect();
         LoadAccounts { keys, addresses }
     }
 
@@ -95,7 +90,7 @@ pub fn named_transfer(
     let digest = sha256(sender.as_bytes());
     let index = (u64::from_le_bytes(digest[..8].try_into().unwrap_or_default()) % accounts as u64) as usize;
     let key = derived_key(&format!("kafkachain-load/{index}"));
-    let to = address_of(&derived_key(&format!("kafkachain-name/{recipient}")));
+    let to = Address::of_key(&derived_key(&format!("kafkachain-name/{recipient}")));
     let mut nonces = NEXT_NONCES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let next = nonces.entry((network.to_owned(), index)).or_default();
     let transfer = Transfer::sign(&key, chain, to, amount, 0, *next);
