@@ -184,12 +184,20 @@ pub struct Overlay<V> {
     /// Whether the base's orphan pool takes part (it does when applying a message; it does not
     /// when checking a peer's branch, which must link on its own).
     base_orphans: bool,
+    /// Transfers whose signatures the caller verified already (in parallel, ahead of applying).
+    verified: HashSet<TxId>,
 }
 
 impl<V: ChainView> Overlay<V> {
     /// An overlay with nothing on top of `base` yet.
     pub fn new(base: V) -> Self {
-        Overlay { base, update: ChainUpdate::default(), stored: HashMap::new(), base_orphans: true }
+        Overlay { base, update: ChainUpdate::default(), stored: HashMap::new(), base_orphans: true, verified: HashSet::new() }
+    }
+
+    /// This overlay, taking the transfers `ids` as verified: their signatures were checked
+    /// before (an id commits to the signed bytes and the signature, so the verdict carries over).
+    pub fn with_verified(self, ids: HashSet<TxId>) -> Self {
+        Overlay { verified: ids, ..self }
     }
 
     /// An overlay that ignores the base's orphan pool: for checking a branch that must link
@@ -340,7 +348,7 @@ impl<V: ChainView> ChainView for Overlay<V> {
     }
 
     fn signature_checked(&self, id: &TxId) -> bool {
-        self.base.signature_checked(id)
+        self.verified.contains(id) || self.base.signature_checked(id)
     }
 
     fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, V::Error> {

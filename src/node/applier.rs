@@ -8,13 +8,14 @@ use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_A
 use crate::core::block::Block;
 use crate::core::chain::{ChainView, Outcome, Tip};
 use crate::core::hash::BlockHash;
+use crate::core::hash::TxId;
 use crate::core::signature::verdicts;
-use crate::core::transaction::Transfer;
+use crate::core::transaction::{id_of, Transfer, SIGNING_BYTES_LEN};
 use crate::core::validate::BlockError;
 use crate::kafka::wire::decode_message;
 use crate::kafka::{LogMessage, LogReader, Payload, ReadError};
 use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
@@ -68,6 +69,12 @@ pub struct Applier {
     pub bootstrap_fell_short: std::cell::Cell<bool>,
     /// The positions last copied to Kafka's group offsets, so unchanged ones are not sent again.
     pub last_committed: std::cell::RefCell<Option<Vec<(String, u64)>>>,
+}
+
+/// Why a block message holds no block to apply: the label it is counted by and the detail logged.
+struct Rejected {
+    reason: &'static str,
+    detail: String,
 }
 
 /// Transaction messages waiting to be applied as one batch.
@@ -208,9 +215,14 @@ impl Applier {
     }
 
     fn apply(&self, batch: Vec<LogMessage>) -> Result<(), StoreError> {
+        let mut blocks: Vec<Option<Result<Block, Rejected>>> = batch
+            .iter()
+            .map(|message| (message.kind == Payload::Block).then(|| self.decode_block(message)))
+            .collect();
+        let mut verified = self.verify_block_signatures(&blocks);
         let mut txs = TxBatch::default();
         let mut blocks_seen = false;
-        for message in batch {
+        for ((message, block), verified) in batch.into_iter().zip(blocks.iter_mut()).zip(verified.iter_mut()) {
             let reread =
                 self.start_offsets.get(&message.offset_key).is_some_and(|start| (message.offset as u64) < *start);
             self.stats.consumed(reread);
@@ -225,7 +237,8 @@ impl Applier {
                 }
                 Payload::Block => {
                     self.apply_transactions(std::mem::take(&mut txs))?;
-                    self.apply_block_message(message)?;
+                    let decoded = block.take().unwrap_or_else(|| self.decode_block(&message));
+                    self.apply_block_message(message, decoded, std::mem::take(verified))?;
                     blocks_seen = true;
                 }
             }
@@ -266,20 +279,62 @@ impl Applier {
         Ok(())
     }
 
-    fn apply_block_message(&self, message: LogMessage) -> Result<(), StoreError> {
-        let offset = OffsetUpdate { key: message.offset_key.clone(), next: message.offset as u64 + 1 };
-        // The size bound is consensus (a block's canonical encoding is its message body, byte for
-        // byte): checking it on the message spares decoding what would be refused anyway.
+    /// The block a message holds, or why it holds none. The size bound is consensus (a block's
+    /// canonical encoding is its message body, byte for byte): checking it on the message spares
+    /// decoding what would be refused anyway.
+    fn decode_block(&self, message: &LogMessage) -> Result<Block, Rejected> {
         let max = self.store.params().max_block_bytes;
         if message.value.len().saturating_sub(1) > max {
             let error = BlockError::TooLarge(message.value.len() - 1);
-            self.reject_message(&message, error.reason(), &error);
-            return self.store.skip_to(std::slice::from_ref(&offset));
+            return Err(Rejected { reason: error.reason(), detail: error.to_string() });
         }
-        let block: Block = match decode_message(&message.value) {
+        decode_message(&message.value).map_err(|e| Rejected { reason: e.reason(), detail: e.to_string() })
+    }
+
+    /// Verifies, in parallel batches, the signatures of the transfers in the decoded `blocks`
+    /// that the mempool has not verified already; returns, for each message, the ids of its
+    /// block's transfers found valid. A batch read during catch-up is mostly blocks, and one
+    /// verification pass over all of them spreads the work over every core instead of
+    /// verifying block by block.
+    fn verify_block_signatures(&self, blocks: &[Option<Result<Block, Rejected>>]) -> Vec<HashSet<TxId>> {
+        let mut verified = vec![HashSet::new(); blocks.len()];
+        let started = Instant::now();
+        let chain = self.store.params().chain_tag();
+        let mut unchecked: Vec<(usize, TxId, [u8; SIGNING_BYTES_LEN], &Transfer)> = Vec::new();
+        for (index, block) in blocks.iter().enumerate() {
+            let Some(Ok(block)) = block else { continue };
+            for transfer in block.transfers() {
+                let bytes = transfer.signing_bytes(chain);
+                let id = id_of(&bytes, &transfer.signature);
+                if !self.store.signature_checked(&id) {
+                    unchecked.push((index, id, bytes, transfer));
+                }
+            }
+        }
+        if unchecked.is_empty() {
+            return verified;
+        }
+        let items: Vec<_> = unchecked.iter().map(|(_, _, bytes, t)| t.signed_message(bytes)).collect();
+        for ((index, id, _, _), valid) in unchecked.iter().zip(verdicts(&items)) {
+            if valid {
+                verified[*index].insert(*id);
+            }
+        }
+        self.stats.busy("verify_signatures", started.elapsed());
+        verified
+    }
+
+    fn apply_block_message(
+        &self,
+        message: LogMessage,
+        decoded: Result<Block, Rejected>,
+        verified: HashSet<TxId>,
+    ) -> Result<(), StoreError> {
+        let offset = OffsetUpdate { key: message.offset_key.clone(), next: message.offset as u64 + 1 };
+        let block = match decoded {
             Ok(block) => block,
-            Err(e) => {
-                self.reject_message(&message, e.reason(), &e);
+            Err(rejected) => {
+                self.reject_message(&message, rejected.reason, &rejected.detail);
                 return self.store.skip_to(std::slice::from_ref(&offset));
             }
         };
@@ -289,7 +344,7 @@ impl Applier {
         // same on every node; a message without one (a topic switched to CreateTime since the
         // start check) cannot vouch for its block's timestamp, so every such block is too new.
         let arrival_ms = message.append_ms.unwrap_or(0);
-        let outcomes = self.store.apply_block(block, arrival_ms, &[offset])?;
+        let outcomes = self.store.apply_verified_block(block, arrival_ms, &[offset], verified)?;
         self.stats.busy("apply_blocks", started.elapsed());
         let applied_ms = now_ms();
         for outcome in &outcomes {

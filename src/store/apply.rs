@@ -6,7 +6,9 @@ use super::mempool::MempoolIndex;
 use super::{KeptSideBranch, Store, StoreError};
 use crate::core::admission::{self, Refusal};
 use crate::core::block::Block;
-use crate::core::chain::{process_block, ChainUpdate, ChainView, Outcome};
+use crate::core::chain::{ChainUpdate, ChainView, Outcome, Overlay};
+use crate::core::hash::TxId;
+use std::collections::HashSet;
 use crate::core::encoding;
 use crate::core::transaction::Transfer;
 use sled::Batch;
@@ -49,8 +51,22 @@ impl Store {
         arrival_ms: u64,
         offsets: &[OffsetUpdate],
     ) -> Result<Vec<Outcome>, StoreError> {
+        self.apply_verified_block(block, arrival_ms, offsets, HashSet::new())
+    }
+
+    /// [`Store::apply_block`] for a block some of whose transfers (`verified`, by id) the
+    /// caller already found validly signed.
+    pub fn apply_verified_block(
+        &self,
+        block: Block,
+        arrival_ms: u64,
+        offsets: &[OffsetUpdate],
+        verified: HashSet<TxId>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         let _writer = self.lock_writes();
-        let update = process_block(self, self.params(), block, arrival_ms)?;
+        let mut overlay = Overlay::new(self).with_verified(verified);
+        overlay.apply(self.params(), block, arrival_ms)?;
+        let update = overlay.into_update();
         let mut batch = Batch::default();
         self.write_update(&update, &mut batch);
         let mut index = self.lock_mempool();

@@ -21,13 +21,32 @@ struct Slot {
     cost: u64,
 }
 
+/// One sender's pooled transfers.
+#[derive(Clone, Debug, Default)]
+struct SenderPool {
+    /// By nonce.
+    slots: BTreeMap<u64, Slot>,
+    /// Sum of their costs (saturating), kept as they come and go: admission reads it per
+    /// transfer, and a sender may have thousands pending.
+    cost: u64,
+}
+
+impl SenderPool {
+    fn remove_all(&mut self, dropped: BTreeMap<u64, Slot>, out: &mut Vec<Slot>) {
+        for slot in dropped.into_values() {
+            self.cost = self.cost.saturating_sub(slot.cost);
+            out.push(slot);
+        }
+    }
+}
+
 /// The in-memory index of the stored mempool.
 #[derive(Debug, Default)]
 pub(super) struct MempoolIndex {
     /// Sender and nonce of every pooled transfer, by id.
     by_id: HashMap<TxId, (Address, u64)>,
-    /// Each sender's pooled transfers by nonce.
-    by_sender: HashMap<Address, BTreeMap<u64, Slot>>,
+    /// Each sender's pooled transfers.
+    by_sender: HashMap<Address, SenderPool>,
     /// Sequence the next pooled transfer gets: above every stored one.
     next_seq: u64,
 }
@@ -62,26 +81,25 @@ impl MempoolIndex {
     /// Arrival sequence of the pooled transfer `id`.
     pub(super) fn seq(&self, id: &TxId) -> Option<u64> {
         let (sender, nonce) = self.by_id.get(id)?;
-        self.by_sender.get(sender)?.get(nonce).map(|slot| slot.seq)
+        self.by_sender.get(sender)?.slots.get(nonce).map(|slot| slot.seq)
     }
 
     fn slot_taken(&self, sender: &Address, nonce: u64) -> bool {
-        self.by_sender.get(sender).is_some_and(|slots| slots.contains_key(&nonce))
+        self.by_sender.get(sender).is_some_and(|pool| pool.slots.contains_key(&nonce))
     }
 
     /// What `sender` has pending, for a transfer with `nonce`.
     pub(super) fn pending(&self, sender: &Address, nonce: u64) -> Pending {
-        let Some(slots) = self.by_sender.get(sender) else { return Pending::default() };
-        let cost = slots.values().fold(0u64, |sum, slot| sum.saturating_add(slot.cost));
-        Pending { nonce_taken: slots.contains_key(&nonce), cost }
+        let Some(pool) = self.by_sender.get(sender) else { return Pending::default() };
+        Pending { nonce_taken: pool.slots.contains_key(&nonce), cost: pool.cost }
     }
 
     /// The nonce the sender's next transfer would take once everything pending from `next` on
     /// without a gap is mined.
     pub(super) fn pending_nonce(&self, sender: &Address, next: u64) -> u64 {
-        let Some(slots) = self.by_sender.get(sender) else { return next };
+        let Some(pool) = self.by_sender.get(sender) else { return next };
         let mut nonce = next;
-        while slots.contains_key(&nonce) {
+        while pool.slots.contains_key(&nonce) {
             nonce += 1;
         }
         nonce
@@ -98,30 +116,33 @@ impl MempoolIndex {
     fn insert_at(&mut self, id: TxId, tx: &Transfer, seq: u64) {
         let cost = tx.cost().unwrap_or(u64::MAX);
         self.by_id.insert(id, (tx.sender, tx.nonce));
-        self.by_sender.entry(tx.sender).or_default().insert(tx.nonce, Slot { id, seq, cost });
+        let pool = self.by_sender.entry(tx.sender).or_default();
+        pool.slots.insert(tx.nonce, Slot { id, seq, cost });
+        pool.cost = pool.cost.saturating_add(cost);
     }
 
     /// Drops the sender's pooled transfers that `account` (its new state at the tip) makes
     /// invalid: nonces already used, then, in nonce order, every transfer from the first the
     /// balance no longer covers. Returns the sequences of the records to delete.
     pub(super) fn prune(&mut self, sender: &Address, account: Account) -> Vec<u64> {
-        let Some(slots) = self.by_sender.get_mut(sender) else { return Vec::new() };
+        let Some(pool) = self.by_sender.get_mut(sender) else { return Vec::new() };
         let mut dropped: Vec<Slot> = Vec::new();
-        let kept = slots.split_off(&account.nonce);
-        dropped.extend(std::mem::replace(slots, kept).into_values());
-        let mut spent: u64 = 0;
-        let mut cut = None;
-        for (nonce, slot) in slots.iter() {
-            spent = spent.saturating_add(slot.cost);
-            if spent > account.balance {
-                cut = Some(*nonce);
-                break;
+        let kept = pool.slots.split_off(&account.nonce);
+        let used = std::mem::replace(&mut pool.slots, kept);
+        pool.remove_all(used, &mut dropped);
+        // Walking the slots is needed only when the balance no longer covers them all.
+        if pool.cost > account.balance {
+            let mut spent: u64 = 0;
+            let cut = pool.slots.iter().find_map(|(nonce, slot)| {
+                spent = spent.saturating_add(slot.cost);
+                (spent > account.balance).then_some(*nonce)
+            });
+            if let Some(nonce) = cut {
+                let uncovered = pool.slots.split_off(&nonce);
+                pool.remove_all(uncovered, &mut dropped);
             }
         }
-        if let Some(nonce) = cut {
-            dropped.extend(slots.split_off(&nonce).into_values());
-        }
-        if slots.is_empty() {
+        if pool.slots.is_empty() {
             self.by_sender.remove(sender);
         }
         for slot in &dropped {
