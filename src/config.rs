@@ -174,6 +174,10 @@ pub struct StorageConfig {
     /// How far past a sender's next nonce a transfer may be pooled, waiting for the gap to fill;
     /// further ones are refused and counted.
     pub max_nonce_ahead: u64,
+    /// Keep the transaction index (transfer id → block), which `GET /transactions/{id}` needs
+    /// for confirmed transfers; it costs a write per transfer. Off by default, as Bitcoin
+    /// Core's `-txindex`.
+    pub tx_index: bool,
 }
 
 fn default_http() -> SocketAddr {
@@ -216,7 +220,12 @@ impl Default for MiningConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { cache_bytes: crate::store::DEFAULT_CACHE_BYTES, max_mempool: 100_000, max_nonce_ahead: 64 }
+        Self {
+            cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
+            max_mempool: 100_000,
+            max_nonce_ahead: 64,
+            tx_index: false,
+        }
     }
 }
 

@@ -151,6 +151,9 @@ pub async fn transaction(State(node): State<Node>, Path(id): Path<String>) -> Ap
             Ok((StatusCode::OK, Json(body)))
         }
         TxStatus::Unknown => Err(ApiError::not_found(format!("no pending or confirmed transaction {id}"))),
+        TxStatus::NotIndexed => Err(ApiError::not_found(format!(
+            "transaction {id} is not pending; this node keeps no index of confirmed transactions (storage.tx_index = false)"
+        ))),
     }
 }
 

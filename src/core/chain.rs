@@ -191,7 +191,13 @@ pub struct Overlay<V> {
 impl<V: ChainView> Overlay<V> {
     /// An overlay with nothing on top of `base` yet.
     pub fn new(base: V) -> Self {
-        Overlay { base, update: ChainUpdate::default(), stored: HashMap::new(), base_orphans: true, verified: HashSet::new() }
+        Overlay {
+            base,
+            update: ChainUpdate::default(),
+            stored: HashMap::new(),
+            base_orphans: true,
+            verified: HashSet::new(),
+        }
     }
 
     /// This overlay, taking the transfers `ids` as verified: their signatures were checked

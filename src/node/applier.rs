@@ -215,10 +215,8 @@ impl Applier {
     }
 
     fn apply(&self, batch: Vec<LogMessage>) -> Result<(), StoreError> {
-        let mut blocks: Vec<Option<Result<Block, Rejected>>> = batch
-            .iter()
-            .map(|message| (message.kind == Payload::Block).then(|| self.decode_block(message)))
-            .collect();
+        let mut blocks: Vec<Option<Result<Block, Rejected>>> =
+            batch.iter().map(|message| (message.kind == Payload::Block).then(|| self.decode_block(message))).collect();
         let mut verified = self.verify_block_signatures(&blocks);
         let mut txs = TxBatch::default();
         let mut blocks_seen = false;

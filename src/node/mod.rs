@@ -117,6 +117,9 @@ pub enum TxStatus {
     Confirmed { height: u64, block_hash: BlockHash, transaction: Transaction },
     /// Neither pending nor in the main chain.
     Unknown,
+    /// Not pending; whether it is confirmed is unknown, since this node keeps no transaction
+    /// index (`storage.tx_index`).
+    NotIndexed,
 }
 
 /// A handle to the running node; cheap to clone.
@@ -217,6 +220,15 @@ impl Node {
         let opening = std::time::Instant::now();
         let store = Store::open(&config.data_dir, &config.chain, config.storage.cache_bytes)?;
         tracing::info!(elapsed_ms = opening.elapsed().as_millis() as u64, "store opened");
+        if store.tx_index_kept() != config.storage.tx_index {
+            let changing = std::time::Instant::now();
+            store.set_tx_index(config.storage.tx_index)?;
+            tracing::info!(
+                on = config.storage.tx_index,
+                elapsed_ms = changing.elapsed().as_millis() as u64,
+                "transaction index switched (storage.tx_index)"
+            );
+        }
         let topics = Topics::new(&config.kafka.topic_prefix);
         let health = Arc::new(BrokerHealth::default());
         let tx_partitions = ensure_topics(&config.kafka, &topics, &config.node_id, health.clone()).await?;
@@ -441,6 +453,9 @@ impl Node {
         let store = &self.inner.store;
         if let Some(transfer) = store.pooled(id)? {
             return Ok(TxStatus::Pending(transfer));
+        }
+        if !store.tx_index_kept() {
+            return Ok(TxStatus::NotIndexed);
         }
         let Some(height) = store.main_tx_height(id)? else { return Ok(TxStatus::Unknown) };
         let chain = self.chain_tag();

@@ -4,14 +4,15 @@
 use super::keys::{self, key, numbered};
 use super::mempool::MempoolIndex;
 use super::{KeptSideBranch, Store, StoreError};
+use crate::core::account::{Account, Address};
 use crate::core::admission::{self, Refusal};
 use crate::core::block::Block;
 use crate::core::chain::{ChainUpdate, ChainView, Outcome, Overlay};
-use crate::core::hash::TxId;
-use std::collections::HashSet;
 use crate::core::encoding;
+use crate::core::hash::TxId;
 use crate::core::transaction::Transfer;
 use sled::Batch;
+use std::collections::{HashMap, HashSet};
 use std::sync::MutexGuard;
 
 /// The next offset to read for one consumer position (a topic partition, named by the transport).
@@ -111,14 +112,18 @@ impl Store {
     ) -> Result<Vec<Result<(), Refusal>>, StoreError> {
         let _writer = self.lock_writes();
         let chain = self.params().chain_tag();
-        let senders: Vec<_> = offered.iter().map(|o| o.transfer.sender).collect();
-        let accounts = self.accounts(&senders)?;
+        // Each sender read once, however many of its transfers the batch holds.
+        let senders: Vec<Address> =
+            offered.iter().map(|o| o.transfer.sender).collect::<HashSet<_>>().into_iter().collect();
+        let accounts: HashMap<Address, Account> =
+            senders.iter().copied().zip(self.accounts(&senders)?.into_iter().map(Option::unwrap_or_default)).collect();
         // Taken after the reads above, so `/status` does not wait on them.
         let mut index = self.lock_mempool();
         let mut batch = Batch::default();
         let mut outcomes = Vec::with_capacity(offered.len());
-        for (offer, account) in offered.iter().zip(accounts) {
+        for offer in offered {
             let tx = &offer.transfer;
+            let account = accounts.get(&tx.sender).copied().unwrap_or_default();
             let id = tx.id(chain);
             let outcome = if !offer.signature_valid {
                 Err(Refusal::BadSignature)
@@ -126,7 +131,7 @@ impl Store {
                 Err(Refusal::AlreadyPooled)
             } else {
                 let pending = index.pending(&tx.sender, tx.nonce);
-                admission::check(tx, account.unwrap_or_default(), pending, limits.max_nonce_ahead).and_then(|_| {
+                admission::check(tx, account, pending, limits.max_nonce_ahead).and_then(|_| {
                     if index.len() >= limits.max_transfers {
                         return Err(Refusal::MempoolFull);
                     }
@@ -139,6 +144,44 @@ impl Store {
         write_offsets(offsets, &mut batch);
         self.commit_with_index(batch, &mut index)?;
         Ok(outcomes)
+    }
+
+    /// Keeps the transaction index (`T` records: transfer id → height of its main-chain block,
+    /// what `GET /transactions/{id}` needs for confirmed transfers) or drops it. Consensus does
+    /// not need it (nonces prevent repeats), and it costs a random-key write per transfer, so it
+    /// is optional, as Bitcoin Core's `-txindex` is. Turning it on for a store that has blocks
+    /// indexes the whole main chain once; turning it off deletes the records.
+    pub fn set_tx_index(&self, on: bool) -> Result<(), StoreError> {
+        let _writer = self.lock_writes();
+        if on == self.tx_index_kept() {
+            return Ok(());
+        }
+        let chain = self.params().chain_tag();
+        let mut batch = Batch::default();
+        if on {
+            let tip = self.tip()?;
+            for height in 1..=tip.height {
+                let hash =
+                    self.main_hash_at(height)?.ok_or_else(|| StoreError::Missing(format!("main block {height}")))?;
+                let block = self.block(&hash)?.ok_or_else(|| StoreError::Missing(format!("block {hash}")))?;
+                for transfer in block.transfers() {
+                    batch.insert(key(keys::TX, &transfer.id(chain).0), &height.to_be_bytes()[..]);
+                }
+            }
+        } else {
+            for k in self.tree.scan_prefix([keys::TX]).keys() {
+                batch.remove(k?);
+            }
+        }
+        batch.insert(key(keys::STATE, keys::TX_INDEX), &[u8::from(on)][..]);
+        self.tree.apply_batch(batch)?;
+        self.tx_index.store(on, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether the transaction index is kept.
+    pub fn tx_index_kept(&self) -> bool {
+        self.tx_index.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Remembers a peer node's base URL.
@@ -174,7 +217,8 @@ impl Store {
                 None => batch.remove(k),
             }
         }
-        for (id, entry) in &update.tx_index {
+        let indexed = self.tx_index_kept();
+        for (id, entry) in update.tx_index.iter().filter(|_| indexed) {
             let k = key(keys::TX, &id.0);
             match entry {
                 Some(height) => batch.insert(k, &height.to_be_bytes()[..]),

@@ -30,6 +30,8 @@ pub const STATE: u8 = b'S';
 pub const TIP: &[u8] = b"tip";
 /// The chain parameters the store was created for.
 pub const PARAMS: &[u8] = b"chain_params";
+/// Whether the transaction index is kept (1) or not (absent or 0).
+pub const TX_INDEX: &[u8] = b"tx_index";
 /// The version of this key layout the store was written with.
 pub const LAYOUT: &[u8] = b"layout";
 

@@ -96,6 +96,8 @@ pub struct Store {
     /// The side branch last extended, with the tip it was computed under: a cache that spares
     /// walking the branch for the next block on it (see `ChainView::take_side_branch`).
     side_branch: Arc<Mutex<Option<KeptSideBranch>>>,
+    /// Whether the transaction index (`T` records) is kept; see [`Store::set_tx_index`].
+    tx_index: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A side branch kept between messages.
@@ -152,6 +154,8 @@ impl Store {
 
     /// Indexes the stored mempool and orphan pool.
     fn load_indexes(mut self) -> Result<Self, StoreError> {
+        let indexed = self.tree.get(keys::key(keys::STATE, keys::TX_INDEX))?.is_some_and(|v| v.as_ref() == [1]);
+        self.tx_index.store(indexed, std::sync::atomic::Ordering::SeqCst);
         self.mempool = Arc::new(Mutex::new(MempoolIndex::rebuild(&self.tree, self.params.chain_tag())?));
         let mut orphans = BTreeMap::new();
         for record in self.tree.scan_prefix([keys::ORPHAN]) {
@@ -182,6 +186,7 @@ impl Store {
             mempool: Arc::default(),
             orphans: Arc::default(),
             side_branch: Arc::default(),
+            tx_index: Arc::default(),
         })
     }
 

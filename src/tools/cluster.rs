@@ -51,7 +51,7 @@ impl NodeSpec {
                 ..KafkaConfig::default()
             },
             mining: MiningConfig { mode: MiningMode::OnDemand, threads: 1, address: Some(miner_address(id)) },
-            storage: StorageConfig { max_mempool: 1_000_000, ..StorageConfig::default() },
+            storage: StorageConfig { max_mempool: 1_000_000, tx_index: true, ..StorageConfig::default() },
             peers: PeerConfig::default(),
             http: HttpConfig::default(),
         }
