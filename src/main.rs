@@ -279,7 +279,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = bench_sync::run(&std::env::current_exe()?, &brokers, blocks)?;
             println!(
                 "{} blocks: loaded in {:.1} s; cold sync {:.1} s ({:.0} blocks/s), {:.1} MiB resident after; \
-                 stopped in {} ms; restart caught up in {} ms (opening the store: {} ms) reading {} messages",
+                 stopped in {} ms; restart caught up in {} ms (opening the store: {} ms) reading {} messages; \
+                 time of the sync by stage (ms): {}",
                 report.blocks,
                 report.load_secs,
                 report.cold_sync_secs,
@@ -288,7 +289,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.stop_after_sync_ms,
                 report.restart_to_caught_up_ms,
                 report.restart_store_open_ms.map_or("?".to_owned(), |ms| ms.to_string()),
-                report.restart_consumed
+                report.restart_consumed,
+                report.sync_busy_ms
             );
             if json {
                 println!("{}", serde_json::to_string(&report)?);

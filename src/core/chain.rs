@@ -85,8 +85,9 @@ pub trait ChainView {
     fn accounts(&self, addresses: &[Address]) -> Result<Vec<AccountEntry>, Self::Error> {
         addresses.iter().map(|address| self.account(address)).collect()
     }
-    /// The undo record of the main-chain block `hash`: what disconnecting it restores.
-    fn undo(&self, hash: &BlockHash) -> Result<Option<UndoRecord>, Self::Error>;
+    /// The undo record of the main-chain block at `height`: what disconnecting it restores.
+    /// Only the last `finality_depth + 1` are kept: no reorganization goes deeper.
+    fn undo(&self, height: u64) -> Result<Option<UndoRecord>, Self::Error>;
     /// Whether the transfer `id` is known to carry a valid signature (it waits in the mempool,
     /// which admits only verified transfers), so a block holding it need not verify it again.
     /// An id commits to the signing bytes and the signature, so the answer is exact.
@@ -137,8 +138,9 @@ pub struct ChainUpdate {
     pub tx_index: HashMap<TxId, Option<u64>>,
     /// Main-chain account changes: `None` removes the account.
     pub accounts: HashMap<Address, AccountEntry>,
-    /// Undo records of the blocks connected to the main chain.
-    pub undo: Vec<(BlockHash, UndoRecord)>,
+    /// Undo records of main-chain heights: `Some` for a block connected there, `None` to drop
+    /// one (past the finality depth, or above a new, lower tip).
+    pub undo: BTreeMap<u64, Option<UndoRecord>>,
     /// The new tip, when it moved.
     pub tip: Option<Tip>,
     /// Transfers of abandoned blocks that the new main chain does not hold, in chain order: the
@@ -270,8 +272,8 @@ impl<V: ChainView> ChainView for &V {
         (**self).accounts(addresses)
     }
 
-    fn undo(&self, hash: &BlockHash) -> Result<Option<UndoRecord>, V::Error> {
-        (**self).undo(hash)
+    fn undo(&self, height: u64) -> Result<Option<UndoRecord>, V::Error> {
+        (**self).undo(height)
     }
 
     fn signature_checked(&self, id: &TxId) -> bool {
@@ -346,10 +348,10 @@ impl<V: ChainView> ChainView for Overlay<V> {
             .collect())
     }
 
-    fn undo(&self, hash: &BlockHash) -> Result<Option<UndoRecord>, V::Error> {
-        match self.update.undo.iter().rev().find(|(h, _)| h == hash) {
-            Some((_, record)) => Ok(Some(record.clone())),
-            None => self.base.undo(hash),
+    fn undo(&self, height: u64) -> Result<Option<UndoRecord>, V::Error> {
+        match self.update.undo.get(&height) {
+            Some(record) => Ok(record.clone()),
+            None => self.base.undo(height),
         }
     }
 
@@ -633,8 +635,7 @@ impl<V: ChainView> Overlay<V> {
     fn accounts_at_fork(&self, fork_height: u64, tip_height: u64) -> Result<HashMap<Address, AccountEntry>, V::Error> {
         let mut accounts = HashMap::new();
         for height in (fork_height + 1..=tip_height).rev() {
-            let hash = self.main_hash_at(height)?.expect("main chain is contiguous to the tip");
-            accounts.extend(self.undo(&hash)?.expect("main-chain blocks have undo records"));
+            accounts.extend(self.undo(height)?.expect("main-chain blocks within the finality depth have undo records"));
         }
         Ok(accounts)
     }
@@ -673,12 +674,19 @@ impl<V: ChainView> Overlay<V> {
             let before = self.branch_accounts(&state, &touched(&block))?;
             let side_effect = connect(&block, params.reward, before).expect("a stored side block fits its branch");
             state.accounts.extend(side_effect.after.into_iter().map(|(a, account)| (a, Some(account))));
-            self.update.undo.push((*side_hash, side_effect.before));
+            self.update.undo.insert(height, Some(side_effect.before));
             self.index_connected(height, *side_hash, &block.txids(chain), &mut connected_ids);
         }
         state.accounts.extend(effect.after.into_iter().map(|(a, account)| (a, Some(account))));
-        self.update.undo.push((hash, effect.before));
+        self.update.undo.insert(meta.height, Some(effect.before));
         self.index_connected(meta.height, hash, new_ids, &mut connected_ids);
+        for height in meta.height + 1..=old.height {
+            self.update.undo.insert(height, None);
+        }
+        // Undo records deeper than the finality depth are never read again.
+        if let Some(stale) = meta.height.checked_sub(params.finality_depth + 1).filter(|h| *h > 0) {
+            self.update.undo.insert(stale, None);
+        }
         self.update.accounts.extend(state.accounts);
         for tx in abandoned.into_iter().rev().flatten() {
             if !connected_ids.contains(&tx.id(chain)) {

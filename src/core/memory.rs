@@ -20,7 +20,7 @@ pub struct MemoryChain {
     main: BTreeMap<u64, BlockHash>,
     tx_index: HashMap<TxId, u64>,
     accounts: BTreeMap<Address, Account>,
-    undo: HashMap<BlockHash, UndoRecord>,
+    undo: BTreeMap<u64, UndoRecord>,
     tip: Tip,
     mempool: Vec<Transfer>,
     orphans: BTreeMap<u64, (OrphanEntry, Block)>,
@@ -43,7 +43,7 @@ impl MemoryChain {
             blocks: HashMap::from([(hash, (block, meta))]),
             main: BTreeMap::from([(0, hash)]),
             tx_index: HashMap::new(),
-            undo: HashMap::new(),
+            undo: BTreeMap::new(),
             tip: Tip { hash, height: 0, cumulative_work: Work::default() },
             mempool: Vec::new(),
             orphans: BTreeMap::new(),
@@ -101,7 +101,12 @@ impl MemoryChain {
                 None => self.accounts.remove(&address),
             };
         }
-        self.undo.extend(update.undo);
+        for (height, record) in update.undo {
+            match record {
+                Some(record) => self.undo.insert(height, record),
+                None => self.undo.remove(&height),
+            };
+        }
         if let Some(tip) = update.tip {
             self.tip = tip;
         }
@@ -169,8 +174,8 @@ impl ChainView for MemoryChain {
         Ok(self.accounts.get(address).copied())
     }
 
-    fn undo(&self, hash: &BlockHash) -> Result<Option<UndoRecord>, Infallible> {
-        Ok(self.undo.get(hash).cloned())
+    fn undo(&self, height: u64) -> Result<Option<UndoRecord>, Infallible> {
+        Ok(self.undo.get(&height).cloned())
     }
 
     fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, Infallible> {

@@ -88,7 +88,7 @@ impl LogReader {
             // Bounds the prefetch buffer of each partition, so catching up on a long topic does
             // not grow memory: 1 MiB (about 10,000 transactions) keeps the applier fed, and took
             // the memory after syncing 100 k blocks from 62-79 MiB to 55-57 MiB (8 MiB before).
-            .set("queued.max.messages.kbytes", "1024")
+            .set("queued.max.messages.kbytes", "4096")
             .set("enable.partition.eof", "false")
             // The node never joins the group (it assigns its partitions), so this only bounds how
             // long an offset commit waits for an unreachable coordinator, and with it how long

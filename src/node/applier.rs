@@ -58,6 +58,8 @@ pub struct Applier {
     pub blocks_offset_key: String,
     /// Bound of the mempool.
     pub mempool_limits: MempoolLimits,
+    /// Transfers this node verified when it accepted them over HTTP.
+    pub verified: Arc<super::verified::VerifiedIds>,
     /// Raised at shutdown; the applier finishes the batch in hand and stops.
     pub shutdown: CancellationToken,
     /// Shared with the node: a retention gap found here, repaired by a bootstrap from peers.
@@ -257,8 +259,19 @@ impl Applier {
         let started = Instant::now();
         let chain = self.store.params().chain_tag();
         let signing: Vec<_> = batch.txs.iter().map(|t| t.signing_bytes(chain)).collect();
-        let items: Vec<_> = batch.txs.iter().zip(&signing).map(|(t, bytes)| t.signed_message(bytes)).collect();
-        let valid = verdicts(&items);
+        // Those this node verified when it accepted them are not verified again.
+        let known: Vec<bool> =
+            batch.txs.iter().zip(&signing).map(|(t, bytes)| self.verified.take(&id_of(bytes, &t.signature))).collect();
+        let items: Vec<_> = batch
+            .txs
+            .iter()
+            .zip(&signing)
+            .zip(&known)
+            .filter(|(_, known)| !**known)
+            .map(|((t, bytes), _)| t.signed_message(bytes))
+            .collect();
+        let mut checked = verdicts(&items).into_iter();
+        let valid: Vec<bool> = known.iter().map(|known| *known || checked.next().unwrap_or(false)).collect();
         self.stats.busy("verify_signatures", started.elapsed());
         let offered: Vec<Offered> = batch
             .txs

@@ -6,6 +6,7 @@ pub mod gap;
 pub mod mining;
 pub mod stats;
 pub mod sync;
+pub mod verified;
 
 use crate::config::{MiningMode, NodeConfig};
 use crate::core::account::{Account, Address};
@@ -134,6 +135,7 @@ struct Inner {
     publisher: Publisher,
     miner: Arc<Miner>,
     miner_address: Address,
+    verified: Arc<verified::VerifiedIds>,
     stats: Arc<NodeStats>,
     events: broadcast::Sender<BlockEvent>,
     tip: watch::Receiver<Tip>,
@@ -257,6 +259,7 @@ impl Node {
         let (events, _) = broadcast::channel(1024);
         let gap = Arc::new(RetentionGap::default());
         let (tip_tx, tip_rx) = watch::channel(store.tip()?);
+        let verified = Arc::new(verified::VerifiedIds::default());
         let (mine_tx, mine_rx) = mpsc::channel(64);
         let shutdown = CancellationToken::new();
 
@@ -270,6 +273,7 @@ impl Node {
             blocks_end_at_start,
             blocks_offset_key: blocks_offset_key.clone(),
             mempool_limits: config.mempool_limits(),
+            verified: verified.clone(),
             shutdown: shutdown.clone(),
             last_committed: Default::default(),
             gap: gap.clone(),
@@ -281,6 +285,7 @@ impl Node {
         let node = Node {
             inner: Arc::new(Inner {
                 miner_address,
+                verified,
                 config,
                 store,
                 publisher,
@@ -348,7 +353,9 @@ impl Node {
         if let Some(e) = first_error {
             return Err(e.into());
         }
-        Ok((txs.iter().map(|t| t.id(chain)).collect(), self.inner.store.tip()?.height + 1))
+        let ids: Vec<TxId> = txs.iter().map(|t| t.id(chain)).collect();
+        self.inner.verified.insert_all(&ids);
+        Ok((ids, self.inner.store.tip()?.height + 1))
     }
 
     /// Checks each transfer against the tip and what its sender has pending (the earlier ones of

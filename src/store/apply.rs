@@ -232,8 +232,12 @@ impl Store {
                 None => batch.remove(k),
             }
         }
-        for (hash, record) in &update.undo {
-            batch.insert(key(keys::UNDO, &hash.0), encoding::encode(record));
+        for (height, record) in &update.undo {
+            let k = &numbered(keys::UNDO, *height)[..];
+            match record {
+                Some(record) => batch.insert(k, encoding::encode(record)),
+                None => batch.remove(k),
+            }
         }
         if let Some(tip) = &update.tip {
             batch.insert(key(keys::STATE, keys::TIP), encoding::encode(tip));

@@ -12,8 +12,9 @@ pub const MAIN: u8 = b'H';
 pub const TX: u8 = b'T';
 /// `A` ++ address → the account (balance, next nonce) at the main-chain tip.
 pub const ACCOUNT: u8 = b'A';
-/// `U` ++ block hash → the block's undo record: the account entries it changed, as they were
-/// before it (written when the block joins the main chain).
+/// `U` ++ height → the undo record of the main-chain block there: the account entries it
+/// changed, as they were before it. Only the last `finality_depth + 1` heights keep one; keyed by
+/// height, they are written and dropped in key order.
 pub const UNDO: u8 = b'U';
 /// `P` ++ arrival sequence → mempool transfer.
 pub const MEMPOOL: u8 = b'P';

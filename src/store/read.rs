@@ -48,8 +48,8 @@ impl ChainView for Store {
         Ok(accounts)
     }
 
-    fn undo(&self, hash: &BlockHash) -> Result<Option<UndoRecord>, StoreError> {
-        self.get_decoded(&key(keys::UNDO, &hash.0))
+    fn undo(&self, height: u64) -> Result<Option<UndoRecord>, StoreError> {
+        self.get_decoded(&numbered(keys::UNDO, height))
     }
 
     fn signature_checked(&self, id: &TxId) -> bool {

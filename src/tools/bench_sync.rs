@@ -37,6 +37,8 @@ pub struct SyncReport {
     pub restart_store_open_ms: Option<u64>,
     /// Messages the restarted node read (must be 0).
     pub restart_consumed: u64,
+    /// Where the syncing node's time went: its `/status` `busy_ms` at the end of the sync.
+    pub sync_busy_ms: serde_json::Value,
 }
 
 /// Why the benchmark failed.
@@ -60,6 +62,8 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
     std::fs::create_dir_all(&dir)?;
     let mut spec = NodeSpec::new("syncer", &prefix, brokers);
     spec.chain.bits = 1;
+    // The default configuration: no transaction index.
+    spec.storage.tx_index = false;
     let params = spec.chain.clone();
     let load_secs = load_chain(&params, &prefix, brokers, blocks)?;
 
@@ -69,9 +73,9 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
     node.spawn()?;
     let synced = poll_until(Duration::from_secs(3600), || {
         let (_, status) = node.try_get("/status")?;
-        (status["blocks_next_offset"].as_u64()? >= blocks).then_some(())
+        (status["blocks_next_offset"].as_u64()? >= blocks).then_some(status)
     });
-    synced.ok_or_else(|| fail("the node did not sync"))?;
+    let sync_busy_ms = synced.ok_or_else(|| fail("the node did not sync"))?["busy_ms"].clone();
     let cold_sync_secs = started.elapsed().as_secs_f64();
     let rss_mib_after_sync = node.pid().map_or(0.0, resident_mib);
     let stopping = Instant::now();
@@ -98,6 +102,7 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
         restart_to_caught_up_ms,
         stop_after_sync_ms,
         restart_store_open_ms,
+        sync_busy_ms,
         restart_consumed: status["consumed_since_start"].as_u64().unwrap_or(u64::MAX),
     })
 }
