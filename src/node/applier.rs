@@ -73,6 +73,13 @@ pub struct Applier {
     pub last_committed: std::cell::RefCell<Option<Vec<(String, u64)>>>,
 }
 
+/// A block message read, decoded (or not), with its transfers whose signatures were verified.
+struct BlockMessage {
+    message: LogMessage,
+    decoded: Result<Block, Rejected>,
+    verified: HashSet<TxId>,
+}
+
 /// Why a block message holds no block to apply: the label it is counted by and the detail logged.
 struct Rejected {
     reason: &'static str,
@@ -221,6 +228,7 @@ impl Applier {
             batch.iter().map(|message| (message.kind == Payload::Block).then(|| self.decode_block(message))).collect();
         let mut verified = self.verify_block_signatures(&blocks);
         let mut txs = TxBatch::default();
+        let mut run: Vec<BlockMessage> = Vec::new();
         let mut blocks_seen = false;
         for ((message, block), verified) in batch.into_iter().zip(blocks.iter_mut()).zip(verified.iter_mut()) {
             let reread =
@@ -229,6 +237,7 @@ impl Applier {
             let next = message.offset as u64 + 1;
             match message.kind {
                 Payload::Transaction => {
+                    self.apply_block_run(std::mem::take(&mut run))?;
                     match decode_message::<Transfer>(&message.value) {
                         Ok(tx) => txs.txs.push(tx),
                         Err(e) => self.reject_message(&message, e.reason(), &e),
@@ -238,11 +247,12 @@ impl Applier {
                 Payload::Block => {
                     self.apply_transactions(std::mem::take(&mut txs))?;
                     let decoded = block.take().unwrap_or_else(|| self.decode_block(&message));
-                    self.apply_block_message(message, decoded, std::mem::take(verified))?;
+                    run.push(BlockMessage { message, decoded, verified: std::mem::take(verified) });
                     blocks_seen = true;
                 }
             }
         }
+        self.apply_block_run(run)?;
         self.apply_transactions(txs)?;
         if blocks_seen {
             self.check_caught_up()?;
@@ -335,43 +345,55 @@ impl Applier {
         verified
     }
 
-    fn apply_block_message(
-        &self,
-        message: LogMessage,
-        decoded: Result<Block, Rejected>,
-        verified: HashSet<TxId>,
-    ) -> Result<(), StoreError> {
-        let offset = OffsetUpdate { key: message.offset_key.clone(), next: message.offset as u64 + 1 };
-        let block = match decoded {
-            Ok(block) => block,
-            Err(rejected) => {
-                self.reject_message(&message, rejected.reason, &rejected.detail);
-                return self.store.skip_to(std::slice::from_ref(&offset));
+    /// Applies a run of consecutive block messages in one store batch with the position after
+    /// the last (messages that hold no block are counted and only move the position), then
+    /// reports each block's outcomes in order.
+    fn apply_block_run(&self, run: Vec<BlockMessage>) -> Result<(), StoreError> {
+        let Some(last) = run.last() else { return Ok(()) };
+        let offset = OffsetUpdate { key: last.message.offset_key.clone(), next: last.message.offset as u64 + 1 };
+        let mut verified = HashSet::new();
+        let mut blocks = Vec::new();
+        let mut applied = Vec::new();
+        for BlockMessage { message, decoded, verified: ids } in run {
+            match decoded {
+                Ok(block) => {
+                    verified.extend(ids);
+                    // The blocks topic stamps messages with the broker's append time
+                    // (LogAppendTime), the same on every node; a message without one (a topic
+                    // switched to CreateTime since the start check) cannot vouch for its block's
+                    // timestamp, so every such block is too new.
+                    let arrival_ms = message.append_ms.unwrap_or(0);
+                    applied.push((message, block.hash(), block.transactions.len(), block.header.prev_hash));
+                    blocks.push((block, arrival_ms));
+                }
+                Err(rejected) => self.reject_message(&message, rejected.reason, &rejected.detail),
             }
-        };
-        let (hash, txs, parent) = (block.hash(), block.transactions.len(), block.header.prev_hash);
+        }
         let started = Instant::now();
-        // The blocks topic stamps messages with the broker's append time (LogAppendTime), the
-        // same on every node; a message without one (a topic switched to CreateTime since the
-        // start check) cannot vouch for its block's timestamp, so every such block is too new.
-        let arrival_ms = message.append_ms.unwrap_or(0);
-        let outcomes = self.store.apply_verified_block(block, arrival_ms, &[offset], verified)?;
+        let outcomes = if blocks.is_empty() {
+            self.store.skip_to(std::slice::from_ref(&offset))?;
+            Vec::new()
+        } else {
+            self.store.apply_blocks(blocks, &[offset], verified)?
+        };
         self.stats.busy("apply_blocks", started.elapsed());
         let applied_ms = now_ms();
-        for outcome in &outcomes {
-            if let Outcome::Stored { hash: stored, height, .. } = outcome {
-                let from_message = *stored == hash;
-                self.stats.remember_block(AppliedBlock {
-                    height: *height,
-                    hash: stored.to_hex(),
-                    txs: if from_message { txs } else { 0 },
-                    produced_ms: if from_message { message.created_ms } else { None },
-                    applied_ms,
-                });
+        for ((message, hash, txs, parent), outcomes) in applied.into_iter().zip(outcomes) {
+            for outcome in &outcomes {
+                if let Outcome::Stored { hash: stored, height, .. } = outcome {
+                    let from_message = *stored == hash;
+                    self.stats.remember_block(AppliedBlock {
+                        height: *height,
+                        hash: stored.to_hex(),
+                        txs: if from_message { txs } else { 0 },
+                        produced_ms: if from_message { message.created_ms } else { None },
+                        applied_ms,
+                    });
+                }
+                self.record(outcome, message.offset);
             }
-            self.record(outcome, message.offset);
+            self.track_unknown_parents(&outcomes, &parent)?;
         }
-        self.track_unknown_parents(&outcomes, &parent)?;
         let tip = self.store.tip()?;
         self.tip.send_if_modified(|current| std::mem::replace(current, tip) != tip);
         Ok(())
