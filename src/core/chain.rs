@@ -683,9 +683,12 @@ impl<V: ChainView> Overlay<V> {
         for height in meta.height + 1..=old.height {
             self.update.undo.insert(height, None);
         }
-        // Undo records deeper than the finality depth are never read again.
-        if let Some(stale) = meta.height.checked_sub(params.finality_depth + 1).filter(|h| *h > 0) {
-            self.update.undo.insert(stale, None);
+        // Undo records deeper than the finality depth are never read again: one goes for each
+        // height connected.
+        for connected in branch.fork_height + 1..=meta.height {
+            if let Some(stale) = connected.checked_sub(params.finality_depth + 1).filter(|h| *h > 0) {
+                self.update.undo.insert(stale, None);
+            }
         }
         self.update.accounts.extend(state.accounts);
         for tx in abandoned.into_iter().rev().flatten() {

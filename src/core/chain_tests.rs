@@ -226,6 +226,29 @@ fn blocks_over_the_size_bound_are_refused() {
 }
 
 #[test]
+fn undo_records_are_kept_for_the_finality_depth_only_even_when_a_branch_overtakes() {
+    use super::chain::ChainView;
+    let p = super::params::ChainParams { finality_depth: 2, ..params() };
+    let g = super::block::genesis(&p);
+    let mut chain = MemoryChain::new(p.clone());
+    let mut main = vec![g.clone()];
+    for _ in 0..4 {
+        let next = child(&p, main.last().unwrap(), "main", &[]);
+        chain.apply(next.clone());
+        main.push(next);
+    }
+    // A branch from height 2 that overtakes at height 5: three heights connected at once.
+    let mut side = main[2].clone();
+    for _ in 0..3 {
+        side = child(&p, &side, "side", &[]);
+        chain.apply(side.clone());
+    }
+    assert_eq!(chain.tip_info().hash, side.hash());
+    let kept: Vec<u64> = (1..=5).filter(|h| chain.undo(*h).unwrap().is_some()).collect();
+    assert_eq!(kept, [3, 4, 5], "finality depth 2: the last three heights");
+}
+
+#[test]
 fn a_fork_deeper_than_the_finality_depth_is_refused() {
     let p = super::params::ChainParams { finality_depth: 2, ..params() };
     let g = super::block::genesis(&p);
