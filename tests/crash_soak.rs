@@ -51,7 +51,12 @@ fn random_sigkills_under_load_lose_nothing() {
                             let value: serde_json::Value = response.json().unwrap();
                             acked.lock().unwrap().push(value["transaction_id"].as_str().unwrap().to_owned());
                         }
-                        Ok(response) if response.status().is_client_error() => {}
+                        Ok(response) if response.status() == 409 => {
+                            let value: serde_json::Value = response.json().unwrap_or_default();
+                            if !common::already_there(&value) {
+                                pending = body;
+                            }
+                        }
                         _ => pending = body,
                     }
                     std::thread::sleep(Duration::from_millis(5));

@@ -7,7 +7,8 @@ use common::TestNet;
 use kafkachain::core::account::Address;
 use kafkachain::core::transaction::{ChainTag, Transfer};
 use kafkachain::json::SignedTransferJson;
-use kafkachain::tools::load::derived_key;
+use kafkachain::tools::cluster::LOAD_ACCOUNTS;
+use kafkachain::tools::load::{derived_key, LoadAccounts};
 use serde_json::Value;
 
 fn assert_client_error(answer: (u16, Value), expected: u16, mentions: &str) {
@@ -54,13 +55,18 @@ fn malformed_requests_are_refused_with_json_errors() {
     assert_client_error(post(&with("signature", Value::from("ab"))), 400, "128 hex characters");
     assert_client_error(post(&with("id", Value::from("00".repeat(32)))), 400, "not what the fields hash to");
     assert_client_error(post(&with("extra", Value::from(1))), 400, "unknown field");
-    let forged = with("amount", Value::from(6));
     let refused = |body: String, code: u16, rule: &str| {
         let (status, answer) = post(&body);
         assert_eq!((status, answer["rule"].as_str()), (code, Some(rule)), "{answer}");
     };
-    refused(forged, 400, "bad_signature");
-    refused(body(&sign(Address([9; 32]), 5, ChainTag::of("another-chain"))).to_string(), 400, "bad_signature");
+    // Signatures are checked after the cheap rules, so these come from a funded account (load
+    // account 250, which none of the names below maps to) with its next nonce.
+    let funded = LoadAccounts::new(LOAD_ACCOUNTS);
+    let mut forged = Transfer::sign(funded.key(250), chain, Address([9; 32]), 5, 0, 0);
+    forged.amount = 6;
+    refused(body(&forged).to_string(), 400, "bad_signature");
+    let other_chain = Transfer::sign(funded.key(250), ChainTag::of("another-chain"), Address([9; 32]), 5, 0, 0);
+    refused(body(&other_chain).to_string(), 400, "bad_signature");
     refused(body(&sign(Address([9; 32]), 0, chain)).to_string(), 400, "zero_amount");
     refused(body(&sign(Address::of_key(&stranger), 5, chain)).to_string(), 400, "self_transfer");
     refused(template.to_string(), 409, "insufficient_funds");

@@ -11,7 +11,7 @@ use crate::core::hash::BlockHash;
 use crate::core::hash::TxId;
 use crate::core::signature::verdicts;
 use crate::core::transaction::{id_of, Transfer, SIGNING_BYTES_LEN};
-use crate::core::validate::BlockError;
+use crate::core::validate::{check_block, BlockError};
 use crate::kafka::wire::decode_message;
 use crate::kafka::{LogMessage, LogReader, Payload, ReadError};
 use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError};
@@ -316,14 +316,20 @@ impl Applier {
     /// that the mempool has not verified already; returns, for each message, the ids of its
     /// block's transfers found valid. A batch read during catch-up is mostly blocks, and one
     /// verification pass over all of them spreads the work over every core instead of
-    /// verifying block by block.
+    /// verifying block by block. Only blocks that pass the cheap checks of their own (proof of
+    /// work, size, transaction count, Merkle root) are worth it: anything else costs one hash,
+    /// as before signatures existed, whatever it holds.
     fn verify_block_signatures(&self, blocks: &[Option<Result<Block, Rejected>>]) -> Vec<HashSet<TxId>> {
         let mut verified = vec![HashSet::new(); blocks.len()];
         let started = Instant::now();
         let chain = self.store.params().chain_tag();
         let mut unchecked: Vec<(usize, TxId, [u8; SIGNING_BYTES_LEN], &Transfer)> = Vec::new();
+        let params = self.store.params();
         for (index, block) in blocks.iter().enumerate() {
             let Some(Ok(block)) = block else { continue };
+            if check_block(block, params, chain).is_err() {
+                continue;
+            }
             for transfer in block.transfers() {
                 let bytes = transfer.signing_bytes(chain);
                 let id = id_of(&bytes, &transfer.signature);

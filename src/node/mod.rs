@@ -316,6 +316,8 @@ impl Node {
     /// earlier transfers included.
     pub async fn submit_transactions(&self, txs: Vec<Transfer>) -> Result<(Vec<TxId>, u64), NodeError> {
         self.refuse_if_halted()?;
+        // The cheap rules first: a request that breaks them costs no signature checks.
+        self.check_admission(&txs)?;
         let chain = self.inner.store.params().chain_tag();
         let txs = tokio::task::spawn_blocking(move || {
             let signing: Vec<_> = txs.iter().map(|t| t.signing_bytes(chain)).collect();
@@ -327,7 +329,6 @@ impl Node {
         })
         .await
         .map_err(|e| NodeError::Internal(format!("signature check: {e}")))??;
-        self.check_admission(&txs)?;
         // Transfers being published count against the bound too, so concurrent requests cannot
         // all pass the same check.
         let _reserved = Reservation::take(&self.inner.publishing, txs.len() as u64);

@@ -214,3 +214,10 @@ pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
     }
     producer.flush(Duration::from_secs(60)).unwrap();
 }
+
+/// Whether a 409 answer says the transfer (or another with its nonce) is already pending or
+/// confirmed: sending it again is pointless. Other refusals (too far ahead while no block is
+/// mined) are worth sending again, or the sender's later transfers wait on a gap forever.
+pub fn already_there(answer: &Value) -> bool {
+    matches!(answer["rule"].as_str(), Some("duplicate" | "nonce_taken" | "nonce_used"))
+}
