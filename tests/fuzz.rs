@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{brokers, wait_for, TestNet};
+use common::{produce, wait_for, TestNet};
 use kafkachain::core::block::Block;
 use kafkachain::core::miner::Miner;
 use kafkachain::core::transaction::Transaction;
@@ -14,8 +14,6 @@ use kafkachain::kafka::wire::encode_message;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -109,21 +107,6 @@ fn generated_http_requests_never_get_a_5xx_or_touch_the_chain() {
     assert_eq!(after["height"], before["height"], "the chain changed");
     assert_eq!(after["tip"], before["tip"]);
     assert_eq!(after["rejected"], before["rejected"], "something reached the topics unvalidated");
-}
-
-fn produce(topic: &str, payloads: &[Vec<u8>]) {
-    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
-    for payload in payloads {
-        loop {
-            match producer.send(BaseRecord::<(), _>::to(topic).payload(payload)) {
-                Ok(()) => break,
-                Err(_) => {
-                    producer.poll(Duration::from_millis(50));
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{brokers, wait_for, TestNet};
+use common::{produce, wait_for, TestNet};
 use kafkachain::core::block::Block;
 use kafkachain::core::hash::BlockHash;
 use kafkachain::core::miner::solve_on_this_thread;
@@ -15,17 +15,7 @@ use kafkachain::json::BlockJson;
 use kafkachain::kafka::wire::{encode_message, FORMAT_VERSION};
 use kafkachain::tools::cluster::LOAD_ACCOUNTS;
 use kafkachain::tools::load::{miner_address, LoadAccounts};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
 use std::time::Duration;
-
-fn produce(topic: &str, payloads: &[Vec<u8>]) {
-    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
-    for payload in payloads {
-        producer.send(BaseRecord::<(), _>::to(topic).payload(payload)).unwrap();
-    }
-    producer.flush(Duration::from_secs(10)).unwrap();
-}
 
 fn child_of(parent: &Block, prev_hash: BlockHash, height: u64, extra: Vec<Transaction>) -> Block {
     let mut txs = vec![Transaction::reward(miner_address("intruder"), 50, height)];

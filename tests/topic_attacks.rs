@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{brokers, wait_for, NodeProc, TestNet};
+use common::{produce, wait_for, NodeProc, TestNet};
 use kafkachain::core::account::Address;
 use kafkachain::core::block::Block;
 use kafkachain::core::hash::sha256;
@@ -17,21 +17,7 @@ use kafkachain::core::transaction::{ChainTag, Transfer};
 use kafkachain::json::BlockJson;
 use kafkachain::kafka::wire::encode_message;
 use kafkachain::tools::load::miner_address;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn produce(topic: &str, payloads: &[Vec<u8>]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .unwrap();
-    for payload in payloads {
-        producer.send(BaseRecord::<(), _>::to(topic).payload(payload)).unwrap();
-    }
-    producer.flush(Duration::from_secs(60)).unwrap();
-}
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64

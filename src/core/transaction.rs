@@ -153,6 +153,14 @@ impl Transfer {
     }
 }
 
+/// The verdict on each transfer's signature on the chain tagged `chain`, checked in batches over
+/// the cores (see [`super::signature::verdicts`]).
+pub fn signature_verdicts(transfers: &[Transfer], chain: ChainTag) -> Vec<bool> {
+    let signing: Vec<_> = transfers.iter().map(|t| t.signing_bytes(chain)).collect();
+    let items: Vec<_> = transfers.iter().zip(&signing).map(|(t, bytes)| t.signed_message(bytes)).collect();
+    super::signature::verdicts(&items)
+}
+
 /// The id of a transfer whose signing bytes are already built.
 pub fn id_of(signing_bytes: &[u8; SIGNING_BYTES_LEN], signature: &Signature) -> TxId {
     let mut bytes = [0u8; SIGNING_BYTES_LEN + 64];

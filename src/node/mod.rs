@@ -16,8 +16,7 @@ use crate::core::chain::{ChainView, Tip};
 use crate::core::hash::BlockHash;
 use crate::core::hash::TxId;
 use crate::core::miner::{Miner, MinerPoolError};
-use crate::core::signature::verdicts;
-use crate::core::transaction::{ChainTag, Transaction, Transfer};
+use crate::core::transaction::{signature_verdicts, ChainTag, Transaction, Transfer};
 use crate::kafka::{ensure_topics, BrokerHealth, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
 use crate::store::{Store, StoreError};
 use applier::{Applier, BlockEvent};
@@ -320,9 +319,7 @@ impl Node {
         self.check_admission(&txs)?;
         let chain = self.inner.store.params().chain_tag();
         let txs = tokio::task::spawn_blocking(move || {
-            let signing: Vec<_> = txs.iter().map(|t| t.signing_bytes(chain)).collect();
-            let items: Vec<_> = txs.iter().zip(&signing).map(|(t, bytes)| t.signed_message(bytes)).collect();
-            match verdicts(&items).iter().position(|valid| !valid) {
+            match signature_verdicts(&txs, chain).iter().position(|valid| !valid) {
                 Some(index) => Err(NodeError::Refused { index, refusal: Refusal::BadSignature }),
                 None => Ok(txs),
             }
@@ -367,11 +364,15 @@ impl Node {
         let chain = store.params().chain_tag();
         let max_ahead = self.inner.config.storage.max_nonce_ahead;
         let mut in_request: HashMap<Address, (HashSet<u64>, u64)> = HashMap::new();
+        let mut accounts: HashMap<Address, Account> = HashMap::new();
         for (index, tx) in txs.iter().enumerate() {
-            if store.pooled(&tx.id(chain))?.is_some() {
+            if store.is_pooled(&tx.id(chain)) {
                 return Err(NodeError::Refused { index, refusal: Refusal::AlreadyPooled });
             }
-            let account = store.account(&tx.sender)?.unwrap_or_default();
+            let account = match accounts.get(&tx.sender) {
+                Some(account) => *account,
+                None => *accounts.entry(tx.sender).or_insert(store.account(&tx.sender)?.unwrap_or_default()),
+            };
             let pooled = store.pending(&tx.sender, tx.nonce);
             let (nonces, cost) = in_request.entry(tx.sender).or_default();
             let pending = Pending {

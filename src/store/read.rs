@@ -53,7 +53,7 @@ impl ChainView for Store {
     }
 
     fn signature_checked(&self, id: &TxId) -> bool {
-        self.lock_mempool().contains(id)
+        self.is_pooled(id)
     }
 
     fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, StoreError> {
@@ -104,6 +104,11 @@ impl Store {
     pub fn main_tx_height(&self, id: &TxId) -> Result<Option<u64>, StoreError> {
         let k = key(keys::TX, &id.0);
         self.tree.get(&k)?.map(|raw| be_u64(&k, &raw)).transpose()
+    }
+
+    /// Whether the transfer `id` waits in the mempool (the index only, no read of the record).
+    pub fn is_pooled(&self, id: &TxId) -> bool {
+        self.lock_mempool().contains(id)
     }
 
     /// The pooled transfer `id`, if it waits in the mempool.

@@ -6,8 +6,7 @@
 use super::load::{miner_address, LoadAccounts};
 use super::store_writer::{apply_as_tip, next_block, WriterError, TXS_OFFSET_KEY, UNBOUNDED};
 use crate::core::params::ChainParams;
-use crate::core::signature::verdicts;
-use crate::core::transaction::Transfer;
+use crate::core::transaction::{signature_verdicts, Transfer};
 use crate::store::{Offered, OffsetUpdate, Store, StoreError};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -117,9 +116,7 @@ fn apply_load(
             let offset = OffsetUpdate { key: TXS_OFFSET_KEY.into(), next };
             let t = Instant::now();
             // As the node's applier does: the signatures in parallel batches, then the store.
-            let signing: Vec<_> = txs.iter().map(|t| t.signing_bytes(chain)).collect();
-            let items: Vec<_> = txs.iter().zip(&signing).map(|(t, bytes)| t.signed_message(bytes)).collect();
-            let valid = verdicts(&items);
+            let valid = signature_verdicts(txs, chain);
             verifying += t.elapsed();
             let offered: Vec<Offered> = txs
                 .iter()
