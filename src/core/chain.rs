@@ -66,10 +66,17 @@ pub enum Outcome {
     Invalid(BlockHash, BlockError),
 }
 
+/// The chain state lacks data its own records promise (a stored block's parent, an undo record
+/// within the finality depth): the state is damaged, or it changed under a reader that does not
+/// hold the store's write lock.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the chain state is inconsistent: {0}")]
+pub struct Inconsistent(pub String);
+
 /// Read access to the chain state, implemented by the sled store and by [`super::memory::MemoryChain`].
 pub trait ChainView {
     /// Failure to read the underlying state.
-    type Error: std::error::Error + Send + Sync + 'static;
+    type Error: std::error::Error + From<Inconsistent> + Send + Sync + 'static;
     /// The current tip.
     fn tip(&self) -> Result<Tip, Self::Error>;
     /// Metadata of a stored block.
@@ -609,7 +616,7 @@ impl<V: ChainView> Overlay<V> {
             if tip_height.saturating_sub(height) >= finality_depth {
                 return Ok(Err(height));
             }
-            let meta = self.meta(&hash)?.expect("a stored block's ancestors are stored");
+            let meta = self.meta(&hash)?.ok_or_else(|| missing(format!("ancestor {hash} of a stored block")))?;
             side.push(hash);
             hash = meta.parent;
             height -= 1;
@@ -621,9 +628,9 @@ impl<V: ChainView> Overlay<V> {
         let mut branch =
             SideBranch { side: Vec::new(), accounts: self.accounts_at_fork(height, tip_height)?, fork_height: height };
         for side_hash in side {
-            let block = self.block(&side_hash)?.expect("side blocks are stored");
+            let block = self.block(&side_hash)?.ok_or_else(|| missing(format!("side block {side_hash}")))?;
             let before = self.branch_accounts(&branch, &touched(&block))?;
-            let effect = connect(&block, params.reward, before).expect("a stored side block fits its branch");
+            let effect = connect(&block, params.reward, before).map_err(|e| unfit(&side_hash, e))?;
             branch.accounts.extend(effect.after.into_iter().map(|(address, account)| (address, Some(account))));
             branch.side.push(side_hash);
         }
@@ -635,7 +642,9 @@ impl<V: ChainView> Overlay<V> {
     fn accounts_at_fork(&self, fork_height: u64, tip_height: u64) -> Result<HashMap<Address, AccountEntry>, V::Error> {
         let mut accounts = HashMap::new();
         for height in (fork_height + 1..=tip_height).rev() {
-            accounts.extend(self.undo(height)?.expect("main-chain blocks within the finality depth have undo records"));
+            accounts.extend(
+                self.undo(height)?.ok_or_else(|| missing(format!("undo record of main-chain height {height}")))?,
+            );
         }
         Ok(accounts)
     }
@@ -657,8 +666,9 @@ impl<V: ChainView> Overlay<V> {
         let at_fork = self.accounts_at_fork(branch.fork_height, old.height)?;
         let mut abandoned: Vec<Vec<Transfer>> = Vec::new();
         for height in (branch.fork_height + 1..=old.height).rev() {
-            let old_hash = self.main_hash_at(height)?.expect("main chain is contiguous to the tip");
-            let old_block = self.block(&old_hash)?.expect("main-chain blocks are stored");
+            let old_hash =
+                self.main_hash_at(height)?.ok_or_else(|| missing(format!("main-chain block at height {height}")))?;
+            let old_block = self.block(&old_hash)?.ok_or_else(|| missing(format!("main-chain block {old_hash}")))?;
             for tx in old_block.transfers() {
                 self.update.tx_index.insert(tx.id(chain), None);
             }
@@ -670,9 +680,9 @@ impl<V: ChainView> Overlay<V> {
         let mut state = SideBranch { side: Vec::new(), accounts: at_fork, fork_height: branch.fork_height };
         let mut connected_ids = HashSet::new();
         for (height, side_hash) in (branch.fork_height + 1..).zip(&branch.side) {
-            let block = self.block(side_hash)?.expect("branch blocks are stored");
+            let block = self.block(side_hash)?.ok_or_else(|| missing(format!("branch block {side_hash}")))?;
             let before = self.branch_accounts(&state, &touched(&block))?;
-            let side_effect = connect(&block, params.reward, before).expect("a stored side block fits its branch");
+            let side_effect = connect(&block, params.reward, before).map_err(|e| unfit(side_hash, e))?;
             state.accounts.extend(side_effect.after.into_iter().map(|(a, account)| (a, Some(account))));
             self.update.undo.insert(height, Some(side_effect.before));
             self.index_connected(height, *side_hash, &block.txids(chain), &mut connected_ids);
@@ -710,4 +720,14 @@ impl<V: ChainView> Overlay<V> {
         }
         self.update.main_index.insert(height, Some(hash));
     }
+}
+
+/// The error for data the chain's own records promise but the view lacks.
+fn missing<E: From<Inconsistent>>(what: String) -> E {
+    E::from(Inconsistent(format!("missing {what}")))
+}
+
+/// The error for a stored branch block that no longer fits the accounts its branch gives it.
+fn unfit<E: From<Inconsistent>>(hash: &BlockHash, error: super::ledger::LedgerError) -> E {
+    E::from(Inconsistent(format!("stored block {hash} does not fit its branch: {error}")))
 }

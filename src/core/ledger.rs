@@ -122,16 +122,41 @@ pub fn spend(state: &mut HashMap<Address, AccountEntry>, transfer: &Transfer) ->
     credit(state, transfer.recipient, transfer.amount)
 }
 
+/// Who a miner's block pays and how much the block creates: its reward is `subsidy` plus the
+/// fees of the transfers it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Payout {
+    /// The miner's address.
+    pub miner: Address,
+    /// The block subsidy.
+    pub subsidy: u64,
+}
+
+/// A miner's choice of transfers and the reward they add up to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filled {
+    /// The transfers, in block order.
+    pub transfers: Vec<Transfer>,
+    /// Subsidy plus their fees: what the reward must pay.
+    pub reward: u64,
+}
+
 /// The transfers of `pool` (in arrival order) a block on the tip can hold, at most `max` of
 /// them: each sender's in nonce order from its next nonce, each covered by the balance it has
-/// by then. A transfer that arrived before the one filling its nonce gap waits for it; one that
-/// does not fit is left for a later block. `state` holds the tip's entry of every sender and
-/// recipient in `pool`.
-pub fn fill_block(pool: Vec<Transfer>, mut state: HashMap<Address, AccountEntry>, max: usize) -> Vec<Transfer> {
-    let mut chosen = Vec::new();
+/// by then, and none whose fee would push the reward, or the miner's balance once paid, past 64
+/// bits ([`connect`] refuses such a block). A transfer that arrived before the one filling its
+/// nonce gap waits for it; one that does not fit is left for a later block. `state` holds the
+/// tip's entry of every sender and recipient in `pool` and of the miner.
+pub fn fill_block(
+    pool: Vec<Transfer>,
+    mut state: HashMap<Address, AccountEntry>,
+    max: usize,
+    payout: Payout,
+) -> Filled {
+    let mut filled = Filled { transfers: Vec::new(), reward: payout.subsidy };
     let mut waiting: HashMap<Address, std::collections::BTreeMap<u64, Transfer>> = HashMap::new();
     for tx in pool {
-        if chosen.len() >= max {
+        if filled.transfers.len() >= max {
             break;
         }
         let sender = tx.sender;
@@ -140,21 +165,40 @@ pub fn fill_block(pool: Vec<Transfer>, mut state: HashMap<Address, AccountEntry>
             waiting.entry(sender).or_default().insert(tx.nonce, tx);
             continue;
         }
-        if spend(&mut state, &tx).is_err() {
+        if !take(&mut state, &mut filled, tx, payout.miner) {
             continue;
         }
-        chosen.push(tx);
         // The gap this one filled may release transfers that arrived before it.
-        while chosen.len() < max {
+        while filled.transfers.len() < max {
             let next = state.get(&sender).copied().flatten().unwrap_or_default().nonce;
             let Some(tx) = waiting.get_mut(&sender).and_then(|w| w.remove(&next)) else { break };
-            if spend(&mut state, &tx).is_err() {
+            if !take(&mut state, &mut filled, tx, payout.miner) {
                 break;
             }
-            chosen.push(tx);
         }
     }
-    chosen
+    filled
+}
+
+/// Adds `tx` to `filled` if it can be applied to `state` and its fee still lets the reward be
+/// paid to `miner`; otherwise leaves both as they were.
+fn take(state: &mut HashMap<Address, AccountEntry>, filled: &mut Filled, tx: Transfer, miner: Address) -> bool {
+    let Some(reward) = filled.reward.checked_add(tx.fee) else { return false };
+    let saved = [tx.sender, tx.recipient].map(|address| (address, state.get(&address).copied()));
+    let payable = spend(state, &tx).is_ok()
+        && state.get(&miner).copied().flatten().unwrap_or_default().balance.checked_add(reward).is_some();
+    if !payable {
+        for (address, entry) in saved {
+            match entry {
+                Some(entry) => state.insert(address, entry),
+                None => state.remove(&address),
+            };
+        }
+        return false;
+    }
+    filled.reward = reward;
+    filled.transfers.push(tx);
+    true
 }
 
 fn credit(state: &mut HashMap<Address, AccountEntry>, to: Address, amount: u64) -> Result<(), SpendError> {
@@ -224,11 +268,34 @@ mod tests {
             .into_iter()
             .map(|a| (a, (a == addr(1)).then_some(Account { balance: 100, nonce: 0 })))
             .collect();
-        let chosen = fill_block(pool, state, 10);
+        let chosen = fill_block(pool, state, 10, Payout { miner: addr(9), subsidy: 50 }).transfers;
         let nonces: Vec<(u8, u64)> = chosen.iter().map(|t| (t.sender.0[0], t.nonce)).collect();
         assert_eq!(nonces, vec![(1, 0), (1, 1)]);
         let b = block(50, chosen.into_iter().map(Transaction::Transfer).collect());
         assert!(connect(&b, 50, funded(&b, 100)).is_ok(), "what the miner picks is what a block may hold");
+    }
+
+    #[test]
+    fn a_filled_block_leaves_out_fees_the_reward_cannot_pay() {
+        let rich = |a: u8, balance| (addr(a), Some(Account { balance, nonce: 0 }));
+        let state: HashMap<_, _> = [rich(1, u64::MAX), rich(2, 0), rich(3, 1_000), rich(9, 0)].into_iter().collect();
+        let pool = vec![
+            plain(transfer(1, 2, 1, u64::MAX - 60, 0)),
+            plain(transfer(3, 2, 1, 20, 0)), // subsidy + both fees would pass 64 bits
+            plain(transfer(1, 2, 1, 5, 1)),
+        ];
+        let filled = fill_block(pool, state.clone(), 10, Payout { miner: addr(9), subsidy: 50 });
+        let fees: Vec<u64> = filled.transfers.iter().map(|t| t.fee).collect();
+        assert_eq!(fees, vec![u64::MAX - 60, 5]);
+        assert_eq!(filled.reward, u64::MAX - 5);
+        let b = block(filled.reward, filled.transfers.into_iter().map(Transaction::Transfer).collect());
+        let before = touched(&b).into_iter().map(|a| (a, state.get(&a).copied().flatten())).collect();
+        assert!(connect(&b, 50, before).is_ok(), "the reward the miner computed is the one the rules ask");
+
+        let broke_miner: HashMap<_, _> = [rich(3, 1_000), rich(2, 0), rich(9, u64::MAX - 60)].into_iter().collect();
+        let pool = vec![plain(transfer(3, 2, 1, 20, 0))];
+        let filled = fill_block(pool, broke_miner, 10, Payout { miner: addr(9), subsidy: 50 });
+        assert_eq!(filled, Filled { transfers: vec![], reward: 50 }, "the miner's own balance would overflow");
     }
 
     #[test]

@@ -3,13 +3,14 @@
 
 use super::account::{Account, AccountEntry, Address};
 use super::block::{genesis, Block};
-use super::chain::{process_block, BlockMeta, ChainUpdate, ChainView, OrphanEntry, Outcome, Tip, UndoRecord};
+use super::chain::{
+    process_block, BlockMeta, ChainUpdate, ChainView, Inconsistent, OrphanEntry, Outcome, Tip, UndoRecord,
+};
 use super::hash::{BlockHash, TxId};
 use super::params::ChainParams;
 use super::pow::Work;
 use super::transaction::Transfer;
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 
 /// Chain state in memory: blocks, main chain, transaction index, accounts and undo records,
 /// mempool, orphans.
@@ -60,10 +61,10 @@ impl MemoryChain {
     /// Processes one block whose message the broker appended at `arrival_ms`, and applies the
     /// result; returns what happened to each block.
     pub fn apply_at(&mut self, block: Block, arrival_ms: u64) -> Vec<Outcome> {
-        let update = match process_block(self, &self.params, block, arrival_ms) {
-            Ok(update) => update,
-            Err(never) => match never {},
-        };
+        // The model holds every record in memory and never drops one a rule reads, so an
+        // inconsistency here is a bug in the rules, not a state to recover from.
+        let update = process_block(self, &self.params, block, arrival_ms)
+            .unwrap_or_else(|e| panic!("the in-memory chain contradicts itself: {e}"));
         self.commit(update)
     }
 
@@ -152,37 +153,37 @@ impl MemoryChain {
 }
 
 impl ChainView for MemoryChain {
-    type Error = Infallible;
+    type Error = Inconsistent;
 
-    fn tip(&self) -> Result<Tip, Infallible> {
+    fn tip(&self) -> Result<Tip, Inconsistent> {
         Ok(self.tip)
     }
 
-    fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, Infallible> {
+    fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, Inconsistent> {
         Ok(self.blocks.get(hash).map(|(_, meta)| *meta))
     }
 
-    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, Infallible> {
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, Inconsistent> {
         Ok(self.blocks.get(hash).map(|(block, _)| block.clone()))
     }
 
-    fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, Infallible> {
+    fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, Inconsistent> {
         Ok(self.main.get(&height).copied())
     }
 
-    fn account(&self, address: &Address) -> Result<AccountEntry, Infallible> {
+    fn account(&self, address: &Address) -> Result<AccountEntry, Inconsistent> {
         Ok(self.accounts.get(address).copied())
     }
 
-    fn undo(&self, height: u64) -> Result<Option<UndoRecord>, Infallible> {
+    fn undo(&self, height: u64) -> Result<Option<UndoRecord>, Inconsistent> {
         Ok(self.undo.get(&height).cloned())
     }
 
-    fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, Infallible> {
+    fn orphan_entries(&self) -> Result<Vec<OrphanEntry>, Inconsistent> {
         Ok(self.orphans.values().map(|(entry, _)| *entry).collect())
     }
 
-    fn orphan_block(&self, seq: u64) -> Result<Option<Block>, Infallible> {
+    fn orphan_block(&self, seq: u64) -> Result<Option<Block>, Inconsistent> {
         Ok(self.orphans.get(&seq).map(|(_, block)| block.clone()))
     }
 }

@@ -8,7 +8,7 @@ use super::{Node, NodeError};
 use crate::core::account::Address;
 use crate::core::block::{fit_in_block, Block};
 use crate::core::chain::{median_time_past, ChainView};
-use crate::core::ledger::fill_block;
+use crate::core::ledger::{fill_block, Payout};
 use crate::core::transaction::Transaction;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,25 +141,31 @@ async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBloc
     }
 }
 
-/// A block on the current tip: the reward (subsidy plus fees), then the oldest mempool
-/// transfers that fit the tip's accounts in nonce order.
+/// A block on the current tip: the reward (subsidy plus fees), then the oldest ready mempool
+/// transfers (those whose sender has no nonce gap), each covered by its sender's balance.
 fn candidate(node: &Node) -> Result<Block, NodeError> {
     let store = &node.inner.store;
     let params = store.params();
     let room = params.max_block_txs - 1;
+    let miner = node.inner.miner_address;
     loop {
         let tip = store.tip()?;
-        // Read more than fits: some wait for a nonce gap or are no longer funded.
-        let pool = store.mempool_head(room.saturating_mul(CANDIDATE_READ_FACTOR))?;
-        let parties: Vec<Address> =
-            pool.iter().flat_map(|t| [t.sender, t.recipient]).collect::<HashSet<_>>().into_iter().collect();
+        let pool = store.mempool_ready(room)?;
+        let parties: Vec<Address> = pool
+            .iter()
+            .flat_map(|t| [t.sender, t.recipient])
+            .chain([miner])
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         let state = parties.iter().copied().zip(store.accounts(&parties)?).collect();
-        let transfers = fill_block(pool, state, room);
+        let filled = fill_block(pool, state, room, Payout { miner, subsidy: params.reward });
         // The reward's amount is set once the block's transfers are final (it does not change
         // the encoded size by more than the few bytes the overhead bound allows for).
-        let mut txs = vec![Transaction::reward(node.inner.miner_address, u64::MAX, tip.height + 1)];
-        txs.extend(transfers.into_iter().map(Transaction::Transfer));
+        let mut txs = vec![Transaction::reward(miner, filled.reward, tip.height + 1)];
+        txs.extend(filled.transfers.into_iter().map(Transaction::Transfer));
         let mut txs = fit_in_block(txs, params.max_block_bytes);
+        // What fit is a prefix of what was filled, so its fees cannot overflow where all did not.
         let fees = txs.iter().filter_map(Transaction::as_transfer).fold(0u64, |sum, t| sum.saturating_add(t.fee));
         if let Some(Transaction::Reward(reward)) = txs.first_mut() {
             reward.amount = params.reward.saturating_add(fees);
@@ -171,6 +177,3 @@ fn candidate(node: &Node) -> Result<Block, NodeError> {
         return Ok(Block::candidate(params.chain_tag(), tip.hash, tip.height, params.bits, timestamp, txs));
     }
 }
-
-/// How many times the block's room the miner reads from the mempool to fill a candidate.
-const CANDIDATE_READ_FACTOR: usize = 4;

@@ -85,6 +85,10 @@ pub enum PeerError {
     /// Our own store failed while validating.
     #[error("our store failed: {0}")]
     Store(#[from] StoreError),
+    /// Our tip moved while the branch was being checked (a block arrived from the topic): the
+    /// pages checked so far were read against an older chain, so the next resolve starts over.
+    #[error("our tip moved from {was} to {now} during the check; resolve again")]
+    TipMoved { was: BlockHash, now: BlockHash },
 }
 
 /// A validated branch of a peer's chain that this node lacks, in chain order.
@@ -172,7 +176,9 @@ impl PeerClient {
         let params = store.params().clone();
         let (first, peer_length) = self.fork_point(store, &params, base).await?;
         let mut check = BranchCheck {
+            store: store.clone(),
             overlay: Overlay::without_base_orphans(store.clone()),
+            base_tip: store.tip()?,
             prev: None,
             new_blocks: 0,
             new_bytes: 0,
@@ -270,10 +276,13 @@ impl PeerClient {
     }
 }
 
-/// A peer's branch being checked page by page: the overlay holding what it adds to our chain,
-/// the last block seen (the next must link to it) and what the new blocks cost so far.
+/// A peer's branch being checked page by page: our store, the overlay holding what the branch
+/// adds to it, our tip when the check began, the last block seen (the next must link to it) and what the
+/// new blocks cost so far.
 struct BranchCheck {
+    store: Store,
     overlay: Overlay<Store>,
+    base_tip: Tip,
     prev: Option<BlockHash>,
     new_blocks: usize,
     new_bytes: usize,
@@ -283,7 +292,25 @@ impl BranchCheck {
     /// Validates one page against the store and the pages before it, exactly as the applier
     /// would (proof of work, links, transactions). Returns false once the block or byte bound
     /// is reached: what was validated before it stands, the rest waits for the next resolve.
+    /// The page is checked while the store's writers wait, against the tip the check began
+    /// with: the overlay reads many records, which must all come from one state.
     fn add_page(&mut self, limits: &PeerConfig, params: &ChainParams, page: Vec<Block>) -> Result<bool, PeerError> {
+        let store = self.store.clone();
+        store.while_writes_wait(|| {
+            let now = store.tip()?;
+            if now != self.base_tip {
+                return Err(PeerError::TipMoved { was: self.base_tip.hash, now: now.hash });
+            }
+            self.add_page_unlocked(limits, params, page)
+        })
+    }
+
+    fn add_page_unlocked(
+        &mut self,
+        limits: &PeerConfig,
+        params: &ChainParams,
+        page: Vec<Block>,
+    ) -> Result<bool, PeerError> {
         for block in page {
             let (height, hash) = (block.header.height, block.hash());
             if self.prev.is_some_and(|p| p != block.header.prev_hash) {

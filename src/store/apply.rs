@@ -139,9 +139,16 @@ impl Store {
                 let pending = index.pending(&tx.sender, tx.nonce);
                 admission::check(tx, account, pending, limits.max_nonce_ahead).and_then(|_| {
                     if index.len() >= limits.max_transfers {
-                        return Err(Refusal::MempoolFull);
+                        // A ready transfer takes the place of one that waits behind a gap.
+                        let evicted = index
+                            .would_be_ready(&tx.sender, tx.nonce, account.nonce)
+                            .then(|| index.evict_waiting())
+                            .flatten();
+                        let Some(seq) = evicted else { return Err(Refusal::MempoolFull) };
+                        batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
                     }
-                    batch.insert(&numbered(keys::MEMPOOL, index.insert(id, tx))[..], encoding::encode(tx));
+                    let seq = index.insert(id, tx, account.nonce);
+                    batch.insert(&numbered(keys::MEMPOOL, seq)[..], encoding::encode(tx));
                     Ok(())
                 })
             };
@@ -194,6 +201,13 @@ impl Store {
     pub fn add_peer(&self, url: &str) -> Result<(), StoreError> {
         self.tree.insert(key(keys::PEER, url.as_bytes()), &[])?;
         Ok(())
+    }
+
+    /// Runs `read` while no writer can change the store, so a reader that combines many records
+    /// (a peer's branch validated against our chain) sees one state, not parts of two.
+    pub fn while_writes_wait<T>(&self, read: impl FnOnce() -> T) -> T {
+        let _writer = self.lock_writes();
+        read()
     }
 
     fn lock_writes(&self) -> MutexGuard<'_, ()> {
@@ -256,31 +270,41 @@ impl Store {
         }
     }
 
-    /// Brings the mempool in line with the new tip: every sender whose account changed loses
-    /// the transfers its new state makes invalid (the confirmed ones among them), and the
-    /// transfers a reorganization handed back are pooled again where they still fit. Their
-    /// signatures were verified in the blocks that held them.
+    /// Brings the mempool in line with the new tip: the transfers a reorganization handed back
+    /// are pooled again where their nonce is still unused, then every sender whose account
+    /// changed or who got a transfer back loses the ones its new state makes invalid (the
+    /// confirmed ones among them, and those its balance no longer covers, in nonce order).
+    /// Handing back before pruning lets a returned transfer take its place ahead of a pooled
+    /// successor. Their signatures were verified in the blocks that held them.
     fn update_mempool(
         &self,
         update: &ChainUpdate,
         index: &mut MempoolIndex,
         batch: &mut Batch,
     ) -> Result<(), StoreError> {
-        for (address, entry) in &update.accounts {
-            for seq in index.prune(address, entry.unwrap_or_default()) {
-                batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
+        let account_at_tip = |address: &Address| -> Result<Account, StoreError> {
+            match update.accounts.get(address) {
+                Some(entry) => Ok(entry.unwrap_or_default()),
+                None => Ok(self.account(address)?.unwrap_or_default()),
             }
-        }
+        };
         let chain = self.params().chain_tag();
+        let mut touched: HashSet<Address> = update.accounts.keys().copied().collect();
         for tx in &update.returned {
             let id = tx.id(chain);
-            let account = match update.accounts.get(&tx.sender) {
-                Some(entry) => entry.unwrap_or_default(),
-                None => self.account(&tx.sender)?.unwrap_or_default(),
-            };
-            let pending = index.pending(&tx.sender, tx.nonce);
-            if !index.contains(&id) && admission::check(tx, account, pending, u64::MAX).is_ok() {
-                batch.insert(&numbered(keys::MEMPOOL, index.insert(id, tx))[..], encoding::encode(tx));
+            let account = account_at_tip(&tx.sender)?;
+            let unused = tx.check_fields().is_ok()
+                && tx.nonce >= account.nonce
+                && !index.contains(&id)
+                && !index.pending(&tx.sender, tx.nonce).nonce_taken;
+            if unused {
+                batch.insert(&numbered(keys::MEMPOOL, index.insert(id, tx, account.nonce))[..], encoding::encode(tx));
+                touched.insert(tx.sender);
+            }
+        }
+        for address in touched {
+            for seq in index.prune(&address, account_at_tip(&address)?) {
+                batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
             }
         }
         Ok(())

@@ -3,15 +3,18 @@
 //! of sled saves writes and random-key reads per transfer, and the mempool's bound keeps it small.
 //!
 //! Besides the id → record index it keeps each sender's pending transfers by nonce: admission
-//! checks a new transfer against them, and a block prunes the nonces it used.
+//! checks a new transfer against them, and a block prunes the nonces it used. It also knows which
+//! transfers are ready (their sender's nonces run without a gap from its account's next nonce):
+//! the miner takes only those, and a full mempool makes room for a ready transfer by dropping
+//! one that waits behind a gap, so transfers that can never be mined cannot crowd out the rest.
 
-use super::keys;
+use super::keys::{self, key};
 use super::{be_u64, decode, StoreError};
 use crate::core::account::{Account, Address};
 use crate::core::admission::Pending;
 use crate::core::hash::TxId;
 use crate::core::transaction::{ChainTag, Transfer};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One pooled transfer as the index knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,9 +32,27 @@ struct SenderPool {
     /// Sum of their costs (saturating), kept as they come and go: admission reads it per
     /// transfer, and a sender may have thousands pending.
     cost: u64,
+    /// The sender account's next nonce at the tip, as last seen (every block touching the
+    /// sender prunes its pool with the new account).
+    next_nonce: u64,
 }
 
 impl SenderPool {
+    /// Whether every slot is ready: the nonces run without a gap from `next_nonce`.
+    fn all_ready(&self) -> bool {
+        match (self.slots.first_key_value(), self.slots.last_key_value()) {
+            (Some((first, _)), Some((last, _))) => {
+                *first == self.next_nonce && last - first + 1 == self.slots.len() as u64
+            }
+            _ => true,
+        }
+    }
+
+    /// The ready slots, in nonce order.
+    fn ready(&self) -> impl Iterator<Item = &Slot> {
+        (self.next_nonce..).map_while(|nonce| self.slots.get(&nonce))
+    }
+
     fn remove_all(&mut self, dropped: BTreeMap<u64, Slot>, out: &mut Vec<Slot>) {
         for slot in dropped.into_values() {
             self.cost = self.cost.saturating_sub(slot.cost);
@@ -47,13 +68,16 @@ pub(super) struct MempoolIndex {
     by_id: HashMap<TxId, (Address, u64)>,
     /// Each sender's pooled transfers.
     by_sender: HashMap<Address, SenderPool>,
+    /// Senders with at least one transfer waiting behind a nonce gap.
+    waiting: HashSet<Address>,
     /// Sequence the next pooled transfer gets: above every stored one.
     next_seq: u64,
 }
 
 impl MempoolIndex {
-    /// Reads every `P` record of `tree`. A second transfer for a taken (sender, nonce), which no
-    /// writer stores, is left out of the index; the store check reports it.
+    /// Reads every `P` record of `tree`, and each sender's account. A second transfer for a
+    /// taken (sender, nonce), which no writer stores, is left out of the index; the store check
+    /// reports it.
     pub(super) fn rebuild(tree: &sled::Tree, chain: ChainTag) -> Result<Self, StoreError> {
         let mut index = MempoolIndex::default();
         for entry in tree.scan_prefix([keys::MEMPOOL]) {
@@ -64,6 +88,15 @@ impl MempoolIndex {
             if !index.slot_taken(&tx.sender, tx.nonce) {
                 index.insert_at(tx.id(chain), &tx, seq);
             }
+        }
+        let senders: Vec<Address> = index.by_sender.keys().copied().collect();
+        for sender in senders {
+            let k = key(keys::ACCOUNT, &sender.0);
+            let account: Account = tree.get(&k)?.map(|raw| decode(&k, &raw)).transpose()?.unwrap_or_default();
+            if let Some(pool) = index.by_sender.get_mut(&sender) {
+                pool.next_nonce = account.nonce;
+            }
+            index.refresh(&sender);
         }
         Ok(index)
     }
@@ -105,12 +138,75 @@ impl MempoolIndex {
         nonce
     }
 
-    /// Pools `tx` at the back; returns its sequence. The caller checked it may be pooled.
-    pub(super) fn insert(&mut self, id: TxId, tx: &Transfer) -> u64 {
+    /// Pools `tx` at the back; returns its sequence. The caller checked it may be pooled, against
+    /// `next_nonce`, its sender's account nonce at the tip.
+    pub(super) fn insert(&mut self, id: TxId, tx: &Transfer, next_nonce: u64) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.insert_at(id, tx, seq);
+        if let Some(pool) = self.by_sender.get_mut(&tx.sender) {
+            pool.next_nonce = next_nonce;
+        }
+        self.refresh(&tx.sender);
         seq
+    }
+
+    /// Whether a transfer from `sender` with `nonce` would be ready once pooled: it takes the
+    /// account's next nonce (`next_nonce`) or the one after the sender's ready run.
+    pub(super) fn would_be_ready(&self, sender: &Address, nonce: u64, next_nonce: u64) -> bool {
+        let Some(pool) = self.by_sender.get(sender) else { return nonce == next_nonce };
+        let run = (next_nonce..).take_while(|n| pool.slots.contains_key(n)).count() as u64;
+        nonce == next_nonce + run
+    }
+
+    /// Drops one transfer that waits behind a nonce gap (the highest nonce of some sender that
+    /// has a gap), to make room for a ready one; returns its sequence, or `None` when every
+    /// pooled transfer is ready.
+    pub(super) fn evict_waiting(&mut self) -> Option<u64> {
+        let sender = *self.waiting.iter().next()?;
+        let pool = self.by_sender.get_mut(&sender)?;
+        let (_, slot) = pool.slots.pop_last()?;
+        pool.cost = pool.cost.saturating_sub(slot.cost);
+        self.by_id.remove(&slot.id);
+        self.refresh(&sender);
+        Some(slot.seq)
+    }
+
+    /// The sequences of at most `limit` ready transfers, oldest first, where a transfer counts
+    /// as old as the youngest of its sender's nonces up to it (it cannot be mined before them),
+    /// so a chosen transfer's ready predecessors are always chosen too.
+    pub(super) fn ready(&self, limit: usize) -> Vec<u64> {
+        // (age, place in nonce order, sequence): ties in age keep each sender's nonce order.
+        let mut ready: Vec<(u64, usize, u64)> = Vec::new();
+        for pool in self.by_sender.values() {
+            let mut youngest = 0;
+            for slot in pool.ready() {
+                youngest = youngest.max(slot.seq);
+                ready.push((youngest, ready.len(), slot.seq));
+            }
+        }
+        if ready.len() > limit {
+            ready.select_nth_unstable(limit);
+            ready.truncate(limit);
+        }
+        ready.sort_unstable();
+        ready.into_iter().map(|(_, _, seq)| seq).collect()
+    }
+
+    /// Files `sender` as waiting or not after its pool changed, and forgets an empty pool.
+    fn refresh(&mut self, sender: &Address) {
+        match self.by_sender.get(sender) {
+            Some(pool) if pool.slots.is_empty() => {
+                self.by_sender.remove(sender);
+                self.waiting.remove(sender);
+            }
+            Some(pool) if !pool.all_ready() => {
+                self.waiting.insert(*sender);
+            }
+            _ => {
+                self.waiting.remove(sender);
+            }
+        }
     }
 
     fn insert_at(&mut self, id: TxId, tx: &Transfer, seq: u64) {
@@ -126,6 +222,7 @@ impl MempoolIndex {
     /// balance no longer covers. Returns the sequences of the records to delete.
     pub(super) fn prune(&mut self, sender: &Address, account: Account) -> Vec<u64> {
         let Some(pool) = self.by_sender.get_mut(sender) else { return Vec::new() };
+        pool.next_nonce = account.nonce;
         let mut dropped: Vec<Slot> = Vec::new();
         let kept = pool.slots.split_off(&account.nonce);
         let used = std::mem::replace(&mut pool.slots, kept);
@@ -142,9 +239,7 @@ impl MempoolIndex {
                 pool.remove_all(uncovered, &mut dropped);
             }
         }
-        if pool.slots.is_empty() {
-            self.by_sender.remove(sender);
-        }
+        self.refresh(sender);
         for slot in &dropped {
             self.by_id.remove(&slot.id);
         }
@@ -174,7 +269,7 @@ mod tests {
         let mut index = MempoolIndex::default();
         for (n, cost) in [(0, 10), (1, 20), (3, 30)] {
             let t = tx(1, n, cost);
-            index.insert(t.id(chain), &t);
+            index.insert(t.id(chain), &t, 0);
         }
         let sender = Address([1; 32]);
         assert_eq!(index.pending(&sender, 1), Pending { nonce_taken: true, cost: 60 });
@@ -186,5 +281,55 @@ mod tests {
         assert_eq!(index.seq(&tx(1, 1, 20).id(chain)), Some(1));
         assert_eq!(index.prune(&sender, Account { balance: 25, nonce: 2 }), vec![1]);
         assert_eq!((index.len(), index.by_sender.len()), (0, 0));
+    }
+
+    fn pooled(entries: &[(u8, u64)], next_nonce: u64) -> (MempoolIndex, Vec<TxId>) {
+        let chain = ChainTag::of("t");
+        let mut index = MempoolIndex::default();
+        let ids = entries
+            .iter()
+            .map(|&(sender, nonce)| {
+                let t = tx(sender, nonce, 1);
+                index.insert(t.id(chain), &t, next_nonce);
+                t.id(chain)
+            })
+            .collect();
+        (index, ids)
+    }
+
+    #[test]
+    fn only_gapless_runs_are_ready_and_a_late_predecessor_keeps_its_place() {
+        // Arrival order (= sequence): 1/1, 2/0, 1/0, 3/2, 2/1. Sender 3 has a gap (0 and 1 missing).
+        let (index, _) = pooled(&[(1, 1), (2, 0), (1, 0), (3, 2), (2, 1)], 0);
+        // 1/0 arrived third, so 1/1 cannot go before it: both count as old as sequence 2.
+        assert_eq!(index.ready(10), vec![1, 2, 0, 4]);
+        assert_eq!(index.ready(3), vec![1, 2, 0], "a cut keeps each sender's predecessors");
+        assert_eq!(index.ready(1), vec![1]);
+        assert!(index.waiting.contains(&Address([3; 32])));
+        assert!(!index.waiting.contains(&Address([1; 32])));
+    }
+
+    #[test]
+    fn eviction_takes_a_waiting_transfer_and_never_a_ready_one() {
+        let (mut index, _) = pooled(&[(1, 0), (1, 1), (2, 5), (2, 7)], 0);
+        let sender2 = Address([2; 32]);
+        assert!(index.would_be_ready(&Address([1; 32]), 2, 0));
+        assert!(!index.would_be_ready(&Address([1; 32]), 3, 0));
+        assert!(index.would_be_ready(&sender2, 0, 0));
+        assert_eq!(index.evict_waiting(), Some(3), "the highest nonce of the sender with a gap");
+        assert_eq!(index.evict_waiting(), Some(2));
+        assert_eq!(index.evict_waiting(), None, "what is left is ready");
+        assert_eq!(index.len(), 2);
+        assert!(!index.by_sender.contains_key(&sender2));
+        assert_eq!(index.ready(10), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_block_that_fills_the_gap_makes_the_rest_ready() {
+        let (mut index, _) = pooled(&[(1, 1), (1, 2)], 0);
+        assert!(index.ready(10).is_empty());
+        assert_eq!(index.prune(&Address([1; 32]), Account { balance: 100, nonce: 1 }), Vec::<u64>::new());
+        assert_eq!(index.ready(10), vec![0, 1]);
+        assert!(index.waiting.is_empty());
     }
 }

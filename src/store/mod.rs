@@ -42,6 +42,9 @@ pub enum StoreError {
     /// A value the store must always hold is missing.
     #[error("the store is missing {0}")]
     Missing(String),
+    /// The chain records contradict each other (see [`Inconsistent`]).
+    #[error(transparent)]
+    Inconsistent(#[from] crate::core::chain::Inconsistent),
     /// The data directory was written with another key layout (an older version of kafkachain).
     #[error("the data directory uses store layout {found}, this version reads layout {expected} (consensus format {}); start with a new data directory on topics of that format", crate::kafka::wire::FORMAT_VERSION)]
     Layout { found: u64, expected: u64 },

@@ -141,6 +141,20 @@ impl Store {
             .collect()
     }
 
+    /// At most `limit` ready mempool transfers (their sender's nonces run without a gap from its
+    /// account), oldest first and each after its sender's earlier ones: what a miner can take.
+    pub fn mempool_ready(&self, limit: usize) -> Result<Vec<Transfer>, StoreError> {
+        let seqs = self.lock_mempool().ready(limit);
+        let mut ready = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            // A block applied since the index was read may have removed it.
+            if let Some(tx) = self.get_decoded(&numbered(keys::MEMPOOL, seq))? {
+                ready.push(tx);
+            }
+        }
+        Ok(ready)
+    }
+
     /// Transactions waiting in the mempool.
     pub fn mempool_len(&self) -> Result<u64, StoreError> {
         Ok(self.lock_mempool().len())

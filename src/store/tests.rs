@@ -153,6 +153,62 @@ fn the_mempool_bound_refuses_extra_transactions() {
 }
 
 #[test]
+fn a_full_mempool_makes_room_for_a_ready_transfer_by_dropping_one_behind_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    // Sender 1's nonces 2 and 3 wait for 0 and 1, which never come: they cannot be mined.
+    let gapped = [transfer(1, 2), transfer(1, 3)];
+    assert_eq!(store.admit_transactions(&offered(&gapped), &[], limits(2)).unwrap(), vec![Ok(()), Ok(())]);
+    assert!(store.mempool_ready(10).unwrap().is_empty(), "nothing is ready for a miner");
+    let outcomes = store.admit_transactions(&offered(&[transfer(2, 0), transfer(2, 2)]), &[], limits(2)).unwrap();
+    assert_eq!(outcomes[0], Ok(()), "a ready transfer displaces a waiting one");
+    assert_eq!(outcomes[1], Err(Refusal::MempoolFull), "a waiting one does not");
+    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(1, 2), transfer(2, 0)], "the highest nonce went");
+    assert_eq!(store.mempool_ready(10).unwrap(), vec![transfer(2, 0)]);
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+    drop(store);
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.mempool_ready(10).unwrap(), vec![transfer(2, 0)], "readiness survives a restart");
+}
+
+#[test]
+fn a_miner_takes_ready_transfers_in_arrival_order_whatever_waits_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let mut arrivals: Vec<Transfer> = (1..=4).map(|n| transfer(1, n)).collect(); // all behind a gap
+    arrivals.extend([transfer(2, 1), transfer(3, 0), transfer(2, 0)]);
+    let outcomes = store.admit_transactions(&offered(&arrivals), &[], limits(100)).unwrap();
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(store.mempool_ready(10).unwrap(), vec![transfer(3, 0), transfer(2, 0), transfer(2, 1)]);
+    assert_eq!(store.mempool_ready(1).unwrap(), vec![transfer(3, 0)]);
+}
+
+#[test]
+fn a_transfer_handed_back_by_a_reorg_goes_ahead_of_its_pooled_successor() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    let apply = |block: &crate::core::block::Block| store.apply_block(block.clone(), block.header.timestamp_ms, &[]);
+    // Account 4 spends all but 5 (cost 999,995) and gets 10 from account 3, then pools nonce 1
+    // (cost 11).
+    let big = Transfer::sign(&key(4), p.chain_tag(), address(5), 999_994, 1, 0);
+    let a1 = child(&p, &genesis_block(), "a", &[big.clone(), transfer(3, 0)]);
+    apply(&a1).unwrap();
+    assert_eq!(store.admit_transactions(&offered(&[transfer(4, 1)]), &[], limits(10)).unwrap(), vec![Ok(())]);
+    // A longer branch without them hands both back. Counted after its pooled successor, `big`
+    // would not be covered and the successor would wait forever behind nonce 0; in nonce order
+    // `big` comes first and the successor is the one the balance no longer covers.
+    let b1 = child(&p, &genesis_block(), "b", &[]);
+    let b2 = child(&p, &b1, "b", &[]);
+    apply(&b1).unwrap();
+    apply(&b2).unwrap();
+    assert_eq!(store.tip().unwrap().hash, b2.hash());
+    assert_eq!(store.mempool_ready(10).unwrap(), vec![big, transfer(3, 0)]);
+    assert_eq!(store.mempool_len().unwrap(), 2);
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+}
+
+#[test]
 fn a_skipped_message_only_moves_the_offset() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
