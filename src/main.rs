@@ -205,6 +205,10 @@ enum WalletCommand {
         /// Base URL of the node's HTTP API, e.g. http://127.0.0.1:5000.
         #[arg(long)]
         node: String,
+        /// The chain id to sign for; the node must report the same. Without it, the wallet's
+        /// remembered chain id (the first one it signed for) is expected.
+        #[arg(long)]
+        chain_id: Option<String>,
     },
 }
 
@@ -380,9 +384,10 @@ fn run_wallet(args: WalletArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("asking {node} for the account of {name}"))?;
             println!("balance {} nonce {} pending_nonce {}", info.balance, info.nonce, info.pending_nonce);
         }
-        WalletCommand::Send { name, to, amount, fee, node } => {
+        WalletCommand::Send { name, to, amount, fee, node, chain_id } => {
             let key = keys.key(&name).with_context(|| format!("reading key {name}"))?;
-            let chain_id = wallet::chain_id(&node).with_context(|| format!("asking {node} for its chain id"))?;
+            let node_chain = wallet::chain_id(&node).with_context(|| format!("asking {node} for its chain id"))?;
+            let chain_id = keys.chain_to_sign_for(chain_id.as_deref(), &node_chain)?;
             let id = wallet::send(&node, &key, &chain_id, to, amount, fee)
                 .with_context(|| format!("sending {amount} (fee {fee}) from {name} to {to} via {node}"))?;
             println!("{id}");

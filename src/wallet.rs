@@ -4,6 +4,11 @@
 //! A key named `alice` is the file `{dir}/alice.key`: its 32-byte seed as 64 lowercase hex
 //! characters and a newline. Only the owner can read it (directory 0700, file 0600), and a key is
 //! never overwritten, since losing one loses its funds.
+//!
+//! The wallet also remembers which chain it signs for (the file `{dir}/chain_id`, written on the
+//! first send): a transfer is signed for the chain id a node reports, so a node that lied about
+//! it could get a transfer signed for another network, where it would be valid. Once a chain id
+//! is remembered, a node reporting another one is refused, unless `--chain-id` names it.
 
 use crate::core::account::Address;
 use crate::core::hash::TxId;
@@ -68,7 +73,23 @@ pub enum WalletError {
     /// The node's `GET /status` has no string field `chain_id`, which transfers are signed for.
     #[error("the node's /status shows no chain_id")]
     NoChainId,
+    /// The node runs another chain than the one the wallet signs for.
+    #[error(
+        "the node runs chain {node:?}, but this wallet signs for {expected:?} ({source_of_expected}); \
+         pass --chain-id {node:?} if that chain is the one you mean"
+    )]
+    OtherChain {
+        /// The chain id the wallet expected.
+        expected: String,
+        /// Where the expected id came from: the command line or the wallet's `chain_id` file.
+        source_of_expected: &'static str,
+        /// The chain id the node reported.
+        node: String,
+    },
 }
+
+/// Name of the file in the wallet directory that holds the chain id the wallet signs for.
+pub const CHAIN_ID_FILE: &str = "chain_id";
 
 /// A directory of key files.
 #[derive(Debug, Clone)]
@@ -133,6 +154,38 @@ impl Wallet {
         }
         keys.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(keys)
+    }
+
+    /// The chain id this wallet signs for, if one was remembered.
+    pub fn remembered_chain_id(&self) -> Result<Option<String>, WalletError> {
+        let path = self.dir.join(CHAIN_ID_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+
+    /// The chain id to sign for, given the one the node reports (`node_chain`) and the one the
+    /// command line names (`named`, which wins over the remembered one). The first chain a
+    /// wallet signs for is remembered; afterwards a node on another chain is refused.
+    pub fn chain_to_sign_for(&self, named: Option<&str>, node_chain: &str) -> Result<String, WalletError> {
+        let remembered = self.remembered_chain_id()?;
+        let expected = match (named, &remembered) {
+            (Some(named), _) => Some((named.to_owned(), "named by --chain-id")),
+            (None, Some(remembered)) => Some((remembered.clone(), "remembered in the wallet's chain_id file")),
+            (None, None) => None,
+        };
+        if let Some((expected, source_of_expected)) = expected {
+            if expected != node_chain {
+                return Err(WalletError::OtherChain { expected, source_of_expected, node: node_chain.to_owned() });
+            }
+        }
+        if remembered.is_none() {
+            let path = self.dir.join(CHAIN_ID_FILE);
+            std::fs::write(&path, format!("{node_chain}\n")).map_err(|e| io_error(&path, e))?;
+        }
+        Ok(node_chain.to_owned())
     }
 
     /// Writes `key` as `name`, refusing to replace an existing file, and returns its address.
@@ -317,6 +370,23 @@ mod tests {
             assert!(matches!(wallet.import("dave", secret), Err(WalletError::BadSecret)), "{secret:?}");
         }
         assert!(matches!(wallet.key("nobody"), Err(WalletError::NotFound(_))));
+    }
+
+    #[test]
+    fn the_first_chain_is_remembered_and_a_node_on_another_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = Wallet::open(dir.path()).unwrap();
+        assert_eq!(wallet.remembered_chain_id().unwrap(), None);
+        assert_eq!(wallet.chain_to_sign_for(None, "devnet").unwrap(), "devnet");
+        assert_eq!(wallet.remembered_chain_id().unwrap().as_deref(), Some("devnet"));
+        let lie = wallet.chain_to_sign_for(None, "mainnet").unwrap_err();
+        assert!(
+            matches!(&lie, WalletError::OtherChain { expected, node, .. } if expected == "devnet" && node == "mainnet")
+        );
+        assert!(lie.to_string().contains("--chain-id"), "{lie}");
+        assert_eq!(wallet.chain_to_sign_for(Some("mainnet"), "mainnet").unwrap(), "mainnet", "named on purpose");
+        assert!(matches!(wallet.chain_to_sign_for(Some("other"), "devnet"), Err(WalletError::OtherChain { .. })));
+        assert_eq!(wallet.remembered_chain_id().unwrap().as_deref(), Some("devnet"), "a named chain is not remembered");
     }
 
     #[test]
