@@ -8,6 +8,7 @@ use kafkachain::config::{MiningMode, NodeConfig};
 use kafkachain::core::account::Address;
 use kafkachain::node::Node;
 use kafkachain::store::{self, Store, DEFAULT_CACHE_BYTES};
+use kafkachain::tools::cluster::LOAD_ACCOUNTS;
 use kafkachain::tools::{bench_e2e, bench_pow, bench_store, bench_sync, store_writer};
 use kafkachain::wallet::{self, Wallet};
 use std::path::PathBuf;
@@ -260,6 +261,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::BenchE2e { seconds, brokers, clients, batch, rate, bits, max_block_txs, json } => {
             anyhow::ensure!(seconds > 0.0 && rate >= 0.0, "--seconds must be positive and --rate not negative");
+            anyhow::ensure!(
+                (1..=LOAD_ACCOUNTS).contains(&clients),
+                "--clients must be 1 to {LOAD_ACCOUNTS} (each client signs from its own load accounts)"
+            );
             let rate = (rate > 0.0).then_some(rate);
             let options = bench_e2e::E2eOptions { seconds, brokers, clients, batch, rate, bits, max_block_txs };
             let report = bench_e2e::run(&std::env::current_exe()?, &options)?;
@@ -274,6 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.propagation_max_ms
             );
             println!("time spent (ms): {}", serde_json::to_string(&report.busy_ms)?);
+            println!("rejected: {}", serde_json::to_string(&report.rejected)?);
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             }

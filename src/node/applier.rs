@@ -109,8 +109,12 @@ impl Applier {
     fn consume(&mut self) -> Result<(), StoreError> {
         let mut last_report = Instant::now();
         self.check_caught_up()?;
+        // A batch read and prepared while the one before it was applied (catch-up only).
+        let mut ahead: Option<Result<Prepared, ReadError>> = None;
         while !self.shutdown.is_cancelled() {
-            let batch = match self.next_batch() {
+            let read =
+                ahead.take().unwrap_or_else(|| self.next_batch(IDLE_WAIT).map(|batch| self.preparer().prepare(batch)));
+            let batch = match read {
                 Ok(batch) => batch,
                 Err(ReadError::OffsetLost(detail)) => {
                     let why = format!(
@@ -134,8 +138,10 @@ impl Applier {
                     continue;
                 }
             };
-            self.apply(batch)?;
+            ahead = self.apply_reading_ahead(batch)?;
             if self.bootstrap_fell_short.take() {
+                // The topics are read again from elsewhere once repaired: what was read ahead is stale.
+                ahead = None;
                 let why = "the bootstrap did not reach the earliest block the broker still holds (it arrived with \
                            an unknown parent); call GET /nodes/resolve again: each round takes up to \
                            peers.max_new_blocks blocks from the best peer"
@@ -201,11 +207,11 @@ impl Applier {
         Ok(())
     }
 
-    /// Blocks first (waiting up to [`IDLE_WAIT`] for one), then whatever transactions are
-    /// ready, up to [`MAX_BATCH`] messages: a block never waits behind a backlog of transactions.
-    fn next_batch(&self) -> Result<Vec<LogMessage>, ReadError> {
+    /// Blocks first (waiting up to `wait` for one), then whatever transactions are ready, up to
+    /// [`MAX_BATCH`] messages: a block never waits behind a backlog of transactions.
+    fn next_batch(&self, wait: Duration) -> Result<Vec<LogMessage>, ReadError> {
         let mut batch = Vec::new();
-        let mut wait = IDLE_WAIT;
+        let mut wait = wait;
         while batch.len() < MAX_BATCH {
             match self.reader.poll_blocks(wait) {
                 Some(message) => batch.push(message?),
@@ -223,10 +229,32 @@ impl Applier {
         Ok(batch)
     }
 
-    fn apply(&self, batch: Vec<LogMessage>) -> Result<(), StoreError> {
-        let mut blocks: Vec<Option<Result<Block, Rejected>>> =
-            batch.iter().map(|message| (message.kind == Payload::Block).then(|| self.decode_block(message))).collect();
-        let mut verified = self.verify_block_signatures(&blocks);
+    /// Applies `batch`. A full batch means the topics hold more (catch-up): the next batch is
+    /// then read at once and prepared (decoded, its blocks' signatures verified) on another
+    /// thread while this one is applied, and returned. Otherwise nothing is read ahead, so a
+    /// block arriving later is not held back.
+    fn apply_reading_ahead(&self, batch: Prepared) -> Result<Option<Result<Prepared, ReadError>>, StoreError> {
+        if batch.messages.len() < MAX_BATCH {
+            self.apply(batch)?;
+            return Ok(None);
+        }
+        let next = self.next_batch(Duration::ZERO);
+        let preparer = self.preparer();
+        let mut prepared = None;
+        let applied = rayon::in_place_scope(|scope| {
+            scope.spawn(|_| prepared = Some(next.map(|batch| preparer.prepare(batch))));
+            self.apply(batch)
+        });
+        applied.map(|()| prepared)
+    }
+
+    /// What prepares a batch: the parts of the applier another thread may use.
+    fn preparer(&self) -> Preparer<'_> {
+        Preparer { store: &self.store, stats: &self.stats }
+    }
+
+    fn apply(&self, batch: Prepared) -> Result<(), StoreError> {
+        let Prepared { messages: batch, mut blocks, mut verified } = batch;
         let mut txs = TxBatch::default();
         let mut run: Vec<BlockMessage> = Vec::new();
         let mut blocks_seen = false;
@@ -246,7 +274,7 @@ impl Applier {
                 }
                 Payload::Block => {
                     self.apply_transactions(std::mem::take(&mut txs))?;
-                    let decoded = block.take().unwrap_or_else(|| self.decode_block(&message));
+                    let decoded = block.take().unwrap_or_else(|| self.preparer().decode_block(&message));
                     run.push(BlockMessage { message, decoded, verified: std::mem::take(verified) });
                     blocks_seen = true;
                 }
@@ -298,57 +326,6 @@ impl Applier {
             self.stats.rejected(tx_reason(&refusal));
         }
         Ok(())
-    }
-
-    /// The block a message holds, or why it holds none. The size bound is consensus (a block's
-    /// canonical encoding is its message body, byte for byte): checking it on the message spares
-    /// decoding what would be refused anyway.
-    fn decode_block(&self, message: &LogMessage) -> Result<Block, Rejected> {
-        let max = self.store.params().max_block_bytes;
-        if message.value.len().saturating_sub(1) > max {
-            let error = BlockError::TooLarge(message.value.len() - 1);
-            return Err(Rejected { reason: error.reason(), detail: error.to_string() });
-        }
-        decode_message(&message.value).map_err(|e| Rejected { reason: e.reason(), detail: e.to_string() })
-    }
-
-    /// Verifies, in parallel batches, the signatures of the transfers in the decoded `blocks`
-    /// that the mempool has not verified already; returns, for each message, the ids of its
-    /// block's transfers found valid. A batch read during catch-up is mostly blocks, and one
-    /// verification pass over all of them spreads the work over every core instead of
-    /// verifying block by block. Only blocks that pass the cheap checks of their own (proof of
-    /// work, size, transaction count, Merkle root) are worth it: anything else costs one hash,
-    /// as before signatures existed, whatever it holds.
-    fn verify_block_signatures(&self, blocks: &[Option<Result<Block, Rejected>>]) -> Vec<HashSet<TxId>> {
-        let mut verified = vec![HashSet::new(); blocks.len()];
-        let started = Instant::now();
-        let chain = self.store.params().chain_tag();
-        let mut unchecked: Vec<(usize, TxId, [u8; SIGNING_BYTES_LEN], &Transfer)> = Vec::new();
-        let params = self.store.params();
-        for (index, block) in blocks.iter().enumerate() {
-            let Some(Ok(block)) = block else { continue };
-            if check_block(block, params, chain).is_err() {
-                continue;
-            }
-            for transfer in block.transfers() {
-                let bytes = transfer.signing_bytes(chain);
-                let id = id_of(&bytes, &transfer.signature);
-                if !self.store.signature_checked(&id) {
-                    unchecked.push((index, id, bytes, transfer));
-                }
-            }
-        }
-        if unchecked.is_empty() {
-            return verified;
-        }
-        let items: Vec<_> = unchecked.iter().map(|(_, _, bytes, t)| t.signed_message(bytes)).collect();
-        for ((index, id, _, _), valid) in unchecked.iter().zip(verdicts(&items)) {
-            if valid {
-                verified[*index].insert(*id);
-            }
-        }
-        self.stats.busy("verify_signatures", started.elapsed());
-        verified
     }
 
     /// Applies a run of consecutive block messages in one store batch with the position after
@@ -493,6 +470,88 @@ impl Applier {
             }
         }
         Ok(())
+    }
+}
+
+/// A batch of messages read, with the blocks among them decoded and the signatures of their
+/// transfers verified: the work that does not touch the store's state, which can run on another
+/// thread while the batch before is applied.
+struct Prepared {
+    /// The messages, in offset order.
+    messages: Vec<LogMessage>,
+    /// For each message, its decoded block (`None` for a transaction message).
+    blocks: Vec<Option<Result<Block, Rejected>>>,
+    /// For each message, the ids of its block's transfers whose signatures verified.
+    verified: Vec<HashSet<TxId>>,
+}
+
+/// Decodes and verifies batches; shared by reference with the thread that prepares ahead.
+#[derive(Clone, Copy)]
+struct Preparer<'a> {
+    store: &'a Store,
+    stats: &'a NodeStats,
+}
+
+impl Preparer<'_> {
+    /// Decodes the blocks of `messages` and verifies their transfers' signatures.
+    fn prepare(&self, messages: Vec<LogMessage>) -> Prepared {
+        let blocks: Vec<Option<Result<Block, Rejected>>> = messages
+            .iter()
+            .map(|message| (message.kind == Payload::Block).then(|| self.decode_block(message)))
+            .collect();
+        let verified = self.verify_block_signatures(&blocks);
+        Prepared { messages, blocks, verified }
+    }
+
+    /// The block a message holds, or why it holds none. The size bound is consensus (a block's
+    /// canonical encoding is its message body, byte for byte): checking it on the message spares
+    /// decoding what would be refused anyway.
+    fn decode_block(&self, message: &LogMessage) -> Result<Block, Rejected> {
+        let max = self.store.params().max_block_bytes;
+        if message.value.len().saturating_sub(1) > max {
+            let error = BlockError::TooLarge(message.value.len() - 1);
+            return Err(Rejected { reason: error.reason(), detail: error.to_string() });
+        }
+        decode_message(&message.value).map_err(|e| Rejected { reason: e.reason(), detail: e.to_string() })
+    }
+
+    /// Verifies, in parallel batches, the signatures of the transfers in the decoded `blocks`
+    /// that the mempool has not verified already; returns, for each message, the ids of its
+    /// block's transfers found valid. A batch read during catch-up is mostly blocks, and one
+    /// verification pass over all of them spreads the work over every core instead of
+    /// verifying block by block. Only blocks that pass the cheap checks of their own (proof of
+    /// work, size, transaction count, Merkle root) are worth it: anything else costs one hash,
+    /// as before signatures existed, whatever it holds.
+    fn verify_block_signatures(&self, blocks: &[Option<Result<Block, Rejected>>]) -> Vec<HashSet<TxId>> {
+        let mut verified = vec![HashSet::new(); blocks.len()];
+        let started = Instant::now();
+        let chain = self.store.params().chain_tag();
+        let mut unchecked: Vec<(usize, TxId, [u8; SIGNING_BYTES_LEN], &Transfer)> = Vec::new();
+        let params = self.store.params();
+        for (index, block) in blocks.iter().enumerate() {
+            let Some(Ok(block)) = block else { continue };
+            if check_block(block, params, chain).is_err() {
+                continue;
+            }
+            for transfer in block.transfers() {
+                let bytes = transfer.signing_bytes(chain);
+                let id = id_of(&bytes, &transfer.signature);
+                if !self.store.signature_checked(&id) {
+                    unchecked.push((index, id, bytes, transfer));
+                }
+            }
+        }
+        if unchecked.is_empty() {
+            return verified;
+        }
+        let items: Vec<_> = unchecked.iter().map(|(_, _, bytes, t)| t.signed_message(bytes)).collect();
+        for ((index, id, _, _), valid) in unchecked.iter().zip(verdicts(&items)) {
+            if valid {
+                verified[*index].insert(*id);
+            }
+        }
+        self.stats.busy("verify_signatures", started.elapsed());
+        verified
     }
 }
 

@@ -60,6 +60,9 @@ pub struct E2eReport {
     pub propagation_max_ms: u64,
     /// Where each node spent its time (from `/status`).
     pub busy_ms: BTreeMap<String, Value>,
+    /// What each node refused, by reason (from `/status`): an accepted transfer that is not
+    /// committed shows up here.
+    pub rejected: BTreeMap<String, Value>,
 }
 
 /// Why the benchmark failed.
@@ -110,7 +113,7 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
     let chain = ChainTag::of(&nodes[0].chain_id);
     let bodies: Vec<Vec<String>> = (0..options.clients)
         .into_par_iter()
-        .map(|client| signed_batches(client, chain, batches_per_client, options.batch))
+        .map(|client| signed_batches(client, options.clients, chain, batches_per_client, options.batch))
         .collect();
 
     let load_start_ms = now_ms();
@@ -198,6 +201,7 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
         propagation[((propagation.len() as f64 - 1.0) * p).round() as usize]
     };
     let busy_ms = nodes.iter().zip(&drained).map(|(n, s)| (n.id.clone(), s["busy_ms"].clone())).collect();
+    let rejected = nodes.iter().zip(&drained).map(|(n, s)| (n.id.clone(), s["rejected"].clone())).collect();
     for node in &mut nodes {
         node.terminate()?;
     }
@@ -214,6 +218,7 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
         propagation_p99_ms: percentile(0.99),
         propagation_max_ms: propagation.last().copied().unwrap_or(0),
         busy_ms,
+        rejected,
     })
 }
 
@@ -232,17 +237,19 @@ fn mine_while_pending(miner: &LocalNode, loading: &AtomicBool, deadline: Instant
 /// Offered rate the signed load is sized for when `--rate 0` asks for as fast as possible.
 const UNBOUNDED_SIGNING_RATE: f64 = 40_000.0;
 
-/// The request bodies of client `client`: `count` batches of `batch` transfers from its own 64
-/// load accounts (of the 256 the genesis funds), round the accounts with rising nonces.
-fn signed_batches(client: usize, chain: ChainTag, count: usize, batch: usize) -> Vec<String> {
+/// The request bodies of client `client` (of `clients`): `count` batches of `batch` transfers
+/// from its own share of the load accounts the genesis funds, round them with rising nonces. No
+/// two clients share a sender, so no transfer is signed twice.
+fn signed_batches(client: usize, clients: usize, chain: ChainTag, count: usize, batch: usize) -> Vec<String> {
     let accounts = LoadAccounts::new(LOAD_ACCOUNTS);
-    let mut nonces = [0u64; 64];
+    let share = (LOAD_ACCOUNTS / clients).max(1);
+    let mut nonces = vec![0u64; share];
     (0..count)
         .map(|b| {
             let transfers: Vec<Value> = (0..batch)
                 .map(|i| {
-                    let slot = (b * batch + i) % 64;
-                    let sender = (client * 64 + slot) % LOAD_ACCOUNTS;
+                    let slot = (b * batch + i) % share;
+                    let sender = client * share + slot;
                     let transfer =
                         Transfer::sign(accounts.key(sender), chain, accounts.address(sender + 1), 1, 0, nonces[slot]);
                     nonces[slot] += 1;
