@@ -195,6 +195,9 @@ pub struct Overlay<V> {
     base_orphans: bool,
     /// Transfers whose signatures the caller verified already (in parallel, ahead of applying).
     verified: HashSet<TxId>,
+    /// The base's tip height, read once when first needed (the base does not change while an
+    /// overlay is built on it): the base holds no undo record above it.
+    base_height: Option<u64>,
 }
 
 impl<V: ChainView> Overlay<V> {
@@ -206,6 +209,7 @@ impl<V: ChainView> Overlay<V> {
             stored: HashMap::new(),
             base_orphans: true,
             verified: HashSet::new(),
+            base_height: None,
         }
     }
 
@@ -219,6 +223,22 @@ impl<V: ChainView> Overlay<V> {
     /// block by block on its own.
     pub fn without_base_orphans(base: V) -> Self {
         Overlay { base_orphans: false, ..Self::new(base) }
+    }
+
+    /// Drops the undo record at `height`. One this overlay wrote above the base's tip was never
+    /// stored, so it is only forgotten: a run of blocks applied together (catch-up) then writes
+    /// neither the records it connects and prunes within the run nor their deletions.
+    fn drop_undo(&mut self, height: u64) -> Result<(), V::Error> {
+        let base_height = match self.base_height {
+            Some(height) => height,
+            None => *self.base_height.insert(self.base.tip()?.height),
+        };
+        if height > base_height {
+            self.update.undo.remove(&height);
+        } else {
+            self.update.undo.insert(height, None);
+        }
+        Ok(())
     }
 
     /// Processes `block`, whose message the broker appended at `arrival_ms` (and the orphans it
@@ -691,13 +711,13 @@ impl<V: ChainView> Overlay<V> {
         self.update.undo.insert(meta.height, Some(effect.before));
         self.index_connected(meta.height, hash, new_ids, &mut connected_ids);
         for height in meta.height + 1..=old.height {
-            self.update.undo.insert(height, None);
+            self.drop_undo(height)?;
         }
         // Undo records deeper than the finality depth are never read again: one goes for each
         // height connected.
         for connected in branch.fork_height + 1..=meta.height {
             if let Some(stale) = connected.checked_sub(params.finality_depth + 1).filter(|h| *h > 0) {
-                self.update.undo.insert(stale, None);
+                self.drop_undo(stale)?;
             }
         }
         self.update.accounts.extend(state.accounts);

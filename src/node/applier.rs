@@ -9,7 +9,7 @@ use crate::core::block::Block;
 use crate::core::chain::{ChainView, Outcome, Tip};
 use crate::core::hash::BlockHash;
 use crate::core::hash::TxId;
-use crate::core::signature::verdicts;
+use crate::core::signature::{verdicts, verdicts_on_this_thread};
 use crate::core::transaction::{id_of, Transfer, SIGNING_BYTES_LEN};
 use crate::core::validate::{check_block, BlockError};
 use crate::kafka::wire::decode_message;
@@ -239,7 +239,8 @@ impl Applier {
             return Ok(None);
         }
         let next = self.next_batch(Duration::ZERO);
-        let preparer = self.preparer();
+        // One thread for the read-ahead: the applier keeps a core of its own.
+        let preparer = Preparer { spread: false, ..self.preparer() };
         let mut prepared = None;
         let applied = rayon::in_place_scope(|scope| {
             scope.spawn(|_| prepared = Some(next.map(|batch| preparer.prepare(batch))));
@@ -250,7 +251,7 @@ impl Applier {
 
     /// What prepares a batch: the parts of the applier another thread may use.
     fn preparer(&self) -> Preparer<'_> {
-        Preparer { store: &self.store, stats: &self.stats }
+        Preparer { store: &self.store, stats: &self.stats, spread: true }
     }
 
     fn apply(&self, batch: Prepared) -> Result<(), StoreError> {
@@ -490,6 +491,8 @@ struct Prepared {
 struct Preparer<'a> {
     store: &'a Store,
     stats: &'a NodeStats,
+    /// Whether signatures are verified on every core of the rayon pool, or on one thread.
+    spread: bool,
 }
 
 impl Preparer<'_> {
@@ -545,7 +548,8 @@ impl Preparer<'_> {
             return verified;
         }
         let items: Vec<_> = unchecked.iter().map(|(_, _, bytes, t)| t.signed_message(bytes)).collect();
-        for ((index, id, _, _), valid) in unchecked.iter().zip(verdicts(&items)) {
+        let valid = if self.spread { verdicts(&items) } else { verdicts_on_this_thread(&items) };
+        for ((index, id, _, _), valid) in unchecked.iter().zip(valid) {
             if valid {
                 verified[*index].insert(*id);
             }
