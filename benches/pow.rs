@@ -1,8 +1,9 @@
-//! Proof-of-work search throughput: a fixed range of nonces at an unreachable difficulty, on one
-//! thread and on every core. Throughput is reported in nonces per second.
+//! Proof-of-work search throughput: a fixed range of nonces at an unreachable difficulty, for
+//! every kernel the CPU offers on one thread, and for the fastest on every core. Throughput is
+//! reported in nonces per second.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kafkachain::core::miner::Miner;
+use kafkachain::core::miner::{Kernel, Miner};
 use kafkachain::tools::bench_pow::unreachable_header;
 use std::sync::atomic::AtomicBool;
 
@@ -14,12 +15,17 @@ fn search(c: &mut Criterion) {
     let mut group = c.benchmark_group("pow_search");
     group.throughput(Throughput::Elements(NONCES));
     group.sample_size(20);
-    for threads in [1, cores] {
-        let miner = Miner::new(threads).expect("thread pool");
-        group.bench_function(format!("{threads}_threads"), |b| {
+    for kernel in Kernel::available() {
+        let miner = Miner::new(1, kernel).expect("thread pool");
+        group.bench_function(format!("1_thread/{}", kernel.name()), |b| {
             b.iter(|| miner.search(&header, 0..NONCES, &AtomicBool::new(false)))
         });
     }
+    let best = Kernel::calibrate(std::time::Duration::from_millis(200));
+    let miner = Miner::new(cores, best).expect("thread pool");
+    group.bench_function(format!("{cores}_threads/{}", best.name()), |b| {
+        b.iter(|| miner.search(&header, 0..NONCES, &AtomicBool::new(false)))
+    });
     group.finish();
 }
 

@@ -151,7 +151,14 @@ pub struct MiningConfig {
     /// Address the block reward is paid to (64 hex characters: the miner's Ed25519 public key;
     /// `kafkachain wallet new NAME` makes one). Required.
     pub address: Option<Address>,
+    /// The SHA-256 kernel of the nonce search: `auto` (time each one the CPU offers for about
+    /// 200 ms at start and take the fastest), or one by name: `portable`, `sha-ni`,
+    /// `sha-ni-x1` .. `sha-ni-x8`, `avx2`, `avx512`. A kernel the CPU lacks is refused at start.
+    pub kernel: String,
 }
+
+/// The `mining.kernel` value that times the kernels at start.
+pub const AUTO_KERNEL: &str = "auto";
 
 /// When the node mines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
@@ -214,7 +221,7 @@ impl Default for KafkaConfig {
 
 impl Default for MiningConfig {
     fn default() -> Self {
-        Self { mode: MiningMode::OnDemand, threads: 0, address: None }
+        Self { mode: MiningMode::OnDemand, threads: 0, address: None, kernel: AUTO_KERNEL.into() }
     }
 }
 
@@ -289,6 +296,15 @@ impl NodeConfig {
         }
         if self.storage.max_mempool == 0 {
             return invalid("storage.max_mempool must be at least 1");
+        }
+        let kernel = &self.mining.kernel;
+        if kernel != AUTO_KERNEL && crate::core::miner::Kernel::from_name(kernel).is_none() {
+            let offered: Vec<String> =
+                crate::core::miner::Kernel::available().iter().map(crate::core::miner::Kernel::name).collect();
+            return Err(ConfigError::Invalid(format!(
+                "mining.kernel {kernel:?} is unknown or not supported by this CPU; use \"auto\" or one of: {}",
+                offered.join(", ")
+            )));
         }
         if self.mining.address.is_none() {
             return invalid(

@@ -6,7 +6,9 @@ use kafkachain::api;
 use kafkachain::api::token::{OperatorToken, COOKIE_FILE};
 use kafkachain::config::{MiningMode, NodeConfig};
 use kafkachain::core::account::Address;
+use kafkachain::core::miner::Kernel;
 use kafkachain::node::Node;
+use kafkachain::node::KERNEL_CALIBRATION;
 use kafkachain::store::{self, Store, DEFAULT_CACHE_BYTES};
 use kafkachain::tools::cluster::LOAD_ACCOUNTS;
 use kafkachain::tools::{bench_e2e, bench_pow, bench_store, bench_sync, store_writer};
@@ -35,12 +37,23 @@ enum Command {
         /// Threads searching (0 = one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
-        /// How long to search.
+        /// How long to search at each thread count.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
-        /// End with one JSON line: {"threads","seconds","trials","trials_per_sec"}.
+        /// The hashing kernel: auto (time each for 200 ms, take the fastest), portable, sha-ni,
+        /// sha-ni-x1 .. sha-ni-x8, avx2, avx512.
+        #[arg(long, default_value = "auto")]
+        kernel: String,
+        /// Run 1, 2, .. N threads in turn (N = --threads, or the cores) and print rate, speed-up and
+        /// efficiency against linear scaling.
+        #[arg(long)]
+        sweep: bool,
+        /// Print one JSON object per thread count (after the table).
         #[arg(long)]
         json: bool,
+        /// Draw the rate against the thread count into this SVG file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
     },
     /// Measure end-to-end throughput and block propagation of three local nodes on a real broker.
     BenchE2e {
@@ -247,15 +260,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::BenchPow { threads, seconds, json } => {
+        Command::BenchPow { threads, seconds, kernel, sweep, json, svg } => {
             anyhow::ensure!(seconds > 0.0, "--seconds must be positive");
-            let report = bench_pow::bench_pow(threads, seconds)?;
-            println!(
-                "{} thread(s), {:.1} s: {} trials, {:.0} trials/s",
-                report.threads, report.seconds, report.trials, report.trials_per_sec
-            );
+            let kernel = match kernel.as_str() {
+                kafkachain::config::AUTO_KERNEL => Kernel::calibrate(KERNEL_CALIBRATION),
+                name => Kernel::from_name(name).with_context(|| {
+                    let offered: Vec<String> = Kernel::available().iter().map(Kernel::name).collect();
+                    format!(
+                        "--kernel {name:?} is unknown or not supported here; this CPU offers {}",
+                        offered.join(", ")
+                    )
+                })?,
+            };
+            let cpu = bench_pow::CpuInfo::detect();
+            let most = if threads == 0 { cpu.cores } else { threads };
+            let counts: Vec<usize> = if sweep { (1..=most).collect() } else { vec![most] };
+            println!("cpu: {} ({} cores; flags: {})", cpu.model, cpu.cores, cpu.flags.join(" "));
+            println!("kernel: {}", kernel.name());
+            let reports = bench_pow::bench_pow(kernel, &counts, seconds)?;
+            println!("{:>7} {:>14} {:>9} {:>11}  per thread (M/s)", "threads", "M nonces/s", "speed-up", "efficiency");
+            for r in &reports {
+                let each: Vec<String> = r.per_thread_per_sec.iter().map(|rate| format!("{:.2}", rate / 1e6)).collect();
+                println!(
+                    "{:>7} {:>14.2} {:>8.2}x {:>10.0}%  {}",
+                    r.threads,
+                    r.trials_per_sec / 1e6,
+                    r.speedup,
+                    r.efficiency * 100.0,
+                    each.join(" ")
+                );
+            }
+            if let Some(path) = svg {
+                kafkachain::tools::pow_chart::write_svg(&path, &cpu, &reports)?;
+                println!("chart: {}", path.display());
+            }
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                for r in &reports {
+                    println!("{}", serde_json::to_string(&serde_json::json!({ "cpu": &cpu, "report": r }))?);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

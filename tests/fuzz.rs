@@ -7,7 +7,7 @@ mod common;
 
 use common::{produce, wait_for, TestNet};
 use kafkachain::core::block::Block;
-use kafkachain::core::miner::Miner;
+use kafkachain::core::miner::{Kernel, Miner};
 use kafkachain::core::transaction::Transaction;
 use kafkachain::json::BlockJson;
 use kafkachain::kafka::wire::encode_message;
@@ -122,7 +122,7 @@ fn random_and_mutated_messages_are_rejected_and_counted() {
     );
     let reward = Transaction::reward(kafkachain::tools::load::miner_address("fuzzer"), 50, 2);
     let mut valid = Block::candidate(chain, tip.hash(), 1, 20, tip.header.timestamp_ms + 1, vec![reward, transfer]);
-    let found = Miner::new(0).unwrap().search(&valid.header, 0..u64::MAX, &AtomicBool::new(false));
+    let found = Miner::new(0, Kernel::Portable).unwrap().search(&valid.header, 0..u64::MAX, &AtomicBool::new(false));
     valid.header.nonce = found.nonce.unwrap();
     let encoded = encode_message(&valid);
 

@@ -15,7 +15,7 @@ use crate::core::block::Block;
 use crate::core::chain::{ChainView, Tip};
 use crate::core::hash::BlockHash;
 use crate::core::hash::TxId;
-use crate::core::miner::{Miner, MinerPoolError};
+use crate::core::miner::{Kernel, Miner, MinerPoolError};
 use crate::core::transaction::{signature_verdicts, ChainTag, Transaction, Transfer};
 use crate::kafka::{ensure_topics, BrokerHealth, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
 use crate::store::{Store, StoreError};
@@ -207,6 +207,10 @@ pub struct Status {
     pub orphans: usize,
     /// Mining mode.
     pub mining: MiningMode,
+    /// The nonce-search kernel (`mining.kernel`, or the fastest one timed at start) and threads.
+    pub mining_kernel: String,
+    /// Threads the miner searches on.
+    pub mining_threads: usize,
     /// Whether the Kafka brokers answered since the last failure.
     pub kafka_reachable: bool,
     /// Counters since start.
@@ -253,7 +257,12 @@ impl Node {
         );
         let publisher = Publisher::new(&config.kafka, topics, &config.node_id, health.clone())?;
         let broker_health = health;
-        let miner = Arc::new(Miner::new(config.mining.threads)?);
+        let kernel = match Kernel::from_name(&config.mining.kernel) {
+            Some(kernel) => kernel,
+            None => Kernel::calibrate(KERNEL_CALIBRATION),
+        };
+        tracing::info!(kernel = kernel.name(), chosen_by = %config.mining.kernel, "mining kernel");
+        let miner = Arc::new(Miner::new(config.mining.threads, kernel)?);
         let stats = Arc::new(NodeStats::default());
         let (events, _) = broadcast::channel(1024);
         let gap = Arc::new(RetentionGap::default());
@@ -497,6 +506,8 @@ impl Node {
             mempool: store.mempool_len()?,
             orphans: store.orphan_count(),
             mining: self.inner.config.mining.mode,
+            mining_kernel: self.inner.miner.kernel().name(),
+            mining_threads: self.inner.miner.threads(),
             kafka_reachable: self.inner.health.is_reachable(),
             stats: self.inner.stats.snapshot(),
         })
@@ -706,6 +717,9 @@ pub(crate) fn now_ms() -> u64 {
 
 /// How long a resolve waits to read the branch it published back from the topic.
 pub const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a node with `mining.kernel = "auto"` times the hashing kernels at start.
+pub const KERNEL_CALIBRATION: Duration = Duration::from_millis(200);
 
 /// What `GET /nodes/resolve` did.
 #[derive(Debug)]

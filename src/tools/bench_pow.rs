@@ -1,23 +1,67 @@
-//! `bench-pow`: proof-of-work throughput at a difficulty no search will reach, for a fixed time.
+//! `bench-pow`: proof-of-work throughput at a difficulty no search will reach, for a fixed time,
+//! reported the way cpuminer's `--benchmark` does: the kernel, the CPU, each thread's rate and
+//! the total; a sweep over thread counts adds speed-up and efficiency against linear scaling.
 
 use crate::core::hash::{BlockHash, MerkleRoot};
 use crate::core::header::{BlockHeader, HEADER_VERSION};
-use crate::core::miner::{Miner, MinerPoolError};
+use crate::core::miner::{Kernel, Miner, MinerPoolError};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Result of one proof-of-work benchmark run.
+/// The CPU flags that decide which kernels can run, as `/proc/cpuinfo` names them.
+const KERNEL_FLAGS: [&str; 4] = ["sha_ni", "avx2", "avx512f", "ssse3"];
+
+/// The machine a benchmark ran on.
+#[derive(Clone, Debug, Serialize)]
+pub struct CpuInfo {
+    /// The CPU's model name (`/proc/cpuinfo`), or "unknown".
+    pub model: String,
+    /// Which of the flags the kernels use the CPU has.
+    pub flags: Vec<String>,
+    /// Cores the process may use.
+    pub cores: usize,
+}
+
+impl CpuInfo {
+    /// Reads the model and flags from `/proc/cpuinfo` (Linux); elsewhere, what is known.
+    pub fn detect() -> CpuInfo {
+        let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| {
+            text.lines()
+                .find(|line| line.split(':').next().is_some_and(|key| key.trim() == name))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, value)| value.trim().to_owned())
+        };
+        let flags = field("flags").unwrap_or_default();
+        let present: Vec<&str> = flags.split_whitespace().collect();
+        CpuInfo {
+            model: field("model name").unwrap_or_else(|| "unknown".to_owned()),
+            flags: KERNEL_FLAGS.iter().filter(|flag| present.contains(flag)).map(|flag| (*flag).to_owned()).collect(),
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
+/// One measured thread count.
 #[derive(Clone, Debug, Serialize)]
 pub struct PowBenchReport {
+    /// The hashing kernel.
+    pub kernel: String,
     /// Threads that searched.
     pub threads: usize,
     /// Seconds requested.
     pub seconds: f64,
     /// Nonces tried in all.
     pub trials: u64,
-    /// Nonces tried per second of measured wall time.
+    /// Nonces tried per second of measured wall time, all threads together.
     pub trials_per_sec: f64,
+    /// Each thread's nonces per second.
+    pub per_thread_per_sec: Vec<f64>,
+    /// Total rate over the one-thread rate of the same sweep (1 for a single run).
+    pub speedup: f64,
+    /// Speed-up over the thread count: 1 is linear scaling.
+    pub efficiency: f64,
 }
 
 /// A header no nonce can satisfy (256 zero bits), so a search runs until it is stopped.
@@ -33,24 +77,63 @@ pub fn unreachable_header() -> BlockHeader {
     }
 }
 
-/// Searches an unreachable difficulty on `threads` threads (0 = all cores) for `seconds`.
-pub fn bench_pow(threads: usize, seconds: f64) -> Result<PowBenchReport, MinerPoolError> {
-    let miner = Miner::new(threads)?;
-    let header = unreachable_header();
-    let stop = AtomicBool::new(false);
-    let started = Instant::now();
-    let outcome = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            std::thread::sleep(Duration::from_secs_f64(seconds));
-            stop.store(true, Ordering::Relaxed);
+/// Searches an unreachable difficulty with `kernel` on each of `thread_counts` threads in turn
+/// (0 = all cores) for `seconds` each; speed-up and efficiency are against the first count.
+pub fn bench_pow(kernel: Kernel, thread_counts: &[usize], seconds: f64) -> Result<Vec<PowBenchReport>, MinerPoolError> {
+    let mut reports: Vec<PowBenchReport> = Vec::new();
+    for &threads in thread_counts {
+        let miner = Miner::new(threads, kernel)?;
+        let header = unreachable_header();
+        let stop = AtomicBool::new(false);
+        let started = Instant::now();
+        let outcome = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_secs_f64(seconds));
+                stop.store(true, Ordering::Relaxed);
+            });
+            miner.search(&header, 0..u64::MAX, &stop)
         });
-        miner.search(&header, 0..u64::MAX, &stop)
-    });
-    let elapsed = started.elapsed().as_secs_f64();
-    Ok(PowBenchReport {
-        threads: miner.threads(),
-        seconds,
-        trials: outcome.trials,
-        trials_per_sec: outcome.trials as f64 / elapsed,
-    })
+        let elapsed = started.elapsed().as_secs_f64();
+        let rate = outcome.trials as f64 / elapsed;
+        let base = reports.first().map_or(rate, |first| first.trials_per_sec);
+        let first_threads = reports.first().map_or(miner.threads(), |first| first.threads) as f64;
+        let speedup = if base > 0.0 { rate / base } else { 0.0 };
+        reports.push(PowBenchReport {
+            kernel: kernel.name(),
+            threads: miner.threads(),
+            seconds,
+            trials: outcome.trials,
+            trials_per_sec: rate,
+            per_thread_per_sec: outcome.trials_by_thread.iter().map(|t| *t as f64 / elapsed).collect(),
+            speedup,
+            efficiency: speedup * first_threads / miner.threads() as f64,
+        });
+    }
+    Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_reports_every_thread_count_against_the_first() {
+        let reports = bench_pow(Kernel::Portable, &[1, 2], 0.05).unwrap();
+        assert_eq!(reports.iter().map(|r| r.threads).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(reports[0].speedup, 1.0);
+        assert!(reports.iter().all(|r| r.trials > 0 && r.per_thread_per_sec.len() == r.threads));
+        let second = &reports[1];
+        assert!((second.speedup - second.trials_per_sec / reports[0].trials_per_sec).abs() < 1e-9);
+        assert!((second.efficiency - second.speedup / 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_cpu_is_described_with_the_flags_the_kernels_use() {
+        let cpu = CpuInfo::detect();
+        assert!(cpu.cores >= 1);
+        assert!(cpu.flags.iter().all(|flag| KERNEL_FLAGS.contains(&flag.as_str())));
+        if Kernel::available().contains(&Kernel::Avx2) {
+            assert!(cpu.flags.contains(&"avx2".to_owned()), "{cpu:?}");
+        }
+    }
 }

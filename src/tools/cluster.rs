@@ -50,7 +50,12 @@ impl NodeSpec {
                 transaction_partitions: 3,
                 ..KafkaConfig::default()
             },
-            mining: MiningConfig { mode: MiningMode::OnDemand, threads: 1, address: Some(miner_address(id)) },
+            mining: MiningConfig {
+                mode: MiningMode::OnDemand,
+                threads: 1,
+                address: Some(miner_address(id)),
+                ..MiningConfig::default()
+            },
             storage: StorageConfig { max_mempool: 1_000_000, tx_index: true, ..StorageConfig::default() },
             peers: PeerConfig::default(),
             http: HttpConfig::default(),

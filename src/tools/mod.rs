@@ -6,4 +6,5 @@ pub mod bench_store;
 pub mod bench_sync;
 pub mod cluster;
 pub mod load;
+pub mod pow_chart;
 pub mod store_writer;
