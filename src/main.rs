@@ -226,6 +226,9 @@ enum WalletCommand {
     },
 }
 
+/// Searches `bench-pow` stops to measure how quickly a search ends when the tip moves.
+const STOP_SAMPLES: usize = 200;
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -290,13 +293,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     each.join(" ")
                 );
             }
+            let stop = bench_pow::stop_latency(kernel, most, STOP_SAMPLES)?;
+            println!(
+                "stop latency on {most} thread(s), {} searches: p50 {} µs, p99 {} µs, max {} µs",
+                stop.samples, stop.p50_us, stop.p99_us, stop.max_us
+            );
             if let Some(path) = svg {
                 kafkachain::tools::pow_chart::write_svg(&path, &cpu, &reports)?;
                 println!("chart: {}", path.display());
             }
             if json {
                 for r in &reports {
-                    println!("{}", serde_json::to_string(&serde_json::json!({ "cpu": &cpu, "report": r }))?);
+                    println!(
+                        "{}",
+                        serde_json::to_string(&serde_json::json!({ "cpu": &cpu, "report": r, "stop_latency": &stop }))?
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)

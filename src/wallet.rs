@@ -160,7 +160,7 @@ impl Wallet {
     pub fn remembered_chain_id(&self) -> Result<Option<String>, WalletError> {
         let path = self.dir.join(CHAIN_ID_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Ok(text) => Ok(Some(text.strip_suffix('\n').unwrap_or(&text).to_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_error(&path, e)),
         }
@@ -181,11 +181,29 @@ impl Wallet {
                 return Err(WalletError::OtherChain { expected, source_of_expected, node: node_chain.to_owned() });
             }
         }
-        if remembered.is_none() {
-            let path = self.dir.join(CHAIN_ID_FILE);
-            std::fs::write(&path, format!("{node_chain}\n")).map_err(|e| io_error(&path, e))?;
+        if remembered.is_none() && !self.remember_chain_id(node_chain)? {
+            // Another send remembered a chain first: that one is expected now.
+            return self.chain_to_sign_for(named, node_chain);
         }
         Ok(node_chain.to_owned())
+    }
+
+    /// Writes the chain id file unless it exists (false then): two first sends at once cannot
+    /// both remember theirs. A half-written file is removed, so it never refuses every send.
+    fn remember_chain_id(&self, chain_id: &str) -> Result<bool, WalletError> {
+        let path = self.dir.join(CHAIN_ID_FILE);
+        let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        let written = file.write_all(format!("{chain_id}\n").as_bytes()).and_then(|()| file.sync_all());
+        drop(file);
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&path);
+            return Err(io_error(&path, e));
+        }
+        Ok(true)
     }
 
     /// Writes `key` as `name`, refusing to replace an existing file, and returns its address.

@@ -71,6 +71,8 @@ pub struct Applier {
     pub bootstrap_fell_short: std::cell::Cell<bool>,
     /// The positions last copied to Kafka's group offsets, so unchanged ones are not sent again.
     pub last_committed: std::cell::RefCell<Option<Vec<(String, u64)>>>,
+    /// A read error met after some messages of a round were read: reported by the next read.
+    pub read_error: std::cell::Cell<Option<ReadError>>,
 }
 
 /// A block message read, decoded (or not), with its transfers whose signatures were verified.
@@ -142,6 +144,7 @@ impl Applier {
             if self.bootstrap_fell_short.take() {
                 // The topics are read again from elsewhere once repaired: what was read ahead is stale.
                 ahead = None;
+                self.read_error.set(None);
                 let why = "the bootstrap did not reach the earliest block the broker still holds (it arrived with \
                            an unknown parent); call GET /nodes/resolve again: each round takes up to \
                            peers.max_new_blocks blocks from the best peer"
@@ -161,15 +164,21 @@ impl Applier {
 
     /// Halts on a retention gap, saying `why`, until a bootstrap repairs it (then reads the topics
     /// again and returns true) or the node shuts down (false).
+    /// A repair only counts once the consumer points at the broker's earliest offsets: until
+    /// then reading on would skip what was read and dropped before the halt, so a failed re-seek
+    /// waits for the next repair.
     fn halt_until_repaired(&mut self, why: String) -> Result<bool, StoreError> {
         tracing::error!("{why}");
         self.stats.halt(why);
-        self.gap.open();
-        if !self.wait_for_repair() {
-            return Ok(false);
+        loop {
+            self.gap.open();
+            if !self.wait_for_repair() {
+                return Ok(false);
+            }
+            if self.resume_after_gap()? {
+                return Ok(true);
+            }
         }
-        self.resume_after_gap()?;
-        Ok(true)
     }
 
     /// Waits until a bootstrap repaired the gap (true) or the node shuts down (false).
@@ -184,16 +193,20 @@ impl Applier {
     }
 
     /// Points the consumer at what the broker still holds and stores those positions; reading
-    /// from there is deliberate, so it does not count as re-reading.
-    fn resume_after_gap(&mut self) -> Result<(), StoreError> {
+    /// from there is deliberate, so it does not count as re-reading. False when the consumer
+    /// could not be pointed there (the node stays halted, saying why).
+    fn resume_after_gap(&mut self) -> Result<bool, StoreError> {
         let stored: BTreeMap<String, u64> = self.store.offsets()?.into_iter().collect();
         let positions = match self.reader.restart_after_gap(|key| stored.get(key).copied()) {
             Ok(positions) => positions,
             Err(e) => {
-                let why = format!("after the bootstrap, re-reading the topics failed: {e}");
+                let why = format!(
+                    "after the bootstrap, re-reading the topics failed: {e}; call GET /nodes/resolve again \
+                     once the broker answers"
+                );
                 tracing::error!("{why}");
                 self.stats.halt(why);
-                return Ok(());
+                return Ok(false);
             }
         };
         let updates: Vec<OffsetUpdate> = positions.into_iter().map(|(key, next)| OffsetUpdate { key, next }).collect();
@@ -204,17 +217,23 @@ impl Applier {
         self.stats.resume();
         self.verify_bootstrap.set(true);
         tracing::info!("bootstrapped from peers; reading the topics again from the earliest offsets the broker holds");
-        Ok(())
+        Ok(true)
     }
 
     /// Blocks first (waiting up to `wait` for one), then whatever transactions are ready, up to
     /// [`MAX_BATCH`] messages: a block never waits behind a backlog of transactions.
+    /// A read error that follows messages already read is kept for the next call, so those
+    /// messages are applied first: dropping them would store later offsets past them.
     fn next_batch(&self, wait: Duration) -> Result<Vec<LogMessage>, ReadError> {
+        if let Some(error) = self.read_error.take() {
+            return Err(error);
+        }
         let mut batch = Vec::new();
         let mut wait = wait;
         while batch.len() < MAX_BATCH {
             match self.reader.poll_blocks(wait) {
-                Some(message) => batch.push(message?),
+                Some(Ok(message)) => batch.push(message),
+                Some(Err(e)) => return self.partial(batch, e),
                 None => break,
             }
             wait = Duration::ZERO;
@@ -222,10 +241,20 @@ impl Applier {
         while batch.len() < MAX_BATCH {
             match self.reader.poll(Duration::ZERO) {
                 Some(Ok(message)) => batch.push(message),
-                Some(Err(e)) if batch.is_empty() => return Err(e),
-                Some(Err(_)) | None => break,
+                Some(Err(e)) => return self.partial(batch, e),
+                None => break,
             }
         }
+        Ok(batch)
+    }
+
+    /// The messages read before `error`, keeping the error for the next read; or the error
+    /// when nothing was read.
+    fn partial(&self, batch: Vec<LogMessage>, error: ReadError) -> Result<Vec<LogMessage>, ReadError> {
+        if batch.is_empty() {
+            return Err(error);
+        }
+        self.read_error.set(Some(error));
         Ok(batch)
     }
 

@@ -105,7 +105,6 @@ async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBloc
             .map_err(|e| NodeError::Internal(format!("mining thread: {e}")))?;
         stopper.abort();
         stats.busy("mine_search", started.elapsed());
-        stats.searched(outcome.trials, started.elapsed());
         let Some(nonce) = outcome.nonce else {
             continue; // the tip moved (or shutdown): build on the new tip
         };

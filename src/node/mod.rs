@@ -211,6 +211,11 @@ pub struct Status {
     pub mining_kernel: String,
     /// Threads the miner searches on.
     pub mining_threads: usize,
+    /// Nonces this node's miner tried since start.
+    pub hashes_since_start: u64,
+    /// This node's hash rate while searching: nonces tried per second of search time (0 before
+    /// its first search). `bench-pow` at the same thread count is the yardstick.
+    pub hash_rate: f64,
     /// Whether the Kafka brokers answered since the last failure.
     pub kafka_reachable: bool,
     /// Counters since start.
@@ -284,6 +289,7 @@ impl Node {
             verified: verified.clone(),
             shutdown: shutdown.clone(),
             last_committed: Default::default(),
+            read_error: Default::default(),
             gap: gap.clone(),
             verify_bootstrap: Default::default(),
             bootstrap_fell_short: Default::default(),
@@ -508,6 +514,8 @@ impl Node {
             mining: self.inner.config.mining.mode,
             mining_kernel: self.inner.miner.kernel().name(),
             mining_threads: self.inner.miner.threads(),
+            hashes_since_start: self.inner.miner.progress().trials,
+            hash_rate: self.inner.miner.progress().hash_rate(),
             kafka_reachable: self.inner.health.is_reachable(),
             stats: self.inner.stats.snapshot(),
         })

@@ -46,8 +46,6 @@ pub struct NodeStats {
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     halted: Mutex<Option<String>>,
     busy_us: Mutex<BTreeMap<&'static str, u64>>,
-    hashes: AtomicU64,
-    search_us: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -75,11 +73,6 @@ pub struct StatsSnapshot {
     /// building candidates, searching nonces, publishing, waiting to read our block back):
     /// where the time goes.
     pub busy_ms: BTreeMap<&'static str, u64>,
-    /// Nonces this node's miner tried since start.
-    pub hashes_since_start: u64,
-    /// This node's hash rate while searching: nonces tried per second of search time (0 before
-    /// its first search). `bench-pow` at the same thread count is the yardstick.
-    pub hash_rate: f64,
 }
 
 impl NodeStats {
@@ -109,12 +102,6 @@ impl NodeStats {
     pub fn recent_blocks(&self, from_height: u64) -> Vec<AppliedBlock> {
         let recent = self.recent_blocks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         recent.iter().filter(|b| b.height >= from_height).cloned().collect()
-    }
-
-    /// Counts a nonce search: `trials` nonces tried in `spent`.
-    pub fn searched(&self, trials: u64, spent: std::time::Duration) {
-        self.hashes.fetch_add(trials, Ordering::Relaxed);
-        self.search_us.fetch_add(spent.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Counts one block this node mined.
@@ -190,11 +177,6 @@ impl NodeStats {
                 .iter()
                 .map(|(stage, us)| (*stage, us / 1000))
                 .collect(),
-            hashes_since_start: self.hashes.load(Ordering::Relaxed),
-            hash_rate: match self.search_us.load(Ordering::Relaxed) {
-                0 => 0.0,
-                us => self.hashes.load(Ordering::Relaxed) as f64 * 1e6 / us as f64,
-            },
         }
     }
 }

@@ -142,7 +142,7 @@ impl Store {
                         // A ready transfer takes the place of one that waits behind a gap.
                         let evicted = index
                             .would_be_ready(&tx.sender, tx.nonce, account.nonce)
-                            .then(|| index.evict_waiting())
+                            .then(|| index.evict_waiting(&tx.sender))
                             .flatten();
                         let Some(seq) = evicted else { return Err(Refusal::MempoolFull) };
                         batch.remove(&numbered(keys::MEMPOOL, seq)[..]);

@@ -14,7 +14,7 @@ use crate::core::account::{Account, Address};
 use crate::core::admission::Pending;
 use crate::core::hash::TxId;
 use crate::core::transaction::{ChainTag, Transfer};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One pooled transfer as the index knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,8 +68,9 @@ pub(super) struct MempoolIndex {
     by_id: HashMap<TxId, (Address, u64)>,
     /// Each sender's pooled transfers.
     by_sender: HashMap<Address, SenderPool>,
-    /// Senders with at least one transfer waiting behind a nonce gap.
-    waiting: HashSet<Address>,
+    /// Senders with at least one transfer waiting behind a nonce gap (ordered, so finding one
+    /// costs the same however many came and went).
+    waiting: BTreeSet<Address>,
     /// Sequence the next pooled transfer gets: above every stored one.
     next_seq: u64,
 }
@@ -160,10 +161,10 @@ impl MempoolIndex {
     }
 
     /// Drops one transfer that waits behind a nonce gap (the highest nonce of some sender that
-    /// has a gap), to make room for a ready one; returns its sequence, or `None` when every
-    /// pooled transfer is ready.
-    pub(super) fn evict_waiting(&mut self) -> Option<u64> {
-        let sender = *self.waiting.iter().next()?;
+    /// has a gap, other than `spare`: the newcomer's own sender, whose gap it may be filling), to
+    /// make room for a ready one; returns its sequence, or `None` when no such transfer waits.
+    pub(super) fn evict_waiting(&mut self, spare: &Address) -> Option<u64> {
+        let sender = *self.waiting.iter().find(|sender| *sender != spare)?;
         let pool = self.by_sender.get_mut(&sender)?;
         let (_, slot) = pool.slots.pop_last()?;
         pool.cost = pool.cost.saturating_sub(slot.cost);
@@ -316,9 +317,11 @@ mod tests {
         assert!(index.would_be_ready(&Address([1; 32]), 2, 0));
         assert!(!index.would_be_ready(&Address([1; 32]), 3, 0));
         assert!(index.would_be_ready(&sender2, 0, 0));
-        assert_eq!(index.evict_waiting(), Some(3), "the highest nonce of the sender with a gap");
-        assert_eq!(index.evict_waiting(), Some(2));
-        assert_eq!(index.evict_waiting(), None, "what is left is ready");
+        assert_eq!(index.evict_waiting(&sender2), None, "the newcomer's own sender is spared");
+        let other = Address([7; 32]);
+        assert_eq!(index.evict_waiting(&other), Some(3), "the highest nonce of the sender with a gap");
+        assert_eq!(index.evict_waiting(&other), Some(2));
+        assert_eq!(index.evict_waiting(&other), None, "what is left is ready");
         assert_eq!(index.len(), 2);
         assert!(!index.by_sender.contains_key(&sender2));
         assert_eq!(index.ready(10), vec![0, 1]);

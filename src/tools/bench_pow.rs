@@ -112,6 +112,53 @@ pub fn bench_pow(kernel: Kernel, thread_counts: &[usize], seconds: f64) -> Resul
     Ok(reports)
 }
 
+/// How quickly a search stops once asked: what a miner loses when the tip moves.
+#[derive(Clone, Debug, Serialize)]
+pub struct StopLatency {
+    /// Searches stopped.
+    pub samples: usize,
+    /// Median time from raising the stop flag to the search returning, in microseconds.
+    pub p50_us: u64,
+    /// 99th percentile, in microseconds.
+    pub p99_us: u64,
+    /// Slowest, in microseconds.
+    pub max_us: u64,
+}
+
+/// Starts `samples` searches with `kernel` on `threads` threads, raises the stop flag after a
+/// few milliseconds each time, and measures how long each search takes to return.
+pub fn stop_latency(kernel: Kernel, threads: usize, samples: usize) -> Result<StopLatency, MinerPoolError> {
+    let miner = Miner::new(threads, kernel)?;
+    let header = unreachable_header();
+    let mut waits: Vec<u64> = Vec::with_capacity(samples);
+    for sample in 0..samples {
+        let stop = AtomicBool::new(false);
+        let raised = std::sync::Mutex::new(None::<Instant>);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                // 2-9 ms into the search, so the stop lands anywhere within a chunk.
+                std::thread::sleep(Duration::from_micros(2_000 + (sample as u64 * 737) % 7_000));
+                *raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                stop.store(true, Ordering::Relaxed);
+            });
+            miner.search(&header, 0..u64::MAX, &stop);
+            let returned = Instant::now();
+            // The search ends only after the flag is raised, so the time is known by now.
+            if let Some(raised) = *raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                waits.push(returned.saturating_duration_since(raised).as_micros() as u64);
+            }
+        });
+    }
+    waits.sort_unstable();
+    let at = |p: f64| waits.get(((waits.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0);
+    Ok(StopLatency {
+        samples: waits.len(),
+        p50_us: at(0.5),
+        p99_us: at(0.99),
+        max_us: waits.last().copied().unwrap_or(0),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +172,13 @@ mod tests {
         let second = &reports[1];
         assert!((second.speedup - second.trials_per_sec / reports[0].trials_per_sec).abs() < 1e-9);
         assert!((second.efficiency - second.speedup / 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_raised_stop_ends_every_sampled_search() {
+        let latency = stop_latency(Kernel::Portable, 2, 5).unwrap();
+        assert_eq!(latency.samples, 5);
+        assert!(latency.p50_us <= latency.p99_us && latency.p99_us <= latency.max_us);
     }
 
     #[test]

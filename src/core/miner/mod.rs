@@ -22,7 +22,7 @@ const SHA256_IV: [u32; 8] =
     [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
 /// Nonces a thread takes at a time; the stop flag is read between chunks.
-const CHUNK: u64 = 1 << 14;
+const CHUNK: u64 = 1 << 12;
 
 /// The per-candidate precomputation: the kernel's hasher for the header's second block.
 #[derive(Clone)]
@@ -90,6 +90,32 @@ pub struct MinerPoolError(#[from] rayon::ThreadPoolBuildError);
 pub struct Miner {
     pool: rayon::ThreadPool,
     kernel: Kernel,
+    /// Nonces tried since the miner was built, counted chunk by chunk (so a long search shows).
+    tried: AtomicU64,
+    /// Time spent in finished searches, in microseconds.
+    finished_us: AtomicU64,
+    /// When the search under way began.
+    current: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// What a miner has done so far: enough for its hash rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MinerProgress {
+    /// Nonces tried since the miner was built.
+    pub trials: u64,
+    /// Seconds spent searching, the search under way included.
+    pub searching_seconds: f64,
+}
+
+impl MinerProgress {
+    /// Nonces per second of search time (0 before the first search).
+    pub fn hash_rate(&self) -> f64 {
+        if self.searching_seconds > 0.0 {
+            self.trials as f64 / self.searching_seconds
+        } else {
+            0.0
+        }
+    }
 }
 
 impl Miner {
@@ -97,7 +123,7 @@ impl Miner {
     pub fn new(threads: usize, kernel: Kernel) -> Result<Self, MinerPoolError> {
         let pool =
             rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("miner-{i}")).build()?;
-        Ok(Self { pool, kernel })
+        Ok(Self { pool, kernel, tried: AtomicU64::new(0), finished_us: AtomicU64::new(0), current: Default::default() })
     }
 
     /// Threads searching in parallel.
@@ -110,11 +136,26 @@ impl Miner {
         self.kernel
     }
 
+    /// Nonces tried and time spent searching so far.
+    pub fn progress(&self) -> MinerProgress {
+        let running = self.lock_current().map_or(0.0, |started| started.elapsed().as_secs_f64());
+        MinerProgress {
+            trials: self.tried.load(Ordering::Relaxed),
+            searching_seconds: self.finished_us.load(Ordering::Relaxed) as f64 / 1e6 + running,
+        }
+    }
+
+    fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
+        self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Searches `nonces` on every thread until one meets the header's bits, the range is
     /// exhausted, or `stop` is raised. Whichever thread finds first wins: the nonce may differ
     /// between runs and thread counts, but it always satisfies the plain header hash.
     pub fn search(&self, header: &BlockHeader, nonces: Range<u64>, stop: &AtomicBool) -> SearchOutcome {
         let search = NonceSearch::new(header, self.kernel);
+        let started = std::time::Instant::now();
+        *self.lock_current() = Some(started);
         let next_chunk = AtomicU64::new(0);
         let found = AtomicBool::new(false);
         let winner = AtomicU64::new(0);
@@ -128,7 +169,9 @@ impl Miner {
                     break;
                 };
                 let to = from.saturating_add(CHUNK).min(nonces.end);
-                match search.scan(from..to) {
+                let hit = search.scan(from..to);
+                self.tried.fetch_add(hit.map_or(to - from, |nonce| nonce - from + 1), Ordering::Relaxed);
+                match hit {
                     Some(nonce) => {
                         tried += nonce - from + 1;
                         if !found.swap(true, Ordering::AcqRel) {
@@ -142,6 +185,8 @@ impl Miner {
                 slot.store(tried, Ordering::Relaxed);
             }
         });
+        *self.lock_current() = None;
+        self.finished_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         let trials_by_thread: Vec<u64> = by_thread.into_iter().map(AtomicU64::into_inner).collect();
         SearchOutcome {
             nonce: found.load(Ordering::Acquire).then(|| winner.load(Ordering::Acquire)),
@@ -229,6 +274,9 @@ mod tests {
         let miner = Miner::new(2, Kernel::Portable).unwrap();
         let outcome = miner.search(&header(200), 5..100_005, &AtomicBool::new(false));
         assert_eq!((outcome.nonce, outcome.trials), (None, 100_000));
+        let progress = miner.progress();
+        assert_eq!(progress.trials, 100_000, "the miner counts what its searches tried");
+        assert!(progress.searching_seconds > 0.0 && progress.hash_rate() > 0.0);
         assert_eq!(outcome.trials_by_thread.iter().sum::<u64>(), 100_000);
     }
 }
