@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestNet;
+use common::{assert_json_error, TestNet};
 use kafkachain::core::account::Address;
 use kafkachain::core::transaction::{ChainTag, Transfer};
 use kafkachain::json::SignedTransferJson;
@@ -11,23 +11,16 @@ use kafkachain::tools::cluster::LOAD_ACCOUNTS;
 use kafkachain::tools::load::{derived_key, LoadAccounts};
 use serde_json::Value;
 
-fn assert_client_error(answer: (u16, Value), expected: u16, mentions: &str) {
-    let (code, body) = answer;
-    assert_eq!(code, expected, "{body}");
-    let message = body["error"].as_str().unwrap_or_else(|| panic!("no JSON error in {body}"));
-    assert!(message.contains(mentions), "{message:?} should mention {mentions:?}");
-}
-
 #[test]
 fn malformed_requests_are_refused_with_json_errors() {
     let net = TestNet::start("http-input", 1);
     let node = &net.nodes[0];
     let post = |body: &str| node.post("/transactions/new", body.to_owned());
 
-    assert_client_error(post("{not json"), 400, "invalid JSON");
-    assert_client_error(post(""), 400, "invalid JSON");
-    assert_client_error(post(r#"[1,2,3]"#), 400, "invalid transfer");
-    assert_client_error(post(r#"{"sender":"a","recipient":"b","amount":1}"#), 400, "transfers must be signed");
+    assert_json_error(post("{not json"), 400, "invalid JSON");
+    assert_json_error(post(""), 400, "invalid JSON");
+    assert_json_error(post(r#"[1,2,3]"#), 400, "invalid transfer");
+    assert_json_error(post(r#"{"sender":"a","recipient":"b","amount":1}"#), 400, "transfers must be signed");
 
     // A well-formed transfer from a key the genesis does not fund, and variations of it.
     let chain = ChainTag::of(common::CHAIN_ID);
@@ -45,16 +38,16 @@ fn malformed_requests_are_refused_with_json_errors() {
         changed.as_object_mut().unwrap().remove(field);
         changed.to_string()
     };
-    assert_client_error(post(&without("amount")), 400, "missing field `amount`");
-    assert_client_error(post(&without("nonce")), 400, "missing field `nonce`");
-    assert_client_error(post(&with("sender", Value::from(5))), 400, "invalid type");
-    assert_client_error(post(&with("sender", Value::from(""))), 400, "64 hex characters");
-    assert_client_error(post(&with("amount", Value::from("5"))), 400, "invalid type");
-    assert_client_error(post(&with("amount", Value::from(-5))), 400, "invalid value");
-    assert_client_error(post(&with("amount", serde_json::json!(2.5))), 400, "invalid type");
-    assert_client_error(post(&with("signature", Value::from("ab"))), 400, "128 hex characters");
-    assert_client_error(post(&with("id", Value::from("00".repeat(32)))), 400, "not what the fields hash to");
-    assert_client_error(post(&with("extra", Value::from(1))), 400, "unknown field");
+    assert_json_error(post(&without("amount")), 400, "missing field `amount`");
+    assert_json_error(post(&without("nonce")), 400, "missing field `nonce`");
+    assert_json_error(post(&with("sender", Value::from(5))), 400, "invalid type");
+    assert_json_error(post(&with("sender", Value::from(""))), 400, "64 hex characters");
+    assert_json_error(post(&with("amount", Value::from("5"))), 400, "invalid type");
+    assert_json_error(post(&with("amount", Value::from(-5))), 400, "invalid value");
+    assert_json_error(post(&with("amount", serde_json::json!(2.5))), 400, "invalid type");
+    assert_json_error(post(&with("signature", Value::from("ab"))), 400, "128 hex characters");
+    assert_json_error(post(&with("id", Value::from("00".repeat(32)))), 400, "not what the fields hash to");
+    assert_json_error(post(&with("extra", Value::from(1))), 400, "unknown field");
     let refused = |body: String, code: u16, rule: &str| {
         let (status, answer) = post(&body);
         assert_eq!((status, answer["rule"].as_str()), (code, Some(rule)), "{answer}");
@@ -71,29 +64,29 @@ fn malformed_requests_are_refused_with_json_errors() {
     refused(body(&sign(Address::of_key(&stranger), 5, chain)).to_string(), 400, "self_transfer");
     refused(template.to_string(), 409, "insufficient_funds");
     let huge = with("extra", Value::from("y".repeat(200_000)));
-    assert_client_error(post(&huge), 413, "length limit");
+    assert_json_error(post(&huge), 413, "length limit");
 
-    assert_client_error(node.get("/chain?from=abc"), 400, "from");
-    assert_client_error(node.get("/nowhere"), 404, "no such endpoint");
-    assert_client_error(node.get("/transactions/new"), 405, "method not allowed");
-    assert_client_error(node.post("/nodes/register", r#"{"nodes":[]}"#), 400, "at least one");
-    assert_client_error(node.post("/nodes/register", r#"{"nodes":["ftp://x:1"]}"#), 400, "http://");
-    assert_client_error(
+    assert_json_error(node.get("/chain?from=abc"), 400, "from");
+    assert_json_error(node.get("/nowhere"), 404, "no such endpoint");
+    assert_json_error(node.get("/transactions/new"), 405, "method not allowed");
+    assert_json_error(node.post("/nodes/register", r#"{"nodes":[]}"#), 400, "at least one");
+    assert_json_error(node.post("/nodes/register", r#"{"nodes":["ftp://x:1"]}"#), 400, "http://");
+    assert_json_error(
         node.post("/nodes/register", r#"{"nodes":["http://me:secret@x:1"]}"#),
         400,
         "without credentials",
     );
-    assert_client_error(node.post("/nodes/register", r#"{"nodes":["http://x:1/?redirect=y"]}"#), 400, "query");
-    assert_client_error(node.post("/nodes/register", r#"{"nodes":["http://[::1"]}"#), 400, "invalid node address");
-    assert_client_error(node.post("/nodes/register", r#"{"nodes":"x"}"#), 400, "invalid type");
+    assert_json_error(node.post("/nodes/register", r#"{"nodes":["http://x:1/?redirect=y"]}"#), 400, "query");
+    assert_json_error(node.post("/nodes/register", r#"{"nodes":["http://[::1"]}"#), 400, "invalid node address");
+    assert_json_error(node.post("/nodes/register", r#"{"nodes":"x"}"#), 400, "invalid type");
 
     let batch = |entries: Vec<Value>| {
         node.post("/transactions/batch", serde_json::json!({ "transactions": entries }).to_string())
     };
     let bad = serde_json::from_str::<Value>(&with("amount", Value::from(-2))).unwrap();
-    assert_client_error(batch(vec![template.clone(), bad]), 400, "transaction 1: invalid transfer");
-    assert_client_error(batch(vec![]), 400, "1 to 1000");
-    assert_client_error(batch(vec![template.clone(); 1001]), 400, "1 to 1000");
+    assert_json_error(batch(vec![template.clone(), bad]), 400, "transaction 1: invalid transfer");
+    assert_json_error(batch(vec![]), 400, "1 to 1000");
+    assert_json_error(batch(vec![template.clone(); 1001]), 400, "1 to 1000");
 
     // Nothing reached the topics or the chain, and the node still works.
     let status = node.status();
@@ -177,9 +170,9 @@ fn a_full_mempool_refuses_before_publishing() {
     common::wait_for("three pooled transfers", std::time::Duration::from_secs(30), || {
         (node.status()["mempool"] == 3).then_some(())
     });
-    assert_client_error(node.post("/transactions/new", node.signed_body("alice", "bob", 9)), 503, "mempool is full");
+    assert_json_error(node.post("/transactions/new", node.signed_body("alice", "bob", 9)), 503, "mempool is full");
     let batch = format!(r#"{{"transactions":[{}]}}"#, node.signed_body("carol", "dave", 1));
-    assert_client_error(node.post("/transactions/batch", batch), 503, "mempool is full");
+    assert_json_error(node.post("/transactions/batch", batch), 503, "mempool is full");
     let status = node.status();
     assert_eq!(common::transactions_read(&status), 3, "the refused transfers never reached the topic: {status}");
     assert!(status["rejected"].get("tx_mempool_full").is_none(), "{status}");

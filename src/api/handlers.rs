@@ -4,10 +4,11 @@ use super::error::ApiError;
 use super::ApiState;
 use crate::core::account::Address;
 use crate::core::block::Block;
-use crate::core::hash::TxId;
+use crate::core::encoding::encoded_len;
+use crate::core::hash::{BlockHash, TxId};
 use crate::core::transaction::{ChainTag, Transaction, Transfer};
 use crate::json::{BlockJson, SignedTransferJson, TxJson};
-use crate::node::{Node, TxStatus};
+use crate::node::{Node, StoredBlock, TxStatus};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{FromRef, Path, Query, State};
@@ -18,6 +19,12 @@ use serde_json::{json, Value};
 
 /// Most blocks one `GET /chain` page returns.
 pub const MAX_CHAIN_PAGE: usize = 1_000;
+/// Most headers one `GET /blocks` page returns (and how many without `limit`: 20).
+pub const MAX_HEADER_PAGE: usize = 500;
+/// Headers a `GET /blocks` page returns unless `limit` says otherwise.
+const DEFAULT_HEADER_PAGE: usize = 20;
+/// Most transfers `GET /mempool` lists.
+pub const MAX_MEMPOOL_LIST: usize = 100;
 
 type ApiResult = Result<(StatusCode, Json<Value>), ApiError>;
 
@@ -190,6 +197,89 @@ pub async fn chain(State(api): State<ApiState>, page: Result<Query<ChainPage>, Q
         api.node.chain(page.from.unwrap_or(0), limit, store_budget(api.max_chain_page_bytes)).await?;
     let chain = bounded_page(&blocks, api.node.chain_tag(), api.max_chain_page_bytes);
     Ok((StatusCode::OK, Json(json!({ "chain": chain, "length": length }))))
+}
+
+/// A block's header fields and summary: what a list of blocks shows.
+fn header_json(stored: &StoredBlock) -> Value {
+    let header = &stored.block.header;
+    json!({
+        "hash": stored.hash,
+        "height": stored.height,
+        "main_chain": stored.main_chain,
+        "previous_hash": header.prev_hash,
+        "timestamp_ms": header.timestamp_ms,
+        "bits": header.bits,
+        "nonce": header.nonce,
+        "transactions": stored.block.transactions.len(),
+        "size": encoded_len(&stored.block),
+    })
+}
+
+/// `GET /blocks/{hash}`: a stored block (on any branch) with its header summary.
+pub async fn block_by_hash(State(node): State<Node>, Path(hash): Path<String>) -> ApiResult {
+    let hash: BlockHash = hash.parse().map_err(|_| ApiError::bad_request("a block hash is 64 hex characters"))?;
+    let stored = node.block(&hash)?.ok_or_else(|| ApiError::not_found(format!("no block {hash} is stored here")))?;
+    Ok((StatusCode::OK, Json(block_json(&stored, node.chain_tag()))))
+}
+
+/// `GET /blocks/height/{n}`: the main-chain block at height `n`.
+pub async fn block_at_height(State(node): State<Node>, Path(height): Path<String>) -> ApiResult {
+    let height: u64 = height.parse().map_err(|_| ApiError::bad_request("a height is a whole number from 0"))?;
+    let stored = node
+        .main_block(height)?
+        .ok_or_else(|| ApiError::not_found(format!("the main chain has no block at height {height}")))?;
+    Ok((StatusCode::OK, Json(block_json(&stored, node.chain_tag()))))
+}
+
+/// A block's summary with the block itself, in the `/chain` shape.
+fn block_json(stored: &StoredBlock, chain: ChainTag) -> Value {
+    json!({ "header": header_json(stored), "block": BlockJson::new(&stored.block, chain) })
+}
+
+/// The query of `GET /blocks`.
+#[derive(Deserialize)]
+pub struct HeaderPage {
+    from: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /blocks?from=&limit=`: main-chain headers, oldest first, from height `from` (without
+/// it, the last `limit` up to the tip), at most [`MAX_HEADER_PAGE`].
+pub async fn headers(State(api): State<ApiState>, page: Result<Query<HeaderPage>, QueryRejection>) -> ApiResult {
+    let Query(page) = page?;
+    let limit = page.limit.unwrap_or(DEFAULT_HEADER_PAGE);
+    if !(1..=MAX_HEADER_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_HEADER_PAGE}")));
+    }
+    let tip_height = api.node.status()?.height;
+    let from = page.from.unwrap_or_else(|| (tip_height + 1).saturating_sub(limit as u64));
+    let (blocks, _) = api.node.chain(from, limit, store_budget(api.max_chain_page_bytes)).await?;
+    let headers: Vec<Value> = (from..)
+        .zip(blocks)
+        .map(|(height, block)| header_json(&StoredBlock { hash: block.hash(), height, main_chain: true, block }))
+        .collect();
+    Ok((StatusCode::OK, Json(json!({ "headers": headers, "tip_height": tip_height }))))
+}
+
+/// The query of `GET /mempool`.
+#[derive(Deserialize)]
+pub struct MempoolPage {
+    limit: Option<usize>,
+}
+
+/// `GET /mempool?limit=`: how many transfers wait, their encoded size, and the oldest `limit`
+/// (default 20, at most [`MAX_MEMPOOL_LIST`]).
+pub async fn mempool(State(node): State<Node>, page: Result<Query<MempoolPage>, QueryRejection>) -> ApiResult {
+    let Query(page) = page?;
+    let limit = page.limit.unwrap_or(DEFAULT_HEADER_PAGE);
+    if limit > MAX_MEMPOOL_LIST {
+        return Err(ApiError::bad_request(format!("limit must be at most {MAX_MEMPOOL_LIST}")));
+    }
+    let view = node.mempool(limit)?;
+    let chain = node.chain_tag();
+    let oldest: Vec<TxJson> =
+        view.oldest.into_iter().map(|transfer| TxJson::new(&Transaction::Transfer(transfer), chain)).collect();
+    Ok((StatusCode::OK, Json(json!({ "size": view.size, "bytes": view.bytes, "oldest": oldest }))))
 }
 
 #[derive(Deserialize)]

@@ -102,7 +102,7 @@ async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBloc
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || miner.search(&header, 0..u64::MAX, &search_stop))
             .await
-            .map_err(|e| NodeError::Internal(format!("mining thread: {e}")))?;
+            .map_err(NodeError::task("mining thread"))?;
         stopper.abort();
         stats.busy("mine_search", started.elapsed());
         let Some(nonce) = outcome.nonce else {
@@ -127,9 +127,7 @@ async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBloc
             }
         })
         .await
-        .map_err(|_| {
-            NodeError::Internal(format!("block {hash} was published but not read back within {READ_BACK_TIMEOUT:?}"))
-        })?;
+        .map_err(|_| NodeError::NotReadBack { hash, waited: READ_BACK_TIMEOUT })?;
         stats.busy("mine_read_back", started.elapsed());
         match read_back {
             Some(tip_moved) => {

@@ -33,12 +33,12 @@ use tokio_util::sync::CancellationToken;
 /// Failures of node operations, as the API reports them.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum NodeError {
-    /// The store failed.
+    /// The store failed (shared, so the error stays `Clone` with its source).
     #[error("storage: {0}")]
-    Store(String),
+    Store(#[source] Arc<StoreError>),
     /// Kafka did not acknowledge a publish.
-    #[error("{0}")]
-    Publish(String),
+    #[error(transparent)]
+    Publish(Arc<PublishError>),
     /// A submitted transfer (at `index` in the request) was refused by the admission rules;
     /// nothing was published.
     #[error("transaction {index}: {refusal}")]
@@ -65,21 +65,66 @@ pub enum NodeError {
     /// This node's mempool cannot take the transfers; nothing was published.
     #[error("the mempool is full ({pooled} of {max} transactions, storage.max_mempool); nothing was published, try again later")]
     MempoolFull { pooled: u64, max: u64 },
-    /// Something that should not happen.
-    #[error("{0}")]
-    Internal(String),
+    /// A task the operation ran on failed (panicked or was cancelled).
+    #[error("{what}: {source}")]
+    TaskFailed {
+        /// What the task was doing.
+        what: &'static str,
+        /// Why it ended.
+        #[source]
+        source: Arc<tokio::task::JoinError>,
+    },
+    /// Our mined block was published but did not come back from the topic in time.
+    #[error("block {hash} was published but not read back within {waited:?}")]
+    NotReadBack {
+        /// The block.
+        hash: crate::core::hash::BlockHash,
+        /// How long the miner waited.
+        waited: Duration,
+    },
+}
+
+impl NodeError {
+    /// The error for a task of `what` that failed.
+    pub(crate) fn task(what: &'static str) -> impl FnOnce(tokio::task::JoinError) -> NodeError {
+        move |source| NodeError::TaskFailed { what, source: Arc::new(source) }
+    }
 }
 
 impl From<StoreError> for NodeError {
     fn from(e: StoreError) -> Self {
-        NodeError::Store(e.to_string())
+        NodeError::Store(Arc::new(e))
     }
 }
 
 impl From<PublishError> for NodeError {
     fn from(e: PublishError) -> Self {
-        NodeError::Publish(e.to_string())
+        NodeError::Publish(Arc::new(e))
     }
+}
+
+/// A stored block and where it stands.
+#[derive(Clone, Debug)]
+pub struct StoredBlock {
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: u64,
+    /// Whether it is on the main chain (else on a side branch).
+    pub main_chain: bool,
+    /// The block.
+    pub block: Block,
+}
+
+/// What the mempool holds.
+#[derive(Clone, Debug)]
+pub struct MempoolView {
+    /// Transfers waiting.
+    pub size: u64,
+    /// Their encoded size, in bytes.
+    pub bytes: u64,
+    /// The oldest of them, oldest first.
+    pub oldest: Vec<Transfer>,
 }
 
 /// Why the node could not start.
@@ -340,7 +385,7 @@ impl Node {
             }
         })
         .await
-        .map_err(|e| NodeError::Internal(format!("signature check: {e}")))??;
+        .map_err(NodeError::task("signature check"))??;
         // Transfers being published count against the bound too, so concurrent requests cannot
         // all pass the same check.
         let _reserved = Reservation::take(&self.inner.publishing, txs.len() as u64);
@@ -458,7 +503,35 @@ impl Node {
             Ok((store.main_blocks(from, limit, max_bytes)?, length))
         })
         .await
-        .map_err(|e| NodeError::Internal(format!("reading the chain: {e}")))?
+        .map_err(NodeError::task("reading the chain"))?
+    }
+
+    /// The stored block `hash` (on any branch), with its height and whether it is on the main
+    /// chain; `None` when this node does not hold it.
+    pub fn block(&self, hash: &BlockHash) -> Result<Option<StoredBlock>, NodeError> {
+        let store = &self.inner.store;
+        let Some(block) = store.block(hash)? else { return Ok(None) };
+        let height = block.header.height;
+        let main_chain = store.main_hash_at(height)? == Some(*hash);
+        Ok(Some(StoredBlock { hash: *hash, height, main_chain, block }))
+    }
+
+    /// The main-chain block at `height`; `None` above the tip.
+    pub fn main_block(&self, height: u64) -> Result<Option<StoredBlock>, NodeError> {
+        match self.inner.store.main_hash_at(height)? {
+            Some(hash) => self.block(&hash),
+            None => Ok(None),
+        }
+    }
+
+    /// The size of the mempool (transfers and encoded bytes) and its `oldest` first transfers.
+    pub fn mempool(&self, oldest: usize) -> Result<MempoolView, NodeError> {
+        let store = &self.inner.store;
+        Ok(MempoolView {
+            size: store.mempool_len()?,
+            bytes: store.mempool_bytes(),
+            oldest: store.mempool_head(oldest)?,
+        })
     }
 
     /// The tag transfers on this node's chain are signed with.
@@ -648,7 +721,7 @@ impl Node {
                     Ok(store.tip()?.hash == tip)
                 })
                 .await
-                .map_err(|e| NodeError::Internal(format!("bootstrap thread: {e}")))??
+                .map_err(NodeError::task("bootstrap thread"))??
             }
             None => false,
         };

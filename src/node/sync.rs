@@ -18,6 +18,7 @@ use crate::core::chain::{ChainView, Outcome, Overlay, Tip};
 use crate::core::encoding;
 use crate::core::hash::BlockHash;
 use crate::core::params::ChainParams;
+use crate::core::validate::BlockError;
 use crate::json::BlockJson;
 use crate::store::{Store, StoreError};
 use serde::Deserialize;
@@ -77,8 +78,14 @@ pub enum PeerError {
     #[error("its genesis {0} is not ours: its chain parameters differ")]
     OtherGenesis(BlockHash),
     /// A block of the peer's chain fails validation.
-    #[error("block at height {height} is invalid: {reason}")]
-    InvalidBlock { height: u64, reason: String },
+    #[error("block at height {height} is invalid: {error}")]
+    InvalidBlock {
+        /// Its height.
+        height: u64,
+        /// The rule it breaks.
+        #[source]
+        error: BlockError,
+    },
     /// The whole exchange took longer than `peers.sync_timeout_ms`.
     #[error("took longer than {0:?}")]
     Timeout(Duration),
@@ -332,8 +339,12 @@ impl BranchCheck {
             // it again against the broker's real append time.
             match self.overlay.apply(params, block, super::now_ms())?.as_slice() {
                 [Outcome::Stored { .. }] => {}
-                [Outcome::Invalid(_, e)] => return Err(PeerError::InvalidBlock { height, reason: e.to_string() }),
-                other => return Err(PeerError::InvalidBlock { height, reason: format!("not stored: {other:?}") }),
+                [Outcome::Invalid(_, e)] => return Err(PeerError::InvalidBlock { height, error: e.clone() }),
+                other => {
+                    return Err(PeerError::Inconsistent(format!(
+                        "the block at height {height} was not stored: {other:?}"
+                    )))
+                }
             }
         }
         Ok(true)

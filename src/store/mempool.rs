@@ -22,6 +22,8 @@ struct Slot {
     id: TxId,
     seq: u64,
     cost: u64,
+    /// Its encoded size.
+    bytes: u32,
 }
 
 /// One sender's pooled transfers.
@@ -73,6 +75,8 @@ pub(super) struct MempoolIndex {
     waiting: BTreeSet<Address>,
     /// Sequence the next pooled transfer gets: above every stored one.
     next_seq: u64,
+    /// Encoded size of every pooled transfer together.
+    bytes: u64,
 }
 
 impl MempoolIndex {
@@ -105,6 +109,11 @@ impl MempoolIndex {
     /// Transfers pooled.
     pub(super) fn len(&self) -> u64 {
         self.by_id.len() as u64
+    }
+
+    /// Encoded size of every pooled transfer together.
+    pub(super) fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Whether the transfer `id` is pooled.
@@ -168,6 +177,7 @@ impl MempoolIndex {
         let pool = self.by_sender.get_mut(&sender)?;
         let (_, slot) = pool.slots.pop_last()?;
         pool.cost = pool.cost.saturating_sub(slot.cost);
+        self.bytes -= u64::from(slot.bytes);
         self.by_id.remove(&slot.id);
         self.refresh(&sender);
         Some(slot.seq)
@@ -212,9 +222,11 @@ impl MempoolIndex {
 
     fn insert_at(&mut self, id: TxId, tx: &Transfer, seq: u64) {
         let cost = tx.cost().unwrap_or(u64::MAX);
+        let bytes = u32::try_from(crate::core::encoding::encoded_len(tx)).unwrap_or(u32::MAX);
+        self.bytes += u64::from(bytes);
         self.by_id.insert(id, (tx.sender, tx.nonce));
         let pool = self.by_sender.entry(tx.sender).or_default();
-        pool.slots.insert(tx.nonce, Slot { id, seq, cost });
+        pool.slots.insert(tx.nonce, Slot { id, seq, cost, bytes });
         pool.cost = pool.cost.saturating_add(cost);
     }
 
@@ -242,6 +254,7 @@ impl MempoolIndex {
         }
         self.refresh(sender);
         for slot in &dropped {
+            self.bytes -= u64::from(slot.bytes);
             self.by_id.remove(&slot.id);
         }
         dropped.into_iter().map(|slot| slot.seq).collect()
@@ -281,7 +294,7 @@ mod tests {
         assert_eq!(index.len(), 1);
         assert_eq!(index.seq(&tx(1, 1, 20).id(chain)), Some(1));
         assert_eq!(index.prune(&sender, Account { balance: 25, nonce: 2 }), vec![1]);
-        assert_eq!((index.len(), index.by_sender.len()), (0, 0));
+        assert_eq!((index.len(), index.by_sender.len(), index.bytes()), (0, 0, 0));
     }
 
     fn pooled(entries: &[(u8, u64)], next_nonce: u64) -> (MempoolIndex, Vec<TxId>) {
@@ -323,6 +336,7 @@ mod tests {
         assert_eq!(index.evict_waiting(&other), Some(2));
         assert_eq!(index.evict_waiting(&other), None, "what is left is ready");
         assert_eq!(index.len(), 2);
+        assert_eq!(index.bytes(), 2 * crate::core::encoding::encoded_len(&tx(1, 0, 1)) as u64);
         assert!(!index.by_sender.contains_key(&sender2));
         assert_eq!(index.ready(10), vec![0, 1]);
     }

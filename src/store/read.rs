@@ -155,6 +155,11 @@ impl Store {
         Ok(ready)
     }
 
+    /// Encoded size of the transactions waiting in the mempool, in bytes.
+    pub fn mempool_bytes(&self) -> u64 {
+        self.lock_mempool().bytes()
+    }
+
     /// Transactions waiting in the mempool.
     pub fn mempool_len(&self) -> Result<u64, StoreError> {
         Ok(self.lock_mempool().len())

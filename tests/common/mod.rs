@@ -221,3 +221,11 @@ pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
 pub fn already_there(answer: &Value) -> bool {
     matches!(answer["rule"].as_str(), Some("duplicate" | "nonce_taken" | "nonce_used"))
 }
+
+/// Asserts that `answer` is the status `expected` with a JSON `error` that mentions `mentions`.
+pub fn assert_json_error(answer: (u16, Value), expected: u16, mentions: &str) {
+    let (code, body) = answer;
+    assert_eq!(code, expected, "{body}");
+    let message = body["error"].as_str().unwrap_or_else(|| panic!("no JSON error in {body}"));
+    assert!(message.contains(mentions), "{message:?} should mention {mentions:?}");
+}
