@@ -7,6 +7,7 @@ use kafkachain::api::token::{OperatorToken, COOKIE_FILE};
 use kafkachain::config::{MiningMode, NodeConfig};
 use kafkachain::core::account::Address;
 use kafkachain::core::miner::Kernel;
+use kafkachain::logging::LogFormat;
 use kafkachain::node::Node;
 use kafkachain::node::KERNEL_CALIBRATION;
 use kafkachain::store::{self, Store, DEFAULT_CACHE_BYTES};
@@ -161,6 +162,10 @@ struct NodeArgs {
     /// Override `mining.mode`.
     #[arg(long, env = "KAFKACHAIN_MINE", value_enum)]
     mine: Option<MiningMode>,
+    /// Log lines on stderr: `text`, or `json` (one object per line) for log collectors; every
+    /// line names the node.
+    #[arg(long, env = "KAFKACHAIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 /// `kafkachain wallet` options: the key directory, then what to do.
@@ -242,12 +247,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Node(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
+            let log_format = args.log_format;
             let config = load_config(args)?;
+            let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+            kafkachain::logging::init(log_format, &config.node_id, filter);
             let data_dir = config.data_dir.clone();
             tokio::runtime::Runtime::new()?.block_on(run_node(config))?;
             // The runtime is gone, and with it every handle on the store.
