@@ -157,9 +157,6 @@ pub struct MiningConfig {
     pub kernel: String,
 }
 
-/// The `mining.kernel` value that times the kernels at start.
-pub const AUTO_KERNEL: &str = "auto";
-
 /// When the node mines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -221,7 +218,7 @@ impl Default for KafkaConfig {
 
 impl Default for MiningConfig {
     fn default() -> Self {
-        Self { mode: MiningMode::OnDemand, threads: 0, address: None, kernel: AUTO_KERNEL.into() }
+        Self { mode: MiningMode::OnDemand, threads: 0, address: None, kernel: crate::core::miner::AUTO_KERNEL.into() }
     }
 }
 
@@ -297,14 +294,8 @@ impl NodeConfig {
         if self.storage.max_mempool == 0 {
             return invalid("storage.max_mempool must be at least 1");
         }
-        let kernel = &self.mining.kernel;
-        if kernel != AUTO_KERNEL && crate::core::miner::Kernel::from_name(kernel).is_none() {
-            let offered: Vec<String> =
-                crate::core::miner::Kernel::available().iter().map(crate::core::miner::Kernel::name).collect();
-            return Err(ConfigError::Invalid(format!(
-                "mining.kernel {kernel:?} is unknown or not supported by this CPU; use \"auto\" or one of: {}",
-                offered.join(", ")
-            )));
+        if let Err(e) = crate::core::miner::KernelChoice::parse(&self.mining.kernel) {
+            return Err(ConfigError::Invalid(format!("mining.kernel: {e}")));
         }
         if self.mining.address.is_none() {
             return invalid(

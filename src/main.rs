@@ -6,7 +6,7 @@ use kafkachain::api;
 use kafkachain::api::token::{OperatorToken, COOKIE_FILE};
 use kafkachain::config::{MiningMode, NodeConfig};
 use kafkachain::core::account::Address;
-use kafkachain::core::miner::Kernel;
+use kafkachain::core::miner::KernelChoice;
 use kafkachain::logging::LogFormat;
 use kafkachain::node::Node;
 use kafkachain::node::KERNEL_CALIBRATION;
@@ -268,16 +268,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::BenchPow { threads, seconds, kernel, sweep, json, svg } => {
             anyhow::ensure!(seconds > 0.0, "--seconds must be positive");
-            let kernel = match kernel.as_str() {
-                kafkachain::config::AUTO_KERNEL => Kernel::calibrate(KERNEL_CALIBRATION),
-                name => Kernel::from_name(name).with_context(|| {
-                    let offered: Vec<String> = Kernel::available().iter().map(Kernel::name).collect();
-                    format!(
-                        "--kernel {name:?} is unknown or not supported here; this CPU offers {}",
-                        offered.join(", ")
-                    )
-                })?,
-            };
+            let kernel = KernelChoice::parse(&kernel).context("--kernel")?.resolve(KERNEL_CALIBRATION);
             let cpu = bench_pow::CpuInfo::detect();
             let most = if threads == 0 { cpu.cores } else { threads };
             let counts: Vec<usize> = if sweep { (1..=most).collect() } else { vec![most] };

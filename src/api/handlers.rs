@@ -251,7 +251,7 @@ pub async fn headers(State(api): State<ApiState>, page: Result<Query<HeaderPage>
     if !(1..=MAX_HEADER_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_HEADER_PAGE}")));
     }
-    let tip_height = api.node.status()?.height;
+    let tip_height = api.node.height()?;
     let from = page.from.unwrap_or_else(|| (tip_height + 1).saturating_sub(limit as u64));
     let (blocks, _) = api.node.chain(from, limit, store_budget(api.max_chain_page_bytes)).await?;
     let headers: Vec<Value> = (from..)

@@ -15,7 +15,7 @@ use crate::core::block::Block;
 use crate::core::chain::{ChainView, Tip};
 use crate::core::hash::BlockHash;
 use crate::core::hash::TxId;
-use crate::core::miner::{Kernel, Miner, MinerPoolError};
+use crate::core::miner::{KernelChoice, Miner, MinerPoolError, UnknownKernel};
 use crate::core::transaction::{signature_verdicts, ChainTag, Transaction, Transfer};
 use crate::kafka::{ensure_topics, BrokerHealth, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
 use crate::store::{Store, StoreError};
@@ -148,6 +148,9 @@ pub enum StartError {
     /// `mining.address` is not set.
     #[error("mining.address is not set")]
     NoMinerAddress,
+    /// `mining.kernel` names no kernel this CPU runs.
+    #[error("mining.kernel: {0}")]
+    Kernel(#[from] UnknownKernel),
     /// The HTTP client for peers could not be built.
     #[error("building the peer client: {0}")]
     PeerClient(#[from] reqwest::Error),
@@ -307,10 +310,7 @@ impl Node {
         );
         let publisher = Publisher::new(&config.kafka, topics, &config.node_id, health.clone())?;
         let broker_health = health;
-        let kernel = match Kernel::from_name(&config.mining.kernel) {
-            Some(kernel) => kernel,
-            None => Kernel::calibrate(KERNEL_CALIBRATION),
-        };
+        let kernel = KernelChoice::parse(&config.mining.kernel)?.resolve(KERNEL_CALIBRATION);
         tracing::info!(kernel = kernel.name(), chosen_by = %config.mining.kernel, "mining kernel");
         let miner = Arc::new(Miner::new(config.mining.threads, kernel)?);
         let stats = Arc::new(NodeStats::default());
@@ -506,6 +506,11 @@ impl Node {
         .map_err(NodeError::task("reading the chain"))?
     }
 
+    /// The height of the tip.
+    pub fn height(&self) -> Result<u64, NodeError> {
+        Ok(self.inner.store.tip()?.height)
+    }
+
     /// The stored block `hash` (on any branch), with its height and whether it is on the main
     /// chain; `None` when this node does not hold it.
     pub fn block(&self, hash: &BlockHash) -> Result<Option<StoredBlock>, NodeError> {
@@ -573,6 +578,7 @@ impl Node {
         let store = &self.inner.store;
         let tip = store.tip()?;
         let next_offsets: BTreeMap<String, u64> = store.offsets()?.into_iter().collect();
+        let progress = self.inner.miner.progress();
         Ok(Status {
             node_id: self.inner.config.node_id.clone(),
             chain_id: store.params().chain_id.clone(),
@@ -587,8 +593,8 @@ impl Node {
             mining: self.inner.config.mining.mode,
             mining_kernel: self.inner.miner.kernel().name(),
             mining_threads: self.inner.miner.threads(),
-            hashes_since_start: self.inner.miner.progress().trials,
-            hash_rate: self.inner.miner.progress().hash_rate(),
+            hashes_since_start: progress.trials,
+            hash_rate: progress.hash_rate(),
             kafka_reachable: self.inner.health.is_reachable(),
             stats: self.inner.stats.snapshot(),
         })

@@ -147,8 +147,9 @@ impl Store {
                         let Some(seq) = evicted else { return Err(Refusal::MempoolFull) };
                         batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
                     }
-                    let seq = index.insert(id, tx, account.nonce);
-                    batch.insert(&numbered(keys::MEMPOOL, seq)[..], encoding::encode(tx));
+                    let record = encoding::encode(tx);
+                    let seq = index.insert(id, tx, record.len(), account.nonce);
+                    batch.insert(&numbered(keys::MEMPOOL, seq)[..], record);
                     Ok(())
                 })
             };
@@ -298,7 +299,9 @@ impl Store {
                 && !index.contains(&id)
                 && !index.pending(&tx.sender, tx.nonce).nonce_taken;
             if unused {
-                batch.insert(&numbered(keys::MEMPOOL, index.insert(id, tx, account.nonce))[..], encoding::encode(tx));
+                let record = encoding::encode(tx);
+                let seq = index.insert(id, tx, record.len(), account.nonce);
+                batch.insert(&numbered(keys::MEMPOOL, seq)[..], record);
                 touched.insert(tx.sender);
             }
         }

@@ -91,7 +91,7 @@ impl MempoolIndex {
             let tx: Transfer = decode(&k, &raw)?;
             index.next_seq = seq + 1;
             if !index.slot_taken(&tx.sender, tx.nonce) {
-                index.insert_at(tx.id(chain), &tx, seq);
+                index.insert_at(tx.id(chain), &tx, raw.len(), seq);
             }
         }
         let senders: Vec<Address> = index.by_sender.keys().copied().collect();
@@ -148,12 +148,12 @@ impl MempoolIndex {
         nonce
     }
 
-    /// Pools `tx` at the back; returns its sequence. The caller checked it may be pooled, against
-    /// `next_nonce`, its sender's account nonce at the tip.
-    pub(super) fn insert(&mut self, id: TxId, tx: &Transfer, next_nonce: u64) -> u64 {
+    /// Pools `tx`, whose stored record is `bytes` long, at the back; returns its sequence. The
+    /// caller checked it may be pooled, against `next_nonce`, its sender's account nonce at the tip.
+    pub(super) fn insert(&mut self, id: TxId, tx: &Transfer, bytes: usize, next_nonce: u64) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.insert_at(id, tx, seq);
+        self.insert_at(id, tx, bytes, seq);
         if let Some(pool) = self.by_sender.get_mut(&tx.sender) {
             pool.next_nonce = next_nonce;
         }
@@ -164,9 +164,7 @@ impl MempoolIndex {
     /// Whether a transfer from `sender` with `nonce` would be ready once pooled: it takes the
     /// account's next nonce (`next_nonce`) or the one after the sender's ready run.
     pub(super) fn would_be_ready(&self, sender: &Address, nonce: u64, next_nonce: u64) -> bool {
-        let Some(pool) = self.by_sender.get(sender) else { return nonce == next_nonce };
-        let run = (next_nonce..).take_while(|n| pool.slots.contains_key(n)).count() as u64;
-        nonce == next_nonce + run
+        nonce == self.pending_nonce(sender, next_nonce)
     }
 
     /// Drops one transfer that waits behind a nonce gap (the highest nonce of some sender that
@@ -220,9 +218,9 @@ impl MempoolIndex {
         }
     }
 
-    fn insert_at(&mut self, id: TxId, tx: &Transfer, seq: u64) {
+    fn insert_at(&mut self, id: TxId, tx: &Transfer, bytes: usize, seq: u64) {
         let cost = tx.cost().unwrap_or(u64::MAX);
-        let bytes = u32::try_from(crate::core::encoding::encoded_len(tx)).unwrap_or(u32::MAX);
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
         self.bytes += u64::from(bytes);
         self.by_id.insert(id, (tx.sender, tx.nonce));
         let pool = self.by_sender.entry(tx.sender).or_default();
@@ -264,6 +262,7 @@ impl MempoolIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::encoding::encoded_len;
     use crate::core::signature::Signature;
 
     fn tx(sender: u8, nonce: u64, cost: u64) -> Transfer {
@@ -283,7 +282,7 @@ mod tests {
         let mut index = MempoolIndex::default();
         for (n, cost) in [(0, 10), (1, 20), (3, 30)] {
             let t = tx(1, n, cost);
-            index.insert(t.id(chain), &t, 0);
+            index.insert(t.id(chain), &t, encoded_len(&t), 0);
         }
         let sender = Address([1; 32]);
         assert_eq!(index.pending(&sender, 1), Pending { nonce_taken: true, cost: 60 });
@@ -304,7 +303,7 @@ mod tests {
             .iter()
             .map(|&(sender, nonce)| {
                 let t = tx(sender, nonce, 1);
-                index.insert(t.id(chain), &t, next_nonce);
+                index.insert(t.id(chain), &t, encoded_len(&t), next_nonce);
                 t.id(chain)
             })
             .collect();
@@ -336,7 +335,7 @@ mod tests {
         assert_eq!(index.evict_waiting(&other), Some(2));
         assert_eq!(index.evict_waiting(&other), None, "what is left is ready");
         assert_eq!(index.len(), 2);
-        assert_eq!(index.bytes(), 2 * crate::core::encoding::encoded_len(&tx(1, 0, 1)) as u64);
+        assert_eq!(index.bytes(), 2 * encoded_len(&tx(1, 0, 1)) as u64);
         assert!(!index.by_sender.contains_key(&sender2));
         assert_eq!(index.ready(10), vec![0, 1]);
     }

@@ -4,7 +4,7 @@
 
 use crate::core::hash::{BlockHash, MerkleRoot};
 use crate::core::header::{BlockHeader, HEADER_VERSION};
-use crate::core::miner::{Kernel, Miner, MinerPoolError};
+use crate::core::miner::{Kernel, Miner, MinerPoolError, SearchOutcome};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -83,16 +83,8 @@ pub fn bench_pow(kernel: Kernel, thread_counts: &[usize], seconds: f64) -> Resul
     let mut reports: Vec<PowBenchReport> = Vec::new();
     for &threads in thread_counts {
         let miner = Miner::new(threads, kernel)?;
-        let header = unreachable_header();
-        let stop = AtomicBool::new(false);
         let started = Instant::now();
-        let outcome = std::thread::scope(|scope| {
-            scope.spawn(|| {
-                std::thread::sleep(Duration::from_secs_f64(seconds));
-                stop.store(true, Ordering::Relaxed);
-            });
-            miner.search(&header, 0..u64::MAX, &stop)
-        });
+        let (outcome, _) = search_stopped_after(&miner, Duration::from_secs_f64(seconds));
         let elapsed = started.elapsed().as_secs_f64();
         let rate = outcome.trials as f64 / elapsed;
         let base = reports.first().map_or(rate, |first| first.trials_per_sec);
@@ -129,25 +121,11 @@ pub struct StopLatency {
 /// few milliseconds each time, and measures how long each search takes to return.
 pub fn stop_latency(kernel: Kernel, threads: usize, samples: usize) -> Result<StopLatency, MinerPoolError> {
     let miner = Miner::new(threads, kernel)?;
-    let header = unreachable_header();
     let mut waits: Vec<u64> = Vec::with_capacity(samples);
     for sample in 0..samples {
-        let stop = AtomicBool::new(false);
-        let raised = std::sync::Mutex::new(None::<Instant>);
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                // 2-9 ms into the search, so the stop lands anywhere within a chunk.
-                std::thread::sleep(Duration::from_micros(2_000 + (sample as u64 * 737) % 7_000));
-                *raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
-                stop.store(true, Ordering::Relaxed);
-            });
-            miner.search(&header, 0..u64::MAX, &stop);
-            let returned = Instant::now();
-            // The search ends only after the flag is raised, so the time is known by now.
-            if let Some(raised) = *raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
-                waits.push(returned.saturating_duration_since(raised).as_micros() as u64);
-            }
-        });
+        // 2-9 ms into the search, so the stop lands anywhere within a chunk.
+        let (_, wait) = search_stopped_after(&miner, Duration::from_micros(2_000 + (sample as u64 * 737) % 7_000));
+        waits.push(wait.as_micros() as u64);
     }
     waits.sort_unstable();
     let at = |p: f64| waits.get(((waits.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0);
@@ -156,6 +134,25 @@ pub fn stop_latency(kernel: Kernel, threads: usize, samples: usize) -> Result<St
         p50_us: at(0.5),
         p99_us: at(0.99),
         max_us: waits.last().copied().unwrap_or(0),
+    })
+}
+
+/// Searches the unreachable header on `miner` until a timer raises the stop flag `after` the
+/// start; returns the outcome and how long the search took to return once the flag was raised.
+fn search_stopped_after(miner: &Miner, after: Duration) -> (SearchOutcome, Duration) {
+    let header = unreachable_header();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let timer = scope.spawn(|| {
+            std::thread::sleep(after);
+            let raised = Instant::now();
+            stop.store(true, Ordering::Relaxed);
+            raised
+        });
+        let outcome = miner.search(&header, 0..u64::MAX, &stop);
+        let returned = Instant::now();
+        let raised = timer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (outcome, returned.saturating_duration_since(raised))
     })
 }
 

@@ -69,6 +69,49 @@ pub fn solve_on_this_thread(header: &mut BlockHeader) -> bool {
     }
 }
 
+/// The `mining.kernel` (and `bench-pow --kernel`) value that asks for timing the kernels.
+pub const AUTO_KERNEL: &str = "auto";
+
+/// What a configuration asks for: the fastest kernel found by timing them, or one by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// Time each kernel the CPU offers and take the fastest.
+    Auto,
+    /// This kernel.
+    Named(Kernel),
+}
+
+/// A kernel name that is unknown, or names a kernel this CPU cannot run.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("kernel {name:?} is unknown or not supported by this CPU; use \"auto\" or one of: {offered}")]
+pub struct UnknownKernel {
+    /// The name given.
+    pub name: String,
+    /// The kernels this CPU offers, by name.
+    pub offered: String,
+}
+
+impl KernelChoice {
+    /// Reads [`AUTO_KERNEL`] or a kernel name ([`Kernel::from_name`]).
+    pub fn parse(name: &str) -> Result<KernelChoice, UnknownKernel> {
+        if name == AUTO_KERNEL {
+            return Ok(KernelChoice::Auto);
+        }
+        Kernel::from_name(name).map(KernelChoice::Named).ok_or_else(|| UnknownKernel {
+            name: name.to_owned(),
+            offered: Kernel::available().iter().map(Kernel::name).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The kernel: the named one, or the fastest after timing each for `budget` in all.
+    pub fn resolve(self, budget: std::time::Duration) -> Kernel {
+        match self {
+            KernelChoice::Auto => Kernel::calibrate(budget),
+            KernelChoice::Named(kernel) => kernel,
+        }
+    }
+}
+
 /// How a search ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SearchOutcome {
@@ -250,6 +293,15 @@ mod tests {
                 assert!(outcome.trials > 0);
             }
         }
+    }
+
+    #[test]
+    fn a_kernel_choice_is_auto_or_a_kernel_this_cpu_runs() {
+        assert_eq!(KernelChoice::parse(AUTO_KERNEL).unwrap(), KernelChoice::Auto);
+        assert_eq!(KernelChoice::parse("portable").unwrap(), KernelChoice::Named(Kernel::Portable));
+        let unknown = KernelChoice::parse("sha-ni-x99").unwrap_err();
+        assert!(unknown.to_string().contains("portable"), "the error lists what this CPU offers: {unknown}");
+        assert_eq!(KernelChoice::Named(Kernel::Portable).resolve(std::time::Duration::ZERO), Kernel::Portable);
     }
 
     #[test]
