@@ -24,8 +24,14 @@ fn store_writes(c: &mut Criterion) {
     let parent = genesis(&params);
     let mut block_txs = vec![Transaction::reward(miner_address("bench"), params.reward, 1)];
     block_txs.extend(txs.iter().map(|o| Transaction::Transfer(o.transfer.clone())));
-    let mut block =
-        Block::candidate(params.chain_tag(), parent.hash(), 0, params.bits, parent.header.timestamp_ms + 1, block_txs);
+    let mut block = Block::candidate(
+        params.chain_tag(),
+        parent.hash(),
+        0,
+        params.genesis_bits(),
+        parent.header.timestamp_ms + 1,
+        block_txs,
+    );
     assert!(solve_on_this_thread(&mut block.header));
     let offset = |next| OffsetUpdate { key: "t/0".into(), next };
 

@@ -19,8 +19,14 @@ fn full_block(params: &ChainParams, transfers: &[Transfer]) -> Block {
     let parent = genesis(params);
     let mut txs = vec![Transaction::reward(miner_address("bench"), params.reward, 1)];
     txs.extend(transfers.iter().cloned().map(Transaction::Transfer));
-    let mut block =
-        Block::candidate(params.chain_tag(), parent.hash(), 0, params.bits, parent.header.timestamp_ms + 1, txs);
+    let mut block = Block::candidate(
+        params.chain_tag(),
+        parent.hash(),
+        0,
+        params.genesis_bits(),
+        parent.header.timestamp_ms + 1,
+        txs,
+    );
     assert!(solve_on_this_thread(&mut block.header));
     block
 }

@@ -125,8 +125,10 @@ fn random_and_mutated_messages_are_rejected_and_counted() {
         kafkachain::tools::load::LoadAccounts::new(kafkachain::tools::cluster::LOAD_ACCOUNTS).transfer(chain, 0),
     );
     let reward = Transaction::reward(kafkachain::tools::load::miner_address("fuzzer"), 50, 2);
-    let mut valid = Block::candidate(chain, tip.hash(), 1, 20, tip.header.timestamp_ms + 1, vec![reward, transfer]);
-    let found = Miner::new(0, Kernel::Portable).unwrap().search(&valid.header, 0..u64::MAX, &AtomicBool::new(false));
+    let mut valid =
+        Block::candidate(chain, tip.hash(), 1, tip.header.bits, tip.header.timestamp_ms + 1, vec![reward, transfer]);
+    let found =
+        Miner::new(0, Kernel::Portable).unwrap().search(&valid.header, 0..u64::MAX, &AtomicBool::new(false)).unwrap();
     valid.header.nonce = found.nonce.unwrap();
     let encoded = encode_message(&valid);
 

@@ -8,7 +8,6 @@ mod common;
 use common::fake_peer::{chain_query, json_answer, start_unsized_json, FakePeer};
 use common::{rss_mib, wait_for, NodeProc, TestNet};
 use kafkachain::core::block::Block;
-use kafkachain::core::pow::meets_bits;
 use kafkachain::json::BlockJson;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -127,7 +126,7 @@ fn lying_flooding_and_stalling_peers_are_dropped_and_the_honest_one_is_used() {
         let mut blocks = blocks.clone();
         let bad = &mut blocks[3];
         bad.header.nonce += 1;
-        while meets_bits(&bad.hash(), bad.header.bits) {
+        while bad.header.meets_own_target() {
             bad.header.nonce += 1;
         }
         FakePeer::start(move |path, stream| json_answer(stream, &honest_page(&blocks, path)))

@@ -8,7 +8,6 @@ use common::{produce, wait_for, TestNet};
 use kafkachain::core::block::Block;
 use kafkachain::core::hash::BlockHash;
 use kafkachain::core::miner::solve_on_this_thread;
-use kafkachain::core::pow::meets_bits;
 use kafkachain::core::transaction::Transaction;
 use kafkachain::core::transaction::{ChainTag, Transfer};
 use kafkachain::json::BlockJson;
@@ -39,7 +38,7 @@ fn poison_is_counted_and_valid_blocks_behind_it_apply() {
     let mut unknown_version = encode_message(&tip);
     unknown_version[0] = 0x7f;
     let mut bad_pow = child_of(&tip, tip.hash(), 2, vec![]);
-    while meets_bits(&bad_pow.hash(), bad_pow.header.bits) {
+    while bad_pow.header.meets_own_target() {
         bad_pow.header.nonce += 1;
     }
     let wrong_prev = child_of(&tip, genesis.hash(), 2, vec![]); // known parent, wrong height

@@ -10,7 +10,6 @@ use kafkachain::core::block::Block;
 use kafkachain::core::hash::sha256;
 use kafkachain::core::hash::BlockHash;
 use kafkachain::core::miner::solve_on_this_thread;
-use kafkachain::core::pow::meets_bits;
 use kafkachain::core::signature::Signature;
 use kafkachain::core::transaction::Transaction;
 use kafkachain::core::transaction::{ChainTag, Transfer};
@@ -65,7 +64,7 @@ fn junk(template: &Block, count: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|_| {
             block.header.nonce += 1;
-            while meets_bits(&block.hash(), block.header.bits) {
+            while block.header.meets_own_target() {
                 block.header.nonce += 1;
             }
             encode_message(&block)
@@ -95,10 +94,11 @@ fn a_full_orphan_pool_and_ten_thousand_junk_blocks_do_not_stall_valid_blocks() {
     let spec = |spec: &mut kafkachain::tools::cluster::NodeSpec| spec.chain.max_orphans = 256;
     let flooded = TestNet::start_with("orphan-flood", 1, spec);
     let clean = TestNet::start_with("orphan-clean", 1, spec);
+    let bits = tip_block(&flooded.nodes[0]).header.bits;
     // 256 large blocks (400 transfers, about 57 KiB each: 14 MiB in all, under the pool's 16 MiB)
     // whose parents nobody has.
     let orphans: Vec<Vec<u8>> = (0..256u64)
-        .map(|i| encode_message(&block_on(BlockHash([(i % 251) as u8 + 1; 32]), 5 + i, 12, 400, &format!("o{i}"))))
+        .map(|i| encode_message(&block_on(BlockHash([(i % 251) as u8 + 1; 32]), 5 + i, bits, 400, &format!("o{i}"))))
         .collect();
     let orphan_bytes: usize = orphans.iter().map(Vec::len).sum();
     produce(&format!("{}.blocks", flooded.prefix), &orphans);

@@ -64,9 +64,10 @@ impl From<NodeError> for ApiError {
             }
             NodeError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             NodeError::Bootstrap(_) => StatusCode::CONFLICT,
-            NodeError::Store(_) | NodeError::TaskFailed { .. } | NodeError::NotReadBack { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            NodeError::Store(_)
+            | NodeError::TaskFailed { .. }
+            | NodeError::NotReadBack { .. }
+            | NodeError::Candidate(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let rule = match &e {
             NodeError::Refused { refusal, .. } => Some(refusal.reason()),

@@ -91,7 +91,7 @@ pub fn genesis(params: &ChainParams) -> Block {
             prev_hash: BlockHash(params.digest()),
             tx_root: merkle_root(&[]),
             timestamp_ms: params.genesis_timestamp_ms,
-            bits: params.bits,
+            bits: params.genesis_bits(),
             nonce: 0,
         },
         transactions: Vec::new(),
@@ -134,10 +134,10 @@ mod tests {
         // docs/consensus.md gives these two values: another implementation checks itself
         // against them.
         let params = ChainParams::default();
-        assert_eq!(hex::encode(params.digest()), "14184751877806137360dc6c529e84b75b961801279ec6df514d8b04b6b49e04");
+        assert_eq!(hex::encode(params.digest()), "edf3bccb1c31aa634911bc34519b9db3a73d0f222aaed787eedbb64d4ba014d5");
         assert_eq!(
             genesis(&params).hash().to_hex(),
-            "a541a7a3eed92e96b013b7aa64cb219414505ca4a745dc4c61d1096ad7748833"
+            "7d2ce8de5d54d739166baa630ffe6b9eb7304279b5e2c69af364bae273936825"
         );
     }
 
@@ -149,6 +149,8 @@ mod tests {
         assert_ne!(genesis(&params).hash(), genesis(&other).hash());
         let variants = [
             ChainParams { bits: params.bits + 1, ..params.clone() },
+            ChainParams { retarget_interval: params.retarget_interval + 1, ..params.clone() },
+            ChainParams { target_block_ms: params.target_block_ms + 1, ..params.clone() },
             ChainParams { reward: params.reward + 1, ..params.clone() },
             ChainParams { genesis_timestamp_ms: 1, ..params.clone() },
             ChainParams { max_block_txs: params.max_block_txs + 1, ..params.clone() },

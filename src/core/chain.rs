@@ -15,7 +15,7 @@ use super::encoding;
 use super::hash::{BlockHash, TxId};
 use super::ledger::{connect, touched, BlockEffect};
 use super::params::ChainParams;
-use super::pow::Work;
+use super::pow::{Target, Work};
 use super::signature::first_invalid;
 use super::transaction::{ChainTag, Transaction, Transfer};
 use super::validate::{check_against_parent, check_block, BlockError, ParentFacts};
@@ -31,8 +31,23 @@ pub struct BlockMeta {
     pub parent: BlockHash,
     /// Its header timestamp, checked against children.
     pub timestamp_ms: u64,
+    /// Its compact target, which its children inherit unless they retarget.
+    pub bits: u32,
     /// Work of the branch from genesis up to and including this block.
     pub cumulative_work: Work,
+}
+
+impl BlockMeta {
+    /// The metadata of a genesis block: no work of its own.
+    pub fn genesis(block: &Block) -> Self {
+        BlockMeta {
+            height: 0,
+            parent: block.header.prev_hash,
+            timestamp_ms: block.header.timestamp_ms,
+            bits: block.header.bits,
+            cumulative_work: Work::default(),
+        }
+    }
 }
 
 /// The head of the main chain.
@@ -465,6 +480,63 @@ pub fn median_time_past<V: ChainView>(view: &V, parent: BlockHash) -> Result<u64
     Ok(times.get(times.len() / 2).copied().unwrap_or(0))
 }
 
+/// The compact target of a child of `parent`: the parent's, unless the child's height
+/// retargets; then the parent's target scaled by how long the window of the last
+/// `retarget_interval` blocks of the branch took against how long it should have taken (see
+/// [`Target::retarget`]). Only the branch's own headers count, so every node agrees.
+pub fn next_bits<V: ChainView>(view: &V, params: &ChainParams, parent: &BlockHash) -> Result<u32, V::Error> {
+    let meta = view.meta(parent)?.ok_or_else(|| Inconsistent(format!("block {parent} has no metadata")))?;
+    let Some(start) = params.retarget_window_start(meta.height + 1) else {
+        return Ok(meta.bits);
+    };
+    let target = Target::from_compact(meta.bits)
+        .map_err(|e| Inconsistent(format!("stored block {parent} carries bits that are no target: {e}")))?;
+    let started_ms = ancestor(view, *parent, meta, start)?.timestamp_ms;
+    let took_ms = meta.timestamp_ms.saturating_sub(started_ms);
+    Ok(target.retarget(took_ms, params.retarget_timespan_ms(), params.easiest_target()).to_compact())
+}
+
+/// The metadata of the main-chain block at `height`, which must exist.
+fn main_meta<V: ChainView>(view: &V, height: u64) -> Result<BlockMeta, V::Error> {
+    let hash = view
+        .main_hash_at(height)?
+        .ok_or_else(|| Inconsistent(format!("the main chain has no block at height {height}")))?;
+    Ok(view.meta(&hash)?.ok_or_else(|| Inconsistent(format!("main-chain block {hash} has no metadata")))?)
+}
+
+/// The hashes per second the network spent on the main chain's last `window` blocks: their
+/// work over the time their timestamps span. Genesis's timestamp is configured, not mined, so
+/// the span starts at block 1 at the earliest; 0 when fewer than two mined blocks exist or the
+/// span is empty.
+pub fn network_hash_rate<V: ChainView>(view: &V, tip: &Tip, window: u64) -> Result<f64, V::Error> {
+    let first_height = tip.height.saturating_sub(window).max(1);
+    if tip.height <= first_height {
+        return Ok(0.0);
+    }
+    let (first, last) = (main_meta(view, first_height)?, main_meta(view, tip.height)?);
+    let seconds = last.timestamp_ms.saturating_sub(first.timestamp_ms) as f64 / 1_000.0;
+    let work = last.cumulative_work.0.saturating_sub(first.cumulative_work.0) as f64;
+    Ok(if seconds > 0.0 { work / seconds } else { 0.0 })
+}
+
+/// The metadata of the block at `height` on the branch ending at `hash` (whose metadata is
+/// `meta`): walks back until the branch meets the main chain, then reads the main-chain index.
+fn ancestor<V: ChainView>(
+    view: &V,
+    mut hash: BlockHash,
+    mut meta: BlockMeta,
+    height: u64,
+) -> Result<BlockMeta, V::Error> {
+    while meta.height > height {
+        if view.main_hash_at(meta.height)? == Some(hash) {
+            return main_meta(view, height);
+        }
+        hash = meta.parent;
+        meta = view.meta(&hash)?.ok_or_else(|| Inconsistent(format!("stored block {hash} has no metadata")))?;
+    }
+    Ok(meta)
+}
+
 /// The part of a block's branch that is not on the main chain: what checking a block against
 /// its branch needs. A store may keep the one of the side branch last extended
 /// ([`ChainView::take_side_branch`]), so a block extending it costs its own transactions, not
@@ -489,8 +561,8 @@ impl<V: ChainView> Overlay<V> {
             return Ok(None);
         }
         let chain = ChainTag::of(&params.chain_id);
-        let ids = match check_block(&block, params, chain) {
-            Ok(ids) => ids,
+        let (ids, work) = match check_block(&block, params, chain) {
+            Ok(checked) => (checked.ids, checked.work),
             Err(e) => return self.reject(hash, e),
         };
         let Some(parent) = self.meta(&block.header.prev_hash)? else {
@@ -499,6 +571,7 @@ impl<V: ChainView> Overlay<V> {
         };
         let facts = ParentFacts {
             height: parent.height,
+            required_bits: next_bits(self, params, &block.header.prev_hash)?,
             median_time_ms: median_time_past(self, block.header.prev_hash)?,
             arrival_ms,
         };
@@ -532,7 +605,8 @@ impl<V: ChainView> Overlay<V> {
             height: block.header.height,
             parent: block.header.prev_hash,
             timestamp_ms: block.header.timestamp_ms,
-            cumulative_work: parent.cumulative_work + Work::for_bits(block.header.bits),
+            bits: block.header.bits,
+            cumulative_work: parent.cumulative_work + work,
         };
         self.stored.insert(hash, self.update.blocks.len());
         self.update.blocks.push((hash, block, meta));

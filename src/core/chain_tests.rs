@@ -6,6 +6,7 @@ use super::chain::Outcome;
 use super::header::BlockHeader;
 use super::memory::MemoryChain;
 use super::miner::Miner;
+use super::pow::Target;
 use super::testkit::{address, child, genesis_block, history, miner, params, replay, step, transfer, ACCOUNTS};
 use super::transaction::{Transaction, Transfer};
 use super::validate::{check_block, BlockError};
@@ -125,8 +126,14 @@ fn each_broken_rule_is_rejected_with_its_reason() {
             "bad_height",
             remine(Block { header: BlockHeader { height: 5, ..good.header }, transactions: vec![reward(50, 5)] }, true),
         ),
-        ("bad_bits", remine(Block { header: BlockHeader { bits: 5, ..good.header }, ..good.clone() }, false)),
-        ("bad_version", remine(Block { header: BlockHeader { version: 2, ..good.header }, ..good.clone() }, false)),
+        // A slightly harder target: a valid one, but not the one this height asks for.
+        (
+            "bad_bits",
+            remine(Block { header: BlockHeader { bits: good.header.bits - 1, ..good.header }, ..good.clone() }, false),
+        ),
+        // No target at all (it decodes to zero): refused before any proof of work is looked at.
+        ("bad_bits", Block { header: BlockHeader { bits: 5, ..good.header }, ..good.clone() }),
+        ("bad_version", remine(Block { header: BlockHeader { version: 1, ..good.header }, ..good.clone() }, false)),
         (
             "bad_timestamp",
             remine(Block { header: BlockHeader { timestamp_ms: 1, ..good.header }, ..good.clone() }, false),
@@ -172,7 +179,7 @@ fn each_broken_rule_is_rejected_with_its_reason() {
         assert_eq!(chain.tip_info().height, 0);
     }
     let mut unmined = good.clone();
-    while super::pow::meets_bits(&unmined.hash(), p.bits) {
+    while unmined.header.meets_own_target() {
         unmined.header.nonce += 1;
     }
     assert_eq!(invalid_reason(&MemoryChain::new(p.clone()).apply(unmined)), "bad_pow");
@@ -307,13 +314,13 @@ fn hard_block() -> &'static Block {
         let p = super::params::ChainParams { bits: 20, ..params() };
         let g = super::block::genesis(&p);
         let txs = vec![Transaction::reward(miner("m"), p.reward + 1, 1), Transaction::Transfer(transfer(1, 0))];
-        let mut block = Block::candidate(p.chain_tag(), g.hash(), 0, p.bits, 2_000, txs);
+        let mut block = Block::candidate(p.chain_tag(), g.hash(), 0, p.genesis_bits(), 2_000, txs);
         let miner = Miner::new(0, super::miner::Kernel::Portable).unwrap();
         let mut from = 0;
         loop {
-            let found = miner.search(&block.header, from..u64::MAX, &AtomicBool::new(false));
+            let found = miner.search(&block.header, from..u64::MAX, &AtomicBool::new(false)).unwrap();
             block.header.nonce = found.nonce.expect("20 bits are reachable");
-            if !any_single_byte_change_meets(&block.header.encode(), p.bits) {
+            if !any_single_byte_change_meets(&block.header.encode(), p.easiest_target()) {
                 return block;
             }
             from = block.header.nonce + 1;
@@ -321,13 +328,15 @@ fn hard_block() -> &'static Block {
     })
 }
 
-/// Whether changing one byte of `header` can give a hash that still meets `bits`.
-fn any_single_byte_change_meets(header: &[u8; 96], bits: u32) -> bool {
+/// Whether changing one byte of `header` can give a hash that meets the changed header's target,
+/// that target being no easier than `easiest`.
+fn any_single_byte_change_meets(header: &[u8; 96], easiest: Target) -> bool {
     (0..96).any(|index| {
         (1..=255u8).any(|flip| {
             let mut bytes = *header;
             bytes[index] ^= flip;
-            super::pow::meets_bits(&BlockHeader::decode(&bytes).hash(), bits)
+            let changed = BlockHeader::decode(&bytes);
+            Target::from_compact(changed.bits).is_ok_and(|t| t <= easiest && t.is_met_by(&changed.hash()))
         })
     })
 }

@@ -2,6 +2,7 @@
 //! field, little-endian, so no serializer's choices can change what is hashed.
 
 use super::hash::{sha256, BlockHash, MerkleRoot};
+use super::pow::Target;
 use serde::{Deserialize, Serialize};
 
 /// Length of the encoded header.
@@ -11,7 +12,7 @@ pub const MIDSTATE_PREFIX_LEN: usize = 64;
 /// Offset of the nonce in the encoded header.
 pub const NONCE_OFFSET: usize = 88;
 /// The only header version this code produces and accepts.
-pub const HEADER_VERSION: u32 = 1;
+pub const HEADER_VERSION: u32 = 2;
 
 /// What a block commits to; its SHA-256 is the block hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +27,7 @@ pub struct BlockHeader {
     pub tx_root: MerkleRoot,
     /// Miner's clock when the block was built, milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
-    /// Leading zero bits the block hash must have.
+    /// The target the block hash must not exceed, in compact form ([`super::pow::Target`]).
     pub bits: u32,
     /// The proof-of-work answer.
     pub nonce: u64,
@@ -66,6 +67,12 @@ impl BlockHeader {
     pub fn hash(&self) -> BlockHash {
         BlockHash(sha256(&self.encode()))
     }
+
+    /// Whether the hash meets the target the header's own bits encode (false when they encode
+    /// none). Whether those are the right bits for the block's place is the chain's question.
+    pub fn meets_own_target(&self) -> bool {
+        Target::from_compact(self.bits).is_ok_and(|target| target.is_met_by(&self.hash()))
+    }
 }
 
 #[cfg(test)]
@@ -75,7 +82,7 @@ mod tests {
 
     fn sample() -> BlockHeader {
         BlockHeader {
-            version: 1,
+            version: 2,
             height: 0x0102030405060708,
             prev_hash: BlockHash([0xaa; 32]),
             tx_root: MerkleRoot([0xbb; 32]),
@@ -88,7 +95,7 @@ mod tests {
     #[test]
     fn layout_is_little_endian_in_field_order() {
         let bytes = sample().encode();
-        assert_eq!(&bytes[0..4], &[1, 0, 0, 0]);
+        assert_eq!(&bytes[0..4], &[2, 0, 0, 0]);
         assert_eq!(&bytes[4..12], &[8, 7, 6, 5, 4, 3, 2, 1]);
         assert_eq!(&bytes[12..44], &[0xaa; 32]);
         assert_eq!(&bytes[44..76], &[0xbb; 32]);

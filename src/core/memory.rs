@@ -32,12 +32,7 @@ impl MemoryChain {
     pub fn new(params: ChainParams) -> Self {
         let block = genesis(&params);
         let hash = block.hash();
-        let meta = BlockMeta {
-            height: 0,
-            parent: block.header.prev_hash,
-            timestamp_ms: block.header.timestamp_ms,
-            cumulative_work: Work::default(),
-        };
+        let meta = BlockMeta::genesis(&block);
         Self {
             accounts: genesis_accounts(&params),
             params,

@@ -21,4 +21,6 @@ pub mod validate;
 #[cfg(test)]
 mod chain_tests;
 #[cfg(test)]
+mod retarget_tests;
+#[cfg(test)]
 pub(crate) mod testkit;

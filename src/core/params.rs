@@ -2,11 +2,12 @@
 //! genesis and block validity are derived from them.
 
 use super::account::Address;
+use super::pow::{Target, HARDEST_BITS};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Highest difficulty a chain may be configured with; keeps cumulative work far from overflow.
-pub const MAX_CHAIN_BITS: u32 = 96;
+/// Longest retarget window, in blocks: finding a window's first block walks back that far.
+pub const MAX_RETARGET_INTERVAL: u64 = 10_000;
 
 /// The consensus settings of one network.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,8 +15,15 @@ pub const MAX_CHAIN_BITS: u32 = 96;
 pub struct ChainParams {
     /// Name of the network; part of the genesis block, so different ids never share blocks.
     pub chain_id: String,
-    /// Leading zero bits every block hash must have.
+    /// Starting difficulty, in leading zero bits: the first blocks' target is 2^(256 - bits) - 1
+    /// as the compact form keeps it, and no retarget makes the target easier than that.
     pub bits: u32,
+    /// Blocks between two retargets; 0 keeps the starting difficulty for ever.
+    #[serde(default)]
+    pub retarget_interval: u64,
+    /// The block interval retargeting aims at, in milliseconds.
+    #[serde(default = "default_target_block_ms")]
+    pub target_block_ms: u64,
     /// Subsidy paid by each block's reward transaction (the block's fees come on top).
     pub reward: u64,
     /// Genesis timestamp, fixed so every node derives the same genesis.
@@ -43,6 +51,10 @@ pub struct ChainParams {
     pub allocations: BTreeMap<Address, u64>,
 }
 
+fn default_target_block_ms() -> u64 {
+    10_000
+}
+
 fn default_max_block_bytes() -> usize {
     1024 * 1024
 }
@@ -60,7 +72,7 @@ fn default_max_future_ms() -> u64 {
 }
 
 /// Domain tag of the parameter digest.
-const PARAMS_TAG: &[u8] = b"kafkachain-params-v3";
+const PARAMS_TAG: &[u8] = b"kafkachain-params-v4";
 
 /// Why a set of chain parameters is unusable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -68,9 +80,15 @@ pub enum ParamsError {
     /// The chain id is empty.
     #[error("chain_id must not be empty")]
     EmptyChainId,
-    /// Difficulty above [`MAX_CHAIN_BITS`].
-    #[error("bits must be at most {MAX_CHAIN_BITS}, got {0}")]
+    /// Difficulty above [`HARDEST_BITS`].
+    #[error("bits must be at most {HARDEST_BITS}, got {0}")]
     BitsTooHigh(u32),
+    /// A retarget interval above [`MAX_RETARGET_INTERVAL`].
+    #[error("retarget_interval must be at most {MAX_RETARGET_INTERVAL}, got {0}")]
+    RetargetIntervalTooLong(u64),
+    /// A retarget window whose expected duration does not fit the arithmetic (2^62 ms).
+    #[error("retarget_interval times target_block_ms must be below 2^62 milliseconds")]
+    RetargetTimespanTooLong,
     /// A block must hold at least its reward.
     #[error("max_block_txs must be at least 1")]
     NoRoomForReward,
@@ -94,13 +112,46 @@ impl ChainParams {
         super::transaction::ChainTag::of(&self.chain_id)
     }
 
+    /// The easiest target a block may have: the starting one.
+    pub fn easiest_target(&self) -> Target {
+        Target::from_leading_zero_bits(self.bits).truncated()
+    }
+
+    /// The compact target of genesis, which its children inherit until the first retarget.
+    pub fn genesis_bits(&self) -> u32 {
+        self.easiest_target().to_compact()
+    }
+
+    /// For a block at `height` that retargets, the height of the first block of the window
+    /// measured (the window ends at its parent, `retarget_interval` blocks later). `None` when
+    /// the block keeps its parent's target: retargeting is off, `height` is not a multiple of
+    /// the interval, or the window would start at genesis, whose timestamp is configured, not
+    /// mined.
+    pub fn retarget_window_start(&self, height: u64) -> Option<u64> {
+        if self.retarget_interval == 0 || !height.is_multiple_of(self.retarget_interval) {
+            return None;
+        }
+        height.checked_sub(1 + self.retarget_interval).filter(|start| *start >= 1)
+    }
+
+    /// How long a retarget window should take.
+    pub fn retarget_timespan_ms(&self) -> u64 {
+        self.retarget_interval.saturating_mul(self.target_block_ms)
+    }
+
     /// Checks that these parameters describe a workable chain.
     pub fn check(&self) -> Result<(), ParamsError> {
         if self.chain_id.is_empty() {
             return Err(ParamsError::EmptyChainId);
         }
-        if self.bits > MAX_CHAIN_BITS {
+        if self.bits > HARDEST_BITS {
             return Err(ParamsError::BitsTooHigh(self.bits));
+        }
+        if self.retarget_interval > MAX_RETARGET_INTERVAL {
+            return Err(ParamsError::RetargetIntervalTooLong(self.retarget_interval));
+        }
+        if self.retarget_interval.checked_mul(self.target_block_ms).is_none_or(|span| span >= 1 << 62) {
+            return Err(ParamsError::RetargetTimespanTooLong);
         }
         if self.max_block_txs == 0 {
             return Err(ParamsError::NoRoomForReward);
@@ -113,6 +164,7 @@ impl ChainParams {
             ("max_orphans", self.max_orphans as u64),
             ("max_orphan_bytes", self.max_orphan_bytes as u64),
             ("finality_depth", self.finality_depth),
+            ("target_block_ms", self.target_block_ms),
         ] {
             if value == 0 {
                 return Err(ParamsError::ZeroBound(name));
@@ -146,6 +198,8 @@ impl ChainParams {
             self.max_orphan_bytes as u64,
             self.finality_depth,
             self.max_future_ms,
+            self.retarget_interval,
+            self.target_block_ms,
         ] {
             bytes.extend_from_slice(&value.to_le_bytes());
         }
@@ -163,6 +217,8 @@ impl Default for ChainParams {
         Self {
             chain_id: "kafkachain-devnet".to_owned(),
             bits: 16,
+            retarget_interval: 0,
+            target_block_ms: default_target_block_ms(),
             reward: 50,
             genesis_timestamp_ms: 1_764_028_800_000,
             max_block_txs: 1_000,

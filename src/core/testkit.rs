@@ -61,7 +61,7 @@ pub fn child(params: &ChainParams, parent: &Block, miner_name: &str, transfers: 
         params.chain_tag(),
         parent.hash(),
         parent.header.height,
-        params.bits,
+        parent.header.bits,
         parent.header.timestamp_ms + 10,
         txs,
     );

@@ -10,7 +10,7 @@ use super::header::HEADER_VERSION;
 use super::ledger::LedgerError;
 use super::merkle::merkle_root;
 use super::params::ChainParams;
-use super::pow::meets_bits;
+use super::pow::{Target, Work};
 use super::transaction::{ChainTag, Transaction, TxError};
 use std::collections::HashSet;
 
@@ -23,11 +23,14 @@ pub enum BlockError {
     /// Height is not the parent's plus one.
     #[error("height {got} does not follow parent height {parent}")]
     Height { parent: u64, got: u64 },
-    /// Difficulty differs from the chain's.
-    #[error("bits {got} differ from the chain's {expected}")]
+    /// The target differs from the one the retarget rule gives its height on its branch.
+    #[error("bits {got:#010x} differ from {expected:#010x}, the target of this height on this branch")]
     Bits { expected: u32, got: u32 },
-    /// The hash does not have enough leading zero bits.
-    #[error("hash does not meet {0} bits of proof of work")]
+    /// The bits are no compact target, or one easier than the chain's easiest.
+    #[error("bits {0:#010x} are not a compact target at or below the chain's easiest")]
+    BadTarget(u32),
+    /// The hash is above the target.
+    #[error("no proof of work: the hash is above the target of bits {0:#010x}")]
     ProofOfWork(u32),
     /// The header's Merkle root does not match the transactions.
     #[error("tx_root does not match the transactions")]
@@ -72,7 +75,7 @@ impl BlockError {
         match self {
             BlockError::Version(_) => "bad_version",
             BlockError::Height { .. } => "bad_height",
-            BlockError::Bits { .. } => "bad_bits",
+            BlockError::Bits { .. } | BlockError::BadTarget(_) => "bad_bits",
             BlockError::ProofOfWork(_) => "bad_pow",
             BlockError::TxRoot => "bad_tx_root",
             BlockError::Timestamp { .. } => "bad_timestamp",
@@ -95,23 +98,36 @@ impl BlockError {
 pub struct ParentFacts {
     /// Parent's height.
     pub height: u64,
+    /// The compact target the retarget rule gives the block (see `chain::next_bits`).
+    pub required_bits: u32,
     /// Median timestamp of the branch's last blocks, parent included.
     pub median_time_ms: u64,
     /// The broker's log-append time of the block's message.
     pub arrival_ms: u64,
 }
 
-/// Checks everything that does not depend on other blocks (signatures aside); returns the
-/// transaction ids so the caller does not hash them again.
-pub fn check_block(block: &Block, params: &ChainParams, chain: ChainTag) -> Result<Vec<TxId>, BlockError> {
+/// What checking a block on its own learned, so the caller does not work it out again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// The ids of its transactions, in block order.
+    pub ids: Vec<TxId>,
+    /// The work its target stands for.
+    pub work: Work,
+}
+
+/// Checks everything that does not depend on other blocks (signatures aside).
+pub fn check_block(block: &Block, params: &ChainParams, chain: ChainTag) -> Result<Checked, BlockError> {
     let header = &block.header;
     if header.version != HEADER_VERSION {
         return Err(BlockError::Version(header.version));
     }
-    if header.bits != params.bits {
-        return Err(BlockError::Bits { expected: params.bits, got: header.bits });
+    // Proof of work against the header's own target comes before anything that needs the
+    // branch, so a block that cost nothing to make costs nothing to refuse, orphan or not.
+    let target = Target::from_compact(header.bits).map_err(|_| BlockError::BadTarget(header.bits))?;
+    if target > params.easiest_target() {
+        return Err(BlockError::BadTarget(header.bits));
     }
-    if !meets_bits(&block.hash(), header.bits) {
+    if !target.is_met_by(&block.hash()) {
         return Err(BlockError::ProofOfWork(header.bits));
     }
     if block.transactions.len() > params.max_block_txs {
@@ -144,7 +160,7 @@ pub fn check_block(block: &Block, params: &ChainParams, chain: ChainTag) -> Resu
     if merkle_root(&ids) != header.tx_root {
         return Err(BlockError::TxRoot);
     }
-    Ok(ids)
+    Ok(Checked { ids, work: target.work() })
 }
 
 /// Checks what a block must satisfy against its parent's branch and its message's append time.
@@ -153,6 +169,9 @@ pub fn check_against_parent(block: &Block, parent: ParentFacts, params: &ChainPa
     let header = &block.header;
     if parent.height.checked_add(1) != Some(header.height) {
         return Err(BlockError::Height { parent: parent.height, got: header.height });
+    }
+    if header.bits != parent.required_bits {
+        return Err(BlockError::Bits { expected: parent.required_bits, got: header.bits });
     }
     if header.timestamp_ms <= parent.median_time_ms {
         return Err(BlockError::Timestamp { median: parent.median_time_ms, got: header.timestamp_ms });

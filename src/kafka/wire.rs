@@ -8,7 +8,7 @@ use serde::{de::DeserializeOwned, Serialize};
 /// parameter, block size and orphan bytes are bounded, timestamps follow the median and the
 /// broker's append time, reorganizations stop at the finality depth (`docs/consensus.md`).
 /// Messages of version 1 are refused as `unknown_version`.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 
 /// Why a message could not be read.
 #[derive(Debug, thiserror::Error)]

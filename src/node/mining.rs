@@ -7,7 +7,7 @@ use super::applier::BlockEvent;
 use super::{Node, NodeError};
 use crate::core::account::Address;
 use crate::core::block::{fit_in_block, Block};
-use crate::core::chain::{median_time_past, ChainView};
+use crate::core::chain::{median_time_past, next_bits, ChainView};
 use crate::core::ledger::{fill_block, Payout};
 use crate::core::transaction::Transaction;
 use std::collections::HashSet;
@@ -104,6 +104,7 @@ async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBloc
             .await
             .map_err(NodeError::task("mining thread"))?;
         stopper.abort();
+        let outcome = outcome?;
         stats.busy("mine_search", started.elapsed());
         let Some(nonce) = outcome.nonce else {
             continue; // the tip moved (or shutdown): build on the new tip
@@ -172,6 +173,7 @@ fn candidate(node: &Node) -> Result<Block, NodeError> {
             continue; // the applier moved the tip while we read the mempool
         }
         let timestamp = super::now_ms().max(median_time_past(store, tip.hash)? + 1);
-        return Ok(Block::candidate(params.chain_tag(), tip.hash, tip.height, params.bits, timestamp, txs));
+        let bits = next_bits(store, params, &tip.hash)?;
+        return Ok(Block::candidate(params.chain_tag(), tip.hash, tip.height, bits, timestamp, txs));
     }
 }

@@ -12,10 +12,11 @@ use crate::config::{MiningMode, NodeConfig};
 use crate::core::account::{Account, Address};
 use crate::core::admission::{self, Pending, Refusal};
 use crate::core::block::Block;
-use crate::core::chain::{ChainView, Tip};
+use crate::core::chain::{network_hash_rate, next_bits, ChainView, Tip};
 use crate::core::hash::BlockHash;
 use crate::core::hash::TxId;
 use crate::core::miner::{KernelChoice, Miner, MinerPoolError, UnknownKernel};
+use crate::core::pow::Target;
 use crate::core::transaction::{signature_verdicts, ChainTag, Transaction, Transfer};
 use crate::kafka::{ensure_topics, BrokerHealth, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
 use crate::store::{Store, StoreError};
@@ -74,6 +75,10 @@ pub enum NodeError {
         #[source]
         source: Arc<tokio::task::JoinError>,
     },
+    /// The candidate built on the tip carries bits that are no target (the stored tip's
+    /// target is damaged).
+    #[error("the candidate's bits are no target: {0}")]
+    Candidate(#[from] crate::core::pow::CompactError),
     /// Our mined block was published but did not come back from the topic in time.
     #[error("block {hash} was published but not read back within {waited:?}")]
     NotReadBack {
@@ -229,6 +234,9 @@ impl Running {
     }
 }
 
+/// Main-chain blocks the network hash rate of `/status` is estimated over.
+pub const NETWORK_RATE_WINDOW: u64 = 32;
+
 /// What `GET /status` shows.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Status {
@@ -264,6 +272,15 @@ pub struct Status {
     /// This node's hash rate while searching: nonces tried per second of search time (0 before
     /// its first search). `bench-pow` at the same thread count is the yardstick.
     pub hash_rate: f64,
+    /// Compact target (hex) the next block on the tip must carry.
+    pub next_bits: String,
+    /// That target in full, 64 hex digits.
+    pub target: String,
+    /// Its difficulty in leading zero bits (log2 of the expected hashes per block; fractional).
+    pub difficulty_bits: f64,
+    /// The network's hash rate estimated from the work and timestamps of the last
+    /// [`NETWORK_RATE_WINDOW`] main-chain blocks.
+    pub network_hash_rate: f64,
     /// Whether the Kafka brokers answered since the last failure.
     pub kafka_reachable: bool,
     /// Counters since start.
@@ -577,6 +594,8 @@ impl Node {
     pub fn status(&self) -> Result<Status, NodeError> {
         let store = &self.inner.store;
         let tip = store.tip()?;
+        let next_bits = next_bits(store, store.params(), &tip.hash)?;
+        let target = Target::from_compact(next_bits)?;
         let next_offsets: BTreeMap<String, u64> = store.offsets()?.into_iter().collect();
         let progress = self.inner.miner.progress();
         Ok(Status {
@@ -595,6 +614,10 @@ impl Node {
             mining_threads: self.inner.miner.threads(),
             hashes_since_start: progress.trials,
             hash_rate: progress.hash_rate(),
+            next_bits: format!("{next_bits:08x}"),
+            target: target.to_hex(),
+            difficulty_bits: target.difficulty_bits(),
+            network_hash_rate: network_hash_rate(store, &tip, NETWORK_RATE_WINDOW)?,
             kafka_reachable: self.inner.health.is_reachable(),
             stats: self.inner.stats.snapshot(),
         })

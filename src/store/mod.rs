@@ -51,7 +51,7 @@ pub enum StoreError {
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.
-const LAYOUT_VERSION: u64 = 5;
+const LAYOUT_VERSION: u64 = 6;
 
 /// What is stored per block: the metadata first, so fork choice reads it without decoding the
 /// transactions.
@@ -205,12 +205,7 @@ impl Store {
     fn init_genesis(&self) -> Result<(), StoreError> {
         let block = genesis(&self.params);
         let hash = block.hash();
-        let meta = BlockMeta {
-            height: 0,
-            parent: block.header.prev_hash,
-            timestamp_ms: block.header.timestamp_ms,
-            cumulative_work: Work::default(),
-        };
+        let meta = BlockMeta::genesis(&block);
         let tip = Tip { hash, height: 0, cumulative_work: Work::default() };
         let mut batch = sled::Batch::default();
         batch.insert(keys::key(keys::BLOCK, &hash.0), block_record(&block, meta));

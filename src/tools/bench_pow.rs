@@ -64,7 +64,10 @@ pub struct PowBenchReport {
     pub efficiency: f64,
 }
 
-/// A header no nonce can satisfy (256 zero bits), so a search runs until it is stopped.
+/// Compact form of the target 1: no hash meets it in practice.
+const TARGET_ONE: u32 = 0x0300_0001;
+
+/// A header no nonce can satisfy in practice (target 1), so a search runs until it is stopped.
 pub fn unreachable_header() -> BlockHeader {
     BlockHeader {
         version: HEADER_VERSION,
@@ -72,7 +75,7 @@ pub fn unreachable_header() -> BlockHeader {
         prev_hash: BlockHash([0x11; 32]),
         tx_root: MerkleRoot([0x22; 32]),
         timestamp_ms: 0,
-        bits: 256,
+        bits: TARGET_ONE,
         nonce: 0,
     }
 }
@@ -149,7 +152,7 @@ fn search_stopped_after(miner: &Miner, after: Duration) -> (SearchOutcome, Durat
             stop.store(true, Ordering::Relaxed);
             raised
         });
-        let outcome = miner.search(&header, 0..u64::MAX, &stop);
+        let outcome = miner.search(&header, 0..u64::MAX, &stop).expect("TARGET_ONE is a compact target");
         let returned = Instant::now();
         let raised = timer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (outcome, returned.saturating_duration_since(raised))

@@ -61,7 +61,10 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
     let dir = std::env::temp_dir().join(&prefix);
     std::fs::create_dir_all(&dir)?;
     let mut spec = NodeSpec::new("syncer", &prefix, brokers);
+    // One bit and no retargeting: every block inherits genesis's target, so the loader can
+    // build the chain without a store.
     spec.chain.bits = 1;
+    spec.chain.retarget_interval = 0;
     // The default configuration: no transaction index.
     spec.storage.tx_index = false;
     let params = spec.chain.clone();
@@ -130,7 +133,7 @@ fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) ->
             chain,
             parent.hash(),
             parent.header.height,
-            params.bits,
+            parent.header.bits,
             parent.header.timestamp_ms + 1,
             txs,
         );

@@ -5,7 +5,7 @@
 use super::load::{miner_address, LoadAccounts};
 use crate::core::account::Address;
 use crate::core::block::Block;
-use crate::core::chain::{ChainView, Outcome};
+use crate::core::chain::{next_bits, ChainView, Outcome};
 use crate::core::miner::solve_on_this_thread;
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
@@ -75,8 +75,9 @@ pub fn next_block(store: &Store, miner: Address) -> Result<Block, StoreError> {
     let parent = store.block(&tip.hash)?.ok_or_else(|| StoreError::Missing(format!("tip block {}", tip.hash)))?;
     let mut txs = vec![Transaction::reward(miner, params.reward, tip.height + 1)];
     txs.extend(store.mempool_head(params.max_block_txs - 1)?.into_iter().map(Transaction::Transfer));
+    let bits = next_bits(store, params, &tip.hash)?;
     let mut block =
-        Block::candidate(params.chain_tag(), tip.hash, tip.height, params.bits, parent.header.timestamp_ms + 1, txs);
+        Block::candidate(params.chain_tag(), tip.hash, tip.height, bits, parent.header.timestamp_ms + 1, txs);
     solve_on_this_thread(&mut block.header);
     Ok(block)
 }

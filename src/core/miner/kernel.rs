@@ -38,13 +38,15 @@
 //! [`TailHasher::new`] precomputes in scalar code: the state after round 5; round 6 down to two sums that `W6` is
 //! added to; `W + K` for the nonce-free words `W8..=W20`; and for `W21..=W36` the sum of the terms that do not
 //! depend on `W6`/`W7`. Each constant is broadcast where it is used. Per step only `A` of the final state is
-//! needed: one masked vector test (`vptestnmd`) against a mask built from `bits` flags the lanes whose first word
-//! has `min(bits, 32)` leading zeros; hit lanes are visited in nonce order and, for `bits > 32`, confirmed on the full
-//! state. On the Intel Xeon this was written on, AVX-512 is about 2x the best SHA-NI kernel (its two vector ports
-//! do 16 lanes of plain ALU work per instruction, while `sha256rnds2` does two rounds of one hash).
+//! needed: one unsigned compare of the first output word (`A` plus midstate word 0) against `target[0]` flags the
+//! lanes at or below it (AVX-512: `vpcmpud` into a mask register; AVX2, which has no unsigned compare: `vpmaxud` +
+//! `vpcmpeqd` + `vmovmskps`), and a second compare flags the lanes equal to it. Hit lanes are visited in nonce
+//! order; a lane below `target[0]` is a hit as it stands, a lane equal to it is decided on its full state, recomputed
+//! for that one nonce. On the Intel Xeon this was written on, AVX-512 is about 2x the best SHA-NI kernel (its two
+//! vector ports do 16 lanes of plain ALU work per instruction, while `sha256rnds2` does two rounds of one hash).
 //!
-//! AVX-512 intrinsics are stable since Rust 1.89, hence `rust-version = "1.89"`. The vector code runs only in
-//! `#[target_feature]` functions reached after `is_x86_feature_detected!` (`"avx512f"`, respectively `"avx2"`).
+//! AVX-512 intrinsics are stable since Rust 1.89; `rust-version` is 1.90 for `ruint` (the 256-bit targets). The
+//! vector code runs only in `#[target_feature]` functions reached after `is_x86_feature_detected!` (`"avx512f"`, respectively `"avx2"`).
 //!
 //! # Portable path
 //!
@@ -184,8 +186,8 @@ impl Kernel {
                 // 1680 = lcm(1..=8, 16), so every kernel runs full steps only.
                 const CHUNK: u64 = 1680;
                 loop {
-                    // bits = 256 only matches an all-zero hash, i.e. never: this measures the full scan cost.
-                    std::hint::black_box(hasher.scan(next..next + CHUNK, 256));
+                    // An all-zero target only matches an all-zero hash, i.e. never: this measures the full scan cost.
+                    std::hint::black_box(hasher.scan(next..next + CHUNK, &[0; 8]));
                     next += CHUNK;
                     done += CHUNK;
                     if start.elapsed() >= slice {
@@ -247,23 +249,17 @@ fn avx2_detected() -> bool {
     }
 }
 
-/// Whether a final state, read as a big-endian 256-bit number, has at least `bits` leading zero bits.
-fn meets(state: &[u32; 8], bits: u32) -> bool {
-    let mut zeros = 0;
-    for word in state {
-        zeros += word.leading_zeros();
-        if *word != 0 {
-            break;
-        }
-    }
-    zeros >= bits
+/// Whether a final state, read as a big-endian 256-bit number (`state[0]` most significant), is at most `target`
+/// read the same way. Arrays of `u32` compare lexicographically, which is exactly that order.
+fn at_or_below(state: &[u32; 8], target: &[u32; 8]) -> bool {
+    state <= target
 }
 
-/// Cheap pre-test on the first output word only: exact for `bits <= 32`; for larger `bits` a pass must be confirmed
-/// with [`meets`] on the full state.
+/// Whether the final state whose first word is `h0` is at most `target`: the first word decides unless it equals
+/// `target[0]`, and only then is `full` called for the whole state.
 #[inline(always)]
-fn first_word_passes(h0: u32, bits: u32) -> bool {
-    h0.leading_zeros() >= bits.min(32)
+fn hit(h0: u32, target: &[u32; 8], full: impl FnOnce() -> [u32; 8]) -> bool {
+    h0 < target[0] || (h0 == target[0] && at_or_below(&full(), target))
 }
 
 /// One candidate (midstate + tail) prepared for fast nonce scanning with a chosen [`Kernel`].
@@ -349,29 +345,27 @@ impl TailHasher {
         out
     }
 
-    /// Returns the first nonce in `nonces` (in increasing order) whose hash has at least `bits` leading zero bits,
-    /// or `None`. Every kernel returns the same nonce for the same input. `bits == 0` returns the range start (if
-    /// the range is non-empty); `bits > 256` never matches.
-    pub fn scan(&self, nonces: Range<u64>, bits: u32) -> Option<u64> {
+    /// Returns the first nonce in `nonces` (in increasing order) whose hash, read as a big-endian 256-bit number,
+    /// is at most `target` read the same way (`target[0]` the most significant word, as the hash's first four
+    /// bytes are [`TailHasher::state_for`]'s word 0), or `None`. Every kernel returns the same nonce for the same
+    /// input. The all-ones target returns the range start (if the range is non-empty).
+    pub fn scan(&self, nonces: Range<u64>, target: &[u32; 8]) -> Option<u64> {
         if nonces.is_empty() {
             return None;
-        }
-        if bits == 0 {
-            return Some(nonces.start);
         }
         #[cfg(target_arch = "x86_64")]
         if let (Some(consts), Kernel::ShaNi { lanes }) = (&self.ni, self.kernel) {
             // SAFETY: `ni` is only `Some` when the CPU was checked for SHA, SSE2, SSSE3 and SSE4.1, the features
             // the scan functions enable.
-            return unsafe { ni::scan(consts, lanes, nonces, bits) };
+            return unsafe { ni::scan(consts, lanes, nonces, target) };
         }
         #[cfg(target_arch = "x86_64")]
         match (self.kernel, &self.wide) {
             // SAFETY: `wide` is `Some` and `kernel` is `Avx512` only when `Kernel::is_supported` detected AVX-512F
             // at run time, the one target feature of the `__m512i` implementation.
-            (Kernel::Avx512, Some(consts)) => return unsafe { wide::scan::<__m512i>(consts, nonces, bits) },
+            (Kernel::Avx512, Some(consts)) => return unsafe { wide::scan::<__m512i>(consts, nonces, target) },
             // SAFETY: likewise, AVX2 was detected for `Kernel::Avx2`, the one feature of the `__m256i` version.
-            (Kernel::Avx2, Some(consts)) => return unsafe { wide::scan::<__m256i>(consts, nonces, bits) },
+            (Kernel::Avx2, Some(consts)) => return unsafe { wide::scan::<__m256i>(consts, nonces, target) },
             _ => {}
         }
         let mut tail = self.tail;
@@ -379,7 +373,7 @@ impl TailHasher {
             tail[TAIL_NONCE_OFFSET..TAIL_NONCE_OFFSET + 8].copy_from_slice(&nonce.to_le_bytes());
             let mut state = self.midstate;
             sha2::compress256(&mut state, &[tail.into()]);
-            if first_word_passes(state[0], bits) && meets(&state, bits) {
+            if hit(state[0], target, || state) {
                 return Some(nonce);
             }
         }
@@ -403,7 +397,7 @@ impl TailHasher {
 /// `unsafe` (before Rust 1.87) and on those where they are safe inside matching `#[target_feature]`s.
 #[cfg(target_arch = "x86_64")]
 mod ni {
-    use super::{first_word_passes, meets, MAX_SHANI_LANES};
+    use super::{hit, MAX_SHANI_LANES};
     use core::arch::x86_64::*;
     use std::ops::Range;
 
@@ -712,14 +706,14 @@ mod ni {
     /// # Safety
     /// The CPU must support SHA, SSE2, SSSE3 and SSE4.1.
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    unsafe fn scan_n<const N: usize>(c: &Consts, nonces: Range<u64>, bits: u32) -> Option<u64> {
+    unsafe fn scan_n<const N: usize>(c: &Consts, nonces: Range<u64>, target: &[u32; 8]) -> Option<u64> {
         let Range { start: mut n, end } = nonces;
         // `end - n >= N` keeps `n + N <= end`, so nothing overflows even when `end == u64::MAX`.
         while end - n >= N as u64 {
             let h0 = batch_h0::<N>(c, n);
             for (l, &h) in h0.iter().enumerate() {
                 let nonce = n + l as u64;
-                if first_word_passes(h, bits) && (bits <= 32 || meets(&state_one(c, nonce), bits)) {
+                if hit(h, target, || state_one(c, nonce)) {
                     return Some(nonce);
                 }
             }
@@ -727,7 +721,7 @@ mod ni {
         }
         while n < end {
             let h0 = batch_h0::<1>(c, n);
-            if first_word_passes(h0[0], bits) && (bits <= 32 || meets(&state_one(c, n), bits)) {
+            if hit(h0[0], target, || state_one(c, n)) {
                 return Some(n);
             }
             n += 1;
@@ -739,17 +733,17 @@ mod ni {
     ///
     /// # Safety
     /// The CPU must support SHA, SSE2, SSSE3 and SSE4.1.
-    pub(super) unsafe fn scan(c: &Consts, lanes: usize, nonces: Range<u64>, bits: u32) -> Option<u64> {
+    pub(super) unsafe fn scan(c: &Consts, lanes: usize, nonces: Range<u64>, target: &[u32; 8]) -> Option<u64> {
         const _: () = assert!(MAX_SHANI_LANES == 8, "extend the match below");
         match lanes {
-            1 => scan_n::<1>(c, nonces, bits),
-            2 => scan_n::<2>(c, nonces, bits),
-            3 => scan_n::<3>(c, nonces, bits),
-            4 => scan_n::<4>(c, nonces, bits),
-            5 => scan_n::<5>(c, nonces, bits),
-            6 => scan_n::<6>(c, nonces, bits),
-            7 => scan_n::<7>(c, nonces, bits),
-            _ => scan_n::<8>(c, nonces, bits),
+            1 => scan_n::<1>(c, nonces, target),
+            2 => scan_n::<2>(c, nonces, target),
+            3 => scan_n::<3>(c, nonces, target),
+            4 => scan_n::<4>(c, nonces, target),
+            5 => scan_n::<5>(c, nonces, target),
+            6 => scan_n::<6>(c, nonces, target),
+            7 => scan_n::<7>(c, nonces, target),
+            _ => scan_n::<8>(c, nonces, target),
         }
     }
 }
@@ -764,7 +758,7 @@ mod ni {
 /// from the `#[target_feature]` entry points [`Vector::hits`] and [`Vector::state`], into which they inline.
 #[cfg(target_arch = "x86_64")]
 mod wide {
-    use super::meets;
+    use super::at_or_below;
     use super::ni::{big_sigma0, big_sigma1, small_sigma0, small_sigma1, Precomputed, K};
     use core::arch::x86_64::*;
     use std::ops::Range;
@@ -854,15 +848,17 @@ mod wide {
         /// Message words `(W6, W7)` for the nonces `base + lane` (wrapping), i.e. the byte-swapped low and high
         /// halves.
         unsafe fn nonce_words(base: u64) -> (Self, Self);
-        /// Bit `l` set iff lane `l` of `x & mask` is zero.
-        unsafe fn zero_lanes(x: Self, mask: u32) -> u32;
+        /// Bit `l` set iff lane `l` of `x` is at most lane `l` of `y` (unsigned).
+        unsafe fn le_lanes(x: Self, y: Self) -> u32;
+        /// Bit `l` set iff lane `l` of `x` equals lane `l` of `y`.
+        unsafe fn eq_lanes(x: Self, y: Self) -> u32;
         /// Lane 0.
         unsafe fn lane0(x: Self) -> u32;
         /// Entry point: [`hits`] for `base..base + LANES`.
         ///
         /// # Safety
         /// The CPU must support the implementation's target features.
-        unsafe fn hits(c: &Consts, base: u64, mask: u32) -> u32;
+        unsafe fn hits(c: &Consts, base: u64, t0: u32) -> (u32, u32);
         /// Entry point: [`state`] for one nonce.
         ///
         /// # Safety
@@ -950,14 +946,17 @@ mod wide {
         s
     }
 
-    /// Bitmask of the lanes (nonces `base + lane`) whose first output word has no bit of `mask` set.
+    /// Bitmasks of the lanes (nonces `base + lane`) whose first output word is at most `t0`, and of those whose
+    /// first output word equals `t0`.
     ///
     /// # Safety
     /// The CPU must support `V`'s target features (callers are inlined into `V`'s entry points).
     #[inline(always)]
-    unsafe fn hits<V: Vector>(c: &Consts, base: u64, mask: u32) -> u32 {
+    unsafe fn hits<V: Vector>(c: &Consts, base: u64, t0: u32) -> (u32, u32) {
         let s = compress::<V>(c, base);
-        V::zero_lanes(V::add(s[0], V::splat(c.ff[0])), mask)
+        let h0 = V::add(s[0], V::splat(c.ff[0]));
+        let t0 = V::splat(t0);
+        (V::le_lanes(h0, t0), V::eq_lanes(h0, t0))
     }
 
     /// Final state (feed-forward added) for one nonce, computed in lane 0.
@@ -974,27 +973,27 @@ mod wide {
         out
     }
 
-    /// First nonce in `nonces` meeting `bits` (`1..`): one vector step per `LANES` nonces, pre-tested on the first
-    /// output word with one masked compare (exact for `bits <= 32`; above that, hits are confirmed on the full
-    /// state). Hit lanes are visited lowest first, so the result is the smallest matching nonce. A short last step
-    /// still hashes a full vector and ignores the lanes past the range end.
+    /// First nonce in `nonces` whose final state is at most `target`: one vector step per `LANES` nonces, pre-tested
+    /// on the first output word with one unsigned compare against `target[0]`. A lane below `target[0]` is a hit; a
+    /// lane equal to it is decided on its full state. Hit lanes are visited lowest first, so the result is the
+    /// smallest matching nonce. A short last step still hashes a full vector and ignores the lanes past the range end.
     ///
     /// # Safety
     /// The CPU must support `V`'s target features.
-    pub(super) unsafe fn scan<V: Vector>(c: &Consts, nonces: Range<u64>, bits: u32) -> Option<u64> {
-        let mask = if bits >= 32 { u32::MAX } else { !(u32::MAX >> bits) };
+    pub(super) unsafe fn scan<V: Vector>(c: &Consts, nonces: Range<u64>, target: &[u32; 8]) -> Option<u64> {
         let lanes = V::LANES as u64;
         let Range { start: mut n, end } = nonces;
         while n < end {
             let left = end - n;
-            let mut hits = V::hits(c, n, mask);
+            let (mut hits, equal) = V::hits(c, n, target[0]);
             if left < lanes {
                 hits &= (1u32 << left) - 1;
             }
             while hits != 0 {
-                // `l < left`, so `n + l < end` cannot overflow.
-                let nonce = n + u64::from(hits.trailing_zeros());
-                if bits <= 32 || meets(&V::state(c, nonce), bits) {
+                let lane = hits.trailing_zeros();
+                // `lane < left`, so `n + lane < end` cannot overflow.
+                let nonce = n + u64::from(lane);
+                if equal & (1 << lane) == 0 || at_or_below(&V::state(c, nonce), target) {
                     return Some(nonce);
                 }
                 hits &= hits - 1;
@@ -1070,8 +1069,12 @@ mod wide {
             (bswap(low), bswap(high))
         }
         #[inline(always)]
-        unsafe fn zero_lanes(x: Self, mask: u32) -> u32 {
-            u32::from(_mm512_testn_epi32_mask(x, Self::splat(mask)))
+        unsafe fn le_lanes(x: Self, y: Self) -> u32 {
+            u32::from(_mm512_cmple_epu32_mask(x, y))
+        }
+        #[inline(always)]
+        unsafe fn eq_lanes(x: Self, y: Self) -> u32 {
+            u32::from(_mm512_cmpeq_epi32_mask(x, y))
         }
         #[inline(always)]
         unsafe fn lane0(x: Self) -> u32 {
@@ -1079,8 +1082,8 @@ mod wide {
         }
         #[inline(never)]
         #[target_feature(enable = "avx512f")]
-        unsafe fn hits(c: &Consts, base: u64, mask: u32) -> u32 {
-            hits::<Self>(c, base, mask)
+        unsafe fn hits(c: &Consts, base: u64, t0: u32) -> (u32, u32) {
+            hits::<Self>(c, base, t0)
         }
         #[target_feature(enable = "avx512f")]
         unsafe fn state(c: &Consts, nonce: u64) -> [u32; 8] {
@@ -1156,9 +1159,13 @@ mod wide {
             (_mm256_shuffle_epi8(low, swap), _mm256_shuffle_epi8(high, swap))
         }
         #[inline(always)]
-        unsafe fn zero_lanes(x: Self, mask: u32) -> u32 {
-            let zero = _mm256_cmpeq_epi32(_mm256_and_si256(x, Self::splat(mask)), _mm256_setzero_si256());
-            _mm256_movemask_ps(_mm256_castsi256_ps(zero)) as u32
+        unsafe fn le_lanes(x: Self, y: Self) -> u32 {
+            // No unsigned compare in AVX2: `x <= y` iff the unsigned maximum of the two is `y`.
+            Self::eq_lanes(_mm256_max_epu32(x, y), y)
+        }
+        #[inline(always)]
+        unsafe fn eq_lanes(x: Self, y: Self) -> u32 {
+            _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(x, y))) as u32
         }
         #[inline(always)]
         unsafe fn lane0(x: Self) -> u32 {
@@ -1166,8 +1173,8 @@ mod wide {
         }
         #[inline(never)]
         #[target_feature(enable = "avx2")]
-        unsafe fn hits(c: &Consts, base: u64, mask: u32) -> u32 {
-            hits::<Self>(c, base, mask)
+        unsafe fn hits(c: &Consts, base: u64, t0: u32) -> (u32, u32) {
+            hits::<Self>(c, base, t0)
         }
         #[target_feature(enable = "avx2")]
         unsafe fn state(c: &Consts, nonce: u64) -> [u32; 8] {
@@ -1207,8 +1214,51 @@ mod tests {
         state
     }
 
-    fn reference_scan(mid: &[u32; 8], tail: &[u8; 64], nonces: Range<u64>, bits: u32) -> Option<u64> {
-        nonces.into_iter().find(|&n| meets(&reference_state(mid, tail, n), bits))
+    /// The state words written big-endian, i.e. the hash bytes: byte arrays compare as big-endian numbers, so the
+    /// reference does not lean on the kernels' word order.
+    fn be_bytes(words: &[u32; 8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        out
+    }
+
+    fn reference_scan(mid: &[u32; 8], tail: &[u8; 64], nonces: Range<u64>, target: &[u32; 8]) -> Option<u64> {
+        nonces.into_iter().find(|&n| be_bytes(&reference_state(mid, tail, n)) <= be_bytes(target))
+    }
+
+    /// An easy target: first word `u32::MAX >> k` (a hit every ~2^k nonces), every lower word all ones.
+    fn easy(k: u32) -> [u32; 8] {
+        let mut t = [u32::MAX; 8];
+        t[0] >>= k;
+        t
+    }
+
+    /// `words` plus one as a 256-bit number, or `None` if that changes word 0 (so the result still ties on it).
+    fn above(words: [u32; 8]) -> Option<[u32; 8]> {
+        let mut out = words;
+        for w in out.iter_mut().rev() {
+            let (sum, carry) = w.overflowing_add(1);
+            *w = sum;
+            if !carry {
+                break;
+            }
+        }
+        (out[0] == words[0]).then_some(out)
+    }
+
+    /// `words` minus one as a 256-bit number, or `None` if that changes word 0.
+    fn below(words: [u32; 8]) -> Option<[u32; 8]> {
+        let mut out = words;
+        for w in out.iter_mut().rev() {
+            let (diff, borrow) = w.overflowing_sub(1);
+            *w = diff;
+            if !borrow {
+                break;
+            }
+        }
+        (out[0] == words[0]).then_some(out)
     }
 
     /// Every kernel this CPU runs, plus lane counts out of range (which must fall back, not misbehave).
@@ -1259,41 +1309,100 @@ mod tests {
 
         #[test]
         fn scan_finds_same_first_nonce(
-            header in header(), start in any::<u64>(), len in 0u64..1500, bits in 8u32..=12, place in 0u8..3,
+            header in header(), start in any::<u64>(), len in 0u64..1500, k in 8u32..=12, place in 0u8..3,
         ) {
             let (mid, tail) = split(&header);
             let range = placed(start, len, place);
-            let expected = reference_scan(&mid, &tail, range.clone(), bits);
+            let target = easy(k);
+            let expected = reference_scan(&mid, &tail, range.clone(), &target);
             for kernel in kernels() {
                 let hasher = TailHasher::new(kernel, mid, tail);
-                prop_assert_eq!(hasher.scan(range.clone(), bits), expected, "{:?} {:?}", kernel, range);
+                prop_assert_eq!(hasher.scan(range.clone(), &target), expected, "{:?} {:?}", kernel, range);
             }
         }
 
-        /// Short ranges around each lane count and around 16, with low `bits` so hits land at every lane position.
+        /// Short ranges around each lane count and around 16, with easy targets so hits land at every lane
+        /// position; an arbitrary first target word exercises the unsigned compare on both sides of `2^31`.
         #[test]
-        fn scan_edges_match(header in header(), start in any::<u64>(), bits in 1u32..=6, place in 0u8..3) {
+        fn scan_edges_match(
+            header in header(),
+            start in any::<u64>(),
+            t0 in prop_oneof![(0u32..=6).prop_map(|k| u32::MAX >> k), any::<u32>()],
+            lower in any::<[u32; 7]>(),
+            place in 0u8..3,
+        ) {
             let (mid, tail) = split(&header);
+            let mut target = [t0; 8];
+            target[1..].copy_from_slice(&lower);
             for kernel in kernels() {
                 let hasher = TailHasher::new(kernel, mid, tail);
                 let lanes = hasher.kernel().lanes() as u64;
                 for len in [0, 1, 15, 16, 17, 33, lanes - 1, lanes, lanes + 1, 2 * lanes + 1, 3 * lanes - 1] {
                     let range = placed(start, len, place);
-                    let expected = reference_scan(&mid, &tail, range.clone(), bits);
-                    prop_assert_eq!(hasher.scan(range.clone(), bits), expected, "{:?} {:?}", kernel, range);
+                    let expected = reference_scan(&mid, &tail, range.clone(), &target);
+                    prop_assert_eq!(hasher.scan(range.clone(), &target), expected, "{:?} {:?}", kernel, range);
+                }
+            }
+        }
+
+        /// The all-ones target matches every hash, so the range start comes back; the all-zero target matches only
+        /// an all-zero hash, i.e. never.
+        #[test]
+        fn extreme_targets(header in header(), start in any::<u64>(), len in 1u64..100) {
+            let (mid, tail) = split(&header);
+            for kernel in kernels() {
+                let hasher = TailHasher::new(kernel, mid, tail);
+                let end = start.saturating_add(len);
+                let first = start.min(end - 1);
+                prop_assert_eq!(hasher.scan(first..end, &[u32::MAX; 8]), Some(first));
+                prop_assert_eq!(hasher.scan(start..start, &[u32::MAX; 8]), None);
+                prop_assert_eq!(hasher.scan(first..end, &[0; 8]), None);
+            }
+        }
+
+        /// First word equal to the target's, through the public API of every kernel: `chosen` is the nonce with the
+        /// smallest hash of the range (every other hash is larger), so a target tying with its first word hits
+        /// exactly `chosen` when its lower words are at or just above `chosen`'s and misses when they are just
+        /// below. The range placement puts `chosen` at any lane position, near `u64::MAX` and across `2^32`.
+        #[test]
+        fn first_word_tie_is_decided_on_the_full_state(
+            header in header(), start in any::<u64>(), len in 1u64..200, place in 0u8..3,
+        ) {
+            let (mid, tail) = split(&header);
+            let range = placed(start, len, place);
+            let (chosen, s) = range
+                .clone()
+                .map(|n| (n, reference_state(&mid, &tail, n)))
+                .min_by_key(|(_, s)| *s)
+                .expect("non-empty range");
+            let mut cases = vec![(s, true)];
+            cases.extend(above(s).map(|t| (t, true)));
+            cases.extend(below(s).map(|t| (t, false)));
+            if let Some(w1) = s[1].checked_add(1) {
+                cases.push(([s[0], w1, 0, 0, 0, 0, 0, 0], true));
+            }
+            if let Some(w1) = s[1].checked_sub(1) {
+                cases.push(([s[0], w1, u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX], false));
+            }
+            if let Some(w0) = s[0].checked_sub(1) {
+                cases.push(([w0, u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX], false));
+            }
+            for (target, hits) in cases {
+                prop_assert_eq!(reference_scan(&mid, &tail, range.clone(), &target), hits.then_some(chosen));
+                for kernel in kernels() {
+                    let hasher = TailHasher::new(kernel, mid, tail);
+                    let got = hasher.scan(range.clone(), &target);
+                    prop_assert_eq!(got, hits.then_some(chosen), "{:?} {:?} {:x?}", kernel, range, target);
                 }
             }
         }
 
         #[test]
-        fn bits_zero_returns_start(header in header(), start in any::<u64>(), len in 1u64..100) {
-            let (mid, tail) = split(&header);
-            for kernel in kernels() {
-                let hasher = TailHasher::new(kernel, mid, tail);
-                prop_assert_eq!(hasher.scan(start..start.saturating_add(len).max(start + 1), 0), Some(start));
-                prop_assert_eq!(hasher.scan(start..start, 0), None);
-                prop_assert_eq!(hasher.scan(start..start.saturating_add(len), 257), None);
-            }
+        fn at_or_below_is_big_endian_order(a in any::<[u32; 8]>(), b in any::<[u32; 8]>(), shared in 0usize..=8) {
+            let mut b = b;
+            b[..shared].copy_from_slice(&a[..shared]);
+            prop_assert_eq!(at_or_below(&a, &b), be_bytes(&a) <= be_bytes(&b));
+            prop_assert_eq!(hit(a[0], &b, || a), be_bytes(&a) <= be_bytes(&b));
         }
     }
 
@@ -1304,35 +1413,47 @@ mod tests {
             let hasher = TailHasher::new(kernel, mid, tail);
             for len in 0..20 {
                 let range = u64::MAX - len..u64::MAX;
-                assert_eq!(hasher.scan(range.clone(), 1), reference_scan(&mid, &tail, range, 1), "{kernel:?}");
+                let expected = reference_scan(&mid, &tail, range.clone(), &easy(1));
+                assert_eq!(hasher.scan(range, &easy(1)), expected, "{kernel:?}");
             }
-            assert_eq!(hasher.scan(u64::MAX - 1..u64::MAX, 0), Some(u64::MAX - 1));
+            assert_eq!(hasher.scan(u64::MAX - 1..u64::MAX, &[u32::MAX; 8]), Some(u64::MAX - 1));
         }
     }
 
-    /// `bits > 32`: the first-word pre-test passes only when word 0 is zero, which no real header gives in a test's
-    /// lifetime. So the vector kernels' feed-forward words are replaced to make a chosen nonce's final state
-    /// `[0, 0x00ab_cdef, ...]` (exactly 40 leading zero bits) and the scans must find it for `bits` 33..=40 and
-    /// not for 41; the reference applies the same feed-forward to `compress256`'s raw output.
+    /// First word equal to `target[0]` in the vector kernels at every lane position: their feed-forward words are
+    /// replaced to make a chosen nonce's final state `want`, so that only it ties with the targets' first word
+    /// (0x100, reached by no other nonce of these ranges), and `wide::scan` must hit it for targets at or above
+    /// `want` and miss it for targets below; the reference applies the same feed-forward to `compress256`'s raw
+    /// output.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn wide_kernels_confirm_hits_above_32_bits() {
+    fn wide_kernels_decide_first_word_ties_on_the_full_state() {
         let (mid, tail) = split(&[0x5a; 96]);
         let raw = |n: u64| {
             let s = reference_state(&mid, &tail, n);
             std::array::from_fn::<u32, 8, _>(|i| s[i].wrapping_sub(mid[i]))
         };
+        let want: [u32; 8] = [0x100, 0x00ab_cdef, 1, 2, 3, 4, 5, 6];
+        let m = u32::MAX;
+        let targets = [
+            (want, true),
+            ([0x100, 0x00ab_cdef, 1, 2, 3, 4, 5, 7], true),
+            ([0x100, 0x00ab_cdef, 1, 2, 3, 4, 5, 5], false),
+            ([0x100, 0x00ab_cdf0, 0, 0, 0, 0, 0, 0], true),
+            ([0x100, 0x00ab_cdee, m, m, m, m, m, m], false),
+            ([0x101, 0, 0, 0, 0, 0, 0, 0], true),
+            ([0xff, m, m, m, m, m, m, m], false),
+            ([0; 8], false),
+        ];
         let start = 0xffff_fff0u64;
         for offset in [0u64, 1, 7, 8, 15, 16, 17, 31, 40] {
-            let target = start + offset;
-            let r = raw(target);
-            let want: [u32; 8] = [0, 0x00ab_cdef, 1, 2, 3, 4, 5, 6];
+            let chosen = start + offset;
+            let r = raw(chosen);
             let ff: [u32; 8] = std::array::from_fn(|i| want[i].wrapping_sub(r[i]));
             let expected_state = |n: u64| {
                 let r = raw(n);
                 std::array::from_fn::<u32, 8, _>(|i| r[i].wrapping_add(ff[i]))
             };
-            let reference = |range: Range<u64>, bits: u32| range.into_iter().find(|&n| meets(&expected_state(n), bits));
             let mut consts = wide::Consts::new(&mid, &tail);
             consts.set_feed_forward(ff);
             /// Runs the checks with one vector kernel.
@@ -1342,61 +1463,68 @@ mod tests {
             unsafe fn check<V: wide::Vector>(
                 consts: &wide::Consts,
                 start: u64,
-                target: u64,
+                chosen: u64,
                 want: [u32; 8],
-                reference: &dyn Fn(Range<u64>, u32) -> Option<u64>,
+                targets: &[([u32; 8], bool)],
+                expected_state: &dyn Fn(u64) -> [u32; 8],
             ) {
-                assert_eq!(wide::state_one::<V>(consts, target), want);
-                for bits in [33, 39, 40, 41, 64] {
-                    for range in [start..target + 1, start..target + 20, target..target + 1, start..target] {
-                        let got = wide::scan::<V>(consts, range.clone(), bits);
-                        assert_eq!(got, reference(range.clone(), bits), "{} bits {bits} {range:x?}", V::LANES);
-                        let hit = bits <= 40 && range.contains(&target);
-                        assert_eq!(got, hit.then_some(target), "{} bits {bits} {range:x?}", V::LANES);
+                assert_eq!(wide::state_one::<V>(consts, chosen), want);
+                for (target, hits) in targets {
+                    for range in [start..chosen + 1, start..chosen + 20, chosen..chosen + 1, start..chosen] {
+                        let got = wide::scan::<V>(consts, range.clone(), target);
+                        let reference = range.clone().find(|&n| be_bytes(&expected_state(n)) <= be_bytes(target));
+                        assert_eq!(got, reference, "{} {target:x?} {range:x?}", V::LANES);
+                        let found = *hits && range.contains(&chosen);
+                        assert_eq!(got, found.then_some(chosen), "{} {target:x?} {range:x?}", V::LANES);
                     }
                 }
             }
             if avx512_detected() {
                 // SAFETY: AVX-512F was detected.
-                unsafe { check::<__m512i>(&consts, start, target, want, &reference) };
+                unsafe { check::<__m512i>(&consts, start, chosen, want, &targets, &expected_state) };
             }
             if avx2_detected() {
                 // SAFETY: AVX2 was detected.
-                unsafe { check::<__m256i>(&consts, start, target, want, &reference) };
+                unsafe { check::<__m256i>(&consts, start, chosen, want, &targets, &expected_state) };
             }
         }
     }
 
-    /// `bits > 32` through the public API: nothing matches in practice, and every kernel must agree with the
-    /// reference (which checks the full state) on both `scan` and the 40-bit test of `state_for`.
+    /// Hard targets through the public API: nothing matches in practice, and every kernel must agree with the
+    /// reference on `scan` and on `state_for`.
     #[test]
-    fn high_bits_agree_with_reference() {
+    fn hard_targets_agree_with_reference() {
         let (mid, tail) = split(&[0x3c; 96]);
+        let m = u32::MAX;
         for kernel in kernels() {
             let hasher = TailHasher::new(kernel, mid, tail);
-            for bits in [33, 40, 64, 256] {
+            for target in [[0, m, m, m, m, m, m, m], [1, 0, 0, 0, 0, 0, 0, 0], [0xffff, m, m, m, m, m, m, m], [0; 8]] {
                 let range = u64::MAX - 100..u64::MAX;
-                assert_eq!(hasher.scan(range.clone(), bits), reference_scan(&mid, &tail, range, bits), "{kernel:?}");
+                let expected = reference_scan(&mid, &tail, range.clone(), &target);
+                assert_eq!(hasher.scan(range, &target), expected, "{kernel:?}");
             }
             for n in 0..64 {
-                let state = hasher.state_for(n);
-                assert_eq!(state, reference_state(&mid, &tail, n));
-                assert_eq!(meets(&state, 40), meets(&reference_state(&mid, &tail, n), 40));
+                assert_eq!(hasher.state_for(n), reference_state(&mid, &tail, n), "{kernel:?}");
             }
         }
     }
 
     #[test]
-    fn meets_counts_across_words() {
-        let mut s = [0u32; 8];
-        assert!(meets(&s, 256));
-        s[7] = 1;
-        assert!(meets(&s, 255) && !meets(&s, 256));
-        s = [0, 0x0000_ffff, u32::MAX, 0, 0, 0, 0, 0];
-        assert!(meets(&s, 48) && !meets(&s, 49));
-        s = [0x8000_0000, 0, 0, 0, 0, 0, 0, 0];
-        assert!(meets(&s, 0) && !meets(&s, 1));
-        assert!(first_word_passes(0, 40) && !first_word_passes(1, 32) && first_word_passes(1, 31));
+    fn at_or_below_compares_word_by_word() {
+        let m = u32::MAX;
+        assert!(at_or_below(&[0; 8], &[0; 8]));
+        assert!(!at_or_below(&[0, 0, 0, 0, 0, 0, 0, 1], &[0; 8]));
+        assert!(!at_or_below(&[0, 1, 0, 0, 0, 0, 0, 0], &[0, 0, m, m, m, m, m, m]));
+        assert!(at_or_below(&[0, 0, m, m, m, m, m, m], &[0, 1, 0, 0, 0, 0, 0, 0]));
+        assert!(at_or_below(&[0x8000_0000, 0, 0, 0, 0, 0, 0, 0], &[m; 8]));
+        assert!(!at_or_below(&[0x8000_0000, 0, 0, 0, 0, 0, 0, 0], &[0x7fff_ffff, m, m, m, m, m, m, m]));
+        // The first word decides alone unless it ties: then, and only then, the full state is asked for.
+        let unused = || -> [u32; 8] { unreachable!("the first word decides") };
+        assert!(hit(1, &[2, 0, 0, 0, 0, 0, 0, 0], unused));
+        assert!(!hit(3, &[2, m, m, m, m, m, m, m], unused));
+        assert!(!hit(0x8000_0000, &[0x7fff_ffff, m, m, m, m, m, m, m], unused));
+        assert!(hit(2, &[2, 5, 0, 0, 0, 0, 0, 0], || [2, 5, 0, 0, 0, 0, 0, 0]));
+        assert!(!hit(2, &[2, 5, 0, 0, 0, 0, 0, 0], || [2, 5, 0, 0, 0, 0, 0, 1]));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod kernel;
 
 use super::header::{BlockHeader, HEADER_LEN, MIDSTATE_PREFIX_LEN, NONCE_OFFSET};
+use super::pow::{CompactError, Target};
 pub use kernel::Kernel;
 use kernel::{TailHasher, TAIL_NONCE_OFFSET};
 use sha2::compress256;
@@ -28,12 +29,15 @@ const CHUNK: u64 = 1 << 12;
 #[derive(Clone)]
 pub struct NonceSearch {
     hasher: TailHasher,
-    bits: u32,
+    /// The header's target as the kernels compare it.
+    target: [u32; 8],
 }
 
 impl NonceSearch {
-    /// Prepares a search for `header` (its nonce field is ignored) with `kernel`.
-    pub fn new(header: &BlockHeader, kernel: Kernel) -> Self {
+    /// Prepares a search for `header` (its nonce field is ignored) with `kernel`; fails when the
+    /// header's bits are no compact target.
+    pub fn new(header: &BlockHeader, kernel: Kernel) -> Result<Self, CompactError> {
+        let target = Target::from_compact(header.bits)?.words();
         let bytes = header.encode();
         let mut midstate = SHA256_IV;
         let first = GenericArray::clone_from_slice(&bytes[..MIDSTATE_PREFIX_LEN]);
@@ -43,7 +47,7 @@ impl NonceSearch {
         tail[..rest].copy_from_slice(&bytes[MIDSTATE_PREFIX_LEN..]);
         tail[rest] = 0x80;
         tail[56..].copy_from_slice(&((HEADER_LEN as u64) * 8).to_be_bytes());
-        Self { hasher: TailHasher::new(kernel, midstate, tail), bits: header.bits }
+        Ok(Self { hasher: TailHasher::new(kernel, midstate, tail), target })
     }
 
     /// The block hash bytes for `nonce` (big-endian words, as SHA-256 outputs them).
@@ -51,16 +55,19 @@ impl NonceSearch {
         self.hasher.hash_for(nonce)
     }
 
-    /// Tries `nonces` in order; returns the first that meets the difficulty.
+    /// Tries `nonces` in order; returns the first whose hash meets the target.
     pub fn scan(&self, nonces: Range<u64>) -> Option<u64> {
-        self.hasher.scan(nonces, self.bits)
+        self.hasher.scan(nonces, &self.target)
     }
 }
 
 /// Finds a nonce for `header` on the calling thread, for low difficulties (tests and tools);
-/// returns false only if the whole nonce space fails.
+/// returns false if its bits are no target or the whole nonce space fails.
 pub fn solve_on_this_thread(header: &mut BlockHeader) -> bool {
-    match NonceSearch::new(header, Kernel::Portable).scan(0..u64::MAX) {
+    let Ok(search) = NonceSearch::new(header, Kernel::Portable) else {
+        return false;
+    };
+    match search.scan(0..u64::MAX) {
         Some(nonce) => {
             header.nonce = nonce;
             true
@@ -192,11 +199,17 @@ impl Miner {
         self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Searches `nonces` on every thread until one meets the header's bits, the range is
+    /// Searches `nonces` on every thread until one meets the header's target, the range is
     /// exhausted, or `stop` is raised. Whichever thread finds first wins: the nonce may differ
-    /// between runs and thread counts, but it always satisfies the plain header hash.
-    pub fn search(&self, header: &BlockHeader, nonces: Range<u64>, stop: &AtomicBool) -> SearchOutcome {
-        let search = NonceSearch::new(header, self.kernel);
+    /// between runs and thread counts, but it always satisfies the plain header hash. Fails
+    /// when the header's bits are no compact target.
+    pub fn search(
+        &self,
+        header: &BlockHeader,
+        nonces: Range<u64>,
+        stop: &AtomicBool,
+    ) -> Result<SearchOutcome, CompactError> {
+        let search = NonceSearch::new(header, self.kernel)?;
         let started = std::time::Instant::now();
         *self.lock_current() = Some(started);
         let next_chunk = AtomicU64::new(0);
@@ -231,11 +244,11 @@ impl Miner {
         *self.lock_current() = None;
         self.finished_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         let trials_by_thread: Vec<u64> = by_thread.into_iter().map(AtomicU64::into_inner).collect();
-        SearchOutcome {
+        Ok(SearchOutcome {
             nonce: found.load(Ordering::Acquire).then(|| winner.load(Ordering::Acquire)),
             trials: trials_by_thread.iter().sum(),
             trials_by_thread,
-        }
+        })
     }
 }
 
@@ -243,17 +256,17 @@ impl Miner {
 mod tests {
     use super::*;
     use crate::core::hash::{BlockHash, MerkleRoot};
-    use crate::core::pow::meets_bits;
     use proptest::prelude::*;
 
-    fn header(bits: u32) -> BlockHeader {
+    /// A header whose target asks for about `zeros` leading zero bits.
+    fn header(zeros: u32) -> BlockHeader {
         BlockHeader {
-            version: 1,
+            version: 2,
             height: 7,
             prev_hash: BlockHash([3; 32]),
             tx_root: MerkleRoot([9; 32]),
             timestamp_ms: 1_700_000_000_000,
-            bits,
+            bits: Target::from_leading_zero_bits(zeros).to_compact(),
             nonce: 0,
         }
     }
@@ -266,7 +279,7 @@ mod tests {
             h.tx_root = MerkleRoot(root);
             h.nonce = nonce;
             for kernel in Kernel::available() {
-                prop_assert_eq!(NonceSearch::new(&h, kernel).hash_for(nonce), h.hash().0, "{}", kernel.name());
+                prop_assert_eq!(NonceSearch::new(&h, kernel).unwrap().hash_for(nonce), h.hash().0, "{}", kernel.name());
             }
         }
 
@@ -274,9 +287,9 @@ mod tests {
         fn every_kernel_finds_the_same_first_nonce(height: u64, start in 0u64..u64::MAX - 100_000) {
             let mut h = header(10);
             h.height = height;
-            let first = NonceSearch::new(&h, Kernel::Portable).scan(start..start + 100_000);
+            let first = NonceSearch::new(&h, Kernel::Portable).unwrap().scan(start..start + 100_000);
             for kernel in Kernel::available() {
-                prop_assert_eq!(NonceSearch::new(&h, kernel).scan(start..start + 100_000), first, "{}", kernel.name());
+                prop_assert_eq!(NonceSearch::new(&h, kernel).unwrap().scan(start..start + 100_000), first, "{}", kernel.name());
             }
         }
     }
@@ -287,9 +300,10 @@ mod tests {
             for threads in [1, 2, 3] {
                 let miner = Miner::new(threads, kernel).unwrap();
                 let mut h = header(14);
-                let outcome = miner.search(&h, 0..u64::MAX, &AtomicBool::new(false));
+                let outcome = miner.search(&h, 0..u64::MAX, &AtomicBool::new(false)).unwrap();
                 h.nonce = outcome.nonce.expect("14 bits are found quickly");
-                assert!(meets_bits(&h.hash(), 14), "{} threads={threads}", kernel.name());
+                let target = Target::from_compact(h.bits).unwrap();
+                assert!(target.is_met_by(&h.hash()), "{} threads={threads}", kernel.name());
                 assert!(outcome.trials > 0);
             }
         }
@@ -307,9 +321,9 @@ mod tests {
     #[test]
     fn one_thread_finds_the_first_nonce_whatever_the_kernel() {
         let h = header(12);
-        let first = NonceSearch::new(&h, Kernel::Portable).scan(0..u64::MAX);
+        let first = NonceSearch::new(&h, Kernel::Portable).unwrap().scan(0..u64::MAX);
         for kernel in Kernel::available() {
-            let outcome = Miner::new(1, kernel).unwrap().search(&h, 0..u64::MAX, &AtomicBool::new(false));
+            let outcome = Miner::new(1, kernel).unwrap().search(&h, 0..u64::MAX, &AtomicBool::new(false)).unwrap();
             assert_eq!(outcome.nonce, first, "{}", kernel.name());
         }
     }
@@ -317,14 +331,14 @@ mod tests {
     #[test]
     fn a_raised_stop_flag_ends_an_impossible_search() {
         let miner = Miner::new(2, Kernel::Portable).unwrap();
-        let outcome = miner.search(&header(200), 0..u64::MAX, &AtomicBool::new(true));
+        let outcome = miner.search(&header(200), 0..u64::MAX, &AtomicBool::new(true)).unwrap();
         assert_eq!((outcome.nonce, outcome.trials, outcome.trials_by_thread), (None, 0, vec![0, 0]));
     }
 
     #[test]
     fn a_bounded_range_is_searched_exactly_once() {
         let miner = Miner::new(2, Kernel::Portable).unwrap();
-        let outcome = miner.search(&header(200), 5..100_005, &AtomicBool::new(false));
+        let outcome = miner.search(&header(200), 5..100_005, &AtomicBool::new(false)).unwrap();
         assert_eq!((outcome.nonce, outcome.trials), (None, 100_000));
         let progress = miner.progress();
         assert_eq!(progress.trials, 100_000, "the miner counts what its searches tried");
