@@ -357,7 +357,7 @@ mod tests {
         let miner = format!("[mining]\naddress = \"{}\"\n", "ab".repeat(32));
         let config = NodeConfig::parse(&format!("node_id = \"a\"\ndata_dir = \"/tmp/a\"\n{miner}")).unwrap();
         assert_eq!(config.kafka.transaction_partitions, 6);
-        assert_eq!(config.mining.address, Some(Address([0xab; 32])));
+        assert_eq!(config.mining.address, Some(Address::new([0xab; 32])));
         let err = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"/tmp/a\"\n").unwrap_err();
         assert!(err.to_string().contains("mining.address must be set"), "{err}");
         let err = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"d\"\n[mining]\naddress = \"miner1\"\n").unwrap_err();

@@ -111,7 +111,7 @@ pub struct BlockJson {
     pub version: u32,
     /// Merkle root of the transaction ids.
     pub tx_root: MerkleRoot,
-    /// Leading zero bits the hash must have.
+    /// The compact target the hash must not exceed.
     pub bits: u32,
 }
 

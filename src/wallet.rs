@@ -412,7 +412,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wallet = Wallet::open(dir.path()).unwrap();
         let address = wallet.import("erin", &"01".repeat(32)).unwrap();
-        assert_eq!(address, Address(SigningKey::from([1u8; 32]).verification_key().to_bytes()));
+        assert_eq!(address, Address::new(SigningKey::from([1u8; 32]).verification_key().to_bytes()));
         let text = std::fs::read_to_string(dir.path().join("erin.key")).unwrap();
         assert_eq!(text, format!("{}\n", "01".repeat(32)));
     }

@@ -27,7 +27,7 @@ fn malformed_requests_are_refused_with_json_errors() {
     let stranger = derived_key("http-input-stranger");
     let sign = |to: Address, amount: u64, chain: ChainTag| Transfer::sign(&stranger, chain, to, amount, 0, 0);
     let body = |t: &Transfer| serde_json::json!(SignedTransferJson::from(t));
-    let template = body(&sign(Address([9; 32]), 5, chain));
+    let template = body(&sign(Address::new([9; 32]), 5, chain));
     let with = |field: &str, value: Value| {
         let mut changed = template.clone();
         changed[field] = value;
@@ -55,12 +55,12 @@ fn malformed_requests_are_refused_with_json_errors() {
     // Signatures are checked after the cheap rules, so these come from a funded account (load
     // account 250, which none of the names below maps to) with its next nonce.
     let funded = LoadAccounts::new(LOAD_ACCOUNTS);
-    let mut forged = Transfer::sign(funded.key(250), chain, Address([9; 32]), 5, 0, 0);
+    let mut forged = Transfer::sign(funded.key(250), chain, Address::new([9; 32]), 5, 0, 0);
     forged.amount = 6;
     refused(body(&forged).to_string(), 400, "bad_signature");
-    let other_chain = Transfer::sign(funded.key(250), ChainTag::of("another-chain"), Address([9; 32]), 5, 0, 0);
+    let other_chain = Transfer::sign(funded.key(250), ChainTag::of("another-chain"), Address::new([9; 32]), 5, 0, 0);
     refused(body(&other_chain).to_string(), 400, "bad_signature");
-    refused(body(&sign(Address([9; 32]), 0, chain)).to_string(), 400, "zero_amount");
+    refused(body(&sign(Address::new([9; 32]), 0, chain)).to_string(), 400, "zero_amount");
     refused(body(&sign(Address::of_key(&stranger), 5, chain)).to_string(), 400, "self_transfer");
     refused(template.to_string(), 409, "insufficient_funds");
     let huge = with("extra", Value::from("y".repeat(200_000)));

@@ -63,7 +63,7 @@ fn signed_transfers_move_funds_and_every_broken_rule_is_refused() {
     let net = TestNet::start("ownership", 1);
     let node = &net.nodes[0];
     let accounts = LoadAccounts::new(LOAD_ACCOUNTS);
-    let (alice, bob) = (accounts.key(10), Address([0xb0; 32]));
+    let (alice, bob) = (accounts.key(10), Address::new([0xb0; 32]));
     let alice_address = accounts.address(10);
     let pay = |amount: u64, fee: u64, nonce: u64| Transfer::sign(alice, chain(), bob, amount, fee, nonce);
 
@@ -132,7 +132,7 @@ fn competing_blocks_spending_the_same_funds_keep_only_the_winning_branch() {
     let net = TestNet::start("double-spend", 1);
     let node = &net.nodes[0];
     let accounts = LoadAccounts::new(LOAD_ACCOUNTS);
-    let (shop_a, shop_b, other) = (Address([0xa1; 32]), Address([0xb2; 32]), Address([0xc3; 32]));
+    let (shop_a, shop_b, other) = (Address::new([0xa1; 32]), Address::new([0xb2; 32]), Address::new([0xc3; 32]));
     let spender = accounts.key(20);
     let to_a = Transfer::sign(spender, chain(), shop_a, 700_000_000_000, 0, 0);
     let to_b = Transfer::sign(spender, chain(), shop_b, 700_000_000_000, 0, 0);

@@ -42,7 +42,7 @@ fn poison_is_counted_and_valid_blocks_behind_it_apply() {
         bad_pow.header.nonce += 1;
     }
     let wrong_prev = child_of(&tip, genesis.hash(), 2, vec![]); // known parent, wrong height
-    let unknown_parent = child_of(&tip, BlockHash([7; 32]), 2, vec![]);
+    let unknown_parent = child_of(&tip, BlockHash::new([7; 32]), 2, vec![]);
     // Load account 200 (funded at genesis, unused by the named transfers of this test).
     let transfer = LoadAccounts::new(LOAD_ACCOUNTS).transfer(ChainTag::of(common::CHAIN_ID), 200);
     let valid = child_of(&tip, tip.hash(), 2, vec![Transaction::Transfer(transfer.clone())]);

@@ -29,8 +29,8 @@ fn block_on(prev_hash: BlockHash, height: u64, bits: u32, transfers: u64, tag: &
     let mut txs = vec![Transaction::reward(miner_address(tag), 50, height)];
     txs.extend((0..transfers).map(|n| {
         Transaction::Transfer(Transfer {
-            sender: Address(sha256(format!("{tag}-{height}-{n}").as_bytes())),
-            recipient: Address([1; 32]),
+            sender: Address::new(sha256(format!("{tag}-{height}-{n}").as_bytes())),
+            recipient: Address::new([1; 32]),
             amount: n + 1,
             fee: 0,
             nonce: n,
@@ -98,7 +98,9 @@ fn a_full_orphan_pool_and_ten_thousand_junk_blocks_do_not_stall_valid_blocks() {
     // 256 large blocks (400 transfers, about 57 KiB each: 14 MiB in all, under the pool's 16 MiB)
     // whose parents nobody has.
     let orphans: Vec<Vec<u8>> = (0..256u64)
-        .map(|i| encode_message(&block_on(BlockHash([(i % 251) as u8 + 1; 32]), 5 + i, bits, 400, &format!("o{i}"))))
+        .map(|i| {
+            encode_message(&block_on(BlockHash::new([(i % 251) as u8 + 1; 32]), 5 + i, bits, 400, &format!("o{i}")))
+        })
         .collect();
     let orphan_bytes: usize = orphans.iter().map(Vec::len).sum();
     produce(&format!("{}.blocks", flooded.prefix), &orphans);

@@ -13,7 +13,7 @@ digest_newtype!(
 impl Address {
     /// The address of `key`: its Ed25519 public key, where funds sent to it go.
     pub fn of_key(key: &ed25519_consensus::SigningKey) -> Address {
-        Address(key.verification_key().to_bytes())
+        Address::new(key.verification_key().to_bytes())
     }
 }
 

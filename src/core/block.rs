@@ -88,7 +88,7 @@ pub fn genesis(params: &ChainParams) -> Block {
         header: BlockHeader {
             version: HEADER_VERSION,
             height: 0,
-            prev_hash: BlockHash(params.digest()),
+            prev_hash: BlockHash::new(params.digest()),
             tx_root: merkle_root(&[]),
             timestamp_ms: params.genesis_timestamp_ms,
             bits: params.genesis_bits(),
@@ -107,8 +107,8 @@ mod tests {
         let txs: Vec<Transaction> = (0..200u64)
             .map(|n| {
                 Transaction::Transfer(Transfer {
-                    sender: crate::core::account::Address([n as u8; 32]),
-                    recipient: crate::core::account::Address([1; 32]),
+                    sender: crate::core::account::Address::new([n as u8; 32]),
+                    recipient: crate::core::account::Address::new([1; 32]),
                     amount: u64::MAX - n * n * n * n * n,
                     fee: n,
                     nonce: u64::MAX - n,
@@ -120,7 +120,7 @@ mod tests {
             let fitted = fit_in_block(txs.clone(), max);
             let chain = ChainTag::of("test");
             let mut block =
-                Block::candidate(chain, BlockHash([9; 32]), u64::MAX - 1, u32::MAX, u64::MAX, fitted.clone());
+                Block::candidate(chain, BlockHash::new([9; 32]), u64::MAX - 1, u32::MAX, u64::MAX, fitted.clone());
             block.header.nonce = u64::MAX;
             assert!(encoding::encoded_len(&block) <= max, "{max}");
             assert!(fitted.len() < txs.len());
@@ -159,7 +159,7 @@ mod tests {
             ChainParams { max_orphan_bytes: params.max_orphan_bytes + 1, ..params.clone() },
             ChainParams { finality_depth: params.finality_depth + 1, ..params.clone() },
             ChainParams { max_future_ms: params.max_future_ms + 1, ..params.clone() },
-            ChainParams { allocations: [(crate::core::account::Address([1; 32]), 5)].into(), ..params.clone() },
+            ChainParams { allocations: [(crate::core::account::Address::new([1; 32]), 5)].into(), ..params.clone() },
         ];
         let mut seen = std::collections::HashSet::from([genesis(&params).hash()]);
         for changed in &variants {

@@ -19,11 +19,16 @@ macro_rules! digest_newtype {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-        pub struct $name(pub [u8; 32]);
+        pub struct $name([u8; 32]);
 
         impl $name {
             /// The all-zero value.
             pub const ZERO: Self = Self([0; 32]);
+
+            /// The value whose raw digest bytes are `bytes`.
+            pub const fn new(bytes: [u8; 32]) -> Self {
+                Self(bytes)
+            }
 
             /// The raw digest bytes.
             pub fn as_bytes(&self) -> &[u8; 32] {

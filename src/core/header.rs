@@ -55,8 +55,8 @@ impl BlockHeader {
         Self {
             version: u32_at(0),
             height: u64_at(4),
-            prev_hash: BlockHash(digest_at(12)),
-            tx_root: MerkleRoot(digest_at(44)),
+            prev_hash: BlockHash::new(digest_at(12)),
+            tx_root: MerkleRoot::new(digest_at(44)),
             timestamp_ms: u64_at(76),
             bits: u32_at(84),
             nonce: u64_at(NONCE_OFFSET),
@@ -65,7 +65,7 @@ impl BlockHeader {
 
     /// The block hash: SHA-256 of the encoded header.
     pub fn hash(&self) -> BlockHash {
-        BlockHash(sha256(&self.encode()))
+        BlockHash::new(sha256(&self.encode()))
     }
 
     /// Whether the hash meets the target the header's own bits encode (false when they encode
@@ -84,8 +84,8 @@ mod tests {
         BlockHeader {
             version: 2,
             height: 0x0102030405060708,
-            prev_hash: BlockHash([0xaa; 32]),
-            tx_root: MerkleRoot([0xbb; 32]),
+            prev_hash: BlockHash::new([0xaa; 32]),
+            tx_root: MerkleRoot::new([0xbb; 32]),
             timestamp_ms: 0x1112131415161718,
             bits: 0x21222324,
             nonce: 0x3132333435363738,
@@ -108,8 +108,8 @@ mod tests {
         #[test]
         fn decode_inverts_encode(version: u32, height: u64, prev: [u8; 32], root: [u8; 32],
                                  ts: u64, bits: u32, nonce: u64) {
-            let h = BlockHeader { version, height, prev_hash: BlockHash(prev),
-                tx_root: MerkleRoot(root), timestamp_ms: ts, bits, nonce };
+            let h = BlockHeader { version, height, prev_hash: BlockHash::new(prev),
+                tx_root: MerkleRoot::new(root), timestamp_ms: ts, bits, nonce };
             prop_assert_eq!(BlockHeader::decode(&h.encode()), h);
         }
     }

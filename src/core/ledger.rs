@@ -215,7 +215,7 @@ mod tests {
     use crate::core::signature::Signature;
 
     fn addr(n: u8) -> Address {
-        Address([n; 32])
+        Address::new([n; 32])
     }
 
     fn transfer(from: u8, to: u8, amount: u64, fee: u64, nonce: u64) -> Transaction {
@@ -269,7 +269,7 @@ mod tests {
             .map(|a| (a, (a == addr(1)).then_some(Account { balance: 100, nonce: 0 })))
             .collect();
         let chosen = fill_block(pool, state, 10, Payout { miner: addr(9), subsidy: 50 }).transfers;
-        let nonces: Vec<(u8, u64)> = chosen.iter().map(|t| (t.sender.0[0], t.nonce)).collect();
+        let nonces: Vec<(u8, u64)> = chosen.iter().map(|t| (t.sender.as_bytes()[0], t.nonce)).collect();
         assert_eq!(nonces, vec![(1, 0), (1, 1)]);
         let b = block(50, chosen.into_iter().map(Transaction::Transfer).collect());
         assert!(connect(&b, 50, funded(&b, 100)).is_ok(), "what the miner picks is what a block may hold");

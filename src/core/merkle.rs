@@ -5,7 +5,7 @@ use super::hash::{sha256, MerkleRoot, TxId};
 
 /// The Merkle root committing to `ids` in order.
 pub fn merkle_root(ids: &[TxId]) -> MerkleRoot {
-    let mut level: Vec<[u8; 32]> = ids.iter().map(|id| id.0).collect();
+    let mut level: Vec<[u8; 32]> = ids.iter().map(|id| *id.as_bytes()).collect();
     if level.is_empty() {
         return MerkleRoot::ZERO;
     }
@@ -21,7 +21,7 @@ pub fn merkle_root(ids: &[TxId]) -> MerkleRoot {
             })
             .collect();
     }
-    MerkleRoot(level[0])
+    MerkleRoot::new(level[0])
 }
 
 #[cfg(test)]
@@ -29,7 +29,7 @@ mod tests {
     use super::*;
 
     fn id(n: u8) -> TxId {
-        TxId([n; 32])
+        TxId::new([n; 32])
     }
 
     fn join(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
@@ -39,11 +39,11 @@ mod tests {
     #[test]
     fn small_trees_follow_the_rule() {
         assert_eq!(merkle_root(&[]), MerkleRoot::ZERO);
-        assert_eq!(merkle_root(&[id(1)]).0, id(1).0);
-        assert_eq!(merkle_root(&[id(1), id(2)]).0, join(&id(1).0, &id(2).0));
-        let left = join(&id(1).0, &id(2).0);
-        let right = join(&id(3).0, &id(3).0);
-        assert_eq!(merkle_root(&[id(1), id(2), id(3)]).0, join(&left, &right));
+        assert_eq!(*merkle_root(&[id(1)]).as_bytes(), *id(1).as_bytes());
+        assert_eq!(*merkle_root(&[id(1), id(2)]).as_bytes(), join(id(1).as_bytes(), id(2).as_bytes()));
+        let left = join(id(1).as_bytes(), id(2).as_bytes());
+        let right = join(id(3).as_bytes(), id(3).as_bytes());
+        assert_eq!(*merkle_root(&[id(1), id(2), id(3)]).as_bytes(), join(&left, &right));
     }
 
     #[test]

@@ -157,7 +157,7 @@ mod tests {
         for bit in 0..zeros {
             bytes[(bit / 8) as usize] &= !(0x80 >> (bit % 8));
         }
-        BlockHash(bytes)
+        BlockHash::new(bytes)
     }
 
     #[test]

@@ -149,7 +149,7 @@ fn a_target_easier_than_the_start_or_no_target_at_all_is_bad_bits_even_for_an_or
     let genesis = chain.main_chain()[0].clone();
     let easier = Target::from_leading_zero_bits(p.bits - 1).to_compact();
     let mut orphan = child_with(&p, &genesis, genesis.header.timestamp_ms + 10, easier);
-    orphan.header.prev_hash = super::hash::BlockHash([7; 32]);
+    orphan.header.prev_hash = super::hash::BlockHash::new([7; 32]);
     assert!(solve_on_this_thread(&mut orphan.header));
     for block in [orphan, child_with(&p, &genesis, genesis.header.timestamp_ms + 10, easier)] {
         assert!(matches!(chain.apply(block).as_slice(), [Outcome::Invalid(_, e)] if e.reason() == "bad_bits"));

@@ -27,7 +27,7 @@ pub fn address(i: usize) -> Address {
 
 /// An address for the miner called `name`.
 pub fn miner(name: &str) -> Address {
-    Address(sha256(name.as_bytes()))
+    Address::new(sha256(name.as_bytes()))
 }
 
 /// Parameters with a difficulty low enough to mine in microseconds, funding every test account.

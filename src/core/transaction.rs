@@ -149,7 +149,7 @@ impl Transfer {
 
     /// The signature check this transfer needs, over `signing_bytes` (which the caller keeps).
     pub fn signed_message<'a>(&self, signing_bytes: &'a [u8; SIGNING_BYTES_LEN]) -> SignedMessage<'a> {
-        SignedMessage { public_key: self.sender.0, message: signing_bytes, signature: self.signature }
+        SignedMessage { public_key: *self.sender.as_bytes(), message: signing_bytes, signature: self.signature }
     }
 }
 
@@ -166,7 +166,7 @@ pub fn id_of(signing_bytes: &[u8; SIGNING_BYTES_LEN], signature: &Signature) -> 
     let mut bytes = [0u8; SIGNING_BYTES_LEN + 64];
     bytes[..SIGNING_BYTES_LEN].copy_from_slice(signing_bytes);
     bytes[SIGNING_BYTES_LEN..].copy_from_slice(&signature.0);
-    TxId(sha256(&bytes))
+    TxId::new(sha256(&bytes))
 }
 
 impl Transaction {
@@ -180,7 +180,7 @@ impl Transaction {
     pub fn id(&self, chain: ChainTag) -> TxId {
         match self {
             Transaction::Transfer(transfer) => transfer.id(chain),
-            Transaction::Reward(_) => TxId(sha256(&encoding::encode(self))),
+            Transaction::Reward(_) => TxId::new(sha256(&encoding::encode(self))),
         }
     }
 

@@ -65,7 +65,7 @@ impl Publisher {
     /// transfers stay in nonce order on one partition.
     pub async fn publish_transaction(&self, tx: &Transfer) -> Result<Acked, PublishError> {
         let payload = encode_message(tx);
-        let record = FutureRecord::to(&self.topics.transactions).key(&tx.sender.0[..]).payload(&payload);
+        let record = FutureRecord::to(&self.topics.transactions).key(&tx.sender.as_bytes()[..]).payload(&payload);
         self.send(record, &self.topics.transactions, "transaction").await
     }
 

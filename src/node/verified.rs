@@ -51,7 +51,8 @@ mod tests {
     #[test]
     fn ids_are_taken_once_and_the_oldest_go_first() {
         let set = VerifiedIds::default();
-        let ids: Vec<TxId> = (0..=CAPACITY as u32).map(|n| TxId(crate::core::hash::sha256(&n.to_le_bytes()))).collect();
+        let ids: Vec<TxId> =
+            (0..=CAPACITY as u32).map(|n| TxId::new(crate::core::hash::sha256(&n.to_le_bytes()))).collect();
         set.insert_all(&ids);
         assert!(!set.take(&ids[0]), "past the capacity, the oldest is forgotten");
         assert!(set.take(&ids[1]));

@@ -179,7 +179,7 @@ impl Store {
                     self.main_hash_at(height)?.ok_or_else(|| StoreError::Missing(format!("main block {height}")))?;
                 let block = self.block(&hash)?.ok_or_else(|| StoreError::Missing(format!("block {hash}")))?;
                 for transfer in block.transfers() {
-                    batch.insert(key(keys::TX, &transfer.id(chain).0), &height.to_be_bytes()[..]);
+                    batch.insert(key(keys::TX, transfer.id(chain).as_bytes()), &height.to_be_bytes()[..]);
                 }
             }
         } else {
@@ -229,25 +229,25 @@ impl Store {
     /// Adds a consensus update to `batch`.
     fn write_update(&self, update: &ChainUpdate, batch: &mut Batch) {
         for (hash, block, meta) in &update.blocks {
-            batch.insert(key(keys::BLOCK, &hash.0), super::block_record(block, *meta));
+            batch.insert(key(keys::BLOCK, hash.as_bytes()), super::block_record(block, *meta));
         }
         for (height, entry) in &update.main_index {
             let k = &numbered(keys::MAIN, *height)[..];
             match entry {
-                Some(hash) => batch.insert(k, &hash.0[..]),
+                Some(hash) => batch.insert(k, &hash.as_bytes()[..]),
                 None => batch.remove(k),
             }
         }
         let indexed = self.tx_index_kept();
         for (id, entry) in update.tx_index.iter().filter(|_| indexed) {
-            let k = key(keys::TX, &id.0);
+            let k = key(keys::TX, id.as_bytes());
             match entry {
                 Some(height) => batch.insert(k, &height.to_be_bytes()[..]),
                 None => batch.remove(k),
             }
         }
         for (address, entry) in &update.accounts {
-            let k = key(keys::ACCOUNT, &address.0);
+            let k = key(keys::ACCOUNT, address.as_bytes());
             match entry {
                 Some(account) => batch.insert(k, encoding::encode(account)),
                 None => batch.remove(k),

@@ -96,7 +96,7 @@ impl MempoolIndex {
         }
         let senders: Vec<Address> = index.by_sender.keys().copied().collect();
         for sender in senders {
-            let k = key(keys::ACCOUNT, &sender.0);
+            let k = key(keys::ACCOUNT, sender.as_bytes());
             let account: Account = tree.get(&k)?.map(|raw| decode(&k, &raw)).transpose()?.unwrap_or_default();
             if let Some(pool) = index.by_sender.get_mut(&sender) {
                 pool.next_nonce = account.nonce;
@@ -267,8 +267,8 @@ mod tests {
 
     fn tx(sender: u8, nonce: u64, cost: u64) -> Transfer {
         Transfer {
-            sender: Address([sender; 32]),
-            recipient: Address([99; 32]),
+            sender: Address::new([sender; 32]),
+            recipient: Address::new([99; 32]),
             amount: cost,
             fee: 0,
             nonce,
@@ -284,7 +284,7 @@ mod tests {
             let t = tx(1, n, cost);
             index.insert(t.id(chain), &t, encoded_len(&t), 0);
         }
-        let sender = Address([1; 32]);
+        let sender = Address::new([1; 32]);
         assert_eq!(index.pending(&sender, 1), Pending { nonce_taken: true, cost: 60 });
         assert_eq!(index.pending(&sender, 2), Pending { nonce_taken: false, cost: 60 });
         assert_eq!(index.pending_nonce(&sender, 0), 2, "the gap at 2 stops the count");
@@ -318,19 +318,19 @@ mod tests {
         assert_eq!(index.ready(10), vec![1, 2, 0, 4]);
         assert_eq!(index.ready(3), vec![1, 2, 0], "a cut keeps each sender's predecessors");
         assert_eq!(index.ready(1), vec![1]);
-        assert!(index.waiting.contains(&Address([3; 32])));
-        assert!(!index.waiting.contains(&Address([1; 32])));
+        assert!(index.waiting.contains(&Address::new([3; 32])));
+        assert!(!index.waiting.contains(&Address::new([1; 32])));
     }
 
     #[test]
     fn eviction_takes_a_waiting_transfer_and_never_a_ready_one() {
         let (mut index, _) = pooled(&[(1, 0), (1, 1), (2, 5), (2, 7)], 0);
-        let sender2 = Address([2; 32]);
-        assert!(index.would_be_ready(&Address([1; 32]), 2, 0));
-        assert!(!index.would_be_ready(&Address([1; 32]), 3, 0));
+        let sender2 = Address::new([2; 32]);
+        assert!(index.would_be_ready(&Address::new([1; 32]), 2, 0));
+        assert!(!index.would_be_ready(&Address::new([1; 32]), 3, 0));
         assert!(index.would_be_ready(&sender2, 0, 0));
         assert_eq!(index.evict_waiting(&sender2), None, "the newcomer's own sender is spared");
-        let other = Address([7; 32]);
+        let other = Address::new([7; 32]);
         assert_eq!(index.evict_waiting(&other), Some(3), "the highest nonce of the sender with a gap");
         assert_eq!(index.evict_waiting(&other), Some(2));
         assert_eq!(index.evict_waiting(&other), None, "what is left is ready");
@@ -344,7 +344,7 @@ mod tests {
     fn a_block_that_fills_the_gap_makes_the_rest_ready() {
         let (mut index, _) = pooled(&[(1, 1), (1, 2)], 0);
         assert!(index.ready(10).is_empty());
-        assert_eq!(index.prune(&Address([1; 32]), Account { balance: 100, nonce: 1 }), Vec::<u64>::new());
+        assert_eq!(index.prune(&Address::new([1; 32]), Account { balance: 100, nonce: 1 }), Vec::<u64>::new());
         assert_eq!(index.ready(10), vec![0, 1]);
         assert!(index.waiting.is_empty());
     }

@@ -208,13 +208,13 @@ impl Store {
         let meta = BlockMeta::genesis(&block);
         let tip = Tip { hash, height: 0, cumulative_work: Work::default() };
         let mut batch = sled::Batch::default();
-        batch.insert(keys::key(keys::BLOCK, &hash.0), block_record(&block, meta));
+        batch.insert(keys::key(keys::BLOCK, hash.as_bytes()), block_record(&block, meta));
         batch.insert(keys::key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
-        batch.insert(&keys::numbered(keys::MAIN, 0), &hash.0);
+        batch.insert(&keys::numbered(keys::MAIN, 0), hash.as_bytes());
         batch.insert(keys::key(keys::STATE, keys::TIP), encoding::encode(&tip));
         batch.insert(keys::key(keys::STATE, keys::PARAMS), encoding::encode(&self.params));
         for (address, account) in genesis_accounts(&self.params) {
-            batch.insert(keys::key(keys::ACCOUNT, &address.0), encoding::encode(&account));
+            batch.insert(keys::key(keys::ACCOUNT, address.as_bytes()), encoding::encode(&account));
         }
         self.tree.apply_batch(batch)?;
         self.db.flush()?;

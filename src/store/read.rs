@@ -18,29 +18,29 @@ impl ChainView for Store {
     }
 
     fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, StoreError> {
-        let k = key(keys::BLOCK, &hash.0);
+        let k = key(keys::BLOCK, hash.as_bytes());
         self.tree.get(&k)?.map(|raw| encoding::decode_prefix(&raw).map_err(|e| corrupt(&k, e.to_string()))).transpose()
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
-        let record: Option<StoredBlock<'static>> = self.get_decoded(&key(keys::BLOCK, &hash.0))?;
+        let record: Option<StoredBlock<'static>> = self.get_decoded(&key(keys::BLOCK, hash.as_bytes()))?;
         Ok(record.map(|r| r.block.into_owned()))
     }
 
     fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {
         let k = numbered(keys::MAIN, height);
-        self.tree.get(k)?.map(|raw| digest(&k, &raw).map(BlockHash)).transpose()
+        self.tree.get(k)?.map(|raw| digest(&k, &raw).map(BlockHash::new)).transpose()
     }
 
     fn account(&self, address: &Address) -> Result<AccountEntry, StoreError> {
-        self.get_decoded(&key(keys::ACCOUNT, &address.0))
+        self.get_decoded(&key(keys::ACCOUNT, address.as_bytes()))
     }
 
     /// Looks the addresses up in key order: the tree's leaves are then visited once each, in
     /// order, instead of once per address at random (most lookups miss sled's cache otherwise).
     fn accounts(&self, addresses: &[Address]) -> Result<Vec<AccountEntry>, StoreError> {
         let mut order: Vec<usize> = (0..addresses.len()).collect();
-        order.sort_unstable_by_key(|&i| addresses[i].0);
+        order.sort_unstable_by_key(|&i| *addresses[i].as_bytes());
         let mut accounts = vec![None; addresses.len()];
         for i in order {
             accounts[i] = self.account(&addresses[i])?;
@@ -87,8 +87,8 @@ impl Store {
         let mut bytes = 0;
         for entry in self.tree.range(&numbered(keys::MAIN, from)[..]..&[keys::MAIN + 1][..]).take(limit) {
             let (k, raw) = entry?;
-            let hash = BlockHash(digest(&k, &raw)?);
-            let block_key = key(keys::BLOCK, &hash.0);
+            let hash = BlockHash::new(digest(&k, &raw)?);
+            let block_key = key(keys::BLOCK, hash.as_bytes());
             let record = self.tree.get(&block_key)?.ok_or_else(|| StoreError::Missing(format!("block {hash}")))?;
             bytes += record.len();
             if bytes > max_bytes && !blocks.is_empty() {
@@ -102,7 +102,7 @@ impl Store {
 
     /// Height of the main-chain block holding the transfer `id`, from the transaction index.
     pub fn main_tx_height(&self, id: &TxId) -> Result<Option<u64>, StoreError> {
-        let k = key(keys::TX, &id.0);
+        let k = key(keys::TX, id.as_bytes());
         self.tree.get(&k)?.map(|raw| be_u64(&k, &raw)).transpose()
     }
 
@@ -216,7 +216,7 @@ impl Store {
             .scan_prefix([keys::ACCOUNT])
             .map(|entry| {
                 let (k, raw) = entry?;
-                let address = Address(digest(&k, &k[1..])?);
+                let address = Address::new(digest(&k, &k[1..])?);
                 Ok((address, decode(&k, &raw)?))
             })
             .collect()

@@ -72,8 +72,8 @@ pub fn unreachable_header() -> BlockHeader {
     BlockHeader {
         version: HEADER_VERSION,
         height: 1,
-        prev_hash: BlockHash([0x11; 32]),
-        tx_root: MerkleRoot([0x22; 32]),
+        prev_hash: BlockHash::new([0x11; 32]),
+        tx_root: MerkleRoot::new([0x22; 32]),
         timestamp_ms: 0,
         bits: TARGET_ONE,
         nonce: 0,

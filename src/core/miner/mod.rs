@@ -263,8 +263,8 @@ mod tests {
         BlockHeader {
             version: 2,
             height: 7,
-            prev_hash: BlockHash([3; 32]),
-            tx_root: MerkleRoot([9; 32]),
+            prev_hash: BlockHash::new([3; 32]),
+            tx_root: MerkleRoot::new([9; 32]),
             timestamp_ms: 1_700_000_000_000,
             bits: Target::from_leading_zero_bits(zeros).to_compact(),
             nonce: 0,
@@ -276,10 +276,10 @@ mod tests {
         fn every_kernel_hashes_the_header_as_sha256_does(nonce: u64, height: u64, root: [u8; 32]) {
             let mut h = header(0);
             h.height = height;
-            h.tx_root = MerkleRoot(root);
+            h.tx_root = MerkleRoot::new(root);
             h.nonce = nonce;
             for kernel in Kernel::available() {
-                prop_assert_eq!(NonceSearch::new(&h, kernel).unwrap().hash_for(nonce), h.hash().0, "{}", kernel.name());
+                prop_assert_eq!(NonceSearch::new(&h, kernel).unwrap().hash_for(nonce), *h.hash().as_bytes(), "{}", kernel.name());
             }
         }
 
