@@ -3,6 +3,7 @@
 
 use super::health::BrokerHealth;
 use crate::config::KafkaConfig;
+use crate::logging::LogThrottle;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
@@ -10,6 +11,11 @@ use rdkafka::error::KafkaError as RdError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// librdkafka's warnings and errors other than lost brokers (which `BrokerHealth` reports once
+/// per outage): 20 lines per 10 s at most.
+static LIBRDKAFKA_LINES: LogThrottle = LogThrottle::new(20, Duration::from_secs(10));
 
 /// Base settings: brokers, client id and every user-supplied librdkafka property.
 pub fn base_config(kafka: &KafkaConfig, client_id: &str) -> ClientConfig {
@@ -45,9 +51,15 @@ impl ClientContext for NodeContext {
         }
         match level {
             RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "librdkafka", "{facility}: {message}")
+                if let Some(held_back) = LIBRDKAFKA_LINES.admit() {
+                    tracing::error!(target: "librdkafka", held_back, "{facility}: {message}")
+                }
             }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{facility}: {message}"),
+            RDKafkaLogLevel::Warning => {
+                if let Some(held_back) = LIBRDKAFKA_LINES.admit() {
+                    tracing::warn!(target: "librdkafka", held_back, "{facility}: {message}")
+                }
+            }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
                 tracing::info!(target: "librdkafka", "{facility}: {message}")
             }
@@ -58,8 +70,8 @@ impl ClientContext for NodeContext {
     fn error(&self, error: RdError, reason: &str) {
         if is_connection_failure(&error) {
             self.health.failure(reason);
-        } else {
-            tracing::error!(target: "librdkafka", "{error}: {reason}");
+        } else if let Some(held_back) = LIBRDKAFKA_LINES.admit() {
+            tracing::error!(target: "librdkafka", held_back, "{error}: {reason}");
         }
     }
 }

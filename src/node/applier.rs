@@ -14,6 +14,7 @@ use crate::core::transaction::{id_of, Transfer, SIGNING_BYTES_LEN};
 use crate::core::validate::{check_block, BlockError};
 use crate::kafka::wire::decode_message;
 use crate::kafka::{LogMessage, LogReader, Payload, ReadError};
+use crate::logging::LogThrottle;
 use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -28,6 +29,9 @@ const MAX_BATCH: usize = 500;
 const IDLE_WAIT: Duration = Duration::from_millis(5);
 /// How often catch-up progress is logged and positions are copied to Kafka's group offsets.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// Log lines about rejected messages: 20 per 10 s at most (a topic of junk is counted in full
+/// in `/status`, not written line by line).
+static REJECTION_LINES: LogThrottle = LogThrottle::new(20, Duration::from_secs(10));
 
 /// What happened to a block read from the topic, for those waiting on it (the miner).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -460,7 +464,9 @@ impl Applier {
             }
             Outcome::Invalid(hash, error) => {
                 self.stats.rejected(error.reason());
-                tracing::warn!(%hash, offset, "rejected block: {error}");
+                if let Some(held_back) = REJECTION_LINES.admit() {
+                    tracing::warn!(%hash, offset, held_back, "rejected block: {error}");
+                }
                 BlockEvent::Rejected { hash: *hash }
             }
         };
@@ -470,7 +476,9 @@ impl Applier {
 
     fn reject_message(&self, message: &LogMessage, reason: &'static str, error: &dyn std::fmt::Display) {
         self.stats.rejected(reason);
-        tracing::warn!(topic = message.offset_key, offset = message.offset, "rejected message: {error}");
+        if let Some(held_back) = REJECTION_LINES.admit() {
+            tracing::warn!(topic = message.offset_key, offset = message.offset, held_back, "rejected message: {error}");
+        }
     }
 
     fn check_caught_up(&self) -> Result<(), StoreError> {

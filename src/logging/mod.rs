@@ -2,6 +2,9 @@
 //! line for log collectors; either way every line names the node, so the lines of several nodes
 //! can be merged and still be told apart.
 
+mod throttle;
+
+pub use throttle::LogThrottle;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{Format, Full, Json, JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
