@@ -2,11 +2,12 @@
 //! store together with its new offset. Consecutive transaction messages are applied as one batch
 //! (one sled transaction); each block message is applied on its own.
 
+use super::events::{BlockEvent, ChainEvents};
 use super::gap::RetentionGap;
 use super::now_ms;
 use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_ALARM};
 use crate::core::block::Block;
-use crate::core::chain::{ChainView, Outcome, Tip};
+use crate::core::chain::{ChainView, Outcome};
 use crate::core::hash::BlockHash;
 use crate::core::hash::TxId;
 use crate::core::signature::{verdicts, verdicts_on_this_thread};
@@ -19,7 +20,6 @@ use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Most messages taken from the consumer before they are applied: bounds how long a block that
@@ -33,15 +33,6 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// in `/status`, not written line by line).
 static REJECTION_LINES: LogThrottle = LogThrottle::new(20, Duration::from_secs(10));
 
-/// What happened to a block read from the topic, for those waiting on it (the miner).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BlockEvent {
-    /// The block is stored; `tip_moved` when it became the tip.
-    Stored { hash: BlockHash, height: u64, tip_moved: bool },
-    /// The block was rejected.
-    Rejected { hash: BlockHash },
-}
-
 /// The applier's inputs and outputs.
 pub struct Applier {
     /// The chain state written to.
@@ -50,10 +41,8 @@ pub struct Applier {
     pub reader: LogReader,
     /// Counters.
     pub stats: Arc<NodeStats>,
-    /// Block outcomes, for the miner.
-    pub events: broadcast::Sender<BlockEvent>,
-    /// The tip after every change.
-    pub tip: watch::Sender<Tip>,
+    /// Where the new tip and each block's outcome are announced.
+    pub events: Arc<ChainEvents>,
     /// Offsets stored when the node started: anything read below them is a re-read.
     pub start_offsets: BTreeMap<String, u64>,
     /// Where the blocks topic ended when the node started.
@@ -411,8 +400,7 @@ impl Applier {
             }
             self.track_unknown_parents(&outcomes, &parent)?;
         }
-        let tip = self.store.tip()?;
-        self.tip.send_if_modified(|current| std::mem::replace(current, tip) != tip);
+        self.events.tip_is(self.store.tip()?);
         Ok(())
     }
 
@@ -470,8 +458,7 @@ impl Applier {
                 BlockEvent::Rejected { hash: *hash }
             }
         };
-        // No receiver is fine: nobody is waiting for a block right now.
-        let _ = self.events.send(event);
+        self.events.block(event);
     }
 
     fn reject_message(&self, message: &LogMessage, reason: &'static str, error: &dyn std::fmt::Display) {

@@ -3,7 +3,7 @@
 //! stops the search and the candidate is rebuilt. In on-demand mode it mines one block per
 //! request; in continuous mode it mines all the time and answers requests with its next block.
 
-use super::applier::BlockEvent;
+use super::events::BlockEvent;
 use super::{Node, NodeError};
 use crate::core::account::Address;
 use crate::core::block::{fit_in_block, Block};
@@ -83,7 +83,7 @@ async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBloc
         let stop = Arc::new(AtomicBool::new(false));
         let stopper = {
             let stop = stop.clone();
-            let mut tip = node.inner.tip.clone();
+            let mut tip = node.inner.events.watch_tip();
             let shutdown = shutdown.clone();
             let parent = block.header.prev_hash;
             tokio::spawn(async move {
@@ -112,7 +112,7 @@ async fn mine_one(node: &Node, shutdown: &CancellationToken) -> Result<MinedBloc
         let mut block = block;
         block.header.nonce = nonce;
         let hash = block.hash();
-        let mut events = node.inner.events.subscribe();
+        let mut events = node.inner.events.subscribe_blocks();
         let started = Instant::now();
         node.inner.publisher.publish_block(&block).await?;
         stats.busy("mine_publish", started.elapsed());

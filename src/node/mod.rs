@@ -2,6 +2,7 @@
 //! consumes both topics into the store; a tokio task mines; the HTTP API calls the methods here.
 
 pub mod applier;
+pub mod events;
 pub mod gap;
 pub mod mining;
 pub mod stats;
@@ -12,7 +13,7 @@ use crate::config::{MiningMode, NodeConfig};
 use crate::core::account::{Account, Address};
 use crate::core::admission::{self, Pending, Refusal};
 use crate::core::block::Block;
-use crate::core::chain::{network_hash_rate, next_bits, ChainView, Tip};
+use crate::core::chain::{network_hash_rate, next_bits, ChainView};
 use crate::core::hash::BlockHash;
 use crate::core::hash::TxId;
 use crate::core::miner::{KernelChoice, Miner, MinerPoolError, UnknownKernel};
@@ -20,7 +21,8 @@ use crate::core::pow::Target;
 use crate::core::transaction::{signature_verdicts, ChainTag, Transaction, Transfer};
 use crate::kafka::{ensure_topics, BrokerHealth, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
 use crate::store::{Store, StoreError};
-use applier::{Applier, BlockEvent};
+use applier::Applier;
+use events::{BlockEvent, ChainEvents};
 use gap::RetentionGap;
 use mining::{MineRequest, MinedBlock};
 use stats::{NodeStats, StatsSnapshot};
@@ -28,7 +30,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use sync::{PeerAddressError, PeerBranch, PeerClient, PeerVerdict};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Failures of node operations, as the API reports them.
@@ -189,8 +191,7 @@ struct Inner {
     miner_address: Address,
     verified: Arc<verified::VerifiedIds>,
     stats: Arc<NodeStats>,
-    events: broadcast::Sender<BlockEvent>,
-    tip: watch::Receiver<Tip>,
+    events: Arc<ChainEvents>,
     mine_requests: mpsc::Sender<MineRequest>,
     start_offsets: BTreeMap<String, u64>,
     blocks_offset_key: String,
@@ -331,9 +332,8 @@ impl Node {
         tracing::info!(kernel = kernel.name(), chosen_by = %config.mining.kernel, "mining kernel");
         let miner = Arc::new(Miner::new(config.mining.threads, kernel)?);
         let stats = Arc::new(NodeStats::default());
-        let (events, _) = broadcast::channel(1024);
+        let events = Arc::new(ChainEvents::new(store.tip()?));
         let gap = Arc::new(RetentionGap::default());
-        let (tip_tx, tip_rx) = watch::channel(store.tip()?);
         let verified = Arc::new(verified::VerifiedIds::default());
         let (mine_tx, mine_rx) = mpsc::channel(64);
         let shutdown = CancellationToken::new();
@@ -343,7 +343,6 @@ impl Node {
             reader,
             stats: stats.clone(),
             events: events.clone(),
-            tip: tip_tx,
             start_offsets: start_offsets.clone(),
             blocks_end_at_start,
             blocks_offset_key: blocks_offset_key.clone(),
@@ -368,7 +367,6 @@ impl Node {
                 miner,
                 stats,
                 events,
-                tip: tip_rx,
                 mine_requests: mine_tx,
                 start_offsets,
                 blocks_offset_key,
@@ -755,6 +753,7 @@ impl Node {
             None => false,
         };
         let tip = self.inner.store.tip()?;
+        self.inner.events.tip_is(tip);
         tracing::info!(bootstrapped, height = tip.height, "bootstrapped from peers after a retention gap");
         self.inner.gap.mark_repaired();
         // The applier resumes within its 100 ms poll; the answer waits for it so a client can
@@ -774,7 +773,7 @@ impl Node {
     /// the last one back (or [`READ_BACK_TIMEOUT`] passed).
     async fn publish_branch(&self, blocks: Vec<Block>) -> Result<(), NodeError> {
         let Some(last) = blocks.last().map(Block::hash) else { return Ok(()) };
-        let mut events = self.inner.events.subscribe();
+        let mut events = self.inner.events.subscribe_blocks();
         let publisher = &self.inner.publisher;
         // Each chunk is queued in order before any acknowledgement is awaited; with idempotence
         // on one partition, Kafka keeps that order.
