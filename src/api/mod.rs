@@ -1,9 +1,11 @@
 //! The HTTP API: a thin adapter over [`Node`]. Same endpoints and JSON shapes as the Flask
 //! original, plus `/status`. Every error is a JSON `{"error": ...}`; bodies over
 //! [`MAX_BODY_BYTES`] are refused with 413, bodies that are not JSON with 415, and the endpoints
-//! that change state or make the node work need the operator token ([`token`]).
+//! that change state or make the node work need the operator token ([`token`]). `GET /` serves
+//! a block explorer page over the same API ([`explorer`]).
 
 mod error;
+mod explorer;
 mod guard;
 mod handlers;
 mod server;
@@ -69,6 +71,7 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
         .route("/metrics/blocks", get(handlers::recent_blocks))
         .route("/openapi.json", get(handlers::openapi))
         .merge(operator)
+        .merge(explorer::routes())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
