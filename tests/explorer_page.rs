@@ -2,8 +2,8 @@
 //! node on a real broker and dumps the DOM once the page's script has fetched and rendered
 //! (`--virtual-time-budget`: virtual time stands still while a fetch is pending). The page must
 //! show the tip `/status` gives and the block list and mempool around it; a block mined while the
-//! page is open must appear without a reload; the search box must find a height, a block hash, a
-//! transaction id and an address. `scripts/test` installs Chromium when it is missing; without it
+//! page is open must appear without a reload; a page further back must link to either side; the
+//! search box must find a height, a block hash, a transaction id and an address. `scripts/test` installs Chromium when it is missing; without it
 //! this test fails and says how to install it.
 
 mod common;
@@ -138,6 +138,7 @@ fn dom_with_a_block_mined_meanwhile(node: &NodeProc) -> (String, Vec<String>) {
 
 #[test]
 fn the_explorer_shows_the_chain_and_follows_it() {
+    chromium(); // a missing browser fails the test at once, saying how to install it
     let net = TestNet::start("explorer-page", 1);
     let node = &net.nodes[0];
     node.mine();
@@ -184,6 +185,13 @@ fn the_explorer_shows_the_chain_and_follows_it() {
     assert!(dom.contains(&format!("<tr data-height=\"2\" data-hash=\"{hash}\">")), "the list was redrawn: {dom}");
     let lists = paths.iter().filter(|p| p.starts_with("/blocks?")).count();
     assert!(lists >= 2, "the page asked for the block list again by itself: {paths:?}");
+
+    // A page of the list further back, with links to either side.
+    let dom = dump_dom(&format!("{}/#/blocks?from=1&limit=1", node.url));
+    assert_eq!(dom.matches("<tr data-height=").count(), 1, "{dom}");
+    assert!(dom.contains("<tr data-height=\"1\""), "{dom}");
+    assert!(dom.contains("id=\"newer\" href=\"#/blocks?from=2\""), "{dom}");
+    assert!(dom.contains("id=\"older\" href=\"#/blocks?from=0&amp;limit=1\""), "{dom}");
 
     // The search box: a height, a block hash (any case), a transaction id, an address.
     let search = |text: &str| dump_dom(&format!("{}/#/search/{text}", node.url));

@@ -59,7 +59,7 @@ const txLink = (id) => link(`tx/${encodeURIComponent(id)}`, id);
 const accountLink = (address) => link(`account/${encodeURIComponent(address)}`, address);
 
 const count = (n) => (typeof n === "number" ? n.toLocaleString("en-US") : String(n));
-const time = (ms) => new Date(Number(ms)).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+const time = (ms) => new Date(Number(ms)).toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
 
 /** A rate in hashes per second with a unit: 1.53 MH/s. */
 function rate(hashes) {
@@ -108,8 +108,9 @@ function transactions(id, txs) {
   return rows.length ? table(id, ["id", "from", "to", "amount", "fee", "nonce"], rows) : el("p", {}, "None.");
 }
 
-async function blocksList(from) {
-  const query = from === null ? `limit=${PAGE}` : `from=${from}&limit=${PAGE}`;
+/** The main chain from height `from` (the latest blocks if null), `limit` blocks, newest first. */
+async function blocksList(from, limit) {
+  const query = from === null ? `limit=${limit}` : `from=${from}&limit=${limit}`;
   const page = await get(`/blocks?${query}`);
   const headers = page.headers;
   const rows = headers
@@ -127,15 +128,17 @@ async function blocksList(from) {
       ),
     );
   const pager = el("nav", { class: "pager" });
-  if (headers.length && headers[headers.length - 1].height < page.tip_height) {
-    pager.append(el("a", { id: "newer", href: `#/blocks?from=${headers[headers.length - 1].height + 1}` }, "← newer"));
-    pager.append(link("", "latest"));
+  const last = headers.length ? headers[headers.length - 1].height : page.tip_height;
+  if (last < page.tip_height) {
+    pager.append(el("a", { id: "newer", href: `#/blocks?from=${last + 1}` }, "← newer"), link("", "latest"));
   }
   if (headers.length && headers[0].height > 0) {
-    pager.append(el("a", { id: "older", href: `#/blocks?from=${Math.max(0, headers[0].height - PAGE)}` }, "older →"));
+    const first = headers[0].height;
+    const older = `#/blocks?from=${Math.max(0, first - PAGE)}&limit=${Math.min(PAGE, first)}`;
+    pager.append(el("a", { id: "older", href: older }, "older →"));
   }
   const list = rows.length
-    ? table("blocks", ["height", "hash", "time", "transactions", "size"], rows)
+    ? table("blocks", ["height", "hash", "time (UTC)", "transactions", "size"], rows)
     : el("p", {}, `No main-chain block from height ${from}.`, " ", link("", "Latest blocks"));
   return [el("h2", {}, "Blocks"), list, pager];
 }
@@ -148,13 +151,15 @@ async function mempoolList(limit) {
 }
 
 async function home() {
-  const [blocks, pool] = await Promise.all([blocksList(null), mempoolList(PAGE)]);
+  const [blocks, pool] = await Promise.all([blocksList(null, PAGE), mempoolList(PAGE)]);
   return [...blocks, ...pool];
 }
 
 async function blocks(route) {
-  const from = route.params.get("from");
-  return blocksList(/^\d+$/.test(from || "") ? Number(from) : null);
+  const from = route.params.get("from") || "";
+  const limit = Number(route.params.get("limit") || PAGE);
+  const size = Number.isInteger(limit) && limit >= 1 ? Math.min(limit, PAGE) : PAGE;
+  return blocksList(/^\d+$/.test(from) ? Number(from) : null, size);
 }
 
 async function block(route) {
@@ -166,8 +171,8 @@ async function block(route) {
       ["hash", el("span", { id: "block-hash", class: "hash" }, header.hash)],
       ["height", count(header.height)],
       ["main chain", header.main_chain ? "yes" : "no (side branch)"],
-      ["previous", blockLink(header.previous_hash)],
-      ["time", time(header.timestamp_ms)],
+      ["previous", header.height === 0 ? "none (genesis)" : blockLink(header.previous_hash)],
+      ["time (UTC)", time(header.timestamp_ms)],
       ["bits", `0x${Number(header.bits).toString(16).padStart(8, "0")}`],
       ["nonce", count(header.nonce)],
       ["size", bytes(header.size)],
@@ -183,7 +188,8 @@ async function tx(route) {
   if (!HEX64.test(route.arg)) throw new Error("A transaction id is 64 hex characters.");
   const found = await get(`/transactions/${route.arg}`);
   const t = found.transaction;
-  const where = found.status === "confirmed" ? [["block", blockLink(found.block_hash)], ["height", count(found.height)]] : [];
+  const confirmed = found.status === "confirmed";
+  const where = confirmed ? [["block", blockLink(found.block_hash)], ["height", count(found.height)]] : [];
   return [
     el("h2", {}, "Transaction"),
     facts([
@@ -265,7 +271,8 @@ async function render() {
     if (!page) throw new Error(`No page ${route.name}.`);
     content = await page(route);
   } catch (e) {
-    content = [el("h2", {}, "Not found"), el("p", { id: "error", class: "error" }, e.message), link("", "Latest blocks")];
+    const message = el("p", { id: "error", class: "error" }, e.message);
+    content = [el("h2", {}, "Not found"), message, link("", "Latest blocks")];
     shown = "error";
   }
   if (seq !== renderSeq || content === null) return;
