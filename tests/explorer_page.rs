@@ -145,11 +145,14 @@ fn the_explorer_shows_the_chain_and_follows_it() {
     let pending = node.submit("alice", "bob", 7);
     wait_for("the transfer in the mempool", Duration::from_secs(10), || (node.status()["mempool"] == 1).then_some(()));
 
-    // The files, as the browser gets them.
+    // The files, as the browser gets them and as the OpenAPI description lists them.
     let http = reqwest::blocking::Client::new();
+    let (_, description) = node.get("/openapi.json");
     for (path, media) in
         [("/", "text/html"), ("/explorer/explorer.js", "text/javascript"), ("/explorer/explorer.css", "text/css")]
     {
+        let described = &description["paths"][path]["get"]["responses"]["200"]["content"][media];
+        assert!(described.is_object(), "GET {path} is described as {media}");
         let answer = http.get(format!("{}{path}", node.url)).send().unwrap();
         assert_eq!(answer.status(), 200, "{path}");
         let header = |name: &str| answer.headers()[name].to_str().unwrap().to_owned();
