@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::TestNet;
+use common::{wait_for, TestNet};
 use serde_json::{json, Map, Value};
+use std::time::Duration;
 
 /// The OpenAPI document the node serves at `/openapi.json`.
 fn description(net: &TestNet) -> Value {
@@ -62,7 +63,11 @@ fn every_answer_matches_the_published_description() {
     let tip = status["tip"].as_str().unwrap().to_owned();
     let doc = description(&net);
     let zeros = "0".repeat(64);
-    let (_, looked_up) = node.get(&format!("/transactions/{pending}"));
+    // Published is not yet read back: wait until the node's own mempool holds it.
+    let looked_up = wait_for("the transfer in the mempool", Duration::from_secs(30), || {
+        let (code, body) = node.get(&format!("/transactions/{pending}"));
+        (code == 200).then_some(body)
+    });
     let address = looked_up["transaction"]["sender"].as_str().expect("the pending transfer's sender").to_owned();
 
     let gets: Vec<(&str, String, u16)> = vec![
