@@ -24,6 +24,7 @@ const PATHS: &[&str] = &[
     "/chain",
     "/nodes/register",
     "/status",
+    "/metrics",
     "/metrics/blocks",
     "/blocks",
     "/blocks/zz",

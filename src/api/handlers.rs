@@ -345,6 +345,18 @@ pub async fn status(State(node): State<Node>) -> ApiResult {
     Ok((StatusCode::OK, Json(body)))
 }
 
+/// `GET /metrics`: the node's readings and the HTTP counters in the Prometheus text format.
+pub async fn metrics(
+    State(api): State<ApiState>,
+) -> Result<([(axum::http::header::HeaderName, &'static str); 1], String), ApiError> {
+    let body = super::metrics::render(api.node.readings()?, &api.http_metrics).map_err(|e| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("writing the metrics: {e}"),
+        rule: None,
+    })?;
+    Ok(([(axum::http::header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], body))
+}
+
 /// `GET /health/live`: the process answers.
 pub async fn live() -> ApiResult {
     Ok((StatusCode::OK, Json(json!({ "status": "live" }))))

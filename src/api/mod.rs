@@ -1,5 +1,5 @@
 //! The HTTP API: a thin adapter over [`Node`]. Same endpoints and JSON shapes as the Flask
-//! original, plus `/status`. Every error is a JSON `{"error": ...}`; bodies over
+//! original, plus `/status`, the explorer endpoints and `/metrics` (Prometheus). Every error is a JSON `{"error": ...}`; bodies over
 //! [`MAX_BODY_BYTES`] are refused with 413, bodies that are not JSON with 415, and the endpoints
 //! that change state or make the node work need the operator token ([`token`]). `GET /` serves
 //! a block explorer page over the same API ([`explorer`]).
@@ -8,6 +8,8 @@ mod error;
 mod explorer;
 mod guard;
 mod handlers;
+mod http_metrics;
+mod metrics;
 mod server;
 pub mod token;
 
@@ -18,6 +20,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
 use guard::{BodyLimits, RequestLimits};
+use http_metrics::HttpMetrics;
 use std::sync::Arc;
 use std::time::Duration;
 use token::OperatorToken;
@@ -30,18 +33,21 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest body of `POST /transactions/batch`.
 pub const MAX_BATCH_BODY_BYTES: usize = 1024 * 1024;
 
-/// What the handlers share: the node and the `/chain` page bound.
+/// What the handlers share: the node, the `/chain` page bound and the HTTP metrics.
 #[derive(Clone)]
 pub struct ApiState {
     /// The node the API adapts.
     pub node: Node,
     /// Largest `/chain` page in bytes of JSON.
     pub max_chain_page_bytes: usize,
+    /// Requests counted by route and status, for `/metrics`.
+    http_metrics: Arc<HttpMetrics>,
 }
 
 /// The API's routes over `node`, guarded by `token` and bounded by `http`.
 pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
-    let state = ApiState { node, max_chain_page_bytes: http.max_chain_page_bytes };
+    let http_metrics = Arc::new(HttpMetrics::default());
+    let state = ApiState { node, max_chain_page_bytes: http.max_chain_page_bytes, http_metrics: http_metrics.clone() };
     let operator = Router::new()
         .route("/mine", get(handlers::mine))
         .route("/nodes/register", post(handlers::register_nodes))
@@ -68,6 +74,7 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
         .route("/status", get(handlers::status))
         .route("/health/live", get(handlers::live))
         .route("/health/ready", get(handlers::ready))
+        .route("/metrics", get(handlers::metrics))
         .route("/metrics/blocks", get(handlers::recent_blocks))
         .route("/openapi.json", get(handlers::openapi))
         .merge(operator)
@@ -78,5 +85,6 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
         .layer(from_fn_with_state(limits, guard::bound_request))
         .layer(from_fn_with_state(bodies, guard::read_body_first))
         .layer(from_fn(guard::require_json))
+        .layer(from_fn_with_state(http_metrics, http_metrics::record))
         .with_state(state)
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Which topic a message came from, and so what its payload should hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Payload {
     /// A block message.
     Block,
@@ -56,6 +56,56 @@ pub enum ReadError {
     /// Another transient client error; reading goes on.
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+}
+
+/// Where one partition the node reads ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionEnd {
+    /// Its topic.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// The offset after its last message (the high watermark).
+    pub end: u64,
+}
+
+impl PartitionEnd {
+    /// Name under which the store keeps the next offset of this partition.
+    pub fn offset_key(&self) -> String {
+        Topics::offset_key(&self.topic, self.partition)
+    }
+}
+
+/// Asks the brokers where each partition the consumer reads ends. It shares the consumer's
+/// client (and its connections), and may be used on another thread than the one reading.
+pub struct EndOffsetQuery {
+    consumer: Arc<BaseConsumer<NodeContext>>,
+    partitions: Vec<(String, i32)>,
+    health: Arc<BrokerHealth>,
+}
+
+impl EndOffsetQuery {
+    /// The end of every partition, all asked within `budget` (one request per partition).
+    pub fn fetch(&self, budget: Duration) -> Result<Vec<PartitionEnd>, KafkaError> {
+        let deadline = Instant::now() + budget;
+        self.partitions
+            .iter()
+            .map(|(topic, partition)| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let (_, high) = self
+                    .consumer
+                    .fetch_watermarks(topic, *partition, left)
+                    .map_err(KafkaError::during("reading the partitions' ends"))?;
+                Ok(PartitionEnd { topic: topic.clone(), partition: *partition, end: high.max(0) as u64 })
+            })
+            .collect()
+    }
+
+    /// Whether the brokers answered since the last failure: while they do not, asking only
+    /// waits out the budget.
+    pub fn brokers_reachable(&self) -> bool {
+        self.health.is_reachable()
+    }
 }
 
 /// A consumer assigned to every partition of both topics. The blocks partition has a queue of
@@ -152,6 +202,14 @@ impl LogReader {
             }
             Err(e) => Err(ReadError::Kafka(KafkaError { action: "reading messages", source: e })),
         }
+    }
+
+    /// A handle that asks where the partitions this reader reads end, for consumer lag.
+    pub fn end_offsets(&self) -> EndOffsetQuery {
+        let partitions = std::iter::once((self.topics.blocks.clone(), 0))
+            .chain((0..self.tx_partitions).map(|p| (self.topics.transactions.clone(), p)))
+            .collect();
+        EndOffsetQuery { consumer: self.consumer.clone(), partitions, health: self.health.clone() }
     }
 
     /// Name under which the blocks partition's next offset is stored.

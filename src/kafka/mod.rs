@@ -10,7 +10,7 @@ mod topics;
 pub mod wire;
 
 pub use client::NodeContext;
-pub use consumer::{LogMessage, LogReader, Payload, ReadError};
+pub use consumer::{EndOffsetQuery, LogMessage, LogReader, PartitionEnd, Payload, ReadError};
 pub use health::BrokerHealth;
 pub use producer::{Acked, PublishError, Publisher};
 pub use topics::{ensure_topics, TopicError, Topics};

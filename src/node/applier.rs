@@ -343,11 +343,16 @@ impl Applier {
         let started = Instant::now();
         let outcomes = self.store.admit_transactions(&offered, &offsets, self.mempool_limits)?;
         self.stats.busy("apply_transactions", started.elapsed());
-        for refusal in outcomes.into_iter().filter_map(Result::err) {
-            // A transfer whose nonce a block already used was read after that block: it is
-            // confirmed (or conflicts), not an attack, but it is counted all the same.
-            self.stats.rejected(tx_reason(&refusal));
+        let mut admitted = 0;
+        for outcome in outcomes {
+            match outcome {
+                Ok(()) => admitted += 1,
+                // A transfer whose nonce a block already used was read after that block: it is
+                // confirmed (or conflicts), not an attack, but it is counted all the same.
+                Err(refusal) => self.stats.rejected(Payload::Transaction, tx_reason(&refusal)),
+            }
         }
+        self.stats.admitted(admitted);
         Ok(())
     }
 
@@ -443,15 +448,15 @@ impl Applier {
                 return;
             }
             Outcome::Duplicate(hash) => {
-                self.stats.rejected("duplicate");
+                self.stats.rejected(Payload::Block, "duplicate");
                 BlockEvent::Rejected { hash: *hash }
             }
             Outcome::OrphanDropped(hash) => {
-                self.stats.rejected("orphan_dropped");
+                self.stats.rejected(Payload::Block, "orphan_dropped");
                 BlockEvent::Rejected { hash: *hash }
             }
             Outcome::Invalid(hash, error) => {
-                self.stats.rejected(error.reason());
+                self.stats.rejected(Payload::Block, error.reason());
                 if let Some(held_back) = REJECTION_LINES.admit() {
                     tracing::warn!(%hash, offset, held_back, "rejected block: {error}");
                 }
@@ -462,7 +467,7 @@ impl Applier {
     }
 
     fn reject_message(&self, message: &LogMessage, reason: &'static str, error: &dyn std::fmt::Display) {
-        self.stats.rejected(reason);
+        self.stats.rejected(message.kind, reason);
         if let Some(held_back) = REJECTION_LINES.admit() {
             tracing::warn!(topic = message.offset_key, offset = message.offset, held_back, "rejected message: {error}");
         }

@@ -4,7 +4,9 @@
 pub mod applier;
 pub mod events;
 pub mod gap;
+pub mod lag;
 pub mod mining;
+pub mod readings;
 pub mod stats;
 pub mod sync;
 pub mod verified;
@@ -198,6 +200,8 @@ struct Inner {
     peer_client: PeerClient,
     health: Arc<BrokerHealth>,
     gap: Arc<RetentionGap>,
+    /// The ends of the partitions the node reads, kept fresh for consumer lag.
+    partition_ends: Arc<lag::PartitionEnds>,
     /// Transfers accepted over HTTP and not yet acknowledged by Kafka.
     publishing: std::sync::atomic::AtomicU64,
     /// Held while a resolve runs: one at a time, so a burst of calls costs one fetch per peer.
@@ -212,6 +216,7 @@ struct Inner {
 pub struct Running {
     applier: std::thread::JoinHandle<()>,
     miner: tokio::task::JoinHandle<()>,
+    partition_ends: std::thread::JoinHandle<()>,
     shutdown: CancellationToken,
 }
 
@@ -227,10 +232,11 @@ impl Running {
         if let Err(e) = self.miner.await {
             tracing::error!("mining task ended badly: {e}");
         }
-        let applier = self.applier;
-        match tokio::task::spawn_blocking(move || applier.join()).await {
-            Ok(Ok(())) => {}
-            _ => tracing::error!("the applier thread panicked"),
+        for (name, thread) in [("applier", self.applier), ("partition ends", self.partition_ends)] {
+            match tokio::task::spawn_blocking(move || thread.join()).await {
+                Ok(Ok(())) => {}
+                _ => tracing::error!("the {name} thread panicked"),
+            }
         }
     }
 }
@@ -319,6 +325,7 @@ impl Node {
         )?;
         let blocks_end_at_start = reader.blocks_high_watermark(Duration::from_secs(30))?;
         let blocks_offset_key = reader.blocks_offset_key();
+        let end_offsets = reader.end_offsets();
         tracing::info!(
             node_id = config.node_id,
             height = store.tip()?.height,
@@ -357,6 +364,13 @@ impl Node {
         };
         let peer_client = PeerClient::new(config.peers.clone())?;
         let applier = std::thread::Builder::new().name("applier".into()).spawn(move || applier.run())?;
+        let partition_ends = Arc::new(lag::PartitionEnds::default());
+        let refresher = {
+            let (ends, shutdown) = (partition_ends.clone(), shutdown.clone());
+            std::thread::Builder::new()
+                .name("partition-ends".into())
+                .spawn(move || lag::keep_fresh(end_offsets, &ends, &shutdown))?
+        };
         let node = Node {
             inner: Arc::new(Inner {
                 miner_address,
@@ -373,6 +387,7 @@ impl Node {
                 peer_client,
                 health: broker_health,
                 gap,
+                partition_ends,
                 resolving: tokio::sync::Mutex::new(()),
                 publishing: Default::default(),
                 published_until: Default::default(),
@@ -380,7 +395,7 @@ impl Node {
         };
         let continuous = node.inner.config.mining.mode == MiningMode::Continuous;
         let miner = tokio::spawn(mining::run(node.clone(), mine_rx, continuous, shutdown.clone()));
-        Ok((node, Running { applier, miner, shutdown }))
+        Ok((node, Running { applier, miner, partition_ends: refresher, shutdown }))
     }
 
     /// Publishes signed transfers and returns once Kafka acknowledged all of them, with their

@@ -1,5 +1,8 @@
-//! Counters the node keeps since it started, shown by `GET /status`.
+//! Counters the node keeps since it started, shown by `GET /status` and exported by
+//! `GET /metrics`.
 
+use crate::kafka::Payload;
+use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +21,12 @@ pub const PARAMETER_MISMATCH: &str = "blocks keep arriving with an unknown paren
 /// How many applied blocks [`NodeStats`] remembers for `GET /metrics/blocks`.
 pub const RECENT_BLOCKS: usize = 10_000;
 
+/// Upper bounds, in seconds, of the block propagation histogram's buckets: from a block's Kafka
+/// timestamp to this node having applied it. At light load the devnet measures 8-30 ms (p50 to
+/// p99), at full load 100-250 ms; a minute covers a node that fell behind.
+pub const PROPAGATION_BUCKETS: [f64; 15] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
 /// When one block read from the topic was produced and when this node had applied it.
 #[derive(Clone, Debug, Serialize)]
 pub struct AppliedBlock {
@@ -34,18 +43,39 @@ pub struct AppliedBlock {
 }
 
 /// Counters shared by the applier, the miner and the API.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NodeStats {
     recent_blocks: Mutex<VecDeque<AppliedBlock>>,
+    propagation: Histogram,
     consumed: AtomicU64,
     reread: AtomicU64,
     applied: AtomicU64,
     mined: AtomicU64,
+    admitted: AtomicU64,
     caught_up: AtomicBool,
     unknown_parent_streak: AtomicU64,
-    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    rejected: Mutex<BTreeMap<(Payload, &'static str), u64>>,
     halted: Mutex<Option<String>>,
     busy_us: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Default for NodeStats {
+    fn default() -> Self {
+        Self {
+            recent_blocks: Mutex::default(),
+            propagation: Histogram::new(PROPAGATION_BUCKETS),
+            consumed: AtomicU64::default(),
+            reread: AtomicU64::default(),
+            applied: AtomicU64::default(),
+            mined: AtomicU64::default(),
+            admitted: AtomicU64::default(),
+            caught_up: AtomicBool::default(),
+            unknown_parent_streak: AtomicU64::default(),
+            rejected: Mutex::default(),
+            halted: Mutex::default(),
+            busy_us: Mutex::default(),
+        }
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -89,8 +119,16 @@ impl NodeStats {
         self.applied.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Remembers one applied block (the oldest is forgotten past [`RECENT_BLOCKS`]).
+    /// Remembers one applied block (the oldest is forgotten past [`RECENT_BLOCKS`]), and once the
+    /// node has caught up, observes how long the block took from its producer to this node's
+    /// store. Blocks read while catching up are left out of the histogram: their age says how
+    /// long the node was away, not how fast blocks travel.
     pub fn remember_block(&self, block: AppliedBlock) {
+        if let Some(produced_ms) = block.produced_ms.filter(|_| self.is_caught_up()) {
+            // Clocks of two machines: a block may seem applied before it was produced.
+            let travelled_ms = (block.applied_ms as i64).saturating_sub(produced_ms).max(0);
+            self.propagation.observe(travelled_ms as f64 / 1000.0);
+        }
         let mut recent = self.recent_blocks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if recent.len() == RECENT_BLOCKS {
             recent.pop_front();
@@ -109,10 +147,16 @@ impl NodeStats {
         self.mined.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts one rejected message or block.
-    pub fn rejected(&self, reason: &'static str) {
+    /// Counts transfers admitted to the mempool from the transactions topic.
+    pub fn admitted(&self, count: u64) {
+        self.admitted.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Counts one rejected block, or message of the `topic` (a transfer refused by the mempool
+    /// counts on the transactions topic).
+    pub fn rejected(&self, topic: Payload, reason: &'static str) {
         let mut map = self.rejected.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *map.entry(reason).or_default() += 1;
+        *map.entry((topic, reason)).or_default() += 1;
     }
 
     /// Adds time spent in `stage`.
@@ -157,6 +201,27 @@ impl NodeStats {
         *self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
     }
 
+    /// Transfers admitted to the mempool from the transactions topic since start.
+    pub fn transactions_admitted(&self) -> u64 {
+        self.admitted.load(Ordering::Relaxed)
+    }
+
+    /// Rejections since start by topic and reason (`/status` adds the topics together).
+    pub fn rejections(&self) -> BTreeMap<(Payload, &'static str), u64> {
+        self.rejected.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Seconds spent per stage since start, to the microsecond.
+    pub fn busy_seconds(&self) -> BTreeMap<&'static str, f64> {
+        let busy = self.busy_us.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        busy.iter().map(|(stage, us)| (*stage, *us as f64 / 1e6)).collect()
+    }
+
+    /// The block propagation histogram (a handle on the same buckets), in seconds.
+    pub fn propagation(&self) -> Histogram {
+        self.propagation.clone()
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -168,7 +233,10 @@ impl NodeStats {
             unknown_parent_streak: self.unknown_parent_streak.load(Ordering::Relaxed),
             warning: (self.unknown_parent_streak.load(Ordering::Relaxed) >= UNKNOWN_PARENT_ALARM)
                 .then(|| PARAMETER_MISMATCH.to_owned()),
-            rejected: self.rejected.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            rejected: self.rejections().into_iter().fold(BTreeMap::new(), |mut by_reason, ((_, reason), count)| {
+                *by_reason.entry(reason).or_default() += count;
+                by_reason
+            }),
             halted: self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
             busy_ms: self
                 .busy_us

@@ -193,6 +193,12 @@ impl Store {
         self.tree.scan_prefix([keys::PEER]).keys().map(|k| Ok(String::from_utf8_lossy(&k?[1..]).into_owned())).collect()
     }
 
+    /// Bytes the store's files take on disk (sled's own account: its log file and any blobs;
+    /// one `stat` and a directory listing).
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// Blocks waiting for their parent.
     pub fn orphan_count(&self) -> usize {
         self.lock_orphans().len()

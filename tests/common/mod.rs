@@ -130,6 +130,20 @@ impl NodeProc {
         self.try_post(path, body.into()).unwrap_or_else(|| panic!("{} does not answer POST {path}", self.id))
     }
 
+    /// GET `path` for a body that is not JSON: status code, `Content-Type` and the text.
+    pub fn get_text(&self, path: &str) -> (u16, String, String) {
+        let response = reqwest::blocking::get(format!("{}{path}", self.url))
+            .unwrap_or_else(|e| panic!("{} does not answer GET {path}: {e}", self.id));
+        let code = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (code, content_type, response.text().unwrap())
+    }
+
     pub fn status(&self) -> Value {
         let (code, body) = self.get("/status");
         assert_eq!(code, 200, "{body}");
