@@ -97,6 +97,7 @@ fn a_node_behind_a_retention_gap_halts_then_bootstraps_from_a_peer() {
     // from a block read later).
     let mined = lagging.mine();
     assert_eq!(mined["index"], 9, "{mined}");
+    net.wait_converged(9, Duration::from_secs(30));
     // And it follows the network again.
     peer.mine();
     let (height, _) = net.wait_converged(10, Duration::from_secs(30));
