@@ -96,10 +96,15 @@ pub async fn ensure_topics(
     loop {
         attempts += 1;
         match partition_counts(&admin, topics) {
-            Ok((1, tx)) if tx > 0 => {
-                check_timestamp_type(&admin, &topics.blocks, &options).await?;
-                return Ok(tx as i32);
-            }
+            Ok((1, tx)) if tx > 0 => match timestamp_type(&admin, &topics.blocks, &options).await? {
+                Some(found) if found == LOG_APPEND_TIME => return Ok(tx as i32),
+                Some(found) => return Err(TopicError::TimestampType { topic: topics.blocks.clone(), found }),
+                // The broker answering may not know the new topic's configuration yet.
+                None if attempts < 120 => tokio::time::sleep(Duration::from_millis(250)).await,
+                None => {
+                    return Err(TopicError::TimestampType { topic: topics.blocks.clone(), found: "unknown".into() })
+                }
+            },
             Ok((blocks, _)) if blocks > 1 => {
                 return Err(TopicError::BlocksPartitioned { topic: topics.blocks.clone(), partitions: blocks })
             }
@@ -116,12 +121,13 @@ pub async fn ensure_topics(
 const TIMESTAMP_TYPE: &str = "message.timestamp.type";
 const LOG_APPEND_TIME: &str = "LogAppendTime";
 
-/// Fails unless `topic` stamps messages with the broker's append time.
-async fn check_timestamp_type(
+/// Whose clock stamps `topic`'s messages, as the brokers describe it; `None` while they do not
+/// describe it yet.
+async fn timestamp_type(
     admin: &AdminClient<NodeContext>,
     topic: &str,
     options: &AdminOptions,
-) -> Result<(), TopicError> {
+) -> Result<Option<String>, TopicError> {
     let results = admin
         .describe_configs([&ResourceSpecifier::Topic(topic)], options)
         .await
@@ -129,12 +135,8 @@ async fn check_timestamp_type(
     let found = results
         .into_iter()
         .flatten()
-        .find_map(|resource| resource.get(TIMESTAMP_TYPE).and_then(|entry| entry.value.clone()))
-        .unwrap_or_else(|| "unknown".to_owned());
-    if found != LOG_APPEND_TIME {
-        return Err(TopicError::TimestampType { topic: topic.to_owned(), found });
-    }
-    Ok(())
+        .find_map(|resource| resource.get(TIMESTAMP_TYPE).and_then(|entry| entry.value.clone()));
+    Ok(found)
 }
 
 /// Partitions of the blocks and transactions topics in the broker's metadata, once each of them
