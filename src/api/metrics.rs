@@ -5,6 +5,7 @@
 
 use super::http_metrics::HttpMetrics;
 use crate::kafka::Payload;
+use crate::node::lag::PartitionLag;
 use crate::node::readings::Readings;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeMetric};
@@ -129,18 +130,14 @@ impl Collector for NodeCollector {
             "kafkachain_consumer_lag_messages",
             "Messages between the partition's end (asked of the brokers every few seconds) and the next offset the store holds; absent while the brokers are away",
             MetricType::Gauge,
-            readings.consumer_lag.iter().map(|lag| {
-                ([("topic", lag.topic.clone()), ("partition", lag.partition.to_string())], ConstGauge::new(lag.messages))
-            }),
+            readings.consumer_lag.iter().map(|lag| (partition_labels(lag), ConstGauge::new(lag.messages))),
         )?;
         family(
             out,
             "kafkachain_consumer_end_offset",
             "The partition's end (the offset after its last message) when last asked of the brokers",
             MetricType::Gauge,
-            readings.consumer_lag.iter().map(|lag| {
-                ([("topic", lag.topic.clone()), ("partition", lag.partition.to_string())], ConstGauge::new(lag.end))
-            }),
+            readings.consumer_lag.iter().map(|lag| (partition_labels(lag), ConstGauge::new(lag.end))),
         )?;
         let propagation = &readings.propagation;
         propagation.encode(out.encode_descriptor(
@@ -150,6 +147,11 @@ impl Collector for NodeCollector {
             propagation.metric_type(),
         )?)
     }
+}
+
+/// The labels of one partition's series.
+fn partition_labels(lag: &PartitionLag) -> [(&'static str, String); 2] {
+    [("topic", lag.topic.clone()), ("partition", lag.partition.to_string())]
 }
 
 /// `help` ended with a full stop, as `prometheus-client` ends the help of registered metrics.
