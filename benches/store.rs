@@ -7,7 +7,7 @@ use kafkachain::core::block::{genesis, Block};
 use kafkachain::core::miner::solve_on_this_thread;
 use kafkachain::core::params::ChainParams;
 use kafkachain::core::transaction::Transaction;
-use kafkachain::store::{Offered, OffsetUpdate, Store, DEFAULT_CACHE_BYTES};
+use kafkachain::store::{Offered, OffsetUpdate, Store, TopicPartition, DEFAULT_CACHE_BYTES};
 use kafkachain::tools::load::{miner_address, LoadAccounts};
 use kafkachain::tools::store_writer::UNBOUNDED;
 
@@ -33,7 +33,7 @@ fn store_writes(c: &mut Criterion) {
         block_txs,
     );
     assert!(solve_on_this_thread(&mut block.header));
-    let offset = |next| OffsetUpdate { key: "t/0".into(), next };
+    let offset = |next| OffsetUpdate { position: TopicPartition::new("t", 0), next };
 
     let mut group = c.benchmark_group("store");
     group.throughput(Throughput::Elements(TXS as u64));

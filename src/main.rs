@@ -379,7 +379,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = store.check_consistency()?;
             let offsets = store.offsets()?;
             if json {
-                let offsets: serde_json::Map<_, _> = offsets.into_iter().map(|(k, v)| (k, v.into())).collect();
                 let line = serde_json::json!({
                     "tip_height": report.tip_height,
                     "main_len": report.main_len,
@@ -391,8 +390,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{line}");
             } else {
                 println!("tip height {}, mempool {}", report.tip_height, report.mempool_len);
-                for (key, next) in offsets {
-                    println!("offset {key}: next {next}");
+                for (position, next) in offsets {
+                    println!("offset {position}: next {next}");
                 }
                 for problem in &report.problems {
                     println!("PROBLEM: {problem}");

@@ -151,7 +151,7 @@ impl Collector for NodeCollector {
 
 /// The labels of one partition's series.
 fn partition_labels(lag: &PartitionLag) -> [(&'static str, String); 2] {
-    [("topic", lag.topic.clone()), ("partition", lag.partition.to_string())]
+    [("topic", lag.position.topic().to_owned()), ("partition", lag.position.partition().to_string())]
 }
 
 /// `help` ended with a full stop, as `prometheus-client` ends the help of registered metrics.

@@ -5,6 +5,12 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
+/// The consensus format this code writes and reads: the first byte of every Kafka message, and
+/// the format a store's layout belongs to. 3: funds belong to Ed25519 keys; 4: the difficulty
+/// retargets, with a compact target in the header (`docs/consensus.md`). Messages of any other
+/// version are refused as `unknown_version`.
+pub const FORMAT_VERSION: u8 = 4;
+
 /// Largest value this encoding will decode: a block with the maximum number of transactions fits
 /// comfortably; anything larger is rejected before it is allocated.
 pub const MAX_DECODED_BYTES: usize = 16 * 1024 * 1024;

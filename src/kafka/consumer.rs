@@ -7,6 +7,7 @@ use super::health::BrokerHealth;
 use super::topics::Topics;
 use super::KafkaError;
 use crate::config::KafkaConfig;
+use crate::store::{Positions, TopicPartition};
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError as RdError;
@@ -35,8 +36,8 @@ pub struct LogMessage {
     pub offset: i64,
     /// Its value (empty when the message had none).
     pub value: Vec<u8>,
-    /// Name under which the position after it is stored.
-    pub offset_key: String,
+    /// The partition it was read from.
+    pub position: TopicPartition,
     /// When the producer created it (Kafka's message timestamp), ms since the Unix epoch.
     pub created_ms: Option<i64>,
     /// When the broker appended it, if the topic stamps messages with the broker's clock
@@ -61,26 +62,17 @@ pub enum ReadError {
 /// Where one partition the node reads ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionEnd {
-    /// Its topic.
-    pub topic: String,
-    /// Its partition.
-    pub partition: i32,
+    /// The partition.
+    pub position: TopicPartition,
     /// The offset after its last message (the high watermark).
     pub end: u64,
-}
-
-impl PartitionEnd {
-    /// Name under which the store keeps the next offset of this partition.
-    pub fn offset_key(&self) -> String {
-        Topics::offset_key(&self.topic, self.partition)
-    }
 }
 
 /// Asks the brokers where each partition the consumer reads ends. It shares the consumer's
 /// client (and its connections), and may be used on another thread than the one reading.
 pub struct EndOffsetQuery {
     consumer: Arc<BaseConsumer<NodeContext>>,
-    partitions: Vec<(String, i32)>,
+    partitions: Vec<TopicPartition>,
     health: Arc<BrokerHealth>,
 }
 
@@ -90,13 +82,13 @@ impl EndOffsetQuery {
         let deadline = Instant::now() + budget;
         self.partitions
             .iter()
-            .map(|(topic, partition)| {
+            .map(|position| {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let (_, high) = self
                     .consumer
-                    .fetch_watermarks(topic, *partition, left)
+                    .fetch_watermarks(position.topic(), position.partition(), left)
                     .map_err(KafkaError::during("reading the partitions' ends"))?;
-                Ok(PartitionEnd { topic: topic.clone(), partition: *partition, end: high.max(0) as u64 })
+                Ok(PartitionEnd { position: position.clone(), end: high.max(0) as u64 })
             })
             .collect()
     }
@@ -119,14 +111,14 @@ pub struct LogReader {
 }
 
 impl LogReader {
-    /// Assigns the consumer at `stored(offset_key)` for each partition, or at the beginning of a
-    /// partition never read.
+    /// Assigns the consumer at the `stored` next offset of each partition, or at the beginning
+    /// of a partition never read.
     pub fn open(
         kafka: &KafkaConfig,
         topics: Topics,
         tx_partitions: i32,
         node_id: &str,
-        stored: impl Fn(&str) -> Option<u64>,
+        stored: &Positions,
         health: Arc<BrokerHealth>,
     ) -> Result<Self, KafkaError> {
         let consumer: BaseConsumer<NodeContext> = base_config(kafka, node_id)
@@ -148,15 +140,13 @@ impl LogReader {
             .create_with_context(NodeContext::new(health.clone()))
             .map_err(KafkaError::during("creating the consumer"))?;
         let mut assignment = TopicPartitionList::new();
-        let partitions =
-            std::iter::once((&topics.blocks, 0)).chain((0..tx_partitions).map(|p| (&topics.transactions, p)));
-        for (topic, partition) in partitions {
-            let offset = match stored(&Topics::offset_key(topic, partition)) {
-                Some(next) => Offset::Offset(next as i64),
+        for position in topics.partitions(tx_partitions) {
+            let offset = match stored.get(&position) {
+                Some(next) => Offset::Offset(*next as i64),
                 None => Offset::Beginning,
             };
             assignment
-                .add_partition_offset(topic, partition, offset)
+                .add_partition_offset(position.topic(), position.partition(), offset)
                 .map_err(KafkaError::during("building the assignment"))?;
         }
         consumer.assign(&assignment).map_err(KafkaError::during("assigning partitions"))?;
@@ -185,7 +175,7 @@ impl LogReader {
                     kind,
                     offset: message.offset(),
                     value: message.payload().unwrap_or_default().to_vec(),
-                    offset_key: Topics::offset_key(message.topic(), message.partition()),
+                    position: TopicPartition::new(message.topic(), message.partition()),
                     created_ms: message.timestamp().to_millis(),
                     append_ms: match message.timestamp() {
                         Timestamp::LogAppendTime(ms) => Some(ms.max(0) as u64),
@@ -206,15 +196,13 @@ impl LogReader {
 
     /// A handle that asks where the partitions this reader reads end, for consumer lag.
     pub fn end_offsets(&self) -> EndOffsetQuery {
-        let partitions = std::iter::once((self.topics.blocks.clone(), 0))
-            .chain((0..self.tx_partitions).map(|p| (self.topics.transactions.clone(), p)))
-            .collect();
+        let partitions = self.topics.partitions(self.tx_partitions);
         EndOffsetQuery { consumer: self.consumer.clone(), partitions, health: self.health.clone() }
     }
 
-    /// Name under which the blocks partition's next offset is stored.
-    pub fn blocks_offset_key(&self) -> String {
-        Topics::offset_key(&self.topics.blocks, 0)
+    /// The one partition of the blocks topic.
+    pub fn blocks_partition(&self) -> TopicPartition {
+        self.topics.blocks_partition()
     }
 
     /// The offset after the last message now in the blocks topic. A client that has not yet
@@ -238,27 +226,25 @@ impl LogReader {
     /// still held (blocks the node already has are duplicates), every transactions partition
     /// from its stored offset or the earliest held, whichever is later. Returns the positions it
     /// now reads from, for the store.
-    pub fn restart_after_gap(
-        &mut self,
-        stored: impl Fn(&str) -> Option<u64>,
-    ) -> Result<Vec<(String, u64)>, KafkaError> {
+    pub fn restart_after_gap(&mut self, stored: &Positions) -> Result<Positions, KafkaError> {
         let timeout = Duration::from_secs(10);
         let mut assignment = TopicPartitionList::new();
-        let mut positions = Vec::new();
-        let partitions = std::iter::once((self.topics.blocks.clone(), 0))
-            .chain((0..self.tx_partitions).map(|p| (self.topics.transactions.clone(), p)));
-        for (topic, partition) in partitions {
+        let mut positions = Positions::new();
+        for position in self.topics.partitions(self.tx_partitions) {
             let (low, _) = self
                 .consumer
-                .fetch_watermarks(&topic, partition, timeout)
+                .fetch_watermarks(position.topic(), position.partition(), timeout)
                 .map_err(KafkaError::during("reading the earliest offsets after a retention gap"))?;
-            let key = Topics::offset_key(&topic, partition);
             let low = low.max(0) as u64;
-            let next = if topic == self.topics.blocks { low } else { stored(&key).unwrap_or(0).max(low) };
+            let next = if position.topic() == self.topics.blocks {
+                low
+            } else {
+                stored.get(&position).copied().unwrap_or(0).max(low)
+            };
             assignment
-                .add_partition_offset(&topic, partition, Offset::Offset(next as i64))
+                .add_partition_offset(position.topic(), position.partition(), Offset::Offset(next as i64))
                 .map_err(KafkaError::during("building the assignment"))?;
-            positions.push((key, next));
+            positions.insert(position, next);
         }
         self.consumer.assign(&assignment).map_err(KafkaError::during("assigning partitions"))?;
         self.blocks = split_blocks_queue(&self.consumer, &self.topics)?;
@@ -272,13 +258,11 @@ impl LogReader {
 
     /// Copies the stored positions to Kafka's group offsets, so standard Kafka tools show this
     /// node's lag. The store stays the source of truth.
-    pub fn commit(&self, positions: &[(String, u64)]) -> Result<(), KafkaError> {
+    pub fn commit(&self, positions: &Positions) -> Result<(), KafkaError> {
         let mut list = TopicPartitionList::new();
-        for (key, next) in positions {
-            if let Some((topic, partition)) = key.rsplit_once('/').and_then(|(t, p)| Some((t, p.parse().ok()?))) {
-                list.add_partition_offset(topic, partition, Offset::Offset(*next as i64))
-                    .map_err(KafkaError::during("building the commit"))?;
-            }
+        for (position, next) in positions {
+            list.add_partition_offset(position.topic(), position.partition(), Offset::Offset(*next as i64))
+                .map_err(KafkaError::during("building the commit"))?;
         }
         self.consumer.commit(&list, CommitMode::Async).map_err(KafkaError::during("committing offsets"))
     }

@@ -9,6 +9,7 @@ use super::KafkaError;
 use crate::config::KafkaConfig;
 use crate::core::block::Block;
 use crate::core::transaction::Transfer;
+use crate::store::TopicPartition;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
@@ -28,8 +29,8 @@ pub struct PublishError {
 /// Where an acknowledged message landed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Acked {
-    /// Name under which a consumer stores its position in that partition.
-    pub offset_key: String,
+    /// The partition it landed in.
+    pub position: TopicPartition,
     /// Offset of the message.
     pub offset: u64,
 }
@@ -109,7 +110,7 @@ impl Publisher {
             Ok(delivery) => {
                 self.health.success();
                 Ok(Acked {
-                    offset_key: Topics::offset_key(topic, delivery.partition),
+                    position: TopicPartition::new(topic, delivery.partition),
                     offset: delivery.offset.max(0) as u64,
                 })
             }

@@ -4,6 +4,7 @@ use super::client::{base_config, NodeContext};
 use super::health::BrokerHealth;
 use super::KafkaError;
 use crate::config::KafkaConfig;
+use crate::store::TopicPartition;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
 use std::sync::Arc;
@@ -28,9 +29,17 @@ impl Topics {
         Self { blocks: format!("{prefix}.blocks"), transactions: format!("{prefix}.transactions") }
     }
 
-    /// Name under which the next offset of `topic`/`partition` is stored.
-    pub fn offset_key(topic: &str, partition: i32) -> String {
-        format!("{topic}/{partition}")
+    /// The one partition of the blocks topic.
+    pub fn blocks_partition(&self) -> TopicPartition {
+        TopicPartition::new(self.blocks.clone(), 0)
+    }
+
+    /// Every partition a node reads: the blocks partition first, then `tx_partitions`
+    /// partitions of the transactions topic.
+    pub fn partitions(&self, tx_partitions: i32) -> Vec<TopicPartition> {
+        std::iter::once(self.blocks_partition())
+            .chain((0..tx_partitions).map(|p| TopicPartition::new(self.transactions.clone(), p)))
+            .collect()
     }
 }
 

@@ -1,14 +1,9 @@
 //! The message envelope (consensus): `[format version: u8] ++ body`, the body in the project's
 //! canonical encoding. An unknown version or an undecodable body is a counted rejection.
 
+pub use crate::core::encoding::FORMAT_VERSION;
 use crate::core::encoding::{self, DecodeError};
 use serde::{de::DeserializeOwned, Serialize};
-
-/// The envelope version this code writes and reads. 2: genesis commits to every chain
-/// parameter, block size and orphan bytes are bounded, timestamps follow the median and the
-/// broker's append time, reorganizations stop at the finality depth (`docs/consensus.md`).
-/// Messages of version 1 are refused as `unknown_version`.
-pub const FORMAT_VERSION: u8 = 4;
 
 /// Why a message could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -16,8 +16,8 @@ use crate::core::validate::{check_block, BlockError};
 use crate::kafka::wire::decode_message;
 use crate::kafka::{LogMessage, LogReader, Payload, ReadError};
 use crate::logging::LogThrottle;
-use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError};
-use std::collections::{BTreeMap, HashSet};
+use crate::store::{MempoolLimits, Offered, OffsetUpdate, Positions, Store, StoreError, TopicPartition};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -44,11 +44,11 @@ pub struct Applier {
     /// Where the new tip and each block's outcome are announced.
     pub events: Arc<ChainEvents>,
     /// Offsets stored when the node started: anything read below them is a re-read.
-    pub start_offsets: BTreeMap<String, u64>,
+    pub start_offsets: Positions,
     /// Where the blocks topic ended when the node started.
     pub blocks_end_at_start: u64,
-    /// Name of the blocks partition's stored offset.
-    pub blocks_offset_key: String,
+    /// The blocks topic's one partition.
+    pub blocks_partition: TopicPartition,
     /// Bound of the mempool.
     pub mempool_limits: MempoolLimits,
     /// Transfers this node verified when it accepted them over HTTP.
@@ -63,7 +63,7 @@ pub struct Applier {
     /// Set when that first block did not connect.
     pub bootstrap_fell_short: std::cell::Cell<bool>,
     /// The positions last copied to Kafka's group offsets, so unchanged ones are not sent again.
-    pub last_committed: std::cell::RefCell<Option<Vec<(String, u64)>>>,
+    pub last_committed: std::cell::RefCell<Option<Positions>>,
     /// A read error met after some messages of a round were read: reported by the next read.
     pub read_error: std::cell::Cell<Option<ReadError>>,
 }
@@ -85,7 +85,7 @@ struct Rejected {
 #[derive(Default)]
 struct TxBatch {
     txs: Vec<Transfer>,
-    positions: BTreeMap<String, u64>,
+    positions: Positions,
 }
 
 impl Applier {
@@ -189,8 +189,8 @@ impl Applier {
     /// from there is deliberate, so it does not count as re-reading. False when the consumer
     /// could not be pointed there (the node stays halted, saying why).
     fn resume_after_gap(&mut self) -> Result<bool, StoreError> {
-        let stored: BTreeMap<String, u64> = self.store.offsets()?.into_iter().collect();
-        let positions = match self.reader.restart_after_gap(|key| stored.get(key).copied()) {
+        let stored = self.store.offsets()?;
+        let positions = match self.reader.restart_after_gap(&stored) {
             Ok(positions) => positions,
             Err(e) => {
                 let why = format!(
@@ -202,11 +202,8 @@ impl Applier {
                 return Ok(false);
             }
         };
-        let updates: Vec<OffsetUpdate> = positions.into_iter().map(|(key, next)| OffsetUpdate { key, next }).collect();
-        self.store.skip_to(&updates)?;
-        for update in updates {
-            self.start_offsets.insert(update.key, update.next);
-        }
+        self.store.skip_to(&OffsetUpdate::all(&positions))?;
+        self.start_offsets.extend(positions);
         self.stats.resume();
         self.verify_bootstrap.set(true);
         tracing::info!("bootstrapped from peers; reading the topics again from the earliest offsets the broker holds");
@@ -283,7 +280,7 @@ impl Applier {
         let mut blocks_seen = false;
         for ((message, block), verified) in batch.into_iter().zip(blocks.iter_mut()).zip(verified.iter_mut()) {
             let reread =
-                self.start_offsets.get(&message.offset_key).is_some_and(|start| (message.offset as u64) < *start);
+                self.start_offsets.get(&message.position).is_some_and(|start| (message.offset as u64) < *start);
             self.stats.consumed(reread);
             let next = message.offset as u64 + 1;
             match message.kind {
@@ -293,7 +290,7 @@ impl Applier {
                         Ok(tx) => txs.txs.push(tx),
                         Err(e) => self.reject_message(&message, e.reason(), &e),
                     }
-                    txs.positions.insert(message.offset_key, next);
+                    txs.positions.insert(message.position, next);
                 }
                 Payload::Block => {
                     self.apply_transactions(std::mem::take(&mut txs))?;
@@ -315,8 +312,7 @@ impl Applier {
         if batch.positions.is_empty() {
             return Ok(());
         }
-        let offsets: Vec<OffsetUpdate> =
-            batch.positions.into_iter().map(|(key, next)| OffsetUpdate { key, next }).collect();
+        let offsets = OffsetUpdate::all(&batch.positions);
         let started = Instant::now();
         let chain = self.store.params().chain_tag();
         let signing: Vec<_> = batch.txs.iter().map(|t| t.signing_bytes(chain)).collect();
@@ -361,7 +357,7 @@ impl Applier {
     /// reports each block's outcomes in order.
     fn apply_block_run(&self, run: Vec<BlockMessage>) -> Result<(), StoreError> {
         let Some(last) = run.last() else { return Ok(()) };
-        let offset = OffsetUpdate { key: last.message.offset_key.clone(), next: last.message.offset as u64 + 1 };
+        let offset = OffsetUpdate { position: last.message.position.clone(), next: last.message.offset as u64 + 1 };
         let mut verified = HashSet::new();
         let mut blocks = Vec::new();
         let mut applied = Vec::new();
@@ -469,7 +465,7 @@ impl Applier {
     fn reject_message(&self, message: &LogMessage, reason: &'static str, error: &dyn std::fmt::Display) {
         self.stats.rejected(message.kind, reason);
         if let Some(held_back) = REJECTION_LINES.admit() {
-            tracing::warn!(topic = message.offset_key, offset = message.offset, held_back, "rejected message: {error}");
+            tracing::warn!(partition = %message.position, offset = message.offset, held_back, "rejected message: {error}");
         }
     }
 
@@ -477,7 +473,7 @@ impl Applier {
         if self.stats.is_caught_up() {
             return Ok(());
         }
-        let next = self.store.offset(&self.blocks_offset_key)?.unwrap_or(0);
+        let next = self.store.offset(&self.blocks_partition)?.unwrap_or(0);
         if next >= self.blocks_end_at_start {
             self.stats.set_caught_up();
             tracing::info!(next_offset = next, height = self.store.tip()?.height, "caught up with the blocks topic");
@@ -488,7 +484,7 @@ impl Applier {
     fn report(&self) -> Result<(), StoreError> {
         let positions = self.store.offsets()?;
         if !self.stats.is_caught_up() {
-            let next = self.store.offset(&self.blocks_offset_key)?.unwrap_or(0);
+            let next = self.store.offset(&self.blocks_partition)?.unwrap_or(0);
             tracing::info!(next_offset = next, target = self.blocks_end_at_start, "catching up with the blocks topic");
         }
         // A commit waits for the group coordinator: while the brokers are away it would only

@@ -5,7 +5,7 @@
 //! (an absent series, rather than one that looks fine and is old).
 
 use crate::kafka::{EndOffsetQuery, PartitionEnd};
-use std::collections::BTreeMap;
+use crate::store::{Positions, TopicPartition};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -45,26 +45,23 @@ impl PartitionEnds {
 /// How far the store is behind the end of one partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionLag {
-    /// The topic.
-    pub topic: String,
     /// The partition.
-    pub partition: i32,
+    pub position: TopicPartition,
     /// The partition's end when it was last asked.
     pub end: u64,
     /// Messages between the stored next offset and that end.
     pub messages: u64,
 }
 
-/// The lag of each partition in `ends` against the `stored` next offsets (by offset key; a
-/// partition never read counts from 0). An end is up to [`REFRESH_EVERY`] old, so a store that
+/// The lag of each partition in `ends` against the `stored` next offsets (a partition never
+/// read counts from 0). An end is up to [`REFRESH_EVERY`] old, so a store that
 /// has read past it shows 0, not a negative lag.
-pub fn lag(ends: &[PartitionEnd], stored: &BTreeMap<String, u64>) -> Vec<PartitionLag> {
+pub fn lag(ends: &[PartitionEnd], stored: &Positions) -> Vec<PartitionLag> {
     ends.iter()
         .map(|end| PartitionLag {
-            topic: end.topic.clone(),
-            partition: end.partition,
+            position: end.position.clone(),
             end: end.end,
-            messages: end.end.saturating_sub(stored.get(&end.offset_key()).copied().unwrap_or(0)),
+            messages: end.end.saturating_sub(stored.get(&end.position).copied().unwrap_or(0)),
         })
         .collect()
 }
@@ -100,15 +97,18 @@ mod tests {
     use super::*;
 
     fn end(topic: &str, partition: i32, end: u64) -> PartitionEnd {
-        PartitionEnd { topic: topic.into(), partition, end }
+        PartitionEnd { position: TopicPartition::new(topic, partition), end }
     }
 
     #[test]
     fn lag_is_the_end_minus_the_stored_offset_and_never_negative() {
         let ends = [end("p.blocks", 0, 10), end("p.transactions", 0, 5), end("p.transactions", 1, 7)];
-        let stored = BTreeMap::from([("p.blocks/0".to_owned(), 4), ("p.transactions/0".to_owned(), 9)]);
-        let lags: Vec<(String, i32, u64, u64)> =
-            lag(&ends, &stored).into_iter().map(|l| (l.topic, l.partition, l.end, l.messages)).collect();
+        let stored =
+            Positions::from([(TopicPartition::new("p.blocks", 0), 4), (TopicPartition::new("p.transactions", 0), 9)]);
+        let lags: Vec<(String, i32, u64, u64)> = lag(&ends, &stored)
+            .into_iter()
+            .map(|l| (l.position.topic().to_owned(), l.position.partition(), l.end, l.messages))
+            .collect();
         assert_eq!(
             lags,
             vec![

@@ -22,13 +22,13 @@ use crate::core::miner::{KernelChoice, Miner, MinerPoolError, UnknownKernel};
 use crate::core::pow::Target;
 use crate::core::transaction::{signature_verdicts, ChainTag, Transaction, Transfer};
 use crate::kafka::{ensure_topics, BrokerHealth, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
-use crate::store::{Store, StoreError};
+use crate::store::{Positions, Store, StoreError, TopicPartition};
 use applier::Applier;
 use events::{BlockEvent, ChainEvents};
 use gap::RetentionGap;
 use mining::{MineRequest, MinedBlock};
 use stats::{NodeStats, StatsSnapshot};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use sync::{PeerAddressError, PeerBranch, PeerClient, PeerVerdict};
@@ -195,8 +195,8 @@ struct Inner {
     stats: Arc<NodeStats>,
     events: Arc<ChainEvents>,
     mine_requests: mpsc::Sender<MineRequest>,
-    start_offsets: BTreeMap<String, u64>,
-    blocks_offset_key: String,
+    start_offsets: Positions,
+    blocks_partition: TopicPartition,
     peer_client: PeerClient,
     health: Arc<BrokerHealth>,
     gap: Arc<RetentionGap>,
@@ -209,7 +209,7 @@ struct Inner {
     /// For each transactions partition, the offset after the last transaction this node
     /// published: a block mined on demand waits until the applier has read that far, so a
     /// client that submits and then mines finds its transaction in the block.
-    published_until: std::sync::Mutex<BTreeMap<String, u64>>,
+    published_until: std::sync::Mutex<Positions>,
 }
 
 /// The node's background work, joined at shutdown.
@@ -261,9 +261,9 @@ pub struct Status {
     /// Next offset to read on the blocks topic.
     pub blocks_next_offset: u64,
     /// Offsets stored when this process started.
-    pub start_offsets: BTreeMap<String, u64>,
+    pub start_offsets: Positions,
     /// Offsets stored now.
-    pub next_offsets: BTreeMap<String, u64>,
+    pub next_offsets: Positions,
     /// Transactions waiting in the mempool.
     pub mempool: u64,
     /// Blocks waiting for their parent.
@@ -314,22 +314,22 @@ impl Node {
         let topics = Topics::new(&config.kafka.topic_prefix);
         let health = Arc::new(BrokerHealth::default());
         let tx_partitions = ensure_topics(&config.kafka, &topics, &config.node_id, health.clone()).await?;
-        let start_offsets: BTreeMap<String, u64> = store.offsets()?.into_iter().collect();
+        let start_offsets = store.offsets()?;
         let reader = LogReader::open(
             &config.kafka,
             topics.clone(),
             tx_partitions,
             &config.node_id,
-            |key| start_offsets.get(key).copied(),
+            &start_offsets,
             health.clone(),
         )?;
         let blocks_end_at_start = reader.blocks_high_watermark(Duration::from_secs(30))?;
-        let blocks_offset_key = reader.blocks_offset_key();
+        let blocks_partition = reader.blocks_partition();
         let end_offsets = reader.end_offsets();
         tracing::info!(
             node_id = config.node_id,
             height = store.tip()?.height,
-            blocks_next_offset = start_offsets.get(&blocks_offset_key).copied().unwrap_or(0),
+            blocks_next_offset = start_offsets.get(&blocks_partition).copied().unwrap_or(0),
             blocks_end = blocks_end_at_start,
             "node starting"
         );
@@ -352,7 +352,7 @@ impl Node {
             events: events.clone(),
             start_offsets: start_offsets.clone(),
             blocks_end_at_start,
-            blocks_offset_key: blocks_offset_key.clone(),
+            blocks_partition: blocks_partition.clone(),
             mempool_limits: config.mempool_limits(),
             verified: verified.clone(),
             shutdown: shutdown.clone(),
@@ -383,7 +383,7 @@ impl Node {
                 events,
                 mine_requests: mine_tx,
                 start_offsets,
-                blocks_offset_key,
+                blocks_partition,
                 peer_client,
                 health: broker_health,
                 gap,
@@ -431,7 +431,7 @@ impl Node {
         for ack in acks {
             match ack {
                 Ok(acked) => {
-                    let until = published.entry(acked.offset_key).or_default();
+                    let until = published.entry(acked.position).or_default();
                     *until = (*until).max(acked.offset + 1);
                 }
                 Err(e) => first_error = first_error.or(Some(e)),
@@ -481,8 +481,8 @@ impl Node {
     pub(crate) async fn wait_own_transactions_read(&self, limit: Duration) -> Result<(), NodeError> {
         let wanted = self.inner.published_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let deadline = tokio::time::Instant::now() + limit;
-        for (key, until) in wanted {
-            while self.inner.store.offset(&key)?.unwrap_or(0) < until {
+        for (position, until) in wanted {
+            while self.inner.store.offset(&position)?.unwrap_or(0) < until {
                 if tokio::time::Instant::now() >= deadline {
                     return Ok(());
                 }
@@ -609,7 +609,7 @@ impl Node {
         let tip = store.tip()?;
         let next_bits = next_bits(store, store.params(), &tip.hash)?;
         let target = Target::from_compact(next_bits)?;
-        let next_offsets: BTreeMap<String, u64> = store.offsets()?.into_iter().collect();
+        let next_offsets = store.offsets()?;
         let progress = self.inner.miner.progress();
         Ok(Status {
             node_id: self.inner.config.node_id.clone(),
@@ -617,7 +617,7 @@ impl Node {
             genesis: crate::core::block::genesis(store.params()).hash().to_hex(),
             height: tip.height,
             tip: tip.hash.to_hex(),
-            blocks_next_offset: next_offsets.get(&self.inner.blocks_offset_key).copied().unwrap_or(0),
+            blocks_next_offset: next_offsets.get(&self.inner.blocks_partition).copied().unwrap_or(0),
             start_offsets: self.inner.start_offsets.clone(),
             next_offsets,
             mempool: store.mempool_len()?,

@@ -3,7 +3,7 @@
 
 use super::keys::{self, key, numbered};
 use super::mempool::MempoolIndex;
-use super::{KeptSideBranch, Store, StoreError};
+use super::{KeptSideBranch, Positions, Store, StoreError, TopicPartition};
 use crate::core::account::{Account, Address};
 use crate::core::admission::{self, Refusal};
 use crate::core::block::Block;
@@ -15,13 +15,21 @@ use sled::Batch;
 use std::collections::{HashMap, HashSet};
 use std::sync::MutexGuard;
 
-/// The next offset to read for one consumer position (a topic partition, named by the transport).
+/// The next offset to read in one topic partition, stored with the effects of the messages
+/// before it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OffsetUpdate {
-    /// Name of the position.
-    pub key: String,
+    /// The partition.
+    pub position: TopicPartition,
     /// Offset of the next message to read there.
     pub next: u64,
+}
+
+impl OffsetUpdate {
+    /// One update per entry of `positions`.
+    pub fn all(positions: &Positions) -> Vec<Self> {
+        positions.iter().map(|(position, next)| Self { position: position.clone(), next: *next }).collect()
+    }
 }
 
 /// Bounds of the mempool, from the node's configuration.
@@ -316,6 +324,6 @@ impl Store {
 
 fn write_offsets(offsets: &[OffsetUpdate], batch: &mut Batch) {
     for offset in offsets {
-        batch.insert(key(keys::OFFSET, offset.key.as_bytes()), &offset.next.to_be_bytes()[..]);
+        batch.insert(key(keys::OFFSET, &offset.position.encode()), &offset.next.to_be_bytes()[..]);
     }
 }

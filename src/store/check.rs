@@ -101,10 +101,8 @@ impl Store {
         if pooled.len() as u64 != mempool_len {
             problems.push(format!("mempool index holds {mempool_len} transactions, the records {}", pooled.len()));
         }
-        for (name, _) in self.offsets()? {
-            if name.is_empty() {
-                problems.push("an offset has an empty name".into());
-            }
+        if let Err(e) = self.offsets() {
+            problems.push(format!("the stored offsets do not read back: {e}"));
         }
         Ok(Consistency { tip_height: tip.height, main_len, mempool_len, confirmed_transfers: confirmed, problems })
     }

@@ -20,7 +20,8 @@ pub const UNDO: u8 = b'U';
 pub const MEMPOOL: u8 = b'P';
 /// `O` ++ sequence → the orphan's index entry followed by the block.
 pub const ORPHAN: u8 = b'O';
-/// `F` ++ position name → next offset to read there.
+/// `F` ++ topic partition (`topic/partition`, see `TopicPartition::encode`) → next offset to
+/// read there.
 pub const OFFSET: u8 = b'F';
 /// `N` ++ URL → nothing: a registered peer.
 pub const PEER: u8 = b'N';

@@ -9,10 +9,15 @@ mod apply;
 mod check;
 mod keys;
 mod mempool;
+mod position;
 mod read;
 
 pub use apply::{MempoolLimits, Offered, OffsetUpdate};
 pub use check::Consistency;
+pub use position::TopicPartition;
+
+/// The next offset to read in each topic partition the node has read.
+pub type Positions = BTreeMap<TopicPartition, u64>;
 
 use crate::core::block::{genesis, Block};
 use crate::core::chain::{BlockMeta, OrphanEntry, SideBranch, Tip};
@@ -46,7 +51,7 @@ pub enum StoreError {
     #[error(transparent)]
     Inconsistent(#[from] crate::core::chain::Inconsistent),
     /// The data directory was written with another key layout (an older version of kafkachain).
-    #[error("the data directory uses store layout {found}, this version reads layout {expected} (consensus format {}); start with a new data directory on topics of that format", crate::kafka::wire::FORMAT_VERSION)]
+    #[error("the data directory uses store layout {found}, this version reads layout {expected} (consensus format {}); start with a new data directory on topics of that format", crate::core::encoding::FORMAT_VERSION)]
     Layout { found: u64, expected: u64 },
 }
 

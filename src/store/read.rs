@@ -2,7 +2,7 @@
 //! the node and its HTTP API make.
 
 use super::keys::{self, key, numbered};
-use super::{be_u64, corrupt, decode, Store, StoreError, StoredBlock, StoredOrphan};
+use super::{be_u64, corrupt, decode, Positions, Store, StoreError, StoredBlock, StoredOrphan, TopicPartition};
 use crate::core::account::{Account, AccountEntry, Address};
 use crate::core::block::Block;
 use crate::core::chain::{BlockMeta, ChainView, OrphanEntry, SideBranch, Tip, UndoRecord};
@@ -171,19 +171,21 @@ impl Store {
         self.tree.get(&k)?.map_or(Ok(0), |raw| be_u64(&k, &raw))
     }
 
-    /// The next offset to read for the consumer position `name`, if one was stored.
-    pub fn offset(&self, name: &str) -> Result<Option<u64>, StoreError> {
-        let k = key(keys::OFFSET, name.as_bytes());
+    /// The next offset to read in `position`, if one was stored.
+    pub fn offset(&self, position: &TopicPartition) -> Result<Option<u64>, StoreError> {
+        let k = key(keys::OFFSET, &position.encode());
         self.tree.get(&k)?.map(|raw| be_u64(&k, &raw)).transpose()
     }
 
-    /// Every stored consumer position, by name.
-    pub fn offsets(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    /// Every stored position with the next offset to read there.
+    pub fn offsets(&self) -> Result<Positions, StoreError> {
         self.tree
             .scan_prefix([keys::OFFSET])
             .map(|entry| {
                 let (k, raw) = entry?;
-                Ok((String::from_utf8_lossy(&k[1..]).into_owned(), be_u64(&k, &raw)?))
+                let position = TopicPartition::decode(&k[1..])
+                    .ok_or_else(|| corrupt(&k, "the key names no topic partition".into()))?;
+                Ok((position, be_u64(&k, &raw)?))
             })
             .collect()
     }

@@ -8,8 +8,12 @@ use crate::core::testkit::{address, child, genesis_block, history, key, params, 
 use crate::core::transaction::Transfer;
 use proptest::prelude::*;
 
+fn blocks_position() -> TopicPartition {
+    TopicPartition::new("blocks", 0)
+}
+
 fn offset(next: u64) -> OffsetUpdate {
-    OffsetUpdate { key: "blocks/0".into(), next }
+    OffsetUpdate { position: blocks_position(), next }
 }
 
 #[test]
@@ -17,7 +21,7 @@ fn a_new_store_holds_genesis_and_refuses_another_chain() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
     assert_eq!(store.tip().unwrap().hash, genesis_block().hash());
-    assert_eq!(store.offset("blocks/0").unwrap(), None);
+    assert_eq!(store.offset(&blocks_position()).unwrap(), None);
     drop(store);
     let other = ChainParams { chain_id: "other".into(), ..params() };
     let err = Store::open(dir.path(), &other, DEFAULT_CACHE_BYTES).err().unwrap();
@@ -38,6 +42,20 @@ fn a_store_of_another_layout_is_refused_not_misread() {
     assert!(matches!(err, StoreError::Layout { .. }), "{err}");
 }
 
+#[test]
+fn an_offset_key_naming_no_partition_is_reported_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    store.skip_to(&[offset(4)]).unwrap();
+    store.tree.insert(keys::key(keys::OFFSET, b"blocks"), &7u64.to_be_bytes()).unwrap();
+    let err = store.offsets().unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    let problems = store.check_consistency().unwrap().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("offsets"), "{problems:?}");
+    assert_eq!(store.offset(&blocks_position()).unwrap(), Some(4));
+}
+
 fn offered(txs: &[Transfer]) -> Vec<Offered> {
     txs.iter().map(|t| Offered { transfer: t.clone(), signature_valid: true }).collect()
 }
@@ -56,7 +74,7 @@ fn state_and_offsets_survive_reopening() {
         let admitted = store
             .admit_transactions(
                 &offered(&[transfer(1, 0), transfer(2, 0), transfer(2, 0)]),
-                &[OffsetUpdate { key: "tx/3".into(), next: 9 }],
+                &[OffsetUpdate { position: TopicPartition::new("tx", 3), next: 9 }],
                 limits(10),
             )
             .unwrap();
@@ -67,8 +85,12 @@ fn state_and_offsets_survive_reopening() {
     }
     let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
     assert_eq!(store.tip().unwrap().hash, b1.hash());
-    assert_eq!(store.offset("blocks/0").unwrap(), Some(1));
-    assert_eq!(store.offset("tx/3").unwrap(), Some(9));
+    assert_eq!(store.offset(&blocks_position()).unwrap(), Some(1));
+    assert_eq!(store.offset(&TopicPartition::new("tx", 3)).unwrap(), Some(9));
+    assert_eq!(
+        store.offsets().unwrap().into_iter().collect::<Vec<_>>(),
+        vec![(blocks_position(), 1), (TopicPartition::new("tx", 3), 9)]
+    );
     assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(2, 0)]);
     assert_eq!(store.main_blocks(0, 10, usize::MAX).unwrap(), vec![genesis_block(), b1]);
     let again =
@@ -213,7 +235,7 @@ fn a_skipped_message_only_moves_the_offset() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
     store.skip_to(&[offset(5)]).unwrap();
-    assert_eq!(store.offset("blocks/0").unwrap(), Some(5));
+    assert_eq!(store.offset(&blocks_position()).unwrap(), Some(5));
     assert_eq!(store.tip().unwrap().height, 0);
 }
 

@@ -4,7 +4,7 @@
 //! under load. One thread, real sled files, so the figure is what one core can apply.
 
 use super::load::{miner_address, LoadAccounts};
-use super::store_writer::{apply_as_tip, next_block, WriterError, TXS_OFFSET_KEY, UNBOUNDED};
+use super::store_writer::{apply_as_tip, next_block, transactions_partition, WriterError, UNBOUNDED};
 use crate::core::params::ChainParams;
 use crate::core::transaction::{signature_verdicts, Transfer};
 use crate::store::{Offered, OffsetUpdate, Store, StoreError};
@@ -113,7 +113,7 @@ fn apply_load(
         while admitted < options.txs && admitted < confirmed + options.backlog + options.max_block_txs as u64 {
             let txs = &signed[admitted as usize..(admitted + ADMIT_BATCH).min(options.txs) as usize];
             let next = admitted + txs.len() as u64;
-            let offset = OffsetUpdate { key: TXS_OFFSET_KEY.into(), next };
+            let offset = OffsetUpdate { position: transactions_partition(), next };
             let t = Instant::now();
             // As the node's applier does: the signatures in parallel batches, then the store.
             let valid = signature_verdicts(txs, chain);

@@ -9,13 +9,18 @@ use crate::core::chain::{next_bits, ChainView, Outcome};
 use crate::core::miner::solve_on_this_thread;
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
-use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError};
+use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError, TopicPartition};
 use std::path::Path;
 
-/// Offset name the writer stores for its simulated blocks partition.
-pub const BLOCKS_OFFSET_KEY: &str = "blocks/0";
-/// Offset name the writer stores for its simulated transactions partition.
-pub const TXS_OFFSET_KEY: &str = "transactions/0";
+/// The simulated blocks partition whose offset the writer stores.
+pub fn blocks_partition() -> TopicPartition {
+    TopicPartition::new("blocks", 0)
+}
+
+/// The simulated transactions partition whose offset the writer stores.
+pub fn transactions_partition() -> TopicPartition {
+    TopicPartition::new("transactions", 0)
+}
 
 /// The chain the writer builds: low difficulty so blocks come fast.
 pub fn writer_params() -> ChainParams {
@@ -53,11 +58,11 @@ pub fn run(dir: &Path, blocks: Option<u64>, cache_bytes: u64) -> Result<u64, Wri
     let store = Store::open(dir, &params, cache_bytes)?;
     let mut applied = 0;
     while blocks.is_none_or(|n| applied < n) {
-        let next_tx_offset = store.offset(TXS_OFFSET_KEY)?.unwrap_or(0);
+        let next_tx_offset = store.offset(&transactions_partition())?.unwrap_or(0);
         let transfers: Vec<Offered> = (next_tx_offset..next_tx_offset + 2)
             .map(|n| Offered { transfer: accounts.transfer(params.chain_tag(), n), signature_valid: true })
             .collect();
-        let tx_offset = OffsetUpdate { key: TXS_OFFSET_KEY.into(), next: next_tx_offset + 2 };
+        let tx_offset = OffsetUpdate { position: transactions_partition(), next: next_tx_offset + 2 };
         store.admit_transactions(&transfers, &[tx_offset], UNBOUNDED)?;
         apply_as_tip(&store, next_block(&store, miner_address("writer"))?)?;
         applied += 1;
@@ -86,7 +91,7 @@ pub fn next_block(store: &Store, miner: Address) -> Result<Block, StoreError> {
 /// became the tip.
 pub fn apply_as_tip(store: &Store, block: Block) -> Result<(), WriterError> {
     let height = block.header.height;
-    let offset = OffsetUpdate { key: BLOCKS_OFFSET_KEY.into(), next: height };
+    let offset = OffsetUpdate { position: blocks_partition(), next: height };
     let arrival_ms = block.header.timestamp_ms;
     let outcomes = store.apply_block(block, arrival_ms, &[offset])?;
     if !matches!(outcomes.as_slice(), [Outcome::Stored { tip_moved: true, .. }]) {
