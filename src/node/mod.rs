@@ -26,7 +26,7 @@ use crate::store::{Positions, Store, StoreError, TopicPartition};
 use applier::Applier;
 use events::{BlockEvent, ChainEvents};
 use gap::RetentionGap;
-use mining::{MineRequest, MinedBlock};
+use mining::{MineRequest, MinedBlock, Mining, OwnTransactions};
 use stats::{NodeStats, StatsSnapshot};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -190,7 +190,6 @@ struct Inner {
     store: Store,
     publisher: Publisher,
     miner: Arc<Miner>,
-    miner_address: Address,
     verified: Arc<verified::VerifiedIds>,
     stats: Arc<NodeStats>,
     events: Arc<ChainEvents>,
@@ -206,10 +205,8 @@ struct Inner {
     publishing: std::sync::atomic::AtomicU64,
     /// Held while a resolve runs: one at a time, so a burst of calls costs one fetch per peer.
     resolving: tokio::sync::Mutex<()>,
-    /// For each transactions partition, the offset after the last transaction this node
-    /// published: a block mined on demand waits until the applier has read that far, so a
-    /// client that submits and then mines finds its transaction in the block.
-    published_until: std::sync::Mutex<Positions>,
+    /// Transactions this node published, which a block mined on demand waits to have read.
+    own_transactions: Arc<OwnTransactions>,
 }
 
 /// The node's background work, joined at shutdown.
@@ -343,6 +340,7 @@ impl Node {
         let gap = Arc::new(RetentionGap::default());
         let verified = Arc::new(verified::VerifiedIds::default());
         let (mine_tx, mine_rx) = mpsc::channel(64);
+        let own_transactions = Arc::new(OwnTransactions::default());
         let shutdown = CancellationToken::new();
 
         let applier = Applier {
@@ -373,7 +371,6 @@ impl Node {
         };
         let node = Node {
             inner: Arc::new(Inner {
-                miner_address,
                 verified,
                 config,
                 store,
@@ -390,11 +387,21 @@ impl Node {
                 partition_ends,
                 resolving: tokio::sync::Mutex::new(()),
                 publishing: Default::default(),
-                published_until: Default::default(),
+                own_transactions: own_transactions.clone(),
             }),
         };
-        let continuous = node.inner.config.mining.mode == MiningMode::Continuous;
-        let miner = tokio::spawn(mining::run(node.clone(), mine_rx, continuous, shutdown.clone()));
+        let mining = Mining {
+            store: node.inner.store.clone(),
+            publisher: node.inner.publisher.clone(),
+            miner: node.inner.miner.clone(),
+            address: miner_address,
+            stats: node.inner.stats.clone(),
+            events: node.inner.events.clone(),
+            own_transactions,
+            continuous: node.inner.config.mining.mode == MiningMode::Continuous,
+            shutdown: shutdown.clone(),
+        };
+        let miner = tokio::spawn(mining.run(mine_rx));
         Ok((node, Running { applier, miner, partition_ends: refresher, shutdown }))
     }
 
@@ -426,18 +433,13 @@ impl Node {
         }
         let publisher = &self.inner.publisher;
         let acks = futures_util::future::join_all(txs.iter().map(|tx| publisher.publish_transaction(tx))).await;
-        let mut published = self.inner.published_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut first_error = None;
         for ack in acks {
             match ack {
-                Ok(acked) => {
-                    let until = published.entry(acked.position).or_default();
-                    *until = (*until).max(acked.offset + 1);
-                }
+                Ok(acked) => self.inner.own_transactions.published(acked),
                 Err(e) => first_error = first_error.or(Some(e)),
             }
         }
-        drop(published);
         if let Some(e) = first_error {
             return Err(e.into());
         }
@@ -473,21 +475,6 @@ impl Node {
                 .map_err(|refusal| NodeError::Refused { index, refusal })?;
             nonces.insert(tx.nonce);
             *cost = cost.saturating_add(added);
-        }
-        Ok(())
-    }
-
-    /// Waits (up to `limit`) until the applier has read every transaction this node published.
-    pub(crate) async fn wait_own_transactions_read(&self, limit: Duration) -> Result<(), NodeError> {
-        let wanted = self.inner.published_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let deadline = tokio::time::Instant::now() + limit;
-        for (position, until) in wanted {
-            while self.inner.store.offset(&position)?.unwrap_or(0) < until {
-                if tokio::time::Instant::now() >= deadline {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
         }
         Ok(())
     }
@@ -839,7 +826,7 @@ pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// How long a resolve waits to read the branch it published back from the topic.
+/// How long the miner waits to read its own block back, and a resolve the branch it published.
 pub const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a node with `mining.kernel = "auto"` times the hashing kernels at start.
