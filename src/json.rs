@@ -5,11 +5,50 @@
 
 use crate::core::account::Address;
 use crate::core::block::Block;
-use crate::core::hash::{BlockHash, MerkleRoot, TxId};
+use crate::core::hash::{BlockHash, MerkleRoot, ParseDigestError, TxId};
 use crate::core::header::BlockHeader;
-use crate::core::signature::Signature;
+use crate::core::signature::{ParseSignatureError, Signature};
 use crate::core::transaction::{ChainTag, Reward, Transaction, Transfer, REWARD_SENDER};
 use serde::{Deserialize, Serialize};
+
+/// Why a block or transaction in JSON is not the one it claims to be.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    /// A submitted transfer's `id` is not what its fields hash to.
+    #[error("id {given} is not what the fields hash to ({computed}); the id is SHA-256 of the signing bytes and the signature")]
+    IdMismatch {
+        /// The id given.
+        given: TxId,
+        /// The id of the fields.
+        computed: TxId,
+    },
+    /// A reward (sender `"0"`) with a fee or a signature.
+    #[error("a reward has fee 0 and no signature")]
+    RewardNotPlain,
+    /// A transfer's sender is not an address.
+    #[error("sender: {0}")]
+    Sender(#[source] ParseDigestError),
+    /// A transfer's signature is not 64 bytes of hex.
+    #[error("signature: {0}")]
+    Signature(#[source] ParseSignatureError),
+    /// A transaction of a block is malformed.
+    #[error("block {height} transaction {index}: {source}")]
+    Transaction {
+        /// The block's height.
+        height: u64,
+        /// The transaction's place in the block.
+        index: usize,
+        /// What is wrong with it.
+        #[source]
+        source: Box<JsonError>,
+    },
+    /// A block's fields do not hash to the `hash` it gives.
+    #[error("block {height} does not hash to the hash it claims")]
+    HashMismatch {
+        /// The block's height.
+        height: u64,
+    },
+}
 
 /// A transaction as JSON: `{"id","sender","recipient","amount","fee","nonce","signature"}`. A
 /// reward has sender `"0"`, fee 0, the block height as nonce and an empty signature. Unknown
@@ -58,7 +97,7 @@ pub struct SignedTransferJson {
 
 impl SignedTransferJson {
     /// The transfer, once its id (if given) matches what the fields hash to on `chain`.
-    pub fn into_transfer(self, chain: ChainTag) -> Result<Transfer, String> {
+    pub fn into_transfer(self, chain: ChainTag) -> Result<Transfer, JsonError> {
         let transfer = Transfer {
             sender: self.sender,
             recipient: self.recipient,
@@ -68,10 +107,9 @@ impl SignedTransferJson {
             signature: self.signature,
         };
         match self.id {
-            Some(id) if id != transfer.id(chain) => Err(format!(
-                "id {id} is not what the fields hash to ({}); the id is SHA-256 of the signing bytes and the signature",
-                transfer.id(chain)
-            )),
+            Some(given) if given != transfer.id(chain) => {
+                Err(JsonError::IdMismatch { given, computed: transfer.id(chain) })
+            }
             _ => Ok(transfer),
         }
     }
@@ -141,10 +179,10 @@ impl TxJson {
         }
     }
 
-    fn into_transaction(self) -> Result<Transaction, String> {
+    fn into_transaction(self) -> Result<Transaction, JsonError> {
         if self.sender == REWARD_SENDER {
             if self.fee != 0 || !self.signature.is_empty() {
-                return Err("a reward has fee 0 and no signature".into());
+                return Err(JsonError::RewardNotPlain);
             }
             return Ok(Transaction::Reward(Reward {
                 recipient: self.recipient,
@@ -153,12 +191,12 @@ impl TxJson {
             }));
         }
         Ok(Transaction::Transfer(Transfer {
-            sender: self.sender.parse().map_err(|e| format!("sender: {e}"))?,
+            sender: self.sender.parse().map_err(JsonError::Sender)?,
             recipient: self.recipient,
             amount: self.amount,
             fee: self.fee,
             nonce: self.nonce,
-            signature: self.signature.parse().map_err(|e| format!("signature: {e}"))?,
+            signature: self.signature.parse().map_err(JsonError::Signature)?,
         }))
     }
 }
@@ -182,15 +220,21 @@ impl BlockJson {
 }
 
 impl TryFrom<BlockJson> for Block {
-    type Error = String;
+    type Error = JsonError;
 
     /// Rebuilds the block; the hash is recomputed and must match the one given.
-    fn try_from(json: BlockJson) -> Result<Self, String> {
+    fn try_from(json: BlockJson) -> Result<Self, JsonError> {
         let transactions = json
             .transactions
             .into_iter()
             .enumerate()
-            .map(|(i, tx)| tx.into_transaction().map_err(|e| format!("block {} transaction {i}: {e}", json.index)))
+            .map(|(index, tx)| {
+                tx.into_transaction().map_err(|source| JsonError::Transaction {
+                    height: json.index,
+                    index,
+                    source: Box::new(source),
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let block = Block {
             header: BlockHeader {
@@ -205,7 +249,7 @@ impl TryFrom<BlockJson> for Block {
             transactions,
         };
         if block.hash() != json.hash {
-            return Err(format!("block {} does not hash to the hash it claims", json.index));
+            return Err(JsonError::HashMismatch { height: json.index });
         }
         Ok(block)
     }

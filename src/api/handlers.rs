@@ -73,7 +73,7 @@ fn parse_transfer(value: Value, chain: ChainTag) -> Result<Transfer, ApiError> {
     }
     let json: SignedTransferJson =
         serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid transfer: {e}")))?;
-    json.into_transfer(chain).map_err(ApiError::bad_request)
+    json.into_transfer(chain).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 #[derive(Deserialize)]

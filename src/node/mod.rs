@@ -165,6 +165,20 @@ pub enum StartError {
     PeerClient(#[from] reqwest::Error),
 }
 
+/// Why the node should not be sent traffic yet (`GET /health/ready`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// The applier stopped; an operator must act.
+    #[error("halted: {0}")]
+    Halted(String),
+    /// The Kafka brokers did not answer the last request.
+    #[error("the Kafka brokers are unreachable")]
+    BrokersUnreachable,
+    /// The store is still behind the end the blocks topic had at start.
+    #[error("still catching up with the blocks topic")]
+    CatchingUp,
+}
+
 /// Where a transaction stands.
 #[derive(Clone, Debug)]
 pub enum TxStatus {
@@ -497,15 +511,15 @@ impl Node {
 
     /// Whether the node can serve traffic: caught up with the blocks topic, not halted, brokers
     /// reachable. `Err` says which is not the case.
-    pub fn readiness(&self) -> Result<(), String> {
+    pub fn readiness(&self) -> Result<(), NotReady> {
         if let Some(why) = self.inner.stats.halted() {
-            return Err(format!("halted: {why}"));
+            return Err(NotReady::Halted(why));
         }
         if !self.inner.health.is_reachable() {
-            return Err("the Kafka brokers are unreachable".into());
+            return Err(NotReady::BrokersUnreachable);
         }
         if !self.inner.stats.is_caught_up() {
-            return Err("still catching up with the blocks topic".into());
+            return Err(NotReady::CatchingUp);
         }
         Ok(())
     }

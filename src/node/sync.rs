@@ -19,7 +19,7 @@ use crate::core::encoding;
 use crate::core::hash::BlockHash;
 use crate::core::params::ChainParams;
 use crate::core::validate::BlockError;
-use crate::json::BlockJson;
+use crate::json::{BlockJson, JsonError};
 use crate::store::{Store, StoreError};
 use serde::Deserialize;
 use std::time::Duration;
@@ -67,9 +67,12 @@ pub enum PeerError {
     /// A response body exceeded `peers.max_response_bytes`.
     #[error("a response exceeded {0} bytes")]
     TooLarge(usize),
-    /// A response is not the `/chain` JSON shape, or a block in it does not hash as it claims.
+    /// A response is not the `/chain` JSON shape.
     #[error("unreadable page: {0}")]
-    Unreadable(String),
+    Unreadable(#[from] serde_json::Error),
+    /// A block in the page is malformed or does not hash as it claims.
+    #[error("unreadable page: {0}")]
+    BadBlock(#[from] JsonError),
     /// The page is not what was asked for (more blocks than the page size, wrong heights,
     /// blocks that do not link).
     #[error("inconsistent page: {0}")]
@@ -263,9 +266,7 @@ impl PeerClient {
             }
             body.extend_from_slice(&chunk);
         }
-        let page: ChainPage = run_blocking(move || serde_json::from_slice(&body))
-            .await
-            .map_err(|e| PeerError::Unreadable(e.to_string()))?;
+        let page: ChainPage = run_blocking(move || serde_json::from_slice(&body)).await?;
         if page.chain.len() > limit {
             return Err(PeerError::Inconsistent(format!("{} blocks in a page of at most {limit}", page.chain.len())));
         }
@@ -277,7 +278,7 @@ impl PeerClient {
                     json.index
                 )));
             }
-            blocks.push(Block::try_from(json).map_err(PeerError::Unreadable)?);
+            blocks.push(Block::try_from(json)?);
         }
         Ok((blocks, page.length))
     }
