@@ -11,7 +11,7 @@ use crate::core::block::{genesis, Block};
 use crate::core::miner::solve_on_this_thread;
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
-use crate::kafka::{ensure_topics, Publisher, Topics};
+use crate::kafka::{ensure_topics, KafkaError, PublishError, Publisher, TopicError, Topics};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -47,9 +47,15 @@ pub enum SyncError {
     /// Files or processes.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// Kafka refused something.
-    #[error("{0}")]
-    Kafka(String),
+    /// The benchmark's topics could not be created or checked.
+    #[error("preparing the topics: {0}")]
+    Topics(#[from] TopicError),
+    /// The loader's producer could not be built.
+    #[error("loading the chain: {0}")]
+    Producer(#[from] KafkaError),
+    /// Kafka did not take a block of the chain.
+    #[error("loading the chain: {0}")]
+    Publish(#[from] PublishError),
     /// The node misbehaved; its log is kept.
     #[error("{0} (log in {1})")]
     Node(String, PathBuf),
@@ -117,11 +123,8 @@ fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) ->
     let topics = Topics::new(prefix);
     let runtime = tokio::runtime::Runtime::new()?;
     let health = std::sync::Arc::new(crate::kafka::BrokerHealth::default());
-    runtime
-        .block_on(ensure_topics(&kafka, &topics, "bench-sync", health.clone()))
-        .map_err(|e| SyncError::Kafka(e.to_string()))?;
-    let publisher =
-        Publisher::new(&kafka, topics, "bench-sync", health).map_err(|e| SyncError::Kafka(e.to_string()))?;
+    runtime.block_on(ensure_topics(&kafka, &topics, "bench-sync", health.clone()))?;
+    let publisher = Publisher::new(&kafka, topics, "bench-sync", health)?;
     let mut parent = genesis(params);
     let (chain, accounts, miner) = (params.chain_tag(), LoadAccounts::new(LOAD_ACCOUNTS), miner_address("loader"));
     for height in 1..=blocks {
@@ -138,10 +141,10 @@ fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) ->
             txs,
         );
         solve_on_this_thread(&mut block.header);
-        publisher.enqueue_block(&block).map_err(|e| SyncError::Kafka(e.to_string()))?;
+        publisher.enqueue_block(&block)?;
         parent = block;
     }
-    publisher.flush(Duration::from_secs(300)).map_err(|e| SyncError::Kafka(e.to_string()))?;
+    publisher.flush(Duration::from_secs(300))?;
     Ok(started.elapsed().as_secs_f64())
 }
 
