@@ -7,8 +7,8 @@ use super::cluster::LOAD_ACCOUNTS;
 use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
 use super::load::{miner_address, LoadAccounts};
 use crate::config::KafkaConfig;
-use crate::core::block::{genesis, Block};
-use crate::core::miner::solve_on_this_thread;
+use crate::core::block::genesis;
+use crate::core::miner::{mine_child, Unsolved};
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
 use crate::kafka::{ensure_topics, KafkaError, PublishError, Publisher, TopicError, Topics};
@@ -56,6 +56,9 @@ pub enum SyncError {
     /// Kafka did not take a block of the chain.
     #[error("loading the chain: {0}")]
     Publish(#[from] PublishError),
+    /// No nonce met the target of a block of the chain.
+    #[error("mining the chain: {0}")]
+    Unsolved(#[from] Unsolved),
     /// The node misbehaved; its log is kept.
     #[error("{0} (log in {1})")]
     Node(String, PathBuf),
@@ -132,15 +135,8 @@ fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) ->
             Transaction::reward(miner, params.reward, height),
             Transaction::Transfer(accounts.transfer(chain, height - 1)),
         ];
-        let mut block = Block::candidate(
-            chain,
-            parent.hash(),
-            parent.header.height,
-            parent.header.bits,
-            parent.header.timestamp_ms + 1,
-            txs,
-        );
-        solve_on_this_thread(&mut block.header);
+        let (hash, header) = (parent.hash(), &parent.header);
+        let block = mine_child(chain, hash, header.height, header.bits, header.timestamp_ms + 1, txs)?;
         publisher.enqueue_block(&block)?;
         parent = block;
     }

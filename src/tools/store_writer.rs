@@ -6,7 +6,7 @@ use super::load::{miner_address, LoadAccounts};
 use crate::core::account::Address;
 use crate::core::block::Block;
 use crate::core::chain::{next_bits, ChainView, Outcome};
-use crate::core::miner::solve_on_this_thread;
+use crate::core::miner::{mine_child, Unsolved};
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
 use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError, TopicPartition};
@@ -47,6 +47,9 @@ pub enum WriterError {
     /// A block the writer built was not accepted, which means the store disagrees with the rules.
     #[error("block at height {0} was not stored: {1:?}")]
     Rejected(u64, Vec<Outcome>),
+    /// No nonce met the target of the block the writer built.
+    #[error("mining the next block: {0}")]
+    Unsolved(#[from] Unsolved),
 }
 
 /// Applies `blocks` blocks (or forever, if `None`) on top of whatever the store at `dir` holds.
@@ -74,17 +77,14 @@ pub fn run(dir: &Path, blocks: Option<u64>, cache_bytes: u64) -> Result<u64, Wri
 /// A solved block on the store's tip: the reward to `miner`, then as much of the mempool as fits,
 /// oldest first (what a node's miner would build, at the chain's low difficulty; the tools pool
 /// only transfers that are valid in arrival order and pay no fees).
-pub fn next_block(store: &Store, miner: Address) -> Result<Block, StoreError> {
+pub fn next_block(store: &Store, miner: Address) -> Result<Block, WriterError> {
     let params = store.params();
     let tip = store.tip()?;
     let parent = store.block(&tip.hash)?.ok_or_else(|| StoreError::Missing(format!("tip block {}", tip.hash)))?;
     let mut txs = vec![Transaction::reward(miner, params.reward, tip.height + 1)];
     txs.extend(store.mempool_head(params.max_block_txs - 1)?.into_iter().map(Transaction::Transfer));
     let bits = next_bits(store, params, &tip.hash)?;
-    let mut block =
-        Block::candidate(params.chain_tag(), tip.hash, tip.height, bits, parent.header.timestamp_ms + 1, txs);
-    solve_on_this_thread(&mut block.header);
-    Ok(block)
+    Ok(mine_child(params.chain_tag(), tip.hash, tip.height, bits, parent.header.timestamp_ms + 1, txs)?)
 }
 
 /// Applies `block` (built by [`next_block`]) with the blocks offset after it, and checks that it
