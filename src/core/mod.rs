@@ -22,5 +22,5 @@ pub mod validate;
 mod chain_tests;
 #[cfg(test)]
 mod retarget_tests;
-#[cfg(test)]
-pub(crate) mod testkit;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testkit;

@@ -1,13 +1,14 @@
-//! Builders shared by the unit and property tests of the core and the store: a test chain whose
-//! genesis funds [`ACCOUNTS`] keys, signed transfers between them, and random histories of
-//! valid and invalid blocks.
+//! Builders shared by the unit and property tests of the core and the store, and (through the
+//! `test-support` feature) by the integration tests and benchmarks: a test chain whose genesis
+//! funds [`ACCOUNTS`] keys, signed transfers between them, mined children of a block, and random
+//! histories of valid and invalid blocks.
 
 use super::account::Address;
 use super::block::{genesis, Block};
 use super::hash::sha256;
-use super::miner::solve_on_this_thread;
+use super::miner::mine_child;
 use super::params::ChainParams;
-use super::transaction::{Transaction, Transfer};
+use super::transaction::{ChainTag, Transaction, Transfer};
 use ed25519_consensus::SigningKey;
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -53,20 +54,38 @@ pub fn transfer(sender: usize, nonce: u64) -> Transfer {
 /// A mined child of `parent` paying `miner` the subsidy and the fees, holding `transfers` after
 /// the reward.
 pub fn child(params: &ChainParams, parent: &Block, miner_name: &str, transfers: &[Transfer]) -> Block {
-    let height = parent.header.height + 1;
     let fees: u64 = transfers.iter().map(|t| t.fee).sum();
-    let mut txs = vec![Transaction::reward(miner(miner_name), params.reward + fees, height)];
-    txs.extend(transfers.iter().cloned().map(Transaction::Transfer));
-    let mut block = Block::candidate(
-        params.chain_tag(),
-        parent.hash(),
-        parent.header.height,
-        parent.header.bits,
-        parent.header.timestamp_ms + 10,
-        txs,
-    );
-    assert!(solve_on_this_thread(&mut block.header));
-    block
+    rewarded_child(params.chain_tag(), parent, 10, miner(miner_name), params.reward + fees, transfers.iter().cloned())
+}
+
+/// A mined child of `parent` on the chain tagged `chain`, one millisecond after it and at its
+/// target: a reward of `reward` to `miner`, then `transfers`. What tests and benchmarks that
+/// write blocks themselves build on a block they hold.
+pub fn paying_child(
+    chain: ChainTag,
+    parent: &Block,
+    miner: Address,
+    reward: u64,
+    transfers: impl IntoIterator<Item = Transfer>,
+) -> Block {
+    rewarded_child(chain, parent, 1, miner, reward, transfers)
+}
+
+/// A mined child of `parent`, `after_ms` after it and at its target, holding a reward of `reward`
+/// to `miner` and then `transfers`.
+fn rewarded_child(
+    chain: ChainTag,
+    parent: &Block,
+    after_ms: u64,
+    miner: Address,
+    reward: u64,
+    transfers: impl IntoIterator<Item = Transfer>,
+) -> Block {
+    let mut txs = vec![Transaction::reward(miner, reward, parent.header.height + 1)];
+    txs.extend(transfers.into_iter().map(Transaction::Transfer));
+    let (hash, header) = (parent.hash(), &parent.header);
+    mine_child(chain, hash, header.height, header.bits, header.timestamp_ms + after_ms, txs)
+        .expect("a test block's target is met on one thread")
 }
 
 /// The genesis of [`params`].
@@ -85,6 +104,7 @@ pub struct Step {
     deliver_late: bool,
 }
 
+/// Random [`Step`]s for [`history`].
 pub fn step() -> impl Strategy<Value = Step> {
     (any::<prop::sample::Index>(), prop::collection::vec(0u64..12, 0..4), 0u8..12, prop::bool::weighted(0.15))
         .prop_map(|(parent, senders, damage, deliver_late)| Step { parent, senders, damage, deliver_late })
