@@ -3,10 +3,9 @@
 //! confirms them (the two writes every node does per transfer).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use kafkachain::core::block::{genesis, Block};
-use kafkachain::core::miner::solve_on_this_thread;
+use kafkachain::core::block::genesis;
 use kafkachain::core::params::ChainParams;
-use kafkachain::core::transaction::Transaction;
+use kafkachain::core::testkit::paying_child;
 use kafkachain::store::{Offered, OffsetUpdate, Store, TopicPartition, DEFAULT_CACHE_BYTES};
 use kafkachain::tools::load::{miner_address, LoadAccounts};
 use kafkachain::tools::store_writer::UNBOUNDED;
@@ -21,18 +20,8 @@ fn store_writes(c: &mut Criterion) {
     let txs: Vec<Offered> = (0..TXS as u64)
         .map(|n| Offered { transfer: accounts.transfer(params.chain_tag(), n), signature_valid: true })
         .collect();
-    let parent = genesis(&params);
-    let mut block_txs = vec![Transaction::reward(miner_address("bench"), params.reward, 1)];
-    block_txs.extend(txs.iter().map(|o| Transaction::Transfer(o.transfer.clone())));
-    let mut block = Block::candidate(
-        params.chain_tag(),
-        parent.hash(),
-        0,
-        params.genesis_bits(),
-        parent.header.timestamp_ms + 1,
-        block_txs,
-    );
-    assert!(solve_on_this_thread(&mut block.header));
+    let transfers = txs.iter().map(|o| o.transfer.clone());
+    let block = paying_child(params.chain_tag(), &genesis(&params), miner_address("bench"), params.reward, transfers);
     let offset = |next| OffsetUpdate { position: TopicPartition::new("t", 0), next };
 
     let mut group = c.benchmark_group("store");

@@ -4,39 +4,29 @@
 //! batches.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use kafkachain::core::block::{genesis, Block};
+use kafkachain::core::block::genesis;
 use kafkachain::core::memory::MemoryChain;
-use kafkachain::core::miner::solve_on_this_thread;
 use kafkachain::core::params::ChainParams;
 use kafkachain::core::signature::{first_invalid, SignedMessage};
-use kafkachain::core::transaction::{Transaction, Transfer};
+use kafkachain::core::testkit::paying_child;
+use kafkachain::core::transaction::Transfer;
 use kafkachain::core::validate::check_block;
 use kafkachain::tools::load::{miner_address, LoadAccounts};
 
 const SENDERS: usize = 100;
-
-fn full_block(params: &ChainParams, transfers: &[Transfer]) -> Block {
-    let parent = genesis(params);
-    let mut txs = vec![Transaction::reward(miner_address("bench"), params.reward, 1)];
-    txs.extend(transfers.iter().cloned().map(Transaction::Transfer));
-    let mut block = Block::candidate(
-        params.chain_tag(),
-        parent.hash(),
-        0,
-        params.genesis_bits(),
-        parent.header.timestamp_ms + 1,
-        txs,
-    );
-    assert!(solve_on_this_thread(&mut block.header));
-    block
-}
 
 fn validate(c: &mut Criterion) {
     let accounts = LoadAccounts::new(SENDERS);
     let params = ChainParams { bits: 12, allocations: accounts.allocations(), ..ChainParams::default() };
     let transfers: Vec<Transfer> =
         (0..params.max_block_txs as u64 - 1).map(|n| accounts.transfer(params.chain_tag(), n)).collect();
-    let block = full_block(&params, &transfers);
+    let block = paying_child(
+        params.chain_tag(),
+        &genesis(&params),
+        miner_address("bench"),
+        params.reward,
+        transfers.iter().cloned(),
+    );
     let mut group = c.benchmark_group("validate_block");
     group.throughput(Throughput::Elements(block.transactions.len() as u64));
     group.bench_function("check_block_1000_txs", |b| b.iter(|| check_block(&block, &params, params.chain_tag())));

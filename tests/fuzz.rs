@@ -7,15 +7,13 @@ mod common;
 
 use common::{produce, wait_for, TestNet};
 use kafkachain::core::block::Block;
-use kafkachain::core::miner::{Kernel, Miner};
-use kafkachain::core::transaction::Transaction;
+use kafkachain::core::testkit::paying_child;
 use kafkachain::json::BlockJson;
 use kafkachain::kafka::wire::encode_message;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 const PATHS: &[&str] = &[
@@ -125,15 +123,9 @@ fn random_and_mutated_messages_are_rejected_and_counted() {
     node.mine();
     let tip: Block = serde_json::from_value::<BlockJson>(node.chain()[1].clone()).unwrap().try_into().unwrap();
     let chain = kafkachain::core::transaction::ChainTag::of(common::CHAIN_ID);
-    let transfer = Transaction::Transfer(
-        kafkachain::tools::load::LoadAccounts::new(kafkachain::tools::cluster::LOAD_ACCOUNTS).transfer(chain, 0),
-    );
-    let reward = Transaction::reward(kafkachain::tools::load::miner_address("fuzzer"), 50, 2);
-    let mut valid =
-        Block::candidate(chain, tip.hash(), 1, tip.header.bits, tip.header.timestamp_ms + 1, vec![reward, transfer]);
-    let found =
-        Miner::new(0, Kernel::Portable).unwrap().search(&valid.header, 0..u64::MAX, &AtomicBool::new(false)).unwrap();
-    valid.header.nonce = found.nonce.unwrap();
+    let transfer =
+        kafkachain::tools::load::LoadAccounts::new(kafkachain::tools::cluster::LOAD_ACCOUNTS).transfer(chain, 0);
+    let valid = paying_child(chain, &tip, kafkachain::tools::load::miner_address("fuzzer"), 50, [transfer]);
     let encoded = encode_message(&valid);
 
     let mut runner = TestRunner::new(Config { failure_persistence: None, ..Config::default() });

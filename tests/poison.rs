@@ -7,7 +7,7 @@ mod common;
 use common::{produce, wait_for, TestNet};
 use kafkachain::core::block::Block;
 use kafkachain::core::hash::BlockHash;
-use kafkachain::core::miner::solve_on_this_thread;
+use kafkachain::core::miner::mine_child;
 use kafkachain::core::transaction::Transaction;
 use kafkachain::core::transaction::{ChainTag, Transfer};
 use kafkachain::json::BlockJson;
@@ -20,10 +20,7 @@ fn child_of(parent: &Block, prev_hash: BlockHash, height: u64, extra: Vec<Transa
     let mut txs = vec![Transaction::reward(miner_address("intruder"), 50, height)];
     txs.extend(extra);
     let chain = ChainTag::of(common::CHAIN_ID);
-    let mut block =
-        Block::candidate(chain, prev_hash, height - 1, parent.header.bits, parent.header.timestamp_ms + 1, txs);
-    assert!(solve_on_this_thread(&mut block.header));
-    block
+    mine_child(chain, prev_hash, height - 1, parent.header.bits, parent.header.timestamp_ms + 1, txs).unwrap()
 }
 
 #[test]

@@ -7,8 +7,8 @@ mod common;
 
 use common::{produce, wait_for, TestNet};
 use kafkachain::core::block::Block;
-use kafkachain::core::miner::solve_on_this_thread;
-use kafkachain::core::transaction::{ChainTag, Transaction};
+use kafkachain::core::testkit::paying_child;
+use kafkachain::core::transaction::ChainTag;
 use kafkachain::json::BlockJson;
 use kafkachain::kafka::wire::encode_message;
 use kafkachain::tools::load::miner_address;
@@ -53,16 +53,7 @@ fn fast_blocks_raise_the_difficulty_on_every_node_and_the_old_target_is_bad_bits
     // A block at height 8 that keeps its parent's target, with valid proof of work for it.
     let parent = tip_block(&miner.chain());
     assert_ne!(miner.status()["next_bits"], format!("{:08x}", parent.header.bits));
-    let reward = Transaction::reward(miner_address("intruder"), 50, parent.header.height + 1);
-    let mut stale = Block::candidate(
-        ChainTag::of(common::CHAIN_ID),
-        parent.hash(),
-        parent.header.height,
-        parent.header.bits,
-        parent.header.timestamp_ms + 1,
-        vec![reward],
-    );
-    assert!(solve_on_this_thread(&mut stale.header));
+    let stale = paying_child(ChainTag::of(common::CHAIN_ID), &parent, miner_address("intruder"), 50, []);
     produce(&format!("{}.blocks", net.prefix), &[encode_message(&stale)]);
     for node in &net.nodes {
         let status = wait_for("the stale-target block to be refused", Duration::from_secs(30), || {
