@@ -90,13 +90,7 @@ fn random_sigkills_under_load_lose_nothing() {
     });
 
     // Drain: mine until no node holds a pending transaction, then compare.
-    common::wait_for("every mempool to drain", Duration::from_secs(120), || {
-        if net.nodes.iter().all(|n| n.status()["mempool"] == 0) {
-            return Some(());
-        }
-        net.nodes[0].mine();
-        None
-    });
+    net.drain_mempools(Duration::from_secs(120));
     let (height, _) = net.wait_converged(1, Duration::from_secs(60));
     let chains: Vec<_> = net.nodes.iter().map(|n| n.chain()).collect();
     assert!(chains.iter().all(|c| *c == chains[0]), "nodes disagree on /chain");

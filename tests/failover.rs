@@ -68,13 +68,7 @@ fn killing_the_blocks_leader_loses_no_acknowledged_transaction() {
     });
     assert_ne!(cluster.leader_of(&format!("{}.blocks", net.prefix)), leader, "leadership moved");
 
-    wait_for("every mempool to drain", Duration::from_secs(120), || {
-        if net.nodes.iter().all(|n| n.status()["mempool"] == 0) {
-            return Some(());
-        }
-        net.nodes[0].mine();
-        None
-    });
+    net.drain_mempools(Duration::from_secs(120));
     let (height, _) = net.wait_converged(height_at_kill + 5, Duration::from_secs(60));
     let chain = net.nodes[0].chain();
     assert_eq!(chain, net.nodes[1].chain());

@@ -99,6 +99,19 @@ impl TestNet {
             (first.0 >= min_height && tips.iter().all(|t| *t == first)).then_some(first)
         })
     }
+
+    /// Mines on the first node until no node's mempool holds a transaction, or panics after
+    /// `timeout`: whatever happened before (kills, failovers, forks), every pending transfer is
+    /// then confirmed, so the chains can be compared with what was acknowledged.
+    pub fn drain_mempools(&self, timeout: Duration) {
+        wait_for("every mempool to drain", timeout, || {
+            if self.nodes.iter().all(|n| n.status()["mempool"] == 0) {
+                return Some(());
+            }
+            self.nodes[0].mine();
+            None
+        });
+    }
 }
 
 impl Drop for TestNet {
