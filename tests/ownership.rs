@@ -8,7 +8,7 @@ mod common;
 use common::{produce, wait_for, NodeProc, TestNet, CHAIN_ID};
 use kafkachain::core::account::Address;
 use kafkachain::core::block::Block;
-use kafkachain::core::miner::mine_child;
+use kafkachain::core::miner::solved;
 use kafkachain::core::signature::Signature;
 use kafkachain::core::transaction::{ChainTag, Transaction, Transfer};
 use kafkachain::json::{BlockJson, SignedTransferJson};
@@ -53,7 +53,7 @@ fn block_on(parent: &Block, miner: &str, transfers: &[Transfer]) -> Block {
     let mut txs = vec![Transaction::reward(miner_address(miner), 50, parent.header.height + 1)];
     txs.extend(transfers.iter().cloned().map(Transaction::Transfer));
     let timestamp = now_ms().max(parent.header.timestamp_ms + 1);
-    mine_child(chain(), parent.hash(), parent.header.height, parent.header.bits, timestamp, txs).unwrap()
+    solved(Block::candidate(chain(), parent.hash(), parent.header.height, parent.header.bits, timestamp, txs)).unwrap()
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 use common::{produce, wait_for, TestNet};
 use kafkachain::core::block::Block;
 use kafkachain::core::hash::BlockHash;
-use kafkachain::core::miner::mine_child;
+use kafkachain::core::miner::solved;
 use kafkachain::core::transaction::Transaction;
 use kafkachain::core::transaction::{ChainTag, Transfer};
 use kafkachain::json::BlockJson;
@@ -20,7 +20,8 @@ fn child_of(parent: &Block, prev_hash: BlockHash, height: u64, extra: Vec<Transa
     let mut txs = vec![Transaction::reward(miner_address("intruder"), 50, height)];
     txs.extend(extra);
     let chain = ChainTag::of(common::CHAIN_ID);
-    mine_child(chain, prev_hash, height - 1, parent.header.bits, parent.header.timestamp_ms + 1, txs).unwrap()
+    solved(Block::candidate(chain, prev_hash, height - 1, parent.header.bits, parent.header.timestamp_ms + 1, txs))
+        .unwrap()
 }
 
 #[test]

@@ -9,7 +9,7 @@ use kafkachain::core::account::Address;
 use kafkachain::core::block::Block;
 use kafkachain::core::hash::sha256;
 use kafkachain::core::hash::BlockHash;
-use kafkachain::core::miner::mine_child;
+use kafkachain::core::miner::solved;
 use kafkachain::core::signature::Signature;
 use kafkachain::core::transaction::Transaction;
 use kafkachain::core::transaction::{ChainTag, Transfer};
@@ -37,7 +37,8 @@ fn block_on(prev_hash: BlockHash, height: u64, bits: u32, transfers: u64, tag: &
             signature: Signature([0; 64]),
         })
     }));
-    mine_child(ChainTag::of(common::CHAIN_ID), prev_hash, height - 1, bits, now_ms() + height, txs).unwrap()
+    solved(Block::candidate(ChainTag::of(common::CHAIN_ID), prev_hash, height - 1, bits, now_ms() + height, txs))
+        .unwrap()
 }
 
 fn tip_block(node: &NodeProc) -> Block {

@@ -6,7 +6,7 @@
 use super::account::Address;
 use super::block::{genesis, Block};
 use super::hash::sha256;
-use super::miner::mine_child;
+use super::miner::solved;
 use super::params::ChainParams;
 use super::transaction::{ChainTag, Transaction, Transfer};
 use ed25519_consensus::SigningKey;
@@ -84,7 +84,7 @@ fn rewarded_child(
     let mut txs = vec![Transaction::reward(miner, reward, parent.header.height + 1)];
     txs.extend(transfers.into_iter().map(Transaction::Transfer));
     let (hash, header) = (parent.hash(), &parent.header);
-    mine_child(chain, hash, header.height, header.bits, header.timestamp_ms + after_ms, txs)
+    solved(Block::candidate(chain, hash, header.height, header.bits, header.timestamp_ms + after_ms, txs))
         .expect("a test block's target is met on one thread")
 }
 

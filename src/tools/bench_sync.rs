@@ -7,8 +7,8 @@ use super::cluster::LOAD_ACCOUNTS;
 use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
 use super::load::{miner_address, LoadAccounts};
 use crate::config::KafkaConfig;
-use crate::core::block::genesis;
-use crate::core::miner::{mine_child, Unsolved};
+use crate::core::block::{genesis, Block};
+use crate::core::miner::{solved, Unsolved};
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
 use crate::kafka::{ensure_topics, KafkaError, PublishError, Publisher, TopicError, Topics};
@@ -136,7 +136,7 @@ fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) ->
             Transaction::Transfer(accounts.transfer(chain, height - 1)),
         ];
         let (hash, header) = (parent.hash(), &parent.header);
-        let block = mine_child(chain, hash, header.height, header.bits, header.timestamp_ms + 1, txs)?;
+        let block = solved(Block::candidate(chain, hash, header.height, header.bits, header.timestamp_ms + 1, txs))?;
         publisher.enqueue_block(&block)?;
         parent = block;
     }

@@ -6,7 +6,7 @@ use super::load::{miner_address, LoadAccounts};
 use crate::core::account::Address;
 use crate::core::block::Block;
 use crate::core::chain::{next_bits, ChainView, Outcome};
-use crate::core::miner::{mine_child, Unsolved};
+use crate::core::miner::{solved, Unsolved};
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
 use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError, TopicPartition};
@@ -84,7 +84,7 @@ pub fn next_block(store: &Store, miner: Address) -> Result<Block, WriterError> {
     let mut txs = vec![Transaction::reward(miner, params.reward, tip.height + 1)];
     txs.extend(store.mempool_head(params.max_block_txs - 1)?.into_iter().map(Transaction::Transfer));
     let bits = next_bits(store, params, &tip.hash)?;
-    Ok(mine_child(params.chain_tag(), tip.hash, tip.height, bits, parent.header.timestamp_ms + 1, txs)?)
+    Ok(solved(Block::candidate(params.chain_tag(), tip.hash, tip.height, bits, parent.header.timestamp_ms + 1, txs))?)
 }
 
 /// Applies `block` (built by [`next_block`]) with the blocks offset after it, and checks that it

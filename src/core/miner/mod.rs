@@ -8,10 +8,8 @@
 pub mod kernel;
 
 use super::block::Block;
-use super::hash::BlockHash;
 use super::header::{BlockHeader, HEADER_LEN, MIDSTATE_PREFIX_LEN, NONCE_OFFSET};
 use super::pow::{CompactError, Target};
-use super::transaction::{ChainTag, Transaction};
 pub use kernel::Kernel;
 use kernel::{TailHasher, TAIL_NONCE_OFFSET};
 use sha2::compress256;
@@ -90,24 +88,15 @@ pub struct Unsolved {
     pub bits: u32,
 }
 
-/// The mined child of a parent: [`Block::candidate`] with these arguments, its proof of work
-/// solved by [`solve_on_this_thread`]. The one way tests, benchmarks and the tools build a mined
-/// block without a [`Miner`] or a store, at the low difficulties they use; the parent need not
-/// exist (`parent_hash` and `parent_height` are taken as given), so tests can build orphans and
-/// blocks at wrong heights with it too.
-pub fn mine_child(
-    chain: ChainTag,
-    parent_hash: BlockHash,
-    parent_height: u64,
-    bits: u32,
-    timestamp_ms: u64,
-    transactions: Vec<Transaction>,
-) -> Result<Block, Unsolved> {
-    let mut block = Block::candidate(chain, parent_hash, parent_height, bits, timestamp_ms, transactions);
-    if solve_on_this_thread(&mut block.header) {
-        Ok(block)
+/// `candidate` (a [`Block::candidate`]) with its proof of work solved by
+/// [`solve_on_this_thread`]. The one way tests, benchmarks and the tools mine a block without a
+/// [`Miner`] or a store, at the low difficulties they use; the candidate's parent need not exist,
+/// so tests can build orphans and blocks at wrong heights with it too.
+pub fn solved(mut candidate: Block) -> Result<Block, Unsolved> {
+    if solve_on_this_thread(&mut candidate.header) {
+        Ok(candidate)
     } else {
-        Err(Unsolved { height: block.header.height, bits })
+        Err(Unsolved { height: candidate.header.height, bits: candidate.header.bits })
     }
 }
 
@@ -291,6 +280,7 @@ impl Miner {
 mod tests {
     use super::*;
     use crate::core::hash::{BlockHash, MerkleRoot};
+    use crate::core::transaction::ChainTag;
     use proptest::prelude::*;
 
     /// A header whose target asks for about `zeros` leading zero bits.
@@ -345,14 +335,14 @@ mod tests {
     }
 
     #[test]
-    fn a_mined_child_is_the_candidate_with_a_nonce_meeting_its_target() {
+    fn a_solved_candidate_differs_only_by_a_nonce_meeting_its_target() {
         let (chain, parent) = (ChainTag::of("test"), BlockHash::new([5; 32]));
         let bits = Target::from_leading_zero_bits(8).to_compact();
-        let block = mine_child(chain, parent, 4, bits, 1_000, Vec::new()).unwrap();
-        assert!(block.header.meets_own_target());
         let candidate = Block::candidate(chain, parent, 4, bits, 1_000, Vec::new());
+        let block = solved(candidate.clone()).unwrap();
+        assert!(block.header.meets_own_target());
         assert_eq!(block.header, BlockHeader { nonce: block.header.nonce, ..candidate.header });
-        let unsolved = mine_child(chain, parent, 4, 0, 1_000, Vec::new()).unwrap_err();
+        let unsolved = solved(Block::candidate(chain, parent, 4, 0, 1_000, Vec::new())).unwrap_err();
         assert_eq!(unsolved, Unsolved { height: 5, bits: 0 }, "bits 0 are no target");
     }
 
