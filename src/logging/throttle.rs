@@ -16,7 +16,6 @@ pub struct LogThrottle {
 
 /// The current window: when it began, lines written in it, lines held back since the last one
 /// written.
-#[derive(Default)]
 struct Window {
     started: Option<Instant>,
     written: u32,

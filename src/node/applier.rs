@@ -484,7 +484,7 @@ impl Applier {
     fn report(&self) -> Result<(), StoreError> {
         let positions = self.store.offsets()?;
         if !self.stats.is_caught_up() {
-            let next = self.store.offset(&self.blocks_partition)?.unwrap_or(0);
+            let next = positions.get(&self.blocks_partition).copied().unwrap_or(0);
             tracing::info!(next_offset = next, target = self.blocks_end_at_start, "catching up with the blocks topic");
         }
         // A commit waits for the group coordinator: while the brokers are away it would only

@@ -5,7 +5,8 @@
 
 use crate::core::chain::Tip;
 use crate::core::hash::BlockHash;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
 
 /// Block outcomes kept for slow listeners before the oldest are dropped (they see `Lagged`).
 const BLOCK_EVENTS_KEPT: usize = 1024;
@@ -17,6 +18,33 @@ pub enum BlockEvent {
     Stored { hash: BlockHash, height: u64, tip_moved: bool },
     /// The block was rejected.
     Rejected { hash: BlockHash },
+}
+
+impl BlockEvent {
+    /// The block it is about.
+    pub fn hash(&self) -> BlockHash {
+        match self {
+            BlockEvent::Stored { hash, .. } | BlockEvent::Rejected { hash } => *hash,
+        }
+    }
+}
+
+/// Block outcomes from the moment of subscribing: subscribe before publishing a block, then
+/// wait for its outcome.
+pub struct BlockOutcomes(broadcast::Receiver<BlockEvent>);
+
+impl BlockOutcomes {
+    /// Waits for what became of block `hash`; `None` once no outcome can come any more (the
+    /// node is shutting down). Outcomes a slow listener missed are skipped, not waited on.
+    pub async fn of(&mut self, hash: BlockHash) -> Option<BlockEvent> {
+        loop {
+            match self.0.recv().await {
+                Ok(event) if event.hash() == hash => return Some(event),
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
 }
 
 /// The current tip and the stream of block outcomes.
@@ -47,8 +75,8 @@ impl ChainEvents {
     }
 
     /// Block outcomes from now on.
-    pub fn subscribe_blocks(&self) -> broadcast::Receiver<BlockEvent> {
-        self.blocks.subscribe()
+    pub fn subscribe_blocks(&self) -> BlockOutcomes {
+        BlockOutcomes(self.blocks.subscribe())
     }
 }
 
@@ -70,8 +98,16 @@ mod tests {
         events.tip_is(tip(2));
         assert!(watching.has_changed().unwrap());
         assert_eq!(*watching.borrow_and_update(), tip(2));
-        let mut blocks = events.subscribe_blocks();
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gets_its_block_outcome_and_skips_the_others() {
+        let events = ChainEvents::new(tip(1));
+        let mut outcomes = events.subscribe_blocks();
+        events.block(BlockEvent::Stored { hash: tip(2).hash, height: 2, tip_moved: true });
         events.block(BlockEvent::Rejected { hash: tip(3).hash });
-        assert_eq!(blocks.try_recv().unwrap(), BlockEvent::Rejected { hash: tip(3).hash });
+        assert_eq!(outcomes.of(tip(3).hash).await, Some(BlockEvent::Rejected { hash: tip(3).hash }));
+        drop(events);
+        assert_eq!(outcomes.of(tip(4).hash).await, None, "no outcome can come once the events are gone");
     }
 }

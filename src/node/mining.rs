@@ -169,30 +169,23 @@ impl Mining {
             let mut block = block;
             block.header.nonce = nonce;
             let hash = block.hash();
-            let mut events = self.events.subscribe_blocks();
+            let mut outcomes = self.events.subscribe_blocks();
             let started = Instant::now();
             self.publisher.publish_block(&block).await?;
             stats.busy("mine_publish", started.elapsed());
             let started = Instant::now();
-            let read_back = tokio::time::timeout(READ_BACK_TIMEOUT, async {
-                loop {
-                    match events.recv().await {
-                        Ok(BlockEvent::Stored { hash: h, tip_moved, .. }) if h == hash => return Some(tip_moved),
-                        Ok(BlockEvent::Rejected { hash: h }) if h == hash => return None,
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                    }
-                }
-            })
-            .await
-            .map_err(|_| NodeError::NotReadBack { hash, waited: READ_BACK_TIMEOUT })?;
+            let read_back = tokio::time::timeout(READ_BACK_TIMEOUT, outcomes.of(hash))
+                .await
+                .map_err(|_| NodeError::NotReadBack { hash, waited: READ_BACK_TIMEOUT })?;
             stats.busy("mine_read_back", started.elapsed());
             match read_back {
-                Some(tip_moved) => {
+                Some(BlockEvent::Stored { tip_moved, .. }) => {
                     self.stats.mined();
                     return Ok(MinedBlock { block, tip_moved });
                 }
-                None => tracing::info!(%hash, "our block was not accepted (the chain moved); mining again"),
+                Some(BlockEvent::Rejected { .. }) | None => {
+                    tracing::info!(%hash, "our block was not accepted (the chain moved); mining again")
+                }
             }
         }
     }

@@ -24,7 +24,7 @@ use crate::core::transaction::{signature_verdicts, ChainTag, Transaction, Transf
 use crate::kafka::{ensure_topics, BrokerHealth, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
 use crate::store::{Positions, Store, StoreError, TopicPartition};
 use applier::Applier;
-use events::{BlockEvent, ChainEvents};
+use events::ChainEvents;
 use gap::RetentionGap;
 use mining::{MineRequest, MinedBlock, Mining, OwnTransactions};
 use stats::{NodeStats, StatsSnapshot};
@@ -32,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use sync::{PeerAddressError, PeerBranch, PeerClient, PeerVerdict};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Failures of node operations, as the API reports them.
@@ -789,7 +789,7 @@ impl Node {
     /// the last one back (or [`READ_BACK_TIMEOUT`] passed).
     async fn publish_branch(&self, blocks: Vec<Block>) -> Result<(), NodeError> {
         let Some(last) = blocks.last().map(Block::hash) else { return Ok(()) };
-        let mut events = self.inner.events.subscribe_blocks();
+        let mut outcomes = self.inner.events.subscribe_blocks();
         let publisher = &self.inner.publisher;
         // Each chunk is queued in order before any acknowledgement is awaited; with idempotence
         // on one partition, Kafka keeps that order.
@@ -799,16 +799,7 @@ impl Node {
                 ack?;
             }
         }
-        let read_back = async {
-            loop {
-                match events.recv().await {
-                    Ok(BlockEvent::Stored { hash, .. } | BlockEvent::Rejected { hash }) if hash == last => return,
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        };
-        if tokio::time::timeout(READ_BACK_TIMEOUT, read_back).await.is_err() {
+        if tokio::time::timeout(READ_BACK_TIMEOUT, outcomes.of(last)).await.is_err() {
             tracing::warn!(%last, "published a peer's branch but did not read its last block back within {READ_BACK_TIMEOUT:?}");
         }
         Ok(())

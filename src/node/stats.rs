@@ -42,11 +42,21 @@ pub struct AppliedBlock {
     pub applied_ms: u64,
 }
 
-/// Counters shared by the applier, the miner and the API.
+/// The block propagation histogram, with [`PROPAGATION_BUCKETS`].
 #[derive(Debug)]
+struct Propagation(Histogram);
+
+impl Default for Propagation {
+    fn default() -> Self {
+        Self(Histogram::new(PROPAGATION_BUCKETS))
+    }
+}
+
+/// Counters shared by the applier, the miner and the API.
+#[derive(Debug, Default)]
 pub struct NodeStats {
     recent_blocks: Mutex<VecDeque<AppliedBlock>>,
-    propagation: Histogram,
+    propagation: Propagation,
     consumed: AtomicU64,
     reread: AtomicU64,
     applied: AtomicU64,
@@ -57,25 +67,6 @@ pub struct NodeStats {
     rejected: Mutex<BTreeMap<(Payload, &'static str), u64>>,
     halted: Mutex<Option<String>>,
     busy_us: Mutex<BTreeMap<&'static str, u64>>,
-}
-
-impl Default for NodeStats {
-    fn default() -> Self {
-        Self {
-            recent_blocks: Mutex::default(),
-            propagation: Histogram::new(PROPAGATION_BUCKETS),
-            consumed: AtomicU64::default(),
-            reread: AtomicU64::default(),
-            applied: AtomicU64::default(),
-            mined: AtomicU64::default(),
-            admitted: AtomicU64::default(),
-            caught_up: AtomicBool::default(),
-            unknown_parent_streak: AtomicU64::default(),
-            rejected: Mutex::default(),
-            halted: Mutex::default(),
-            busy_us: Mutex::default(),
-        }
-    }
 }
 
 /// A copy of the counters at one moment.
@@ -127,7 +118,7 @@ impl NodeStats {
         if let Some(produced_ms) = block.produced_ms.filter(|_| self.is_caught_up()) {
             // Clocks of two machines: a block may seem applied before it was produced.
             let travelled_ms = (block.applied_ms as i64).saturating_sub(produced_ms).max(0);
-            self.propagation.observe(travelled_ms as f64 / 1000.0);
+            self.propagation.0.observe(travelled_ms as f64 / 1000.0);
         }
         let mut recent = self.recent_blocks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if recent.len() == RECENT_BLOCKS {
@@ -219,7 +210,7 @@ impl NodeStats {
 
     /// The block propagation histogram (a handle on the same buckets), in seconds.
     pub fn propagation(&self) -> Histogram {
-        self.propagation.clone()
+        self.propagation.0.clone()
     }
 
     /// The counters now.
