@@ -11,6 +11,7 @@ use kafkachain::core::hash::sha256;
 use kafkachain::core::hash::BlockHash;
 use kafkachain::core::miner::solved;
 use kafkachain::core::signature::Signature;
+use kafkachain::core::testkit::ShorterHeavierReorg;
 use kafkachain::core::transaction::Transaction;
 use kafkachain::core::transaction::{ChainTag, Transfer};
 use kafkachain::json::BlockJson;
@@ -167,4 +168,86 @@ fn a_node_with_other_chain_parameters_says_so() {
     assert!(status["warning"].as_str().unwrap().contains("chain parameters"), "{status}");
     assert_eq!(status["height"], 0, "{status}");
     assert!(std::fs::read_to_string(&stranger.log).unwrap().contains("chain parameters"));
+}
+
+#[test]
+fn a_fork_below_the_peak_after_a_reorg_to_a_shorter_heavier_branch_is_refused_and_every_node_keeps_applying() {
+    let reorg = ShorterHeavierReorg::build();
+    let net = TestNet::start_with("shorter-heavier", 2, |spec| spec.chain = reorg.params.clone());
+    let topic = format!("{}.blocks", net.prefix);
+    produce(&topic, &reorg.log.iter().map(encode_message).collect::<Vec<_>>());
+    // Then forks from heights 0-2: within the finality depth of the lowered tip at 9, but more
+    // than it below the peak at 12 (format 4 halted every node on the fork from height 1).
+    produce(&topic, &(0..=2).map(|height| encode_message(&reorg.fork_from(height))).collect::<Vec<_>>());
+    let end = reorg.log.len() as u64 + 3;
+    for node in &net.nodes {
+        let status = wait_for("the log and the forks to be read", Duration::from_secs(30), || {
+            let s = node.status();
+            (s["blocks_next_offset"] == end).then_some(s)
+        });
+        assert_eq!(status["rejected"]["beyond_finality"], 3, "{status}");
+        assert_eq!(status["tip"], reorg.tip().hash().to_hex(), "{status}");
+        assert!(status["halted"].is_null(), "{status}");
+    }
+    // Both nodes go on applying: a block mined on one reaches the other.
+    let mined = net.nodes[0].mine();
+    assert_eq!(mined["index"], 10, "{mined}");
+    net.wait_converged(10, Duration::from_secs(30));
+}
+
+/// A transactional producer, as any client with write access could run one.
+fn transactional_producer(id: &str) -> rdkafka::producer::BaseProducer {
+    use rdkafka::producer::Producer;
+    let producer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", common::brokers())
+        .set("transactional.id", id)
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    producer
+}
+
+/// Writes `block` to `topic` inside a transaction begun on `producer`, which stays open.
+fn send_in_transaction(producer: &rdkafka::producer::BaseProducer, topic: &str, block: &Block) {
+    use rdkafka::producer::{BaseRecord, Producer};
+    producer.begin_transaction().unwrap();
+    producer.send(BaseRecord::<(), _>::to(topic).payload(&encode_message(block))).map_err(|(e, _)| e).unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+#[test]
+fn an_aborted_or_never_ending_kafka_transaction_on_the_blocks_topic_is_read_alike_and_stalls_no_node() {
+    let net = TestNet::start("open-transaction", 3);
+    net.nodes[0].mine();
+    net.wait_converged(1, Duration::from_secs(30));
+    let topic = format!("{}.blocks", net.prefix);
+    let base = tip_block(&net.nodes[0]);
+
+    // A valid block inside a transaction that is aborted, then one inside a transaction left open
+    // (the producer stays alive below and never commits).
+    let aborted = valid_chain(&base, 1, "aborted").remove(0);
+    let producer = transactional_producer(&format!("{}-abort", net.prefix));
+    send_in_transaction(&producer, &topic, &aborted);
+    rdkafka::producer::Producer::abort_transaction(&producer, Duration::from_secs(30)).unwrap();
+    let open = valid_chain(&aborted, 1, "open").remove(0);
+    send_in_transaction(&producer, &topic, &open);
+
+    // Every node reads both blocks as blocks like any other (with `read_committed`, every node
+    // stayed at height 1 behind the open transaction), and mining goes on on each.
+    let (_, on_open) = net.wait_converged(3, Duration::from_secs(30));
+    assert_eq!(on_open, open.hash().to_hex());
+    for (i, node) in net.nodes.iter().enumerate() {
+        let mined = node.mine();
+        assert_eq!(mined["index"], 4 + i as u64, "node {i} mines on the open transaction's block: {mined}");
+        net.wait_converged(4 + i as u64, Duration::from_secs(30));
+    }
+    let (_, tip) = net.wait_converged(6, Duration::from_secs(30));
+    for node in &net.nodes {
+        let chain = node.chain();
+        let hashes: Vec<&str> = chain.iter().map(|b| b["hash"].as_str().unwrap()).collect();
+        assert_eq!(hashes[2], aborted.hash().to_hex(), "the aborted transaction's block is at height 2");
+        assert_eq!(hashes[3], open.hash().to_hex(), "the open transaction's block is at height 3");
+        assert_eq!(hashes[6], tip);
+    }
+    drop(producer);
 }

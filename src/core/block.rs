@@ -134,10 +134,10 @@ mod tests {
         // docs/consensus.md gives these two values: another implementation checks itself
         // against them.
         let params = ChainParams::default();
-        assert_eq!(hex::encode(params.digest()), "edf3bccb1c31aa634911bc34519b9db3a73d0f222aaed787eedbb64d4ba014d5");
+        assert_eq!(hex::encode(params.digest()), "c1e85439b2a1f4b43ef67d81337746eb0462eac38f915138427c127136d1f1fb");
         assert_eq!(
             genesis(&params).hash().to_hex(),
-            "7d2ce8de5d54d739166baa630ffe6b9eb7304279b5e2c69af364bae273936825"
+            "34ed63269bffe93c36ab1b03e93ef955ee1748fe00bb35b4a2ef5e3fd63edc74"
         );
     }
 

@@ -59,6 +59,23 @@ pub struct Tip {
     pub height: u64,
     /// Cumulative work of the main chain.
     pub cumulative_work: Work,
+    /// The highest height the main chain has ever reached (consensus). Finality is measured from
+    /// it, not from `height`: a reorganization to a shorter, heavier branch lowers the tip, and
+    /// the undo records of the heights it skipped are gone, so a fork there can no longer be
+    /// checked and is refused as beyond finality.
+    pub peak_height: u64,
+}
+
+impl Tip {
+    /// The tip of a chain that holds only its genesis block `hash`.
+    pub fn genesis(hash: BlockHash) -> Self {
+        Tip { hash, height: 0, cumulative_work: Work::default(), peak_height: 0 }
+    }
+
+    /// How far below the peak height a fork at `fork_height` lies.
+    pub fn depth_of(&self, fork_height: u64) -> u64 {
+        self.peak_height.saturating_sub(fork_height)
+    }
 }
 
 /// The account entries a main-chain block changed, as they were before it: restoring them
@@ -108,7 +125,8 @@ pub trait ChainView {
         addresses.iter().map(|address| self.account(address)).collect()
     }
     /// The undo record of the main-chain block at `height`: what disconnecting it restores.
-    /// Only the last `finality_depth + 1` are kept: no reorganization goes deeper.
+    /// Only those from height `peak_height - finality_depth` up to the tip are kept: no
+    /// reorganization goes deeper.
     fn undo(&self, height: u64) -> Result<Option<UndoRecord>, Self::Error>;
     /// Whether the transfer `id` is known to carry a valid signature (it waits in the mempool,
     /// which admits only verified transfers), so a block holding it need not verify it again.
@@ -580,16 +598,14 @@ impl<V: ChainView> Overlay<V> {
         }
         let tip = self.tip()?;
         let kept = match self.take_side_branch(&block.header.prev_hash, &tip.hash)? {
-            Some(branch) if tip.height.saturating_sub(branch.fork_height) > params.finality_depth => {
-                Err(branch.fork_height)
-            }
+            Some(branch) if tip.depth_of(branch.fork_height) > params.finality_depth => Err(branch.fork_height),
             Some(branch) => Ok(branch),
-            None => self.branch_of(params, block.header.prev_hash, parent.height, tip.height)?,
+            None => self.branch_of(params, block.header.prev_hash, parent.height, &tip)?,
         };
         let branch = match kept {
             Ok(branch) => branch,
             Err(fork_height) => {
-                return self.reject(hash, BlockError::BeyondFinality { fork_height, tip_height: tip.height })
+                return self.reject(hash, BlockError::BeyondFinality { fork_height, peak_height: tip.peak_height })
             }
         };
         // The ledger first: it is cheap, and a block failing it costs no signature checks.
@@ -693,21 +709,21 @@ impl<V: ChainView> Overlay<V> {
 
     /// Walks back from `parent` until the main chain, through the blocks' metadata only, and
     /// stops as soon as the fork point is known to lie more than `finality_depth` blocks below
-    /// the tip (`Err` with the height reached): a fork that deep is refused, so the walk, and the
-    /// blocks and undo records read for the branch afterwards, never exceed `finality_depth`
-    /// blocks.
+    /// the tip's peak height (`Err` with the height reached): a fork that deep is refused, so the
+    /// walk, and the blocks and undo records read for the branch afterwards, never exceed
+    /// `finality_depth` blocks, and every undo record it reads is one the chain keeps.
     fn branch_of(
         &self,
         params: &ChainParams,
         parent: BlockHash,
         parent_height: u64,
-        tip_height: u64,
+        tip: &Tip,
     ) -> Result<Result<SideBranch, u64>, V::Error> {
         let finality_depth = params.finality_depth;
         let mut side = Vec::new();
         let (mut hash, mut height) = (parent, parent_height);
         while self.main_hash_at(height)? != Some(hash) {
-            if tip_height.saturating_sub(height) >= finality_depth {
+            if tip.depth_of(height) >= finality_depth {
                 return Ok(Err(height));
             }
             let meta = self.meta(&hash)?.ok_or_else(|| missing(format!("ancestor {hash} of a stored block")))?;
@@ -715,12 +731,12 @@ impl<V: ChainView> Overlay<V> {
             hash = meta.parent;
             height -= 1;
         }
-        if tip_height.saturating_sub(height) > finality_depth {
+        if tip.depth_of(height) > finality_depth {
             return Ok(Err(height));
         }
         side.reverse();
         let mut branch =
-            SideBranch { side: Vec::new(), accounts: self.accounts_at_fork(height, tip_height)?, fork_height: height };
+            SideBranch { side: Vec::new(), accounts: self.accounts_at_fork(height, tip.height)?, fork_height: height };
         for side_hash in side {
             let block = self.block(&side_hash)?.ok_or_else(|| missing(format!("side block {side_hash}")))?;
             let before = self.branch_accounts(&branch, &touched(&block))?;
@@ -787,8 +803,8 @@ impl<V: ChainView> Overlay<V> {
         for height in meta.height + 1..=old.height {
             self.drop_undo(height)?;
         }
-        // Undo records deeper than the finality depth are never read again: one goes for each
-        // height connected.
+        // Undo records deeper than the finality depth below the peak height are never read again:
+        // one goes for each height connected (below the old peak, it went when the peak passed).
         for connected in branch.fork_height + 1..=meta.height {
             if let Some(stale) = connected.checked_sub(params.finality_depth + 1).filter(|h| *h > 0) {
                 self.drop_undo(stale)?;
@@ -800,7 +816,12 @@ impl<V: ChainView> Overlay<V> {
                 self.update.returned.push(tx);
             }
         }
-        self.update.tip = Some(Tip { hash, height: meta.height, cumulative_work: meta.cumulative_work });
+        self.update.tip = Some(Tip {
+            hash,
+            height: meta.height,
+            cumulative_work: meta.cumulative_work,
+            peak_height: old.peak_height.max(meta.height),
+        });
         Ok(old.height - branch.fork_height)
     }
 

@@ -7,7 +7,10 @@ use super::header::BlockHeader;
 use super::memory::MemoryChain;
 use super::miner::Miner;
 use super::pow::Target;
-use super::testkit::{address, child, genesis_block, history, miner, params, replay, step, transfer, ACCOUNTS};
+use super::testkit::{
+    address, child, genesis_block, history, miner, params, replay, retargeting_params, step, transfer,
+    ShorterHeavierReorg, ACCOUNTS,
+};
 use super::transaction::{Transaction, Transfer};
 use super::validate::{check_block, BlockError};
 use proptest::prelude::*;
@@ -283,6 +286,26 @@ fn a_fork_deeper_than_the_finality_depth_is_refused() {
 }
 
 #[test]
+fn after_a_reorg_to_a_shorter_heavier_branch_finality_is_measured_from_the_peak() {
+    use super::chain::ChainView;
+    let reorg = ShorterHeavierReorg::build();
+    let mut chain = MemoryChain::new(reorg.params.clone());
+    for block in &reorg.log {
+        chain.apply(block.clone());
+    }
+    let tip = chain.tip_info();
+    assert_eq!((tip.hash, tip.height, tip.peak_height), (reorg.tip().hash(), 9, 12));
+    let kept: Vec<u64> = (1..=12).filter(|h| chain.undo(*h).unwrap().is_some()).collect();
+    assert_eq!(kept, (3..=9).collect::<Vec<_>>(), "from the peak less the finality depth up to the tip");
+    // Forks at 0-2 lie within the finality depth of the tip, but more than it below the peak.
+    for height in 0..=2 {
+        assert_eq!(invalid_reason(&chain.apply(reorg.fork_from(height))), "beyond_finality", "fork at {height}");
+    }
+    assert!(stored(&chain.apply(reorg.fork_from(3))), "a fork at the finality depth below the peak");
+    assert_eq!(chain.tip_info(), tip);
+}
+
+#[test]
 fn the_orphan_pool_is_bounded_in_bytes_too() {
     let g = genesis_block();
     let probe = child(&params(), &child(&params(), &g, "x", &[]), "y", &[transfer(1, 0)]);
@@ -341,14 +364,51 @@ fn any_single_byte_change_meets(header: &[u8; 96], easiest: Target) -> bool {
     })
 }
 
+/// The finality depth of the random histories: small, so that their forks reach below it.
+/// `MemoryChain` panics on any inconsistency, so every history below also shows that no block
+/// makes the rules contradict themselves.
+const HISTORY_FINALITY: u64 = 3;
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
+    /// After any reorganization to a shorter, heavier branch, a fork from any main-chain height
+    /// is refused as beyond finality exactly when it lies more than the finality depth below the
+    /// peak height, and stored otherwise; the rules never contradict themselves (`MemoryChain`
+    /// panics if they do).
+    #[test]
+    fn forks_after_a_reorg_to_a_shorter_heavier_branch_follow_the_peak(
+        trunk in 0usize..7,
+        b in 3usize..10,
+        a_over_b in 2usize..6,
+        finality_over_a in 0u64..5,
+    ) {
+        let a = b + a_over_b;
+        let reorg = ShorterHeavierReorg::with(trunk, a, b, a as u64 + finality_over_a);
+        prop_assume!(reorg.is_some());
+        let reorg = reorg.unwrap();
+        let mut chain = MemoryChain::new(reorg.params.clone());
+        for block in &reorg.log {
+            chain.apply(block.clone());
+        }
+        let tip = chain.tip_info();
+        prop_assert_eq!(tip.peak_height, reorg.peak_height);
+        for height in 0..reorg.main.len() {
+            let outcomes = chain.clone().apply(reorg.fork_from(height));
+            if reorg.beyond_finality(height) {
+                prop_assert_eq!(invalid_reason(&outcomes), "beyond_finality", "fork at {}", height);
+            } else {
+                prop_assert!(stored(&outcomes), "fork at {}: {:?}", height, outcomes);
+            }
+        }
+    }
+
     #[test]
     fn same_log_same_tip(steps in prop::collection::vec(step(), 1..30)) {
-        let log = history(&steps);
-        let mut a = MemoryChain::new(params());
-        let mut b = MemoryChain::new(params());
+        let p = retargeting_params(HISTORY_FINALITY);
+        let log = history(&p, &steps);
+        let mut a = MemoryChain::new(p.clone());
+        let mut b = MemoryChain::new(p);
         for block in &log {
             a.apply(block.clone());
         }
@@ -363,9 +423,9 @@ proptest! {
 
     #[test]
     fn the_accounts_are_a_replay_of_the_main_chain(steps in prop::collection::vec(step(), 1..30)) {
-        let p = params();
+        let p = retargeting_params(HISTORY_FINALITY);
         let mut chain = MemoryChain::new(p.clone());
-        for block in history(&steps) {
+        for block in history(&p, &steps) {
             chain.apply(block);
         }
         prop_assert_eq!(chain.accounts_at_tip(), &replay(&p, &chain.main_chain()));
@@ -375,12 +435,13 @@ proptest! {
     fn reorgs_never_lose_or_duplicate_a_transaction(steps in prop::collection::vec(step(), 1..30)) {
         // Every transfer the history uses first arrives in the mempool, as from the topic.
         let submitted: Vec<Transfer> = (0..ACCOUNTS).flat_map(|s| (0..8).map(move |n| transfer(s, n))).collect();
-        let chain_tag = params().chain_tag();
-        let mut chain = MemoryChain::new(params());
+        let p = retargeting_params(HISTORY_FINALITY);
+        let chain_tag = p.chain_tag();
+        let mut chain = MemoryChain::new(p.clone());
         for tx in &submitted {
             chain.push_mempool(tx.clone());
         }
-        for block in history(&steps) {
+        for block in history(&p, &steps) {
             chain.apply(block);
         }
         let mut on_main = HashSet::new();

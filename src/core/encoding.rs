@@ -9,7 +9,7 @@ use serde::{de::DeserializeOwned, Serialize};
 /// the format a store's layout belongs to. 3: funds belong to Ed25519 keys; 4: the difficulty
 /// retargets, with a compact target in the header (`docs/consensus.md`). Messages of any other
 /// version are refused as `unknown_version`.
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;
 
 /// Largest value this encoding will decode: a block with the maximum number of transactions fits
 /// comfortably; anything larger is rejected before it is allocated.

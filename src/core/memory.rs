@@ -8,7 +8,6 @@ use super::chain::{
 };
 use super::hash::{BlockHash, TxId};
 use super::params::ChainParams;
-use super::pow::Work;
 use super::transaction::Transfer;
 use std::collections::{BTreeMap, HashMap};
 
@@ -40,7 +39,7 @@ impl MemoryChain {
             main: BTreeMap::from([(0, hash)]),
             tx_index: HashMap::new(),
             undo: BTreeMap::new(),
-            tip: Tip { hash, height: 0, cumulative_work: Work::default() },
+            tip: Tip::genesis(hash),
             mempool: Vec::new(),
             orphans: BTreeMap::new(),
         }

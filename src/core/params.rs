@@ -72,7 +72,7 @@ fn default_max_future_ms() -> u64 {
 }
 
 /// Domain tag of the parameter digest.
-const PARAMS_TAG: &[u8] = b"kafkachain-params-v4";
+const PARAMS_TAG: &[u8] = b"kafkachain-params-v5";
 
 /// Why a set of chain parameters is unusable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

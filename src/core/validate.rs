@@ -44,11 +44,12 @@ pub enum BlockError {
     /// Larger than the chain's block size bound.
     #[error("{0} bytes exceed the block size bound")]
     TooLarge(usize),
-    /// Its branch leaves the main chain deeper below the tip than the finality depth.
+    /// Its branch leaves the main chain deeper than the finality depth below the highest height
+    /// the main chain has reached.
     #[error(
-        "its branch forks at height {fork_height} or below, beyond the finality depth under the tip at {tip_height}"
+        "its branch forks at height {fork_height} or below, beyond the finality depth under the peak height {peak_height}"
     )]
-    BeyondFinality { fork_height: u64, tip_height: u64 },
+    BeyondFinality { fork_height: u64, peak_height: u64 },
     /// More transactions than a block may hold.
     #[error("{0} transactions exceed the block limit")]
     TooManyTransactions(usize),

@@ -126,6 +126,13 @@ impl LogReader {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "error")
+            // Consensus: every node must read exactly the same messages. `read_committed`
+            // (librdkafka's default) holds a reader at the first message of any transaction left
+            // open, for up to `transaction.max.timeout.ms` (15 min): one client with write access
+            // could stall every node, and a node set otherwise would read blocks the others skip.
+            // Every message in the log counts, whether its transaction commits, aborts or never
+            // ends; pinned after the user's properties.
+            .set("isolation.level", "read_uncommitted")
             .set("fetch.wait.max.ms", "10")
             // Bounds the prefetch buffer of each partition, so catching up on a long topic does
             // not grow memory: 1 MiB (about 10,000 transactions) keeps the applier fed, and took

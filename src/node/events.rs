@@ -86,7 +86,12 @@ mod tests {
     use crate::core::pow::Work;
 
     fn tip(height: u64) -> Tip {
-        Tip { hash: BlockHash::new([height as u8; 32]), height, cumulative_work: Work(height as u128) }
+        Tip {
+            hash: BlockHash::new([height as u8; 32]),
+            height,
+            cumulative_work: Work(height as u128),
+            peak_height: height,
+        }
     }
 
     #[test]

@@ -25,12 +25,12 @@ use crate::core::encoding;
 use crate::core::hash::BlockHash;
 use crate::core::memory::genesis_accounts;
 use crate::core::params::ChainParams;
-use crate::core::pow::Work;
 use mempool::MempoolIndex;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -50,13 +50,17 @@ pub enum StoreError {
     /// The chain records contradict each other (see [`Inconsistent`]).
     #[error(transparent)]
     Inconsistent(#[from] crate::core::chain::Inconsistent),
+    /// Another open store (of this process or another) still holds the data directory's lock
+    /// after waiting for it.
+    #[error("the data directory {} is locked by another open store (another node on the same directory, or one still closing); waited {} s for it", path.display(), waited.as_secs())]
+    Locked { path: std::path::PathBuf, waited: Duration },
     /// The data directory was written with another key layout (an older version of kafkachain).
     #[error("the data directory uses store layout {found}, this version reads layout {expected} (consensus format {}); start with a new data directory on topics of that format", crate::core::encoding::FORMAT_VERSION)]
     Layout { found: u64, expected: u64 },
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.
-const LAYOUT_VERSION: u64 = 6;
+const LAYOUT_VERSION: u64 = 7;
 
 /// What is stored per block: the metadata first, so fork choice reads it without decoding the
 /// transactions.
@@ -211,7 +215,7 @@ impl Store {
         let block = genesis(&self.params);
         let hash = block.hash();
         let meta = BlockMeta::genesis(&block);
-        let tip = Tip { hash, height: 0, cumulative_work: Work::default() };
+        let tip = Tip::genesis(hash);
         let mut batch = sled::Batch::default();
         batch.insert(keys::key(keys::BLOCK, hash.as_bytes()), block_record(&block, meta));
         batch.insert(keys::key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
@@ -253,8 +257,38 @@ pub fn checkpoint(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How long opening a store waits for its data directory's lock. sled releases the lock only
+/// when the last of its background threads lets go of a closed database, a moment after the
+/// `Store` is dropped; a process that reopens a directory it just closed (a tool, a test, the
+/// shutdown checkpoint) waits for that instead of failing one time in twenty.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
 fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    Ok(sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(200)).open()?)
+    open_db_waiting(path, cache_bytes, LOCK_WAIT)
+}
+
+/// Opens sled at `path`, retrying while another open database holds the directory's lock, for at
+/// most `wait`.
+fn open_db_waiting(path: &Path, cache_bytes: u64, wait: Duration) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(200)).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if is_lock_conflict(&e) => {
+                if Instant::now() >= deadline {
+                    return Err(StoreError::Locked { path: path.to_owned(), waited: wait });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether sled refused to open because another handle holds its lock file. sled 0.34 (pinned)
+/// reports this only as an `Other` I/O error with this message, wrapping the lock's `WouldBlock`.
+fn is_lock_conflict(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::Other && error.to_string().starts_with("could not acquire lock")
 }
 
 /// Decodes a stored value, naming its key if it does not decode.

@@ -4,7 +4,9 @@ use super::*;
 use crate::core::admission::Refusal;
 use crate::core::chain::{ChainView, Outcome};
 use crate::core::memory::MemoryChain;
-use crate::core::testkit::{address, child, genesis_block, history, key, params, step, transfer};
+use crate::core::testkit::{
+    address, child, genesis_block, history, key, params, retargeting_params, step, transfer, ShorterHeavierReorg,
+};
 use crate::core::transaction::Transfer;
 use proptest::prelude::*;
 
@@ -26,6 +28,25 @@ fn a_new_store_holds_genesis_and_refuses_another_chain() {
     let other = ChainParams { chain_id: "other".into(), ..params() };
     let err = Store::open(dir.path(), &other, DEFAULT_CACHE_BYTES).err().unwrap();
     assert!(matches!(err, StoreError::WrongChain { .. }), "{err}");
+}
+
+#[test]
+fn a_store_reopened_the_moment_it_is_dropped_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    for next in 1..=50 {
+        let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+        assert_eq!(store.offset(&blocks_position()).unwrap(), (next > 1).then_some(next - 1));
+        store.skip_to(&[offset(next)]).unwrap();
+        store.flush().unwrap();
+    }
+}
+
+#[test]
+fn a_directory_another_open_store_holds_is_refused_after_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let err = open_db_waiting(dir.path(), DEFAULT_CACHE_BYTES, Duration::from_millis(200)).err().unwrap();
+    assert!(matches!(&err, StoreError::Locked { waited, .. } if *waited == Duration::from_millis(200)), "{err}");
 }
 
 #[test]
@@ -246,11 +267,13 @@ proptest! {
     #[test]
     fn store_agrees_with_memory_chain(steps in prop::collection::vec(step(), 1..25)) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
-        let mut memory = MemoryChain::new(params());
-        for (i, block) in history(&steps).into_iter().enumerate() {
-            let from_store = store.apply_block(block.clone(), block.header.timestamp_ms, &[offset(i as u64 + 1)]).unwrap();
-            prop_assert_eq!(from_store, memory.apply(block));
+        let p = retargeting_params(3);
+        let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+        let mut memory = MemoryChain::new(p.clone());
+        for (i, block) in history(&p, &steps).into_iter().enumerate() {
+            let from_store = store.apply_block(block.clone(), block.header.timestamp_ms, &[offset(i as u64 + 1)]);
+            prop_assert!(from_store.is_ok(), "block {} of the history: {:?}", i, from_store.err());
+            prop_assert_eq!(from_store.unwrap(), memory.apply(block));
         }
         prop_assert_eq!(store.tip().unwrap(), memory.tip_info());
         let stored = store.main_blocks(0, usize::MAX, usize::MAX).unwrap();
@@ -261,6 +284,28 @@ proptest! {
         let report = store.check_consistency().unwrap();
         prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
+}
+
+#[test]
+fn a_fork_below_the_peak_after_a_reorg_to_a_shorter_heavier_branch_is_refused_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let reorg = ShorterHeavierReorg::build();
+    let store = Store::open(dir.path(), &reorg.params, DEFAULT_CACHE_BYTES).unwrap();
+    let apply = |block: Block| store.apply_block(block.clone(), block.header.timestamp_ms, &[]).unwrap();
+    for block in &reorg.log {
+        apply(block.clone());
+    }
+    let tip = store.tip().unwrap();
+    assert_eq!((tip.hash, tip.height, tip.peak_height), (reorg.tip().hash(), 9, 12));
+    for height in 0..=2 {
+        let outcomes = apply(reorg.fork_from(height));
+        assert!(
+            matches!(outcomes.as_slice(), [Outcome::Invalid(_, e)] if e.reason() == "beyond_finality"),
+            "fork at {height}: {outcomes:?}"
+        );
+    }
+    assert!(matches!(apply(reorg.fork_from(3)).as_slice(), [Outcome::Stored { tip_moved: false, .. }]));
+    assert!(store.check_consistency().unwrap().problems.is_empty());
 }
 
 #[test]
