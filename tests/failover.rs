@@ -21,7 +21,9 @@ fn killing_the_blocks_leader_loses_no_acknowledged_transaction() {
         spec.kafka.min_insync_replicas = 2;
     });
     net.nodes[0].mine();
-    let leader = cluster.leader_of(&format!("{}.blocks", net.prefix));
+    let (blocks, transactions) = (format!("{}.blocks", net.prefix), format!("{}.transactions", net.prefix));
+    cluster.wait_in_sync(&[&blocks, &transactions, "__consumer_offsets"], 3, Duration::from_secs(60));
+    let leader = cluster.leader_of(&blocks);
 
     let acked = Mutex::new(Vec::new());
     let running = AtomicBool::new(true);
@@ -66,7 +68,7 @@ fn killing_the_blocks_leader_loses_no_acknowledged_transaction() {
         running.store(false, Ordering::Relaxed);
         height_at_kill
     });
-    assert_ne!(cluster.leader_of(&format!("{}.blocks", net.prefix)), leader, "leadership moved");
+    assert_ne!(cluster.leader_of(&blocks), leader, "leadership moved");
 
     net.drain_mempools(Duration::from_secs(120));
     let (height, _) = net.wait_converged(height_at_kill + 5, Duration::from_secs(60));

@@ -45,6 +45,34 @@ impl Cluster {
         metadata.topics()[0].partitions()[0].leader()
     }
 
+    /// Waits until every partition of `topics` has all `replicas` replicas in sync, as an
+    /// operator checks before taking a broker away: a broker killed while a partition's only
+    /// other in-sync replica is still catching up takes the partition below
+    /// `min.insync.replicas` until it has.
+    pub fn wait_in_sync(&self, topics: &[&str], replicas: usize, timeout: Duration) {
+        let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", self.bootstrap()).create().unwrap();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let lagging: Vec<String> = topics
+                .iter()
+                .flat_map(|topic| match client.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+                    Ok(metadata) => metadata.topics()[0]
+                        .partitions()
+                        .iter()
+                        .filter(|p| p.isr().len() < replicas)
+                        .map(|p| format!("{topic}/{} (in sync: {:?})", p.id(), p.isr()))
+                        .collect(),
+                    Err(e) => vec![format!("{topic}: {e}")],
+                })
+                .collect();
+            if lagging.is_empty() {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "replicas not in sync after {timeout:?}: {lagging:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// SIGKILLs broker `broker` (1-based).
     pub fn kill(&self, broker: i32) {
         let pid = std::fs::read_to_string(self.pid_file(broker)).unwrap();

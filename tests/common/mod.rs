@@ -119,6 +119,14 @@ impl Drop for TestNet {
         if std::thread::panicking() {
             for node in &self.nodes {
                 eprintln!("--- last lines of {} ---\n{}", node.id, node.log_tail(40));
+                // What the node says of itself, for a failure that left its log quiet (a stalled
+                // partition, a halt, a mempool that never drains).
+                for path in ["/status", "/mempool"] {
+                    match node.try_get(path) {
+                        Some((code, body)) => eprintln!("--- {} {path}: {code} {body}", node.id),
+                        None => eprintln!("--- {} {path}: no answer", node.id),
+                    }
+                }
             }
         }
     }
