@@ -63,6 +63,20 @@ fn malformed_requests_are_refused_with_json_errors() {
     refused(body(&sign(Address::new([9; 32]), 0, chain)).to_string(), 400, "zero_amount");
     refused(body(&sign(Address::of_key(&stranger), 5, chain)).to_string(), 400, "self_transfer");
     refused(template.to_string(), 409, "insufficient_funds");
+    // The all-zero address is a small-order key: R = identity and S = 0 verify for it under
+    // ZIP-215, so anyone could spend what it holds; it may not send at all.
+    let mut identity_r = [0u8; 64];
+    identity_r[0] = 1;
+    let burn = Address::new([0; 32]);
+    let from_burn = Transfer {
+        sender: burn,
+        recipient: Address::new([9; 32]),
+        amount: 5,
+        fee: 0,
+        nonce: 0,
+        signature: kafkachain::core::signature::Signature(identity_r),
+    };
+    refused(body(&from_burn).to_string(), 400, "small_order_sender");
     let huge = with("extra", Value::from("y".repeat(200_000)));
     assert_json_error(post(&huge), 413, "length limit");
 

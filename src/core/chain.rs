@@ -683,12 +683,17 @@ impl<V: ChainView> Overlay<V> {
     }
 
     /// Pools `block` until its parent arrives, then drops the oldest orphans until the pool is
-    /// within `max_orphans` blocks and `max_orphan_bytes` bytes (a block larger than that alone
-    /// is dropped at once).
+    /// within `max_orphans` blocks and `max_orphan_bytes` bytes. A block larger than
+    /// `max_orphan_bytes` alone is dropped at once and pushes nothing out: one message can never
+    /// empty the pool.
     fn orphan(&mut self, params: &ChainParams, hash: BlockHash, block: Block) -> Result<(), V::Error> {
+        let bytes = encoding::encoded_len(&block) as u64;
+        if bytes > params.max_orphan_bytes as u64 {
+            self.update.outcomes.push(Outcome::OrphanDropped(hash));
+            return Ok(());
+        }
         let mut pool = self.orphan_entries()?;
         let seq = pool.iter().map(|entry| entry.seq + 1).max().unwrap_or(0);
-        let bytes = encoding::encode(&block).len() as u64;
         let entry = OrphanEntry { seq, hash, parent: block.header.prev_hash, bytes };
         self.update.orphans_added.push((entry, block));
         self.update.outcomes.push(Outcome::Orphaned(hash));

@@ -79,6 +79,9 @@ pub enum TxError {
     /// `amount + fee` does not fit in 64 bits.
     #[error("amount + fee overflows a 64-bit integer")]
     CostOverflow,
+    /// The sender is a key of small order, for which anyone can forge a signature.
+    #[error("the sender is a small-order key, which cannot send: anyone could sign for it")]
+    SmallOrderSender,
 }
 
 impl TxError {
@@ -88,6 +91,7 @@ impl TxError {
             TxError::ZeroAmount => "zero_amount",
             TxError::SelfTransfer => "self_transfer",
             TxError::CostOverflow => "amount_overflow",
+            TxError::SmallOrderSender => "small_order_sender",
         }
     }
 }
@@ -143,6 +147,9 @@ impl Transfer {
         }
         if self.cost().is_none() {
             return Err(TxError::CostOverflow);
+        }
+        if self.sender.is_small_order() {
+            return Err(TxError::SmallOrderSender);
         }
         Ok(())
     }
@@ -264,6 +271,37 @@ mod tests {
         assert_eq!(Transfer { recipient: ok.sender, ..ok.clone() }.check_fields(), Err(TxError::SelfTransfer));
         let overflow = Transfer { amount: u64::MAX, fee: 1, ..ok };
         assert_eq!(overflow.check_fields(), Err(TxError::CostOverflow));
+    }
+
+    #[test]
+    fn a_small_order_key_cannot_send_though_anyone_can_sign_for_it() {
+        let chain = ChainTag::of("a");
+        // The identity (y = 1), the point of order 2 (y = -1), a point of order 4 (y = 0: the
+        // all-zero address) and the identity again with y written as p + 1 (non-canonical).
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut minus_one = [0xff; 32];
+        minus_one[0] = 0xec;
+        minus_one[31] = 0x7f;
+        let mut p_plus_one = [0xff; 32];
+        p_plus_one[0] = 0xee;
+        p_plus_one[31] = 0x7f;
+        for key in [identity, minus_one, [0; 32], p_plus_one] {
+            let sender = Address::new(key);
+            assert!(sender.is_small_order(), "{sender}");
+            // R = the identity and S = 0 satisfy ZIP-215's cofactored equation for any message.
+            let mut forged = [0u8; 64];
+            forged[0] = 1;
+            let t =
+                Transfer { sender, recipient: address(2), amount: 5, fee: 0, nonce: 0, signature: Signature(forged) };
+            assert!(t.signed_message(&t.signing_bytes(chain)).verify(), "ZIP-215 accepts the forgery for {sender}");
+            assert_eq!(t.check_fields(), Err(TxError::SmallOrderSender));
+            assert_eq!(TxError::SmallOrderSender.reason(), "small_order_sender");
+        }
+        assert!(!address(1).is_small_order());
+        // A small-order recipient is allowed: what it receives can never move (a burn).
+        let burn = Transfer::sign(&key(1), chain, Address::new([0; 32]), 10, 0, 0);
+        assert_eq!(burn.check_fields(), Ok(()));
     }
 
     #[test]
