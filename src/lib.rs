@@ -3,7 +3,8 @@
 //! Layers, each in its own module: [`core`] (pure consensus logic: no I/O), [`store`] (sled),
 //! [`kafka`] (rdkafka: topics, envelope, offsets), [`node`] (wiring: applier thread, miner task),
 //! [`api`] (HTTP), [`json`] (the block JSON shape the API serves and peers read back), [`config`]
-//! (the node's TOML configuration), [`logging`] (log lines, text or JSON, naming the node), [`wallet`] (key files and a small client for the API), and
+//! (the node's TOML configuration), [`logging`] (log lines, text or JSON, naming the node), [`secret_file`] (files that hold secrets,
+//! refused when others may read them), [`wallet`] (key files and a small client for the API), and
 //! the benchmark and test tools in [`tools`]. The binary in `main.rs` only parses the command line
 //! and calls these.
 
@@ -14,6 +15,7 @@ pub mod json;
 pub mod kafka;
 pub mod logging;
 pub mod node;
+pub mod secret_file;
 pub mod store;
 pub mod tools;
 pub mod wallet;

@@ -185,13 +185,15 @@ enum WalletCommand {
         /// Name of the key (1-64 ASCII letters, digits, '-' or '_').
         name: String,
     },
-    /// Store an existing secret key under a name and print its address.
+    /// Store an existing secret key under a name and print its address. The key (the 32-byte
+    /// Ed25519 seed, 64 hex characters) is read from standard input, or from a file only its
+    /// owner may read: never from the command line, where `ps` shows it to every user.
     Import {
         /// Name of the key (1-64 ASCII letters, digits, '-' or '_').
         name: String,
-        /// The 32-byte Ed25519 seed, 64 hex characters.
+        /// Read the key from this file (mode 0600 or stricter) instead of standard input.
         #[arg(long)]
-        secret_key: String,
+        secret_key_file: Option<PathBuf>,
     },
     /// Print every key as "name address", sorted by name.
     List,
@@ -417,8 +419,14 @@ fn run_wallet(args: WalletArgs) -> anyhow::Result<ExitCode> {
             let address = keys.create(&name).with_context(|| format!("creating key {name}"))?;
             println!("{address}");
         }
-        WalletCommand::Import { name, secret_key } => {
-            let address = keys.import(&name, &secret_key).with_context(|| format!("importing key {name}"))?;
+        WalletCommand::Import { name, secret_key_file } => {
+            let secret_key = match &secret_key_file {
+                Some(path) => kafkachain::secret_file::read_private(path)?,
+                None => {
+                    std::io::read_to_string(std::io::stdin()).context("reading the secret key from standard input")?
+                }
+            };
+            let address = keys.import(&name, secret_key.trim()).with_context(|| format!("importing key {name}"))?;
             println!("{address}");
         }
         WalletCommand::List => {
@@ -469,6 +477,8 @@ fn load_config(args: NodeArgs) -> anyhow::Result<NodeConfig> {
 
 /// Runs a node until SIGINT or SIGTERM, then shuts it down cleanly.
 async fn run_node(config: NodeConfig) -> anyhow::Result<()> {
+    let open_files = api::open_files::ensure_for(config.http.max_connections)?;
+    tracing::debug!(open_files, "open-file limit");
     let listener = TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("binding the HTTP API to {}", config.http_listen))?;

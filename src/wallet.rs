@@ -59,6 +59,9 @@ pub enum WalletError {
         #[source]
         source: std::io::Error,
     },
+    /// The wallet directory or a key file is open to other users, or cannot be read.
+    #[error(transparent)]
+    Secret(#[from] crate::secret_file::SecretFileError),
     /// The request could not be made, or the answer was not the JSON expected.
     #[error(transparent)]
     Http(#[from] reqwest::Error),
@@ -98,9 +101,11 @@ pub struct Wallet {
 }
 
 impl Wallet {
-    /// The wallet in `dir`, created (mode 0700) if missing so the keys stay private.
+    /// The wallet in `dir`, created (mode 0700) if missing so the keys stay private. An existing
+    /// directory that other users may enter or list is refused, as ssh refuses such a `~/.ssh`.
     pub fn open(dir: &Path) -> Result<Wallet, WalletError> {
         DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_error(dir, e))?;
+        crate::secret_file::check_private_dir(dir)?;
         Ok(Wallet { dir: dir.to_path_buf() })
     }
 
@@ -122,13 +127,16 @@ impl Wallet {
         self.store(name, &SigningKey::from(seed))
     }
 
-    /// The key named `name`.
+    /// The key named `name`; refused when its file is open to other users.
     pub fn key(&self, name: &str) -> Result<SigningKey, WalletError> {
+        use crate::secret_file::{read_private, SecretFileError};
         let path = self.path_of(name)?;
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_private(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(WalletError::NotFound(name.to_owned())),
-            Err(e) => return Err(io_error(&path, e)),
+            Err(SecretFileError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(WalletError::NotFound(name.to_owned()))
+            }
+            Err(e) => return Err(e.into()),
         };
         let seed = parse_seed(&text).ok_or(WalletError::BadKeyFile(path))?;
         Ok(SigningKey::from(seed))
@@ -362,12 +370,18 @@ mod tests {
         let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&keys.join("bob.key")), 0o600);
         assert_eq!(mode(&keys), 0o700);
+        // Opened up later, by hand: the key and the wallet are refused until closed again.
+        std::fs::set_permissions(keys.join("bob.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(wallet.key("bob"), Err(WalletError::Secret(_))));
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = Wallet::open(&keys).unwrap_err();
+        assert!(err.to_string().contains("chmod 700"), "{err}");
     }
 
     #[test]
     fn a_name_is_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
-        let wallet = Wallet::open(dir.path()).unwrap();
+        let wallet = Wallet::open(&dir.path().join("keys")).unwrap();
         let first = wallet.create("carol").unwrap();
         assert!(matches!(wallet.create("carol"), Err(WalletError::Exists(name)) if name == "carol"));
         assert!(matches!(wallet.import("carol", &"01".repeat(32)), Err(WalletError::Exists(_))));
@@ -377,7 +391,7 @@ mod tests {
     #[test]
     fn bad_names_and_secrets_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let wallet = Wallet::open(dir.path()).unwrap();
+        let wallet = Wallet::open(&dir.path().join("keys")).unwrap();
         let too_long = "x".repeat(MAX_NAME_LEN + 1);
         for name in ["", "../escape", "a.b", "with space", "é", too_long.as_str()] {
             assert!(matches!(wallet.create(name), Err(WalletError::BadName(_))), "{name:?}");
@@ -393,7 +407,7 @@ mod tests {
     #[test]
     fn the_first_chain_is_remembered_and_a_node_on_another_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let wallet = Wallet::open(dir.path()).unwrap();
+        let wallet = Wallet::open(&dir.path().join("keys")).unwrap();
         assert_eq!(wallet.remembered_chain_id().unwrap(), None);
         assert_eq!(wallet.chain_to_sign_for(None, "devnet").unwrap(), "devnet");
         assert_eq!(wallet.remembered_chain_id().unwrap().as_deref(), Some("devnet"));
@@ -410,10 +424,10 @@ mod tests {
     #[test]
     fn an_imported_seed_gives_its_known_address() {
         let dir = tempfile::tempdir().unwrap();
-        let wallet = Wallet::open(dir.path()).unwrap();
+        let wallet = Wallet::open(&dir.path().join("keys")).unwrap();
         let address = wallet.import("erin", &"01".repeat(32)).unwrap();
         assert_eq!(address, Address::new(SigningKey::from([1u8; 32]).verification_key().to_bytes()));
-        let text = std::fs::read_to_string(dir.path().join("erin.key")).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("keys/erin.key")).unwrap();
         assert_eq!(text, format!("{}\n", "01".repeat(32)));
     }
 }

@@ -10,6 +10,7 @@ mod guard;
 mod handlers;
 mod http_metrics;
 mod metrics;
+pub mod open_files;
 mod server;
 pub mod token;
 

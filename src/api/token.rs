@@ -16,9 +16,9 @@ pub const COOKIE_FILE: &str = ".cookie";
 /// Why the token could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    /// The operator's token file could not be read.
-    #[error("reading the token file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    /// The operator's token file could not be read, or others may read it.
+    #[error("http.token_file: {0}")]
+    File(#[from] crate::secret_file::SecretFileError),
     /// The operator's token is too short to resist guessing.
     #[error("the token in {0} is shorter than {MIN_TOKEN_LEN} characters")]
     TooShort(PathBuf),
@@ -43,8 +43,7 @@ impl OperatorToken {
     pub fn set_up(token_file: Option<&Path>, data_dir: &Path) -> Result<Self, TokenError> {
         match token_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| TokenError::Read { path: path.to_owned(), source })?;
+                let text = crate::secret_file::read_private(path)?;
                 let token = text.trim();
                 if token.len() < MIN_TOKEN_LEN {
                     return Err(TokenError::TooShort(path.to_owned()));
@@ -103,10 +102,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "short\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(matches!(OperatorToken::set_up(Some(&file), dir.path()), Err(TokenError::TooShort(_))));
         std::fs::write(&file, "a-long-enough-operator-token\n").unwrap();
         let token = OperatorToken::set_up(Some(&file), dir.path()).unwrap();
         assert!(token.matches("a-long-enough-operator-token"));
         assert!(!dir.path().join(COOKIE_FILE).exists());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = OperatorToken::set_up(Some(&file), dir.path()).unwrap_err();
+        assert!(matches!(err, TokenError::File(crate::secret_file::SecretFileError::TooOpen { .. })), "{err}");
+        assert!(err.to_string().starts_with("http.token_file: "), "{err}");
     }
 }
