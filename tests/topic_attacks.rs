@@ -251,3 +251,35 @@ fn an_aborted_or_never_ending_kafka_transaction_on_the_blocks_topic_is_read_alik
     }
     drop(producer);
 }
+
+#[test]
+fn junk_transfers_from_keys_without_funds_and_orphans_cost_no_signature_verification() {
+    let net = TestNet::start("free-verification", 1);
+    let node = &net.nodes[0];
+    // Transfers from keys the genesis does not fund, each with a signature that does not verify.
+    let junk: Vec<Vec<u8>> = (0..2_000u64)
+        .map(|n| {
+            encode_message(&Transfer {
+                sender: Address::new(sha256(format!("unfunded-{n}").as_bytes())),
+                recipient: Address::new([1; 32]),
+                amount: 5,
+                fee: 0,
+                nonce: 0,
+                signature: Signature([7; 64]),
+            })
+        })
+        .collect();
+    produce(&format!("{}.transactions", net.prefix), &junk);
+    // Orphans full of such transfers: their signatures are worth nothing until the parent comes.
+    let bits = tip_block(node).header.bits;
+    let orphans: Vec<Vec<u8>> =
+        (0..4u64).map(|i| encode_message(&block_on(BlockHash::new([9; 32]), 5 + i, bits, 500, "junk"))).collect();
+    produce(&format!("{}.blocks", net.prefix), &orphans);
+    let status = wait_for("the junk to be read", Duration::from_secs(60), || {
+        let s = node.status();
+        (s["rejected"]["tx_insufficient_funds"] == 2_000 && s["orphans"] == 4).then_some(s)
+    });
+    // Format 4 verified all 4,000 signatures first and counted the transfers as tx_bad_signature.
+    assert!(status["rejected"]["tx_bad_signature"].is_null(), "{status}");
+    assert!(status["busy_ms"]["verify_signatures"].is_null(), "no signature was verified: {status}");
+}

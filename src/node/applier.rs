@@ -6,8 +6,10 @@ use super::events::{BlockEvent, ChainEvents};
 use super::gap::RetentionGap;
 use super::now_ms;
 use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_ALARM};
+use crate::core::account::{Account, Address};
+use crate::core::admission::{self, Pending, Refusal};
 use crate::core::block::Block;
-use crate::core::chain::{ChainView, Outcome};
+use crate::core::chain::{next_bits, ChainView, Outcome};
 use crate::core::hash::BlockHash;
 use crate::core::hash::TxId;
 use crate::core::signature::{verdicts, verdicts_on_this_thread};
@@ -17,7 +19,7 @@ use crate::kafka::wire::decode_message;
 use crate::kafka::{LogMessage, LogReader, Payload, ReadError};
 use crate::logging::LogThrottle;
 use crate::store::{MempoolLimits, Offered, OffsetUpdate, Positions, Store, StoreError, TopicPartition};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -313,31 +315,86 @@ impl Applier {
             return Ok(());
         }
         let offsets = OffsetUpdate::all(&batch.positions);
-        let started = Instant::now();
         let chain = self.store.params().chain_tag();
         let signing: Vec<_> = batch.txs.iter().map(|t| t.signing_bytes(chain)).collect();
         // Those this node verified when it accepted them are not verified again.
         let known: Vec<bool> =
             batch.txs.iter().zip(&signing).map(|(t, bytes)| self.verified.take(&id_of(bytes, &t.signature))).collect();
+        // The cheap rules first: a transfer its sender's account refuses on its own (malformed, a
+        // nonce used or too far ahead, a cost above the balance) is refused without verifying
+        // its signature, so junk from keys without funds costs a lookup, not a verification.
+        // Pending transfers only add refusals, so admission would refuse these too.
+        let refused_early = self.refused_by_account(&batch.txs, &known)?;
+        let started = Instant::now();
         let items: Vec<_> = batch
             .txs
             .iter()
             .zip(&signing)
-            .zip(&known)
-            .filter(|(_, known)| !**known)
+            .zip(known.iter().zip(&refused_early))
+            .filter(|(_, (known, refused))| !**known && refused.is_none())
             .map(|((t, bytes), _)| t.signed_message(bytes))
             .collect();
-        let mut checked = verdicts(&items).into_iter();
-        let valid: Vec<bool> = known.iter().map(|known| *known || checked.next().unwrap_or(false)).collect();
-        self.stats.busy("verify_signatures", started.elapsed());
-        let offered: Vec<Offered> = batch
-            .txs
+        if !items.is_empty() {
+            let mut checked = verdicts(&items).into_iter();
+            let valid: Vec<bool> = known
+                .iter()
+                .zip(&refused_early)
+                .map(|(known, refused)| *known || (refused.is_none() && checked.next().unwrap_or(false)))
+                .collect();
+            self.stats.busy("verify_signatures", started.elapsed());
+            return self.admit(batch.txs, valid, refused_early, &offsets);
+        }
+        self.admit(batch.txs, known, refused_early, &offsets)
+    }
+
+    /// For each of `txs` not `known` (verified already), the refusal its sender's account at
+    /// the tip gives it on its own, before any signature is looked at.
+    fn refused_by_account(&self, txs: &[Transfer], known: &[bool]) -> Result<Vec<Option<Refusal>>, StoreError> {
+        let senders: Vec<Address> = txs
+            .iter()
+            .zip(known)
+            .filter(|(_, known)| !**known)
+            .map(|(t, _)| t.sender)
+            .collect::<HashSet<_>>()
             .into_iter()
-            .zip(valid)
-            .map(|(transfer, signature_valid)| Offered { transfer, signature_valid })
             .collect();
+        let accounts: HashMap<Address, Account> = senders
+            .iter()
+            .copied()
+            .zip(self.store.accounts(&senders)?.into_iter().map(Option::unwrap_or_default))
+            .collect();
+        let max_ahead = self.mempool_limits.max_nonce_ahead;
+        Ok(txs
+            .iter()
+            .zip(known)
+            .map(|(t, known)| match known {
+                true => None,
+                false => {
+                    let account = accounts.get(&t.sender).copied().unwrap_or_default();
+                    admission::check(t, account, Pending::default(), max_ahead).err()
+                }
+            })
+            .collect())
+    }
+
+    /// Offers `txs` to the mempool with their signature verdicts (`valid`), except those
+    /// `refused_early`, which are only counted; stores the batch's positions with it.
+    fn admit(
+        &self,
+        txs: Vec<Transfer>,
+        valid: Vec<bool>,
+        refused_early: Vec<Option<Refusal>>,
+        offsets: &[OffsetUpdate],
+    ) -> Result<(), StoreError> {
+        let mut offered = Vec::with_capacity(txs.len());
+        for ((transfer, signature_valid), refused) in txs.into_iter().zip(valid).zip(refused_early) {
+            match refused {
+                Some(refusal) => self.stats.rejected(Payload::Transaction, tx_reason(&refusal)),
+                None => offered.push(Offered { transfer, signature_valid }),
+            }
+        }
         let started = Instant::now();
-        let outcomes = self.store.admit_transactions(&offered, &offsets, self.mempool_limits)?;
+        let outcomes = self.store.admit_transactions(&offered, offsets, self.mempool_limits)?;
         self.stats.busy("apply_transactions", started.elapsed());
         let mut admitted = 0;
         for outcome in outcomes {
@@ -548,19 +605,27 @@ impl Preparer<'_> {
     /// block's transfers found valid. A batch read during catch-up is mostly blocks, and one
     /// verification pass over all of them spreads the work over every core instead of
     /// verifying block by block. Only blocks that pass the cheap checks of their own (proof of
-    /// work, size, transaction count, Merkle root) are worth it: anything else costs one hash,
-    /// as before signatures existed, whatever it holds.
+    /// work, size, transaction count, Merkle root) and whose parent is known, with the target
+    /// their height requires, are worth it: anything else (junk, an orphan, a block at the
+    /// starting difficulty where more is required) costs one hash and a lookup, whatever it
+    /// holds. A block left out is not trusted for it: applying it verifies what it needs, after
+    /// the cheaper ledger checks.
     fn verify_block_signatures(&self, blocks: &[Option<Result<Block, Rejected>>]) -> Vec<HashSet<TxId>> {
         let mut verified = vec![HashSet::new(); blocks.len()];
         let started = Instant::now();
         let chain = self.store.params().chain_tag();
         let mut unchecked: Vec<(usize, TxId, [u8; SIGNING_BYTES_LEN], &Transfer)> = Vec::new();
         let params = self.store.params();
+        // Blocks of this batch found worth verifying, with their bits: children may link to them.
+        let mut linked: HashMap<BlockHash, u32> = HashMap::new();
         for (index, block) in blocks.iter().enumerate() {
             let Some(Ok(block)) = block else { continue };
-            if check_block(block, params, chain).is_err() {
+            if check_block(block, params, chain).is_err()
+                || self.required_bits(block, &linked) != Some(block.header.bits)
+            {
                 continue;
             }
+            linked.insert(block.hash(), block.header.bits);
             for transfer in block.transfers() {
                 let bytes = transfer.signing_bytes(chain);
                 let id = id_of(&bytes, &transfer.signature);
@@ -582,11 +647,23 @@ impl Preparer<'_> {
         self.stats.busy("verify_signatures", started.elapsed());
         verified
     }
+
+    /// The bits `block` must carry when its parent is known: stored, or an earlier block of the
+    /// batch in `linked` (then only between retargets, where a child keeps its parent's bits).
+    /// `None` when the parent is unknown. The store may change meanwhile (this runs beside the
+    /// applier while catching up): the answer only decides what is verified ahead, never a verdict.
+    fn required_bits(&self, block: &Block, linked: &HashMap<BlockHash, u32>) -> Option<u32> {
+        let parent = block.header.prev_hash;
+        if let Some(bits) = linked.get(&parent) {
+            return self.store.params().retarget_window_start(block.header.height).is_none().then_some(*bits);
+        }
+        self.store.meta(&parent).ok().flatten()?;
+        next_bits(self.store, self.store.params(), &parent).ok()
+    }
 }
 
 /// The label a refused transfer is counted by in `/status`.
-fn tx_reason(refusal: &crate::core::admission::Refusal) -> &'static str {
-    use crate::core::admission::Refusal;
+fn tx_reason(refusal: &Refusal) -> &'static str {
     match refusal {
         Refusal::Malformed(_) => "tx_malformed",
         Refusal::BadSignature => "tx_bad_signature",
