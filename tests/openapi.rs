@@ -130,3 +130,94 @@ fn every_answer_matches_the_published_description() {
     let (code, answer) = node.get("/nodes/resolve");
     check(&doc, "get", "/nodes/resolve", "/nodes/resolve", code, &answer);
 }
+
+/// The methods a client may send, against which the description is checked path by path.
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+
+/// `template` with each path parameter replaced by a value its schema accepts.
+fn instantiate(doc: &Value, template: &str) -> String {
+    parameters(doc, template).iter().filter(|p| p["in"] == "path").fold(template.to_owned(), |path, p| {
+        let name = p["name"].as_str().unwrap();
+        let value = match p["schema"]["type"].as_str() {
+            Some("integer") => p["schema"]["minimum"].as_i64().unwrap_or(0).to_string(),
+            _ => "0".repeat(64),
+        };
+        path.replace(&format!("{{{name}}}"), &value)
+    })
+}
+
+/// The parameters described for the GET of `template` (every parameterised path is a GET).
+fn parameters(doc: &Value, template: &str) -> Vec<Value> {
+    doc["paths"][template]["get"]["parameters"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn every_path_serves_only_its_described_methods_and_every_described_bound_is_enforced() {
+    let net = TestNet::start("openapi-generated", 1);
+    let node = &net.nodes[0];
+    let doc = description(&net);
+    let client = reqwest::blocking::Client::new();
+    let token = node.token().expect("the node wrote its cookie");
+    let send = |method: &str, path: &str| {
+        let answer = client
+            .request(method.parse().unwrap(), format!("{}{path}", node.url))
+            .bearer_auth(&token)
+            .header("content-type", "text/plain")
+            .body("x")
+            .send()
+            .unwrap();
+        let allow = answer.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+        (answer.status().as_u16(), allow, answer.json::<Value>().unwrap_or(Value::Null))
+    };
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "{} paths described", paths.len());
+    let mut asked = 0;
+    for (template, operations) in paths {
+        let path = instantiate(&doc, template);
+        let described: Vec<String> =
+            operations.as_object().unwrap().keys().filter(|k| *k != "parameters").map(|k| k.to_uppercase()).collect();
+        for method in METHODS.iter().filter(|m| !described.iter().any(|d| d == *m)) {
+            let (code, allow, body) = send(method, &path);
+            assert_eq!(code, 405, "{method} {path}: {body}");
+            assert!(body["error"].is_string(), "{method} {path}: {body}");
+            let allow = allow.unwrap_or_else(|| panic!("{method} {path}: 405 without Allow"));
+            let allowed: Vec<&str> = allow.split(',').map(str::trim).collect();
+            for method in &described {
+                assert!(allowed.contains(&method.as_str()), "{path}: Allow {allow:?} lacks {method}");
+            }
+            asked += 1;
+        }
+        // Every integer parameter's bounds, one past each side and the bound itself.
+        for parameter in parameters(&doc, template) {
+            let (name, schema) = (parameter["name"].as_str().unwrap(), &parameter["schema"]);
+            let mut cases: Vec<(i64, bool)> = Vec::new();
+            if schema["type"] == "integer" {
+                if let Some(min) = schema["minimum"].as_i64() {
+                    cases.extend([(min - 1, false), (min, true)]);
+                }
+                if let Some(max) = schema["maximum"].as_i64() {
+                    cases.extend([(max + 1, false), (max, true)]);
+                }
+            } else if schema["pattern"].is_string() {
+                // A value no pattern of 64 hex digits accepts.
+                let (code, _, body) = send("GET", &path.replace(&"0".repeat(64), "zz"));
+                assert_eq!(code, 400, "GET {template} with {name}=zz: {body}");
+            }
+            for (value, valid) in cases {
+                let asked_path = match parameter["in"].as_str() {
+                    Some("path") => template.replace(&format!("{{{name}}}"), &value.to_string()),
+                    _ => format!("{path}?{name}={value}"),
+                };
+                let (code, _, body) = send("GET", &asked_path);
+                if valid {
+                    assert!(code == 200 || code == 404, "GET {asked_path} is within the bounds: {code} {body}");
+                } else {
+                    assert_eq!(code, 400, "GET {asked_path} is beyond the described bounds: {body}");
+                }
+                check(&doc, "get", template, &asked_path, code, &body);
+                asked += 1;
+            }
+        }
+    }
+    eprintln!("{asked} generated requests");
+}

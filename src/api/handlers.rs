@@ -192,7 +192,10 @@ pub struct ChainPage {
 /// and `http.max_chain_page_bytes` of JSON) and its full length.
 pub async fn chain(State(api): State<ApiState>, page: Result<Query<ChainPage>, QueryRejection>) -> ApiResult {
     let Query(page) = page?;
-    let limit = page.limit.unwrap_or(MAX_CHAIN_PAGE).min(MAX_CHAIN_PAGE);
+    let limit = page.limit.unwrap_or(MAX_CHAIN_PAGE);
+    if limit > MAX_CHAIN_PAGE {
+        return Err(ApiError::bad_request(format!("limit must be at most {MAX_CHAIN_PAGE}")));
+    }
     let (blocks, length) =
         api.node.chain(page.from.unwrap_or(0), limit, store_budget(api.max_chain_page_bytes)).await?;
     let chain = bounded_page(&blocks, api.node.chain_tag(), api.max_chain_page_bytes);

@@ -51,7 +51,7 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
     let state = ApiState { node, max_chain_page_bytes: http.max_chain_page_bytes, http_metrics: http_metrics.clone() };
     let operator = Router::new()
         .route("/mine", get(handlers::mine))
-        .route("/nodes/register", post(handlers::register_nodes))
+        .route("/nodes/register", post(handlers::register_nodes).layer(from_fn(guard::require_json)))
         .route("/nodes/resolve", get(handlers::resolve_nodes))
         .route_layer(from_fn_with_state(token, guard::require_token));
     let bodies = BodyLimits { timeout: Duration::from_millis(http.body_timeout_ms), max_bytes: MAX_BATCH_BODY_BYTES };
@@ -60,10 +60,14 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
         timeout: Duration::from_millis(http.request_timeout_ms),
     };
     Router::new()
-        .route("/transactions/new", post(handlers::new_transaction))
+        // JSON bodies are asked of the methods that take one, so a method a path does not
+        // serve is answered 405 (with `Allow`) whatever its content type.
+        .route("/transactions/new", post(handlers::new_transaction).layer(from_fn(guard::require_json)))
         .route(
             "/transactions/batch",
-            post(handlers::new_transactions).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+            post(handlers::new_transactions)
+                .layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES))
+                .layer(from_fn(guard::require_json)),
         )
         .route("/accounts/{address}", get(handlers::account))
         .route("/transactions/{id}", get(handlers::transaction))
@@ -85,7 +89,6 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(from_fn_with_state(limits, guard::bound_request))
         .layer(from_fn_with_state(bodies, guard::read_body_first))
-        .layer(from_fn(guard::require_json))
         .layer(from_fn_with_state(http_metrics, http_metrics::record))
         .with_state(state)
 }
