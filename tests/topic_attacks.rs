@@ -283,3 +283,37 @@ fn junk_transfers_from_keys_without_funds_and_orphans_cost_no_signature_verifica
     assert!(status["rejected"]["tx_bad_signature"].is_null(), "{status}");
     assert!(status["busy_ms"]["verify_signatures"].is_null(), "no signature was verified: {status}");
 }
+
+#[test]
+fn a_partition_added_to_the_transactions_topic_is_read_without_a_restart() {
+    let net = TestNet::start("added-partition", 1);
+    let node = &net.nodes[0];
+    let topic = format!("{}.transactions", net.prefix);
+    // As an operator would, with Kafka's own tool.
+    let status = std::process::Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka"))
+        .args(["tool", "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", &common::brokers()])
+        .args(["--alter", "--topic", &topic, "--partitions", "8"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kafka-topics --alter failed");
+    let funded = kafkachain::tools::load::LoadAccounts::new(kafkachain::tools::cluster::LOAD_ACCOUNTS);
+    let transfer = Transfer::sign(funded.key(7), ChainTag::of(common::CHAIN_ID), Address::new([9; 32]), 5, 0, 0);
+    {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let producer: BaseProducer =
+            rdkafka::ClientConfig::new().set("bootstrap.servers", common::brokers()).create().unwrap();
+        let payload = encode_message(&transfer);
+        wait_for("the producer to know partition 7", Duration::from_secs(30), || {
+            let record = BaseRecord::<(), _>::to(&topic).partition(7).payload(&payload);
+            producer.send(record).ok().and_then(|()| producer.flush(Duration::from_secs(10)).ok())
+        });
+    }
+    let id = transfer.id(ChainTag::of(common::CHAIN_ID)).to_hex();
+    let status = wait_for("the transfer on the new partition to be read", Duration::from_secs(60), || {
+        let s = node.status();
+        (s["mempool"] == 1).then_some(s)
+    });
+    assert_eq!(status["next_offsets"][format!("{topic}/7")], 1, "{status}");
+    assert_eq!(node.get(&format!("/transactions/{id}")).0, 200);
+    assert!(std::fs::read_to_string(&node.log).unwrap().contains("new partitions"));
+}

@@ -15,6 +15,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,15 +73,25 @@ pub struct PartitionEnd {
 /// client (and its connections), and may be used on another thread than the one reading.
 pub struct EndOffsetQuery {
     consumer: Arc<BaseConsumer<NodeContext>>,
-    partitions: Vec<TopicPartition>,
+    topics: Topics,
+    tx_partitions: Arc<AtomicI32>,
     health: Arc<BrokerHealth>,
 }
 
 impl EndOffsetQuery {
-    /// The end of every partition, all asked within `budget` (one request per partition).
+    /// The end of every partition, all asked within `budget` (one request per partition). Asks
+    /// first how many partitions the transactions topic has now: partitions added while the
+    /// node runs are counted here, and the reader assigns them ([`LogReader::assign_added_partitions`]).
     pub fn fetch(&self, budget: Duration) -> Result<Vec<PartitionEnd>, KafkaError> {
         let deadline = Instant::now() + budget;
-        self.partitions
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(&self.topics.transactions), budget)
+            .map_err(KafkaError::during("reading the transactions topic's partitions"))?;
+        let now = metadata.topics().first().map_or(0, |topic| topic.partitions().len() as i32);
+        self.tx_partitions.fetch_max(now, Ordering::SeqCst);
+        self.topics
+            .partitions(self.tx_partitions.load(Ordering::SeqCst))
             .iter()
             .map(|position| {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -106,7 +117,10 @@ pub struct LogReader {
     consumer: Arc<BaseConsumer<NodeContext>>,
     blocks: PartitionQueue<NodeContext>,
     topics: Topics,
-    tx_partitions: i32,
+    /// Transactions partitions assigned.
+    tx_partitions: AtomicI32,
+    /// Transactions partitions known to exist (raised by [`EndOffsetQuery::fetch`]).
+    tx_partitions_seen: Arc<AtomicI32>,
     health: Arc<BrokerHealth>,
 }
 
@@ -159,7 +173,14 @@ impl LogReader {
         consumer.assign(&assignment).map_err(KafkaError::during("assigning partitions"))?;
         let consumer = Arc::new(consumer);
         let blocks = split_blocks_queue(&consumer, &topics)?;
-        Ok(Self { consumer, blocks, topics, tx_partitions, health })
+        Ok(Self {
+            consumer,
+            blocks,
+            topics,
+            tx_partitions: AtomicI32::new(tx_partitions),
+            tx_partitions_seen: Arc::new(AtomicI32::new(tx_partitions)),
+            health,
+        })
     }
 
     /// The next block message, waiting at most `timeout`.
@@ -203,8 +224,35 @@ impl LogReader {
 
     /// A handle that asks where the partitions this reader reads end, for consumer lag.
     pub fn end_offsets(&self) -> EndOffsetQuery {
-        let partitions = self.topics.partitions(self.tx_partitions);
-        EndOffsetQuery { consumer: self.consumer.clone(), partitions, health: self.health.clone() }
+        EndOffsetQuery {
+            consumer: self.consumer.clone(),
+            topics: self.topics.clone(),
+            tx_partitions: self.tx_partitions_seen.clone(),
+            health: self.health.clone(),
+        }
+    }
+
+    /// Starts reading, from their beginning, the transactions partitions added since they were
+    /// last assigned (someone raised the topic's partition count while the node runs); returns
+    /// them. Without this they would be read only after a restart, and transfers keyed to them
+    /// would wait unseen.
+    pub fn assign_added_partitions(&self) -> Result<Vec<TopicPartition>, KafkaError> {
+        let (assigned, seen) =
+            (self.tx_partitions.load(Ordering::SeqCst), self.tx_partitions_seen.load(Ordering::SeqCst));
+        if seen <= assigned {
+            return Ok(Vec::new());
+        }
+        let added: Vec<TopicPartition> =
+            (assigned..seen).map(|p| TopicPartition::new(self.topics.transactions.clone(), p)).collect();
+        let mut assignment = TopicPartitionList::new();
+        for position in &added {
+            assignment
+                .add_partition_offset(position.topic(), position.partition(), Offset::Beginning)
+                .map_err(KafkaError::during("building the assignment of added partitions"))?;
+        }
+        self.consumer.incremental_assign(&assignment).map_err(KafkaError::during("assigning added partitions"))?;
+        self.tx_partitions.store(seen, Ordering::SeqCst);
+        Ok(added)
     }
 
     /// The one partition of the blocks topic.
@@ -237,7 +285,7 @@ impl LogReader {
         let timeout = Duration::from_secs(10);
         let mut assignment = TopicPartitionList::new();
         let mut positions = Positions::new();
-        for position in self.topics.partitions(self.tx_partitions) {
+        for position in self.topics.partitions(self.tx_partitions.load(Ordering::SeqCst)) {
             let (low, _) = self
                 .consumer
                 .fetch_watermarks(position.topic(), position.partition(), timeout)

@@ -539,6 +539,14 @@ impl Applier {
     }
 
     fn report(&self) -> Result<(), StoreError> {
+        match self.reader.assign_added_partitions() {
+            Ok(added) if !added.is_empty() => {
+                let added: Vec<String> = added.iter().map(ToString::to_string).collect();
+                tracing::info!(?added, "the transactions topic has new partitions; reading them from their beginning");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}; trying again in {} s", REPORT_EVERY.as_secs()),
+        }
         let positions = self.store.offsets()?;
         if !self.stats.is_caught_up() {
             let next = positions.get(&self.blocks_partition).copied().unwrap_or(0);
