@@ -172,3 +172,44 @@ fn lying_flooding_and_stalling_peers_are_dropped_and_the_honest_one_is_used() {
     let status = wait_for("the node to stay up", Duration::from_secs(5), || Some(node.status()));
     assert_eq!(status["height"], 6);
 }
+
+#[test]
+fn slow_peers_each_use_only_their_share_of_a_resolve_and_the_honest_one_is_still_asked() {
+    let net = TestNet::start_with("slow-share", 1, |spec| {
+        spec.peers.request_timeout_ms = 4000;
+        spec.peers.sync_timeout_ms = 12_000;
+    });
+    let honest_net = TestNet::start("slow-share-honest", 1);
+    let (node, honest) = (&net.nodes[0], &honest_net.nodes[0]);
+    node.mine();
+    for _ in 0..6 {
+        honest.mine();
+    }
+    let blocks = blocks_of(honest);
+    // Honest blocks, but one per page and 2.5 s per page: within every request timeout, and
+    // slow enough that any one of them would use up the whole resolve (6 pages, 15 s; the
+    // probes for the fork point are answered at once). Each gets a quarter of what is left.
+    let slow: Vec<FakePeer> = (0..3)
+        .map(|_| {
+            let blocks = blocks.clone();
+            FakePeer::start(move |path, stream| {
+                let (from, limit) = chain_query(path);
+                if limit > 1 {
+                    std::thread::sleep(Duration::from_millis(2500));
+                }
+                let from = (from as usize).min(blocks.len());
+                json_answer(stream, &page_json(&blocks[from..(from + 1).min(blocks.len())], blocks.len()))
+            })
+        })
+        .collect();
+    let mut peers: Vec<&str> = slow.iter().map(|p| p.url.as_str()).collect();
+    peers.push(&honest.url);
+    register(node, &peers);
+    let (code, answer) = node.get("/nodes/resolve");
+    assert_eq!(code, 200, "{answer}");
+    // Whatever the order, the honest peer is asked (format 4 asked it only when it came first).
+    let honest_outcome = answer["peers"].as_array().unwrap().iter().find(|p| p["node"] == honest.url).unwrap();
+    assert!(honest_outcome["outcome"].as_str().unwrap().starts_with("more work"), "{answer}");
+    assert_eq!(answer["message"], "Our chain was replaced", "{answer}");
+    assert_eq!(node.status()["tip"], honest.status()["tip"]);
+}

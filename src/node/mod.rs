@@ -700,8 +700,9 @@ impl Node {
     }
 
     /// Every peer's verdict, and the branch with the most work beyond our tip, if any. All peers
-    /// together get `peers.sync_timeout_ms`, asked in random order, so no peer (or address
-    /// sorting first) can use up a resolve's time every time.
+    /// together get `peers.sync_timeout_ms`, asked in random order, each with an equal share of
+    /// the time left (what a fast peer leaves goes to those after it), so a slow peer can use up
+    /// its own share but never keep the others from being asked.
     async fn best_peer_branch(&self) -> Result<(Option<PeerBranch>, Vec<(String, PeerVerdict)>), NodeError> {
         let store = &self.inner.store;
         let mut best: Option<PeerBranch> = None;
@@ -709,8 +710,10 @@ impl Node {
         let mut urls = store.peers()?;
         rand::seq::SliceRandom::shuffle(urls.as_mut_slice(), &mut rand::thread_rng());
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.inner.config.peers.sync_timeout_ms);
-        for url in urls {
-            let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let count = urls.len();
+        for (asked, url) in urls.into_iter().enumerate() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let budget = left / (count - asked) as u32;
             if budget.is_zero() {
                 peers.push((url, PeerVerdict::NotAsked));
                 continue;

@@ -170,21 +170,21 @@ impl PeerClient {
     }
 
     /// The branch of `base`'s chain that `store` lacks, validated block by block as pages
-    /// arrive, within `peers.sync_timeout_ms`. `None` when the peer has nothing we lack.
+    /// arrive, within `budget`. `None` when the peer has nothing we lack. When the budget runs
+    /// out after some pages were validated, those are kept as an incomplete branch (the next
+    /// resolve takes the rest), as when a bound on blocks or bytes is reached: a slow peer
+    /// costs its own time, and an honest one with a long branch still makes progress.
     pub async fn fetch_branch(
         &self,
         store: &Store,
         base: &str,
         budget: Duration,
     ) -> Result<Option<PeerBranch>, PeerError> {
-        tokio::time::timeout(budget, self.fetch_branch_unbounded(store, base))
-            .await
-            .map_err(|_| PeerError::Timeout(budget))?
-    }
-
-    async fn fetch_branch_unbounded(&self, store: &Store, base: &str) -> Result<Option<PeerBranch>, PeerError> {
+        let deadline = tokio::time::Instant::now() + budget;
         let params = store.params().clone();
-        let (first, peer_length) = self.fork_point(store, &params, base).await?;
+        let (first, peer_length) = tokio::time::timeout_at(deadline, self.fork_point(store, &params, base))
+            .await
+            .map_err(|_| PeerError::Timeout(budget))??;
         let mut check = BranchCheck {
             store: store.clone(),
             overlay: Overlay::without_base_orphans(store.clone()),
@@ -198,7 +198,15 @@ impl PeerClient {
         // Up to where the peer's chain stood at first: if it grows meanwhile, the next resolve
         // takes the rest.
         while from < peer_length && complete {
-            let (page, length) = self.page(base, from, self.limits.page_blocks).await?;
+            let Ok(page) = tokio::time::timeout_at(deadline, self.page(base, from, self.limits.page_blocks)).await
+            else {
+                if check.new_blocks == 0 {
+                    return Err(PeerError::Timeout(budget));
+                }
+                complete = false;
+                break;
+            };
+            let (page, length) = page?;
             if page.is_empty() {
                 return Err(PeerError::Inconsistent(format!("an empty page at height {from} of a chain of {length}")));
             }
