@@ -65,6 +65,13 @@ pub struct HttpConfig {
     pub max_in_flight: usize,
     /// Largest `GET /chain` page, in bytes of JSON (at least one block is always sent).
     pub max_chain_page_bytes: usize,
+    /// Transfers per second each client address may submit (each costs a signature check).
+    pub submit_per_sec: u32,
+    /// Transfers a client address may submit at once beyond that rate (at least one batch).
+    pub submit_burst: u32,
+    /// Threads verifying the signatures of submitted transfers: a pool of their own, so HTTP
+    /// work never takes the cores the applier verifies the topics' transfers on.
+    pub verify_threads: usize,
 }
 
 impl Default for HttpConfig {
@@ -78,9 +85,15 @@ impl Default for HttpConfig {
             max_connections: 4_096,
             max_in_flight: 256,
             max_chain_page_bytes: 4 * 1024 * 1024,
+            submit_per_sec: 10_000,
+            submit_burst: 20_000,
+            verify_threads: 1,
         }
     }
 }
+
+/// Most transfers one `POST /transactions/batch` may hold.
+pub const MAX_BATCH_TRANSFERS: usize = 1_000;
 
 /// Bounds on fetching a peer's chain (`GET /nodes/resolve`, bootstrap): a peer that lies, stalls
 /// or floods costs at most these.
@@ -291,6 +304,12 @@ impl NodeConfig {
         if bounds.contains(&0) || h.max_connections == 0 || h.max_in_flight == 0 {
             return invalid("http timeouts, max_connections and max_in_flight must be at least 1");
         }
+        if h.submit_per_sec == 0 || (h.submit_burst as usize) < MAX_BATCH_TRANSFERS || h.verify_threads == 0 {
+            return invalid(&format!(
+                "http.submit_per_sec and http.verify_threads must be at least 1, http.submit_burst at least \
+                 {MAX_BATCH_TRANSFERS} (one batch)"
+            ));
+        }
         if self.storage.max_mempool == 0 {
             return invalid("storage.max_mempool must be at least 1");
         }
@@ -366,6 +385,9 @@ mod tests {
         assert!(err.to_string().contains("bits"), "{err}");
         let err = NodeConfig::parse("node_id = \"a\"\ndata_dir = \"d\"\nunknown = 1\n").unwrap_err();
         assert!(err.to_string().contains("unknown"), "{err}");
+        let small_burst = format!("node_id = \"a\"\ndata_dir = \"d\"\n{miner}[http]\nsubmit_burst = 999\n");
+        let err = NodeConfig::parse(&small_burst).unwrap_err();
+        assert!(err.to_string().contains("http.submit_burst at least 1000"), "{err}");
     }
 
     #[test]

@@ -193,3 +193,36 @@ fn a_full_mempool_refuses_before_publishing() {
     assert_eq!(node.mine()["transactions"].as_array().unwrap().len(), 4);
     node.submit("alice", "bob", 10);
 }
+
+#[test]
+fn a_client_over_its_allowance_of_submitted_transfers_is_answered_429_with_retry_after() {
+    let net = TestNet::start_with("submit-rate", 1, |spec| {
+        spec.http.submit_per_sec = 1;
+        spec.http.submit_burst = 1_000;
+    });
+    let node = &net.nodes[0];
+    let chain = ChainTag::of(common::CHAIN_ID);
+    let stranger = derived_key("submit-rate-stranger");
+    let body =
+        |nonce: u64| SignedTransferJson::from(&Transfer::sign(&stranger, chain, Address::new([9; 32]), 5, 0, nonce));
+    // A whole batch uses up the burst whatever becomes of it (these are refused: no funds).
+    let batch = serde_json::json!({ "transactions": (0..1_000).map(body).collect::<Vec<_>>() }).to_string();
+    let (code, answer) = node.post("/transactions/batch", batch);
+    assert_eq!((code, answer["rule"].as_str()), (409, Some("insufficient_funds")), "{answer}");
+    let answer = reqwest::blocking::Client::new()
+        .post(format!("{}/transactions/new", node.url))
+        .header("content-type", "application/json")
+        .body(serde_json::json!(body(0)).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 429);
+    let retry_after: u64 = answer.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after >= 1, "{retry_after}");
+    let refusal: Value = answer.json().unwrap();
+    assert_eq!(refusal["rule"], "rate_limited", "{refusal}");
+    let (_, _, metrics) = node.get_text("/metrics");
+    assert!(
+        metrics.lines().any(|l| l.contains("kafkachain_http_requests_total") && l.contains("\"429\"")),
+        "{metrics}"
+    );
+}

@@ -30,6 +30,43 @@ impl ApiError {
     }
 }
 
+/// Why a submission was not taken: an [`ApiError`], or the client is over its allowance of
+/// transfers (429 with `Retry-After`, in whole seconds, at least 1).
+#[derive(Debug)]
+pub enum SubmitError {
+    /// Refused as any other request.
+    Api(ApiError),
+    /// The client's allowance has room again after this long.
+    TooFast(std::time::Duration),
+}
+
+impl From<ApiError> for SubmitError {
+    fn from(error: ApiError) -> Self {
+        SubmitError::Api(error)
+    }
+}
+
+impl IntoResponse for SubmitError {
+    fn into_response(self) -> Response {
+        match self {
+            SubmitError::Api(error) => error.into_response(),
+            SubmitError::TooFast(wait) => {
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let error = ApiError {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    message: format!(
+                        "this address submits more transfers than http.submit_per_sec allows; retry in {seconds} s"
+                    ),
+                    rule: Some("rate_limited"),
+                };
+                let mut response = error.into_response();
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.max(1).into());
+                response
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = match self.rule {

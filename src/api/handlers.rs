@@ -1,6 +1,6 @@
 //! One handler per endpoint: parse and check the request, call the node, shape the answer.
 
-use super::error::ApiError;
+use super::error::{ApiError, SubmitError};
 use super::ApiState;
 use crate::core::account::Address;
 use crate::core::block::Block;
@@ -11,11 +11,13 @@ use crate::json::{BlockJson, SignedTransferJson, TxJson};
 use crate::node::{Node, StoredBlock, TxStatus};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRef, Path, Query, State};
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::net::{IpAddr, SocketAddr};
 
 /// Most blocks one `GET /chain` page returns.
 pub const MAX_CHAIN_PAGE: usize = 1_000;
@@ -82,13 +84,24 @@ struct NewTransactions {
 }
 
 /// Most transactions in one `POST /transactions/batch`.
-pub const MAX_BATCH: usize = 1_000;
+pub const MAX_BATCH: usize = crate::config::MAX_BATCH_TRANSFERS;
+
+/// The address a request came from (set per connection by the accept loop), for the
+/// per-client bound on submitted transfers; unknown clients share one allowance.
+fn client_of(connected: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
+    connected.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(ConnectInfo(address))| address.ip())
+}
 
 /// `POST /transactions/new` with a signed transfer: answers 201 once Kafka acknowledged it.
-pub async fn new_transaction(State(node): State<Node>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+pub async fn new_transaction(
+    State(api): State<ApiState>,
+    connected: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), SubmitError> {
     let request: Value = parse_body(body)?;
-    let transfer = parse_transfer(request, node.chain_tag())?;
-    let (ids, height) = node.submit_transactions(vec![transfer]).await?;
+    let transfer = parse_transfer(request, api.node.chain_tag())?;
+    api.submit_rate.take(client_of(connected), 1).map_err(SubmitError::TooFast)?;
+    let (ids, height) = api.node.submit_transactions(vec![transfer]).await.map_err(ApiError::from)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -101,10 +114,15 @@ pub async fn new_transaction(State(node): State<Node>, body: Result<Bytes, Bytes
 /// `POST /transactions/batch` `{"transactions":[signed transfer, ...]}`: like
 /// `/transactions/new` for up to [`MAX_BATCH`] transfers at once; all are checked before any is
 /// published, and the answer comes once Kafka acknowledged every one.
-pub async fn new_transactions(State(node): State<Node>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+pub async fn new_transactions(
+    State(api): State<ApiState>,
+    connected: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), SubmitError> {
+    let node = &api.node;
     let request: NewTransactions = parse_body(body)?;
     if request.transactions.is_empty() || request.transactions.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(format!("transactions must hold 1 to {MAX_BATCH} entries")));
+        return Err(ApiError::bad_request(format!("transactions must hold 1 to {MAX_BATCH} entries")).into());
     }
     let chain = node.chain_tag();
     let transfers = request
@@ -115,7 +133,8 @@ pub async fn new_transactions(State(node): State<Node>, body: Result<Bytes, Byte
             parse_transfer(t, chain).map_err(|e| ApiError::bad_request(format!("transaction {i}: {}", e.message)))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (ids, height) = node.submit_transactions(transfers).await?;
+    api.submit_rate.take(client_of(connected), transfers.len()).map_err(SubmitError::TooFast)?;
+    let (ids, height) = node.submit_transactions(transfers).await.map_err(ApiError::from)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -12,6 +12,7 @@ mod http_metrics;
 mod metrics;
 pub mod open_files;
 mod server;
+pub mod submit_rate;
 pub mod token;
 
 use crate::config::HttpConfig;
@@ -22,6 +23,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use guard::{BodyLimits, RequestLimits};
 use http_metrics::HttpMetrics;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use token::OperatorToken;
@@ -34,13 +36,16 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest body of `POST /transactions/batch`.
 pub const MAX_BATCH_BODY_BYTES: usize = 1024 * 1024;
 
-/// What the handlers share: the node, the `/chain` page bound and the HTTP metrics.
+/// What the handlers share: the node, the `/chain` page bound, the per-client bound on
+/// submitted transfers and the HTTP metrics.
 #[derive(Clone)]
 pub struct ApiState {
     /// The node the API adapts.
     pub node: Node,
     /// Largest `/chain` page in bytes of JSON.
     pub max_chain_page_bytes: usize,
+    /// Transfers each client address may submit per second.
+    submit_rate: Arc<submit_rate::SubmitRate>,
     /// Requests counted by route and status, for `/metrics`.
     http_metrics: Arc<HttpMetrics>,
 }
@@ -48,7 +53,16 @@ pub struct ApiState {
 /// The API's routes over `node`, guarded by `token` and bounded by `http`.
 pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
     let http_metrics = Arc::new(HttpMetrics::default());
-    let state = ApiState { node, max_chain_page_bytes: http.max_chain_page_bytes, http_metrics: http_metrics.clone() };
+    let submit_rate = Arc::new(submit_rate::SubmitRate::new(
+        NonZeroU32::new(http.submit_per_sec).unwrap_or(NonZeroU32::MIN),
+        NonZeroU32::new(http.submit_burst).unwrap_or(NonZeroU32::MIN),
+    ));
+    let state = ApiState {
+        node,
+        max_chain_page_bytes: http.max_chain_page_bytes,
+        submit_rate,
+        http_metrics: http_metrics.clone(),
+    };
     let operator = Router::new()
         .route("/mine", get(handlers::mine))
         .route("/nodes/register", post(handlers::register_nodes).layer(from_fn(guard::require_json)))

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 /// How long open requests may run on after shutdown starts before their connections are dropped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -43,7 +44,7 @@ pub async fn serve(listener: TcpListener, router: Router, http: &HttpConfig, shu
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!("accepting an HTTP connection: {e}");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -51,8 +52,14 @@ pub async fn serve(listener: TcpListener, router: Router, http: &HttpConfig, shu
                 }
             },
         };
+        let (stream, client) = stream;
         let stream = WriteDeadline::new(stream, Duration::from_millis(http.write_timeout_ms));
-        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        // Each request carries the address it came from, as axum's own serve does.
+        let service = router.clone().map_request(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(client));
+            request
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let _slot = slot;

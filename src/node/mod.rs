@@ -163,6 +163,9 @@ pub enum StartError {
     /// The HTTP client for peers could not be built.
     #[error("building the peer client: {0}")]
     PeerClient(#[from] reqwest::Error),
+    /// The pool verifying submitted transfers could not be built.
+    #[error("building the pool of http.verify_threads threads: {0}")]
+    VerifyPool(#[from] rayon::ThreadPoolBuildError),
 }
 
 /// Why the node should not be sent traffic yet (`GET /health/ready`).
@@ -211,6 +214,8 @@ struct Inner {
     start_offsets: Positions,
     blocks_partition: TopicPartition,
     peer_client: PeerClient,
+    /// Verifies the signatures of transfers submitted over HTTP (`http.verify_threads`).
+    submit_verifier: Arc<rayon::ThreadPool>,
     health: Arc<BrokerHealth>,
     gap: Arc<RetentionGap>,
     /// The ends of the partitions the node reads, kept fresh for consumer lag.
@@ -375,6 +380,12 @@ impl Node {
             bootstrap_fell_short: Default::default(),
         };
         let peer_client = PeerClient::new(config.peers.clone())?;
+        let submit_verifier = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(config.http.verify_threads)
+                .thread_name(|i| format!("submit-verify-{i}"))
+                .build()?,
+        );
         let applier = std::thread::Builder::new().name("applier".into()).spawn(move || applier.run())?;
         let partition_ends = Arc::new(lag::PartitionEnds::default());
         let refresher = {
@@ -396,6 +407,7 @@ impl Node {
                 start_offsets,
                 blocks_partition,
                 peer_client,
+                submit_verifier,
                 health: broker_health,
                 gap,
                 partition_ends,
@@ -429,8 +441,11 @@ impl Node {
         // The cheap rules first: a request that breaks them costs no signature checks.
         self.check_admission(&txs)?;
         let chain = self.inner.store.params().chain_tag();
+        let pool = self.inner.submit_verifier.clone();
         let txs = tokio::task::spawn_blocking(move || {
-            match signature_verdicts(&txs, chain).iter().position(|valid| !valid) {
+            // On the submissions' own threads: the applier's verification keeps the cores of
+            // rayon's global pool, whatever clients send.
+            match pool.install(|| signature_verdicts(&txs, chain)).iter().position(|valid| !valid) {
                 Some(index) => Err(NodeError::Refused { index, refusal: Refusal::BadSignature }),
                 None => Ok(txs),
             }
