@@ -84,10 +84,11 @@ impl Store {
         let update = overlay.into_update();
         let mut batch = Batch::default();
         self.write_update(&update, &mut batch);
-        let mut index = self.lock_mempool();
-        self.update_mempool(&update, &mut index, &mut batch)?;
+        // Read before the mempool's lock is taken: readers never wait on a disk read.
+        let accounts = self.accounts_after(&update)?;
+        self.update_mempool(&update, &accounts, &mut self.lock_mempool(), &mut batch);
         write_offsets(offsets, &mut batch);
-        self.commit_with_index(batch, &mut index)?;
+        self.commit_after_index(batch)?;
         let mut orphans = self.lock_orphans();
         for seq in &update.orphans_removed {
             orphans.remove(seq);
@@ -131,7 +132,8 @@ impl Store {
             offered.iter().map(|o| o.transfer.sender).collect::<HashSet<_>>().into_iter().collect();
         let accounts: HashMap<Address, Account> =
             senders.iter().copied().zip(self.accounts(&senders)?.into_iter().map(Option::unwrap_or_default)).collect();
-        // Taken after the reads above, so `/status` does not wait on them.
+        // Taken after the reads above and let go before the write below, so readers (HTTP
+        // admission, `/status`) never wait on the disk.
         let mut index = self.lock_mempool();
         let mut batch = Batch::default();
         let mut outcomes = Vec::with_capacity(offered.len());
@@ -163,8 +165,9 @@ impl Store {
             };
             outcomes.push(outcome);
         }
+        drop(index);
         write_offsets(offsets, &mut batch);
-        self.commit_with_index(batch, &mut index)?;
+        self.commit_after_index(batch)?;
         Ok(outcomes)
     }
 
@@ -223,15 +226,31 @@ impl Store {
         self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes `batch`, whose mempool records `index` already reflects; if the write fails the
-    /// index is rebuilt from the records on disk, so it never describes a write that did not
-    /// happen.
-    fn commit_with_index(&self, batch: Batch, index: &mut MempoolIndex) -> Result<(), StoreError> {
+    /// Writes `batch`, whose mempool records the index already reflects. The index's lock is
+    /// not held meanwhile, so for the length of one write the index may run one batch ahead of
+    /// the records (a reader that follows it to a record treats a missing one as gone); writers
+    /// are serialized by the write lock. If the write fails, the index is rebuilt from the
+    /// records on disk, so it never keeps describing a write that did not happen.
+    fn commit_after_index(&self, batch: Batch) -> Result<(), StoreError> {
         if let Err(e) = self.tree.apply_batch(batch) {
-            *index = MempoolIndex::rebuild(&self.tree, self.params().chain_tag())?;
+            let rebuilt = MempoolIndex::rebuild(&self.tree, self.params().chain_tag())?;
+            *self.lock_mempool() = rebuilt;
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// The account at the new tip of every sender whose pooled transfers `update` may change:
+    /// those it touched and the senders of the transfers it hands back.
+    fn accounts_after(&self, update: &ChainUpdate) -> Result<HashMap<Address, Account>, StoreError> {
+        let mut accounts: HashMap<Address, Account> =
+            update.accounts.iter().map(|(address, entry)| (*address, entry.unwrap_or_default())).collect();
+        for tx in &update.returned {
+            if let std::collections::hash_map::Entry::Vacant(entry) = accounts.entry(tx.sender) {
+                entry.insert(self.account(&tx.sender)?.unwrap_or_default());
+            }
+        }
+        Ok(accounts)
     }
 
     /// Adds a consensus update to `batch`.
@@ -285,23 +304,21 @@ impl Store {
     /// confirmed ones among them, and those its balance no longer covers, in nonce order).
     /// Handing back before pruning lets a returned transfer take its place ahead of a pooled
     /// successor. Their signatures were verified in the blocks that held them.
+    /// Changes the mempool's index and records for `update`, with `accounts` (from
+    /// [`Store::accounts_after`]) the senders' accounts at the new tip: reads nothing.
     fn update_mempool(
         &self,
         update: &ChainUpdate,
+        accounts: &HashMap<Address, Account>,
         index: &mut MempoolIndex,
         batch: &mut Batch,
-    ) -> Result<(), StoreError> {
-        let account_at_tip = |address: &Address| -> Result<Account, StoreError> {
-            match update.accounts.get(address) {
-                Some(entry) => Ok(entry.unwrap_or_default()),
-                None => Ok(self.account(address)?.unwrap_or_default()),
-            }
-        };
+    ) {
+        let account_at_tip = |address: &Address| accounts.get(address).copied().unwrap_or_default();
         let chain = self.params().chain_tag();
         let mut touched: HashSet<Address> = update.accounts.keys().copied().collect();
         for tx in &update.returned {
             let id = tx.id(chain);
-            let account = account_at_tip(&tx.sender)?;
+            let account = account_at_tip(&tx.sender);
             let unused = tx.check_fields().is_ok()
                 && tx.nonce >= account.nonce
                 && !index.contains(&id)
@@ -314,11 +331,10 @@ impl Store {
             }
         }
         for address in touched {
-            for seq in index.prune(&address, account_at_tip(&address)?) {
+            for seq in index.prune(&address, account_at_tip(&address)) {
                 batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
             }
         }
-        Ok(())
     }
 }
 
