@@ -6,7 +6,6 @@ use super::events::{BlockEvent, ChainEvents};
 use super::gap::RetentionGap;
 use super::now_ms;
 use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_ALARM};
-use crate::core::account::{Account, Address};
 use crate::core::admission::{self, Pending, Refusal};
 use crate::core::block::Block;
 use crate::core::chain::{next_bits, ChainView, Outcome};
@@ -334,35 +333,23 @@ impl Applier {
             .filter(|(_, (known, refused))| !**known && refused.is_none())
             .map(|((t, bytes), _)| t.signed_message(bytes))
             .collect();
+        let mut checked = verdicts(&items).into_iter();
+        let valid: Vec<bool> = known
+            .iter()
+            .zip(&refused_early)
+            .map(|(known, refused)| *known || (refused.is_none() && checked.next().unwrap_or(false)))
+            .collect();
         if !items.is_empty() {
-            let mut checked = verdicts(&items).into_iter();
-            let valid: Vec<bool> = known
-                .iter()
-                .zip(&refused_early)
-                .map(|(known, refused)| *known || (refused.is_none() && checked.next().unwrap_or(false)))
-                .collect();
             self.stats.busy("verify_signatures", started.elapsed());
-            return self.admit(batch.txs, valid, refused_early, &offsets);
         }
-        self.admit(batch.txs, known, refused_early, &offsets)
+        self.admit(batch.txs, valid, refused_early, &offsets)
     }
 
     /// For each of `txs` not `known` (verified already), the refusal its sender's account at
     /// the tip gives it on its own, before any signature is looked at.
     fn refused_by_account(&self, txs: &[Transfer], known: &[bool]) -> Result<Vec<Option<Refusal>>, StoreError> {
-        let senders: Vec<Address> = txs
-            .iter()
-            .zip(known)
-            .filter(|(_, known)| !**known)
-            .map(|(t, _)| t.sender)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let accounts: HashMap<Address, Account> = senders
-            .iter()
-            .copied()
-            .zip(self.store.accounts(&senders)?.into_iter().map(Option::unwrap_or_default))
-            .collect();
+        let unknown = txs.iter().zip(known).filter(|(_, known)| !**known).map(|(t, _)| t);
+        let accounts = self.store.sender_accounts(unknown)?;
         let max_ahead = self.mempool_limits.max_nonce_ahead;
         Ok(txs
             .iter()
@@ -665,7 +652,7 @@ impl Preparer<'_> {
         if let Some(bits) = linked.get(&parent) {
             return self.store.params().retarget_window_start(block.header.height).is_none().then_some(*bits);
         }
-        self.store.meta(&parent).ok().flatten()?;
+        // An unknown parent is an error of next_bits, hence `None`.
         next_bits(self.store, self.store.params(), &parent).ok()
     }
 }

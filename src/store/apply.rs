@@ -127,11 +127,7 @@ impl Store {
     ) -> Result<Vec<Result<(), Refusal>>, StoreError> {
         let _writer = self.lock_writes();
         let chain = self.params().chain_tag();
-        // Each sender read once, however many of its transfers the batch holds.
-        let senders: Vec<Address> =
-            offered.iter().map(|o| o.transfer.sender).collect::<HashSet<_>>().into_iter().collect();
-        let accounts: HashMap<Address, Account> =
-            senders.iter().copied().zip(self.accounts(&senders)?.into_iter().map(Option::unwrap_or_default)).collect();
+        let accounts = self.sender_accounts(offered.iter().map(|o| &o.transfer))?;
         // Taken after the reads above and let go before the write below, so readers (HTTP
         // admission, `/status`) never wait on the disk.
         let mut index = self.lock_mempool();
@@ -238,6 +234,17 @@ impl Store {
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// The account at the tip (a never-touched one as empty) of each sender of `transfers`, each
+    /// read once however many of its transfers there are.
+    pub fn sender_accounts<'a>(
+        &self,
+        transfers: impl Iterator<Item = &'a Transfer>,
+    ) -> Result<HashMap<Address, Account>, StoreError> {
+        let senders: Vec<Address> = transfers.map(|t| t.sender).collect::<HashSet<_>>().into_iter().collect();
+        let accounts = self.accounts(&senders)?.into_iter().map(Option::unwrap_or_default);
+        Ok(senders.iter().copied().zip(accounts).collect())
     }
 
     /// The account at the new tip of every sender whose pooled transfers `update` may change:
