@@ -188,8 +188,9 @@ pub struct StorageConfig {
     pub cache_bytes: u64,
     /// Most transactions waiting in the mempool; further ones are refused and counted.
     pub max_mempool: u64,
-    /// How far past a sender's next nonce a transfer may be pooled, waiting for the gap to fill;
-    /// further ones are refused and counted.
+    /// How far past a sender's next nonce a transfer submitted over HTTP may be, waiting for the
+    /// gap to fill; further ones are refused. Transfers read back from the topic are not held to
+    /// it (another node published them against its own tip, which may be ahead of this one's).
     pub max_nonce_ahead: u64,
     /// Keep the transaction index (transfer id → block), which `GET /transactions/{id}` needs
     /// for confirmed transfers; it costs a write per transfer. Off by default, as Bitcoin
@@ -329,10 +330,7 @@ impl NodeConfig {
 impl NodeConfig {
     /// The mempool's bounds.
     pub fn mempool_limits(&self) -> crate::store::MempoolLimits {
-        crate::store::MempoolLimits {
-            max_transfers: self.storage.max_mempool,
-            max_nonce_ahead: self.storage.max_nonce_ahead,
-        }
+        crate::store::MempoolLimits { max_transfers: self.storage.max_mempool }
     }
 }
 

@@ -332,3 +332,31 @@ fn a_partition_added_to_the_transactions_topic_is_read_without_a_restart() {
     assert_eq!(node.get(&format!("/transactions/{id}")).0, 200);
     assert!(std::fs::read_to_string(&node.log).unwrap().contains("new partitions"));
 }
+
+#[test]
+fn transfers_read_back_far_past_a_senders_nonce_are_pooled_whatever_the_nonce_window() {
+    // Another node published these against its own tip; this node's tip may lag the blocks topic
+    // (the failover test caught a node dropping nonces 99-101 so, then never mining 102 on).
+    let net = TestNet::start_with("nonce-window", 1, |spec| spec.storage.max_nonce_ahead = 2);
+    let node = &net.nodes[0];
+    let funded = kafkachain::tools::load::LoadAccounts::new(kafkachain::tools::cluster::LOAD_ACCOUNTS);
+    let chain = ChainTag::of(common::CHAIN_ID);
+    let transfers: Vec<Transfer> =
+        (0..6).map(|nonce| Transfer::sign(funded.key(3), chain, Address::new([9; 32]), 5, 0, nonce)).collect();
+    produce(&format!("{}.transactions", net.prefix), &transfers.iter().map(encode_message).collect::<Vec<_>>());
+    let status = wait_for("the transfers to be read", Duration::from_secs(60), || {
+        let s = node.status();
+        (common::transactions_read(&s) == 6).then_some(s)
+    });
+    assert_eq!(status["mempool"], 6, "nonces 3-5 are past the window of 2 and still pooled: {status}");
+    assert!(status["rejected"]["tx_nonce_too_far"].is_null(), "{status}");
+    node.mine();
+    let on_chain = common::transfer_ids(&node.chain());
+    let ids: Vec<String> = transfers.iter().map(|t| t.id(chain).to_hex()).collect();
+    assert_eq!(on_chain, ids, "all six mined, in nonce order");
+    // Over HTTP the window still holds.
+    let far = Transfer::sign(funded.key(3), chain, Address::new([9; 32]), 5, 0, 9);
+    let (code, body) =
+        node.post("/transactions/new", serde_json::json!(kafkachain::json::SignedTransferJson::from(&far)).to_string());
+    assert_eq!((code, body["rule"].as_str()), (409, Some("nonce_too_far")), "{body}");
+}

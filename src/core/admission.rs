@@ -61,6 +61,14 @@ pub struct Pending {
     pub cost: u64,
 }
 
+/// The nonce window of a transfer read back from the transactions topic: any distance. The node
+/// that published it checked the window against its own tip, and this node's tip may lag the
+/// blocks topic for a while (a restart, a partition leader moving); refusing here would drop,
+/// for good, a transfer the other nodes keep, and a gap only it has would block every later
+/// nonce of that sender in its miner. The pool's size bound and the eviction of waiting
+/// transfers hold the memory instead.
+pub const ANY_NONCE_AHEAD: u64 = u64::MAX;
+
 /// Checks `transfer` (signature already verified) against its sender's account at the tip and
 /// what the sender has pending; `max_ahead` bounds how far past the next nonce a transfer may
 /// wait for the gap to fill.

@@ -350,7 +350,6 @@ impl Applier {
     fn refused_by_account(&self, txs: &[Transfer], known: &[bool]) -> Result<Vec<Option<Refusal>>, StoreError> {
         let unknown = txs.iter().zip(known).filter(|(_, known)| !**known).map(|(t, _)| t);
         let accounts = self.store.sender_accounts(unknown)?;
-        let max_ahead = self.mempool_limits.max_nonce_ahead;
         Ok(txs
             .iter()
             .zip(known)
@@ -358,7 +357,7 @@ impl Applier {
                 true => None,
                 false => {
                     let account = accounts.get(&t.sender).copied().unwrap_or_default();
-                    admission::check(t, account, Pending::default(), max_ahead).err()
+                    admission::check(t, account, Pending::default(), admission::ANY_NONCE_AHEAD).err()
                 }
             })
             .collect())

@@ -37,8 +37,6 @@ impl OffsetUpdate {
 pub struct MempoolLimits {
     /// Most transfers pooled.
     pub max_transfers: u64,
-    /// How far past the sender's next nonce a transfer may wait for the gap to fill.
-    pub max_nonce_ahead: u64,
 }
 
 /// A transfer offered to the mempool with the verdict on its signature (checked by the caller,
@@ -143,7 +141,7 @@ impl Store {
                 Err(Refusal::AlreadyPooled)
             } else {
                 let pending = index.pending(&tx.sender, tx.nonce);
-                admission::check(tx, account, pending, limits.max_nonce_ahead).and_then(|_| {
+                admission::check(tx, account, pending, admission::ANY_NONCE_AHEAD).and_then(|_| {
                     if index.len() >= limits.max_transfers {
                         // A ready transfer takes the place of one that waits behind a gap.
                         let evicted = index

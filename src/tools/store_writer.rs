@@ -36,7 +36,7 @@ pub fn writer_params() -> ChainParams {
 const WRITER_ACCOUNTS: usize = 7;
 
 /// Mempool bounds that never refuse: the writer and the benchmarks pool everything they make.
-pub const UNBOUNDED: MempoolLimits = MempoolLimits { max_transfers: u64::MAX, max_nonce_ahead: u64::MAX };
+pub const UNBOUNDED: MempoolLimits = MempoolLimits { max_transfers: u64::MAX };
 
 /// Why the writer stopped.
 #[derive(Debug, thiserror::Error)]
