@@ -1,5 +1,6 @@
 //! API errors: every failure answers with a status code and `{"error": "..."}`; a transfer
-//! refused by a named rule adds `"rule"` (the label `/status` counts it by).
+//! refused by a named rule adds `"rule"` (the label `/status` counts it by), and `"min_fee"`
+//! when a higher fee would get it in.
 
 use crate::core::admission::Refusal;
 use crate::node::NodeError;
@@ -16,17 +17,25 @@ pub struct ApiError {
     pub message: String,
     /// The rule a refused transfer broke, when there is one.
     pub rule: Option<&'static str>,
+    /// The least fee that would get the transfer in now, when paying more is the way in (a
+    /// full mempool, a nonce a pending transfer holds).
+    pub min_fee: Option<u64>,
 }
 
 impl ApiError {
+    /// An answer with this status that names no rule.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), rule: None, min_fee: None }
+    }
+
     /// A 400 answer naming what was wrong with the request.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, message: message.into(), rule: None }
+        Self::new(StatusCode::BAD_REQUEST, message)
     }
 
     /// A 404 answer naming what was not found.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::NOT_FOUND, message: message.into(), rule: None }
+        Self::new(StatusCode::NOT_FOUND, message)
     }
 }
 
@@ -58,6 +67,7 @@ impl IntoResponse for SubmitError {
                         "this address submits more transfers than http.submit_per_sec allows; retry in {seconds} s"
                     ),
                     rule: Some("rate_limited"),
+                    min_fee: None,
                 };
                 let mut response = error.into_response();
                 response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.max(1).into());
@@ -69,10 +79,13 @@ impl IntoResponse for SubmitError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match self.rule {
-            Some(rule) => serde_json::json!({ "error": self.message, "rule": rule }),
-            None => serde_json::json!({ "error": self.message }),
-        };
+        let mut body = serde_json::json!({ "error": self.message });
+        if let Some(rule) = self.rule {
+            body["rule"] = rule.into();
+        }
+        if let Some(fee) = self.min_fee {
+            body["min_fee"] = fee.into();
+        }
         (self.status, Json(body)).into_response()
     }
 }
@@ -84,10 +97,10 @@ fn refusal_status(refusal: &Refusal) -> StatusCode {
         Refusal::Malformed(_) | Refusal::BadSignature => StatusCode::BAD_REQUEST,
         Refusal::NonceUsed { .. }
         | Refusal::NonceTooFar { .. }
-        | Refusal::NonceTaken(_)
+        | Refusal::NonceTaken { .. }
         | Refusal::InsufficientFunds { .. }
         | Refusal::AlreadyPooled => StatusCode::CONFLICT,
-        Refusal::MempoolFull => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::MempoolFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -96,9 +109,7 @@ impl From<NodeError> for ApiError {
         let status = match &e {
             NodeError::Refused { refusal, .. } => refusal_status(refusal),
             NodeError::InvalidPeer(_) | NodeError::TooManyPeers(_) => StatusCode::BAD_REQUEST,
-            NodeError::Publish(_) | NodeError::ShuttingDown | NodeError::Halted(_) | NodeError::MempoolFull { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            NodeError::Publish(_) | NodeError::ShuttingDown | NodeError::Halted(_) => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             NodeError::Bootstrap(_) => StatusCode::CONFLICT,
             NodeError::Store(_)
@@ -110,13 +121,20 @@ impl From<NodeError> for ApiError {
             NodeError::Refused { refusal, .. } => Some(refusal.reason()),
             _ => None,
         };
-        Self { status, message: e.to_string(), rule }
+        let min_fee = match &e {
+            NodeError::Refused {
+                refusal: Refusal::MempoolFull { min_fee } | Refusal::NonceTaken { min_fee, .. },
+                ..
+            } => *min_fee,
+            _ => None,
+        };
+        Self { status, message: e.to_string(), rule, min_fee }
     }
 }
 
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
-        Self { status: rejection.status(), message: rejection.body_text(), rule: None }
+        Self::new(rejection.status(), rejection.body_text())
     }
 }
 

@@ -23,9 +23,7 @@ pub async fn require_token(State(token): State<OperatorToken>, request: Request,
     match presented {
         Some(presented) if token.matches(presented.trim()) => next.run(request).await,
         _ => {
-            let error = ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                message: "this endpoint needs the operator token: Authorization: Bearer <the token in {data_dir}/.cookie or http.token_file>".into(), rule: None };
+            let error = ApiError::new(StatusCode::UNAUTHORIZED, "this endpoint needs the operator token: Authorization: Bearer <the token in {data_dir}/.cookie or http.token_file>");
             let mut response = error.into_response();
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             response
@@ -43,11 +41,10 @@ pub async fn require_json(request: Request, next: Next) -> Response {
             .and_then(|value| value.split(';').next())
             .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
         if !json {
-            return ApiError {
-                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                message: "request bodies must be sent with Content-Type: application/json".into(),
-                rule: None,
-            }
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "request bodies must be sent with Content-Type: application/json",
+            )
             .into_response();
         }
     }
@@ -73,20 +70,15 @@ pub async fn read_body_first(State(limits): State<BodyLimits>, request: Request,
     let (parts, body) = request.into_parts();
     match tokio::time::timeout(limits.timeout, axum::body::to_bytes(body, limits.max_bytes)).await {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
-        Ok(Err(_)) => ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!(
-                "the request body is unreadable or longer than {} bytes (length limit exceeded)",
-                limits.max_bytes
-            ),
-            rule: None,
-        }
+        Ok(Err(_)) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is unreadable or longer than {} bytes (length limit exceeded)", limits.max_bytes),
+        )
         .into_response(),
-        Err(_) => ApiError {
-            status: StatusCode::REQUEST_TIMEOUT,
-            message: format!("the request body did not arrive within {:?} (http.body_timeout_ms)", limits.timeout),
-            rule: None,
-        }
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {:?} (http.body_timeout_ms)", limits.timeout),
+        )
         .into_response(),
     }
 }
@@ -104,20 +96,15 @@ pub struct RequestLimits {
 /// when one takes longer than `http.request_timeout_ms` (the handler is then dropped).
 pub async fn bound_request(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
     let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
-        return ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "too many requests in flight; try again".into(),
-            rule: None,
-        }
-        .into_response();
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many requests in flight; try again")
+            .into_response();
     };
     match tokio::time::timeout(limits.timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: format!("the request took longer than {:?} (http.request_timeout_ms)", limits.timeout),
-            rule: None,
-        }
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the request took longer than {:?} (http.request_timeout_ms)", limits.timeout),
+        )
         .into_response(),
     }
 }

@@ -359,11 +359,8 @@ pub async fn recent_blocks(State(node): State<Node>, query: Result<Query<FromHei
 /// `GET /status`: height, tip, offsets and counters.
 pub async fn status(State(node): State<Node>) -> ApiResult {
     let status = node.status()?;
-    let body = serde_json::to_value(status).map_err(|e| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        message: e.to_string(),
-        rule: None,
-    })?;
+    let body =
+        serde_json::to_value(status).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok((StatusCode::OK, Json(body)))
 }
 
@@ -371,11 +368,8 @@ pub async fn status(State(node): State<Node>) -> ApiResult {
 pub async fn metrics(
     State(api): State<ApiState>,
 ) -> Result<([(axum::http::header::HeaderName, &'static str); 1], String), ApiError> {
-    let body = super::metrics::render(api.node.readings()?, &api.http_metrics).map_err(|e| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        message: format!("writing the metrics: {e}"),
-        rule: None,
-    })?;
+    let body = super::metrics::render(api.node.readings()?, &api.http_metrics)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("writing the metrics: {e}")))?;
     Ok(([(axum::http::header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], body))
 }
 
@@ -389,9 +383,7 @@ pub async fn live() -> ApiResult {
 pub async fn ready(State(node): State<Node>) -> ApiResult {
     match node.readiness() {
         Ok(()) => Ok((StatusCode::OK, Json(json!({ "status": "ready" })))),
-        Err(why) => {
-            Err(ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: format!("not ready: {why}"), rule: None })
-        }
+        Err(why) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}"))),
     }
 }
 
@@ -402,14 +394,10 @@ pub async fn openapi() -> ([(axum::http::header::HeaderName, &'static str); 1], 
 
 /// Unknown path.
 pub async fn not_found() -> ApiError {
-    ApiError { status: StatusCode::NOT_FOUND, message: "no such endpoint".into(), rule: None }
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
 /// Known path, wrong method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        message: "method not allowed on this endpoint".into(),
-        rule: None,
-    }
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
 }

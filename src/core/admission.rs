@@ -22,18 +22,21 @@ pub enum Refusal {
     /// The nonce is too far ahead of the sender's next one.
     #[error("nonce {got} is more than {max_ahead} ahead of the sender's next nonce {next}")]
     NonceTooFar { next: u64, got: u64, max_ahead: u64 },
-    /// Another pending transfer of the sender already has this nonce.
-    #[error("another pending transfer of this sender already has nonce {0}")]
-    NonceTaken(u64),
+    /// Another pending transfer of the sender already has this nonce, and this one does not
+    /// pay enough more to replace it.
+    #[error("a pending transfer of this sender already has nonce {nonce}{}", min_fee.map(|fee| format!("; a replacement must pay a fee of at least {fee}")).unwrap_or_default())]
+    NonceTaken { nonce: u64, min_fee: Option<u64> },
     /// The balance does not cover this transfer on top of the sender's pending ones.
     #[error("balance {balance} does not cover amount + fee = {cost} on top of {pending} pending")]
     InsufficientFunds { balance: u64, pending: u64, cost: u64 },
     /// Already waiting in the mempool.
     #[error("the transfer is already pending")]
     AlreadyPooled,
-    /// The mempool is at its bound.
-    #[error("the mempool is full")]
-    MempoolFull,
+    /// The mempool is at its bound and this transfer cannot take another's place: it would
+    /// wait behind a nonce gap, or it pays no more than what would leave (then `min_fee` is the
+    /// least fee that would get it in now).
+    #[error("the mempool is full{}", min_fee.map(|fee| format!("; a fee of at least {fee} would be accepted now")).unwrap_or_default())]
+    MempoolFull { min_fee: Option<u64> },
 }
 
 impl Refusal {
@@ -44,10 +47,10 @@ impl Refusal {
             Refusal::BadSignature => "bad_signature",
             Refusal::NonceUsed { .. } => "nonce_used",
             Refusal::NonceTooFar { .. } => "nonce_too_far",
-            Refusal::NonceTaken(_) => "nonce_taken",
+            Refusal::NonceTaken { .. } => "nonce_taken",
             Refusal::InsufficientFunds { .. } => "insufficient_funds",
             Refusal::AlreadyPooled => "duplicate",
-            Refusal::MempoolFull => "mempool_full",
+            Refusal::MempoolFull { .. } => "mempool_full",
         }
     }
 }
@@ -55,8 +58,8 @@ impl Refusal {
 /// What the pool holds for one sender, as admission needs it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pending {
-    /// Whether a pending transfer of the sender already has the nonce asked about.
-    pub nonce_taken: bool,
+    /// The fee and cost of the sender's pending transfer with the nonce asked about, if any.
+    pub taken: Option<Taken>,
     /// Sum of amount + fee over the sender's pending transfers.
     pub cost: u64,
 }
@@ -68,6 +71,24 @@ pub struct Pending {
 /// nonce of that sender in its miner. The pool's size bound and the eviction of waiting
 /// transfers hold the memory instead.
 pub const ANY_NONCE_AHEAD: u64 = u64::MAX;
+
+/// The pending transfer a newcomer with the same sender and nonce would replace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    /// Its fee.
+    pub fee: u64,
+    /// Its amount plus fee.
+    pub cost: u64,
+}
+
+impl Taken {
+    /// The least fee a replacement must pay: a tenth more, and at least 1 more. Growing by a
+    /// tenth each time, one nonce can be replaced only a few hundred times before the fee passes
+    /// any balance, so replacements cannot make nodes verify and relay without end.
+    pub fn replacement_fee(&self) -> u64 {
+        self.fee.saturating_add((self.fee / 10).max(1))
+    }
+}
 
 /// Checks `transfer` (signature already verified) against its sender's account at the tip and
 /// what the sender has pending; `max_ahead` bounds how far past the next nonce a transfer may
@@ -81,12 +102,18 @@ pub fn check(transfer: &Transfer, account: Account, pending: Pending, max_ahead:
     if transfer.nonce - account.nonce > max_ahead {
         return Err(Refusal::NonceTooFar { next: account.nonce, got: transfer.nonce, max_ahead });
     }
-    if pending.nonce_taken {
-        return Err(Refusal::NonceTaken(transfer.nonce));
+    // A replacement's predecessor leaves the pool, so its cost no longer counts.
+    let mut pending_cost = pending.cost;
+    if let Some(taken) = pending.taken {
+        let min_fee = taken.replacement_fee();
+        if transfer.fee < min_fee {
+            return Err(Refusal::NonceTaken { nonce: transfer.nonce, min_fee: Some(min_fee) });
+        }
+        pending_cost = pending_cost.saturating_sub(taken.cost);
     }
-    let covered = pending.cost.checked_add(cost).is_some_and(|total| total <= account.balance);
+    let covered = pending_cost.checked_add(cost).is_some_and(|total| total <= account.balance);
     if !covered {
-        return Err(Refusal::InsufficientFunds { balance: account.balance, pending: pending.cost, cost });
+        return Err(Refusal::InsufficientFunds { balance: account.balance, pending: pending_cost, cost });
     }
     Ok(cost)
 }

@@ -141,7 +141,7 @@ pub struct Filled {
     pub reward: u64,
 }
 
-/// The transfers of `pool` (in arrival order) a block on the tip can hold, at most `max` of
+/// The transfers of `pool` (in the order the mempool ranks them) a block on the tip can hold, at most `max` of
 /// them: each sender's in nonce order from its next nonce, each covered by the balance it has
 /// by then, and none whose fee would push the reward, or the miner's balance once paid, past 64
 /// bits ([`connect`] refuses such a block). A transfer that arrived before the one filling its

@@ -6,6 +6,7 @@ pub mod admission;
 pub mod block;
 pub mod chain;
 pub mod encoding;
+pub mod fee_rate;
 pub mod hash;
 pub mod header;
 pub mod ledger;

@@ -663,9 +663,9 @@ fn tx_reason(refusal: &Refusal) -> &'static str {
         Refusal::BadSignature => "tx_bad_signature",
         Refusal::NonceUsed { .. } => "tx_nonce_used",
         Refusal::NonceTooFar { .. } => "tx_nonce_too_far",
-        Refusal::NonceTaken(_) => "tx_nonce_taken",
+        Refusal::NonceTaken { .. } => "tx_nonce_taken",
         Refusal::InsufficientFunds { .. } => "tx_insufficient_funds",
         Refusal::AlreadyPooled => "tx_duplicate",
-        Refusal::MempoolFull => "tx_mempool_full",
+        Refusal::MempoolFull { .. } => "tx_mempool_full",
     }
 }

@@ -190,8 +190,9 @@ impl Mining {
         }
     }
 
-    /// A block on the current tip: the reward (subsidy plus fees), then the oldest ready mempool
-    /// transfers (those whose sender has no nonce gap), each covered by its sender's balance.
+    /// A block on the current tip: the reward (subsidy plus fees), then the ready mempool
+    /// transfers (those whose sender has no nonce gap) of highest fee rate, each covered by its
+    /// sender's balance.
     fn candidate(&self) -> Result<Block, NodeError> {
         let store = &self.store;
         let params = store.params();

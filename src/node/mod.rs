@@ -67,9 +67,6 @@ pub enum NodeError {
     /// operator acts.
     #[error("the node has halted and accepts no writes: {0}")]
     Halted(String),
-    /// This node's mempool cannot take the transfers; nothing was published.
-    #[error("the mempool is full ({pooled} of {max} transactions, storage.max_mempool); nothing was published, try again later")]
-    MempoolFull { pooled: u64, max: u64 },
     /// A task the operation ran on failed (panicked or was cancelled).
     #[error("{what}: {source}")]
     TaskFailed {
@@ -455,10 +452,14 @@ impl Node {
         // Transfers being published count against the bound too, so concurrent requests cannot
         // all pass the same check.
         let _reserved = Reservation::take(&self.inner.publishing, txs.len() as u64);
-        let (pooled, max) = (self.inner.store.mempool_len()?, self.inner.config.storage.max_mempool);
-        let publishing = self.inner.publishing.load(std::sync::atomic::Ordering::SeqCst);
-        if pooled + publishing > max {
-            return Err(NodeError::MempoolFull { pooled, max });
+        let max = self.inner.config.storage.max_mempool;
+        // This request's own transfers are among those reserved: room for one more is asked.
+        let others = self.inner.publishing.load(std::sync::atomic::Ordering::SeqCst).saturating_sub(1);
+        for (index, tx) in txs.iter().enumerate() {
+            self.inner
+                .store
+                .mempool_room_for(tx, max, others)?
+                .map_err(|refusal| NodeError::Refused { index, refusal })?;
         }
         let publisher = &self.inner.publisher;
         let acks = futures_util::future::join_all(txs.iter().map(|tx| publisher.publish_transaction(tx))).await;
@@ -496,10 +497,12 @@ impl Node {
             };
             let pooled = store.pending(&tx.sender, tx.nonce);
             let (nonces, cost) = in_request.entry(tx.sender).or_default();
-            let pending = Pending {
-                nonce_taken: pooled.nonce_taken || nonces.contains(&tx.nonce),
-                cost: pooled.cost.saturating_add(*cost),
-            };
+            if nonces.contains(&tx.nonce) {
+                // Two transfers of one request with one nonce: the second replaces nothing.
+                let refusal = Refusal::NonceTaken { nonce: tx.nonce, min_fee: None };
+                return Err(NodeError::Refused { index, refusal });
+            }
+            let pending = Pending { taken: pooled.taken, cost: pooled.cost.saturating_add(*cost) };
             let added = admission::check(tx, account, pending, max_ahead)
                 .map_err(|refusal| NodeError::Refused { index, refusal })?;
             nonces.insert(tx.nonce);

@@ -142,16 +142,18 @@ impl Store {
             } else {
                 let pending = index.pending(&tx.sender, tx.nonce);
                 admission::check(tx, account, pending, admission::ANY_NONCE_AHEAD).and_then(|_| {
-                    if index.len() >= limits.max_transfers {
-                        // A ready transfer takes the place of one that waits behind a gap.
-                        let evicted = index
-                            .would_be_ready(&tx.sender, tx.nonce, account.nonce)
-                            .then(|| index.evict_waiting(&tx.sender))
-                            .flatten();
-                        let Some(seq) = evicted else { return Err(Refusal::MempoolFull) };
+                    let record = encoding::encode(tx);
+                    let dropped = if pending.taken.is_some() {
+                        index.replace(&tx.sender, tx.nonce)
+                    } else if index.len() >= limits.max_transfers {
+                        let victim = index.victim(tx, record.len(), account.nonce)?;
+                        index.evict_last(&victim)
+                    } else {
+                        None
+                    };
+                    if let Some(seq) = dropped {
                         batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
                     }
-                    let record = encoding::encode(tx);
                     let seq = index.insert(id, tx, record.len(), account.nonce);
                     batch.insert(&numbered(keys::MEMPOOL, seq)[..], record);
                     Ok(())
@@ -327,7 +329,7 @@ impl Store {
             let unused = tx.check_fields().is_ok()
                 && tx.nonce >= account.nonce
                 && !index.contains(&id)
-                && !index.pending(&tx.sender, tx.nonce).nonce_taken;
+                && index.pending(&tx.sender, tx.nonce).taken.is_none();
             if unused {
                 let record = encoding::encode(tx);
                 let seq = index.insert(id, tx, record.len(), account.nonce);

@@ -3,17 +3,21 @@
 //! of sled saves writes and random-key reads per transfer, and the mempool's bound keeps it small.
 //!
 //! Besides the id → record index it keeps each sender's pending transfers by nonce: admission
-//! checks a new transfer against them, and a block prunes the nonces it used. It also knows which
-//! transfers are ready (their sender's nonces run without a gap from its account's next nonce):
-//! the miner takes only those, and a full mempool makes room for a ready transfer by dropping
-//! one that waits behind a gap, so transfers that can never be mined cannot crowd out the rest.
+//! checks a new transfer against them (a higher fee replaces the one holding its nonce), and a
+//! block prunes the nonces it used. It also knows which transfers are ready (their sender's
+//! nonces run without a gap from its account's next nonce): the miner takes only those, by fee
+//! rate in chunks that keep each sender's nonce order. A full mempool makes room for a ready
+//! transfer by dropping one that waits behind a gap, or else the last pending transfer of lowest
+//! fee rate (a last one leaves no successor stranded), if the newcomer pays more per byte.
 
 use super::keys::{self, key};
 use super::{be_u64, decode, StoreError};
 use crate::core::account::{Account, Address};
-use crate::core::admission::Pending;
+use crate::core::admission::{Pending, Refusal, Taken};
+use crate::core::fee_rate::{chunks, FeeRate};
 use crate::core::hash::TxId;
 use crate::core::transaction::{ChainTag, Transfer};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One pooled transfer as the index knows it.
@@ -22,9 +26,20 @@ struct Slot {
     id: TxId,
     seq: u64,
     cost: u64,
+    fee: u64,
     /// Its encoded size.
     bytes: u32,
 }
+
+impl Slot {
+    fn rate(&self) -> FeeRate {
+        FeeRate::new(self.fee, self.bytes as usize)
+    }
+}
+
+/// Where a sender's last pending transfer stands in the eviction order: lowest rate first, and
+/// of equal rates the one that came last.
+type TailKey = (FeeRate, Reverse<u64>);
 
 /// One sender's pooled transfers.
 #[derive(Clone, Debug, Default)]
@@ -37,6 +52,8 @@ struct SenderPool {
     /// The sender account's next nonce at the tip, as last seen (every block touching the
     /// sender prunes its pool with the new account).
     next_nonce: u64,
+    /// Its last slot's key in [`MempoolIndex::tails`], as filed.
+    tail: Option<TailKey>,
 }
 
 impl SenderPool {
@@ -73,6 +90,8 @@ pub(super) struct MempoolIndex {
     /// Senders with at least one transfer waiting behind a nonce gap (ordered, so finding one
     /// costs the same however many came and went).
     waiting: BTreeSet<Address>,
+    /// Every sender's last pending transfer, in eviction order.
+    tails: BTreeMap<TailKey, Address>,
     /// Sequence the next pooled transfer gets: above every stored one.
     next_seq: u64,
     /// Encoded size of every pooled transfer together.
@@ -134,7 +153,8 @@ impl MempoolIndex {
     /// What `sender` has pending, for a transfer with `nonce`.
     pub(super) fn pending(&self, sender: &Address, nonce: u64) -> Pending {
         let Some(pool) = self.by_sender.get(sender) else { return Pending::default() };
-        Pending { nonce_taken: pool.slots.contains_key(&nonce), cost: pool.cost }
+        let taken = pool.slots.get(&nonce).map(|slot| Taken { fee: slot.fee, cost: slot.cost });
+        Pending { taken, cost: pool.cost }
     }
 
     /// The nonce the sender's next transfer would take once everything pending from `next` on
@@ -149,7 +169,8 @@ impl MempoolIndex {
     }
 
     /// Pools `tx`, whose stored record is `bytes` long, at the back; returns its sequence. The
-    /// caller checked it may be pooled, against `next_nonce`, its sender's account nonce at the tip.
+    /// caller checked it may be pooled, against `next_nonce`, its sender's account nonce at the
+    /// tip; a pending transfer with its sender and nonce must have been [`Self::replace`]d.
     pub(super) fn insert(&mut self, id: TxId, tx: &Transfer, bytes: usize, next_nonce: u64) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -167,55 +188,117 @@ impl MempoolIndex {
         nonce == self.pending_nonce(sender, next_nonce)
     }
 
-    /// Drops one transfer that waits behind a nonce gap (the highest nonce of some sender that
-    /// has a gap, other than `spare`: the newcomer's own sender, whose gap it may be filling), to
-    /// make room for a ready one; returns its sequence, or `None` when no such transfer waits.
-    pub(super) fn evict_waiting(&mut self, spare: &Address) -> Option<u64> {
-        let sender = *self.waiting.iter().find(|sender| *sender != spare)?;
-        let pool = self.by_sender.get_mut(&sender)?;
-        let (_, slot) = pool.slots.pop_last()?;
+    /// Drops the pending transfer of `sender` with `nonce` (a replacement takes its place);
+    /// returns its sequence.
+    pub(super) fn replace(&mut self, sender: &Address, nonce: u64) -> Option<u64> {
+        let pool = self.by_sender.get_mut(sender)?;
+        let slot = pool.slots.remove(&nonce)?;
         pool.cost = pool.cost.saturating_sub(slot.cost);
-        self.bytes -= u64::from(slot.bytes);
-        self.by_id.remove(&slot.id);
-        self.refresh(&sender);
+        self.forget(&slot);
+        self.refresh(sender);
         Some(slot.seq)
     }
 
-    /// The sequences of at most `limit` ready transfers, oldest first, where a transfer counts
-    /// as old as the youngest of its sender's nonces up to it (it cannot be mined before them),
-    /// so a chosen transfer's ready predecessors are always chosen too.
+    /// The sender whose last transfer a full pool drops to take in `tx` (of `bytes`, its
+    /// sender's next nonce at the tip `next_nonce`), or why `tx` is refused: it would wait behind a
+    /// gap itself, or pays no more per byte than the lowest-rate last transfer of another sender.
+    /// A waiting transfer (the highest nonce of some other sender with a gap) goes first, for
+    /// any fee: it cannot be mined as it stands. The newcomer's own sender is spared, since the
+    /// newcomer may be filling its gap or extending its run.
+    pub(super) fn victim(&self, tx: &Transfer, bytes: usize, next_nonce: u64) -> Result<Address, Refusal> {
+        if !self.would_be_ready(&tx.sender, tx.nonce, next_nonce) {
+            return Err(Refusal::MempoolFull { min_fee: None });
+        }
+        if let Some(waiting) = self.waiting.iter().find(|sender| **sender != tx.sender) {
+            return Ok(*waiting);
+        }
+        let Some(((lowest, _), sender)) = self.tails.iter().find(|(_, sender)| **sender != tx.sender) else {
+            return Err(Refusal::MempoolFull { min_fee: None });
+        };
+        if FeeRate::new(tx.fee, bytes) <= *lowest {
+            return Err(Refusal::MempoolFull { min_fee: Some(lowest.fee_above(bytes)) });
+        }
+        Ok(*sender)
+    }
+
+    /// Drops the last pending transfer of `sender` (a [`Self::victim`]); returns its sequence.
+    pub(super) fn evict_last(&mut self, sender: &Address) -> Option<u64> {
+        let nonce = *self.by_sender.get(sender)?.slots.last_key_value()?.0;
+        self.replace(sender, nonce)
+    }
+
+    /// The sequences of at most `limit` ready transfers in the order a miner should take them:
+    /// each sender's ready run is split into [`chunks`], and chunks go by fee rate (of equal
+    /// rates, the one whose transfers all arrived earlier first), each whole or not at all, so
+    /// every chosen transfer's ready predecessors are chosen before it. A chunk that does not fit
+    /// in what is left is passed over, with the rest of its sender's run.
     pub(super) fn ready(&self, limit: usize) -> Vec<u64> {
-        // (age, place in nonce order, sequence): ties in age keep each sender's nonce order.
-        let mut ready: Vec<(u64, usize, u64)> = Vec::new();
-        for pool in self.by_sender.values() {
+        // (rate, age: youngest sequence up to the chunk's end, sender, where in its run it
+        // starts, where it ends). Within a sender's run, rates never rise and ages never fall.
+        let mut ranked: Vec<(Reverse<FeeRate>, u64, Address, usize, usize)> = Vec::new();
+        let mut runs: HashMap<Address, Vec<&Slot>> = HashMap::new();
+        for (sender, pool) in &self.by_sender {
+            let run: Vec<&Slot> = pool.ready().collect();
+            let mut start = 0;
             let mut youngest = 0;
-            for slot in pool.ready() {
-                youngest = youngest.max(slot.seq);
-                ready.push((youngest, ready.len(), slot.seq));
+            for chunk in chunks(run.iter().map(|slot| slot.rate())) {
+                youngest = run[start..start + chunk.len].iter().fold(youngest, |age, slot| age.max(slot.seq));
+                ranked.push((Reverse(chunk.rate), youngest, *sender, start, start + chunk.len));
+                start += chunk.len;
             }
+            runs.insert(*sender, run);
         }
-        if ready.len() > limit {
-            ready.select_nth_unstable(limit);
-            ready.truncate(limit);
+        ranked.sort_unstable();
+        let mut chosen = Vec::new();
+        let mut passed_over: BTreeSet<Address> = BTreeSet::new();
+        for (_, _, sender, start, end) in &ranked {
+            if chosen.len() >= limit {
+                break;
+            }
+            if passed_over.contains(sender) {
+                continue;
+            }
+            let chunk = &runs[sender][*start..*end];
+            if chosen.len() + chunk.len() > limit {
+                passed_over.insert(*sender);
+                continue;
+            }
+            chosen.extend(chunk.iter().map(|slot| slot.seq));
         }
-        ready.sort_unstable();
-        ready.into_iter().map(|(_, _, seq)| seq).collect()
+        chosen
     }
 
     /// Files `sender` as waiting or not after its pool changed, and forgets an empty pool.
+    /// Files its last transfer in the eviction order too.
     fn refresh(&mut self, sender: &Address) {
-        match self.by_sender.get(sender) {
-            Some(pool) if pool.slots.is_empty() => {
-                self.by_sender.remove(sender);
-                self.waiting.remove(sender);
+        let Some(pool) = self.by_sender.get_mut(sender) else {
+            self.waiting.remove(sender);
+            return;
+        };
+        let tail = pool.slots.last_key_value().map(|(_, slot)| (slot.rate(), Reverse(slot.seq)));
+        if pool.tail != tail {
+            if let Some(old) = pool.tail.take() {
+                self.tails.remove(&old);
             }
-            Some(pool) if !pool.all_ready() => {
-                self.waiting.insert(*sender);
+            if let Some(new) = tail {
+                self.tails.insert(new, *sender);
             }
-            _ => {
-                self.waiting.remove(sender);
-            }
+            pool.tail = tail;
         }
+        if pool.slots.is_empty() {
+            self.by_sender.remove(sender);
+            self.waiting.remove(sender);
+        } else if pool.all_ready() {
+            self.waiting.remove(sender);
+        } else {
+            self.waiting.insert(*sender);
+        }
+    }
+
+    /// Forgets a slot already taken out of its sender's pool.
+    fn forget(&mut self, slot: &Slot) {
+        self.bytes -= u64::from(slot.bytes);
+        self.by_id.remove(&slot.id);
     }
 
     fn insert_at(&mut self, id: TxId, tx: &Transfer, bytes: usize, seq: u64) {
@@ -224,7 +307,7 @@ impl MempoolIndex {
         self.bytes += u64::from(bytes);
         self.by_id.insert(id, (tx.sender, tx.nonce));
         let pool = self.by_sender.entry(tx.sender).or_default();
-        pool.slots.insert(tx.nonce, Slot { id, seq, cost, bytes });
+        pool.slots.insert(tx.nonce, Slot { id, seq, cost, fee: tx.fee, bytes });
         pool.cost = pool.cost.saturating_add(cost);
     }
 
@@ -252,8 +335,7 @@ impl MempoolIndex {
         }
         self.refresh(sender);
         for slot in &dropped {
-            self.bytes -= u64::from(slot.bytes);
-            self.by_id.remove(&slot.id);
+            self.forget(slot);
         }
         dropped.into_iter().map(|slot| slot.seq).collect()
     }
@@ -266,11 +348,15 @@ mod tests {
     use crate::core::signature::Signature;
 
     fn tx(sender: u8, nonce: u64, cost: u64) -> Transfer {
+        paying(sender, nonce, cost, 0)
+    }
+
+    fn paying(sender: u8, nonce: u64, amount: u64, fee: u64) -> Transfer {
         Transfer {
             sender: Address::new([sender; 32]),
             recipient: Address::new([99; 32]),
-            amount: cost,
-            fee: 0,
+            amount,
+            fee,
             nonce,
             signature: Signature([0; 64]),
         }
@@ -285,8 +371,8 @@ mod tests {
             index.insert(t.id(chain), &t, encoded_len(&t), 0);
         }
         let sender = Address::new([1; 32]);
-        assert_eq!(index.pending(&sender, 1), Pending { nonce_taken: true, cost: 60 });
-        assert_eq!(index.pending(&sender, 2), Pending { nonce_taken: false, cost: 60 });
+        assert_eq!(index.pending(&sender, 1), Pending { taken: Some(Taken { fee: 0, cost: 20 }), cost: 60 });
+        assert_eq!(index.pending(&sender, 2), Pending { taken: None, cost: 60 });
         assert_eq!(index.pending_nonce(&sender, 0), 2, "the gap at 2 stops the count");
         // A block used nonce 0 and left 25: nonce 1 (20) fits, nonce 3 (20 + 30) does not.
         assert_eq!(index.prune(&sender, Account { balance: 25, nonce: 1 }), vec![0, 2]);
@@ -294,26 +380,25 @@ mod tests {
         assert_eq!(index.seq(&tx(1, 1, 20).id(chain)), Some(1));
         assert_eq!(index.prune(&sender, Account { balance: 25, nonce: 2 }), vec![1]);
         assert_eq!((index.len(), index.by_sender.len(), index.bytes()), (0, 0, 0));
+        assert!(index.tails.is_empty());
     }
 
-    fn pooled(entries: &[(u8, u64)], next_nonce: u64) -> (MempoolIndex, Vec<TxId>) {
+    /// Pools each (sender, nonce, fee) in turn, every sender's next nonce 0.
+    fn pooled(entries: &[(u8, u64, u64)]) -> MempoolIndex {
         let chain = ChainTag::of("t");
         let mut index = MempoolIndex::default();
-        let ids = entries
-            .iter()
-            .map(|&(sender, nonce)| {
-                let t = tx(sender, nonce, 1);
-                index.insert(t.id(chain), &t, encoded_len(&t), next_nonce);
-                t.id(chain)
-            })
-            .collect();
-        (index, ids)
+        for &(sender, nonce, fee) in entries {
+            let t = paying(sender, nonce, 1, fee);
+            index.insert(t.id(chain), &t, encoded_len(&t), 0);
+        }
+        index
     }
 
     #[test]
     fn only_gapless_runs_are_ready_and_a_late_predecessor_keeps_its_place() {
-        // Arrival order (= sequence): 1/1, 2/0, 1/0, 3/2, 2/1. Sender 3 has a gap (0 and 1 missing).
-        let (index, _) = pooled(&[(1, 1), (2, 0), (1, 0), (3, 2), (2, 1)], 0);
+        // Arrival order (= sequence): 1/1, 2/0, 1/0, 3/2, 2/1, all without fee. Sender 3 has a
+        // gap (0 and 1 missing).
+        let index = pooled(&[(1, 1, 0), (2, 0, 0), (1, 0, 0), (3, 2, 0), (2, 1, 0)]);
         // 1/0 arrived third, so 1/1 cannot go before it: both count as old as sequence 2.
         assert_eq!(index.ready(10), vec![1, 2, 0, 4]);
         assert_eq!(index.ready(3), vec![1, 2, 0], "a cut keeps each sender's predecessors");
@@ -323,26 +408,63 @@ mod tests {
     }
 
     #[test]
-    fn eviction_takes_a_waiting_transfer_and_never_a_ready_one() {
-        let (mut index, _) = pooled(&[(1, 0), (1, 1), (2, 5), (2, 7)], 0);
-        let sender2 = Address::new([2; 32]);
-        assert!(index.would_be_ready(&Address::new([1; 32]), 2, 0));
-        assert!(!index.would_be_ready(&Address::new([1; 32]), 3, 0));
-        assert!(index.would_be_ready(&sender2, 0, 0));
-        assert_eq!(index.evict_waiting(&sender2), None, "the newcomer's own sender is spared");
-        let other = Address::new([7; 32]);
-        assert_eq!(index.evict_waiting(&other), Some(3), "the highest nonce of the sender with a gap");
-        assert_eq!(index.evict_waiting(&other), Some(2));
-        assert_eq!(index.evict_waiting(&other), None, "what is left is ready");
+    fn the_miner_takes_chunks_by_fee_rate_and_passes_over_one_that_does_not_fit() {
+        // Sender 1 pays nothing at nonce 0 and 100 at nonce 1: one chunk of 50 a transfer.
+        // Sender 2 pays 60, sender 3 pays 10, sender 4 pays 30 and then 40.
+        let index = pooled(&[(1, 0, 0), (1, 1, 100), (2, 0, 60), (3, 0, 10), (4, 0, 30), (4, 1, 40)]);
+        assert_eq!(index.ready(10), vec![2, 0, 1, 4, 5, 3]);
+        // Room for 2: sender 2's 60; then neither sender 1's chunk of two nor sender 4's (35 a
+        // transfer) fits, and sender 3's 10 does.
+        assert_eq!(index.ready(2), vec![2, 3]);
+        assert_eq!(index.ready(1), vec![2]);
+    }
+
+    #[test]
+    fn a_full_pool_drops_a_waiting_transfer_first_then_the_last_one_paying_least() {
+        // Sender 1 is ready with fees 5, 5; sender 2 waits behind a gap with fees 100; sender 3
+        // is ready with fee 2.
+        let mut index = pooled(&[(1, 0, 5), (1, 1, 5), (2, 5, 100), (2, 7, 100), (3, 0, 2)]);
+        let (sender1, sender2, sender3) = (Address::new([1; 32]), Address::new([2; 32]), Address::new([3; 32]));
+        let victim = |index: &MempoolIndex, t: Transfer| index.victim(&t, encoded_len(&t), 0);
+        assert!(index.would_be_ready(&sender1, 2, 0));
+        assert!(!index.would_be_ready(&sender1, 3, 0));
+        assert_eq!(victim(&index, paying(4, 0, 1, 0)), Ok(sender2), "a waiting transfer goes for any fee");
+        assert_eq!(index.evict_last(&sender2), Some(3), "the highest nonce of the sender with a gap");
+        assert_eq!(victim(&index, paying(2, 0, 1, 99)), Ok(sender3), "the newcomer's own sender is spared");
+        assert_eq!(index.evict_last(&sender2), Some(2));
+        assert!(index.waiting.is_empty());
+
+        assert_eq!(victim(&index, paying(4, 1, 1, 99)), Err(Refusal::MempoolFull { min_fee: None }), "it would wait");
+        let Err(Refusal::MempoolFull { min_fee: Some(min_fee) }) = victim(&index, paying(4, 0, 1, 2)) else {
+            panic!("a fee of 2 does not beat sender 3's last transfer");
+        };
+        assert_eq!(victim(&index, paying(4, 0, 1, min_fee)), Ok(sender3), "the fee quoted is enough");
+        assert!(victim(&index, paying(4, 0, 1, min_fee - 1)).is_err(), "and the least that is");
+        assert_eq!(victim(&index, paying(3, 1, 1, 6)), Ok(sender1), "sender 3 spared, sender 1's 5 is next");
+        assert_eq!(index.evict_last(&sender1), Some(1));
         assert_eq!(index.len(), 2);
-        assert_eq!(index.bytes(), 2 * encoded_len(&tx(1, 0, 1)) as u64);
-        assert!(!index.by_sender.contains_key(&sender2));
-        assert_eq!(index.ready(10), vec![0, 1]);
+        assert_eq!(index.bytes(), (encoded_len(&paying(1, 0, 1, 5)) + encoded_len(&paying(3, 0, 1, 2))) as u64);
+        assert_eq!(index.ready(10), vec![0, 4]);
+    }
+
+    #[test]
+    fn a_replacement_takes_its_predecessors_place_in_the_run() {
+        let chain = ChainTag::of("t");
+        let mut index = pooled(&[(1, 0, 1), (1, 1, 1), (2, 0, 50)]);
+        let sender = Address::new([1; 32]);
+        assert_eq!(index.ready(10), vec![2, 0, 1]);
+        assert_eq!(index.replace(&sender, 0), Some(0));
+        assert_eq!(index.pending(&sender, 0), Pending { taken: None, cost: 2 });
+        assert!(index.waiting.contains(&sender), "nonce 1 waits for its replaced predecessor");
+        let richer = paying(1, 0, 1, 200);
+        assert_eq!(index.insert(richer.id(chain), &richer, encoded_len(&richer), 0), 3);
+        assert_eq!(index.ready(10), vec![3, 2, 1], "the richer replacement goes first, its successor still last");
+        assert_eq!(index.replace(&sender, 9), None);
     }
 
     #[test]
     fn a_block_that_fills_the_gap_makes_the_rest_ready() {
-        let (mut index, _) = pooled(&[(1, 1), (1, 2)], 0);
+        let mut index = pooled(&[(1, 1, 0), (1, 2, 0)]);
         assert!(index.ready(10).is_empty());
         assert_eq!(index.prune(&Address::new([1; 32]), Account { balance: 100, nonce: 1 }), Vec::<u64>::new());
         assert_eq!(index.ready(10), vec![0, 1]);

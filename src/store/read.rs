@@ -4,6 +4,7 @@
 use super::keys::{self, key, numbered};
 use super::{be_u64, corrupt, decode, Positions, Store, StoreError, StoredBlock, StoredOrphan, TopicPartition};
 use crate::core::account::{Account, AccountEntry, Address};
+use crate::core::admission::Refusal;
 use crate::core::block::Block;
 use crate::core::chain::{BlockMeta, ChainView, OrphanEntry, SideBranch, Tip, UndoRecord};
 use crate::core::encoding;
@@ -122,6 +123,24 @@ impl Store {
         self.lock_mempool().pending(sender, nonce)
     }
 
+    /// Whether the mempool, holding `reserved` more transfers on their way to the topic, could
+    /// take `tx` as it stands: there is room, `tx` replaces a pending transfer, or it may take
+    /// another's place (`docs/consensus.md` section 8). The transactions topic decides in the end;
+    /// this spares a client an acknowledgement for a transfer every node would drop.
+    pub fn mempool_room_for(
+        &self,
+        tx: &Transfer,
+        max_transfers: u64,
+        reserved: u64,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let next_nonce = self.account(&tx.sender)?.unwrap_or_default().nonce;
+        let index = self.lock_mempool();
+        if index.len().saturating_add(reserved) < max_transfers || index.pending(&tx.sender, tx.nonce).taken.is_some() {
+            return Ok(Ok(()));
+        }
+        Ok(index.victim(tx, encoding::encoded_len(tx), next_nonce).map(drop))
+    }
+
     /// The account of `address` at the tip (an untouched address has balance and nonce 0) and
     /// the nonce its next transfer takes once its pending ones are mined.
     pub fn account_with_pending(&self, address: &Address) -> Result<(Account, u64), StoreError> {
@@ -142,7 +161,8 @@ impl Store {
     }
 
     /// At most `limit` ready mempool transfers (their sender's nonces run without a gap from its
-    /// account), oldest first and each after its sender's earlier ones: what a miner can take.
+    /// account), highest fee rate first by whole chunks and each after its sender's earlier ones
+    /// (`docs/consensus.md` section 8): what a miner should take.
     pub fn mempool_ready(&self, limit: usize) -> Result<Vec<Transfer>, StoreError> {
         let seqs = self.lock_mempool().ready(limit);
         let mut ready = Vec::with_capacity(seqs.len());

@@ -1,6 +1,7 @@
 //! Store tests on real sled files in a temporary directory.
 
 use super::*;
+use crate::core::account::Address;
 use crate::core::admission::Refusal;
 use crate::core::chain::{ChainView, Outcome};
 use crate::core::memory::MemoryChain;
@@ -9,6 +10,7 @@ use crate::core::testkit::{
 };
 use crate::core::transaction::Transfer;
 use proptest::prelude::*;
+use std::collections::HashMap;
 
 fn blocks_position() -> TopicPartition {
     TopicPartition::new("blocks", 0)
@@ -183,7 +185,7 @@ fn the_mempool_bound_refuses_extra_transactions() {
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
     let txs: Vec<_> = (0..3).map(|s| transfer(s, 0)).collect();
     let outcomes = store.admit_transactions(&offered(&txs), &[], limits(2)).unwrap();
-    assert_eq!(outcomes[2], Err(Refusal::MempoolFull));
+    assert_eq!(outcomes[2], Err(Refusal::MempoolFull { min_fee: Some(2) }), "fee 2 beats the others' 1");
     assert_eq!(store.mempool_len().unwrap(), 2);
     let bad = Transfer { amount: 0, ..transfer(3, 0) };
     assert!(matches!(
@@ -202,7 +204,7 @@ fn a_full_mempool_makes_room_for_a_ready_transfer_by_dropping_one_behind_a_gap()
     assert!(store.mempool_ready(10).unwrap().is_empty(), "nothing is ready for a miner");
     let outcomes = store.admit_transactions(&offered(&[transfer(2, 0), transfer(2, 2)]), &[], limits(2)).unwrap();
     assert_eq!(outcomes[0], Ok(()), "a ready transfer displaces a waiting one");
-    assert_eq!(outcomes[1], Err(Refusal::MempoolFull), "a waiting one does not");
+    assert_eq!(outcomes[1], Err(Refusal::MempoolFull { min_fee: None }), "a waiting one does not");
     assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(1, 2), transfer(2, 0)], "the highest nonce went");
     assert_eq!(store.mempool_ready(10).unwrap(), vec![transfer(2, 0)]);
     assert!(store.check_consistency().unwrap().problems.is_empty());
@@ -221,6 +223,71 @@ fn a_miner_takes_ready_transfers_in_arrival_order_whatever_waits_before_them() {
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     assert_eq!(store.mempool_ready(10).unwrap(), vec![transfer(3, 0), transfer(2, 0), transfer(2, 1)]);
     assert_eq!(store.mempool_ready(1).unwrap(), vec![transfer(3, 0)]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Whatever arrives in whatever order, what the miner gets is a valid block's worth: each
+    /// sender's transfers from its next nonce on, cut only between chunks, and no chunk left out
+    /// that would have fit in the room the chunks paying at least as much per byte left.
+    #[test]
+    fn the_miner_gets_whole_chunks_by_fee_rate_and_a_valid_block(
+        arrivals in proptest::collection::vec((0usize..5, 0u64..5, 0u64..40), 1..30),
+        limit in 1usize..8,
+    ) {
+        use crate::core::fee_rate::{chunks, FeeRate};
+        let dir = tempfile::tempdir().unwrap();
+        let p = params();
+        let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+        let txs: Vec<Transfer> = arrivals
+            .iter()
+            .map(|&(sender, nonce, fee)| Transfer::sign(&key(sender), p.chain_tag(), address(9), 10, fee, nonce))
+            .collect();
+        store.admit_transactions(&offered(&txs), &[], limits(100)).unwrap();
+        let pooled = store.mempool_head(100).unwrap();
+        let chosen = store.mempool_ready(limit).unwrap();
+        prop_assert!(chosen.len() <= limit);
+
+        let mut taken: HashMap<Address, usize> = HashMap::new();
+        for tx in &chosen {
+            let count = taken.entry(tx.sender).or_default();
+            prop_assert_eq!(tx.nonce, *count as u64, "each sender's nonces in order from 0");
+            *count += 1;
+        }
+        // Each sender's ready run and its chunks; the rates of the chunks taken.
+        let mut runs: HashMap<Address, Vec<FeeRate>> = HashMap::new();
+        for sender in (0..5).map(address) {
+            let mut run = Vec::new();
+            while let Some(tx) = pooled.iter().find(|t| t.sender == sender && t.nonce == run.len() as u64) {
+                run.push(FeeRate::of(tx));
+            }
+            runs.insert(sender, run);
+        }
+        let mut chosen_chunks: Vec<(FeeRate, usize)> = Vec::new();
+        let mut first_left: Vec<(FeeRate, usize)> = Vec::new();
+        for (sender, run) in &runs {
+            let wanted = taken.get(sender).copied().unwrap_or(0);
+            let mut start = 0;
+            for chunk in chunks(run.iter().copied()) {
+                if start == wanted {
+                    first_left.push((chunk.rate, chunk.len));
+                    break;
+                }
+                chosen_chunks.push((chunk.rate, chunk.len));
+                start += chunk.len;
+            }
+            prop_assert_eq!(start, wanted, "the cut falls between chunks");
+        }
+        for (rate, len) in first_left {
+            let before: usize = chosen_chunks.iter().filter(|(r, _)| *r >= rate).map(|(_, l)| l).sum();
+            prop_assert!(len + before > limit, "a chunk of {} at {:?} would have fit", len, rate);
+        }
+        let block = child(&p, &genesis_block(), "m", &chosen);
+        let outcomes = store.apply_block(block.clone(), block.header.timestamp_ms, &[]).unwrap();
+        let stored = matches!(outcomes[0], Outcome::Stored { tip_moved: true, .. });
+        prop_assert!(stored, "{:?}", outcomes);
+    }
 }
 
 #[test]
@@ -243,7 +310,8 @@ fn a_transfer_handed_back_by_a_reorg_goes_ahead_of_its_pooled_successor() {
     apply(&b1).unwrap();
     apply(&b2).unwrap();
     assert_eq!(store.tip().unwrap().hash, b2.hash());
-    assert_eq!(store.mempool_ready(10).unwrap(), vec![big, transfer(3, 0)]);
+    // Both pay 1; `big`'s larger amount takes more bytes, so it pays less per byte and goes last.
+    assert_eq!(store.mempool_ready(10).unwrap(), vec![transfer(3, 0), big]);
     assert_eq!(store.mempool_len().unwrap(), 2);
     assert!(store.check_consistency().unwrap().problems.is_empty());
 }
