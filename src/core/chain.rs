@@ -299,7 +299,15 @@ impl<V: ChainView> Overlay<V> {
     }
 
     /// Everything applied so far, as one write set.
-    pub fn into_update(self) -> ChainUpdate {
+    pub fn into_update(mut self) -> ChainUpdate {
+        // An orphan pooled and then adopted or dropped within this update never reaches the
+        // view: listed both ways, a store that removes and then adds would keep it for good.
+        let update = &mut self.update;
+        let removed: HashSet<u64> = update.orphans_removed.iter().copied().collect();
+        let transient: HashSet<u64> =
+            update.orphans_added.iter().map(|(entry, _)| entry.seq).filter(|seq| removed.contains(seq)).collect();
+        update.orphans_added.retain(|(entry, _)| !transient.contains(&entry.seq));
+        update.orphans_removed.retain(|seq| !transient.contains(seq));
         self.update
     }
 }

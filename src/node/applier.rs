@@ -58,11 +58,6 @@ pub struct Applier {
     pub shutdown: CancellationToken,
     /// Shared with the node: a retention gap found here, repaired by a bootstrap from peers.
     pub gap: Arc<RetentionGap>,
-    /// Set when the topics are read again after a bootstrap: the first block read must then
-    /// connect to the chain, or the bootstrap did not reach what the broker still holds.
-    pub verify_bootstrap: std::cell::Cell<bool>,
-    /// Set when that first block did not connect.
-    pub bootstrap_fell_short: std::cell::Cell<bool>,
     /// The positions last copied to Kafka's group offsets, so unchanged ones are not sent again.
     pub last_committed: std::cell::RefCell<Option<Positions>>,
     /// A read error met after some messages of a round were read: reported by the next read.
@@ -116,8 +111,8 @@ impl Applier {
                     let why = format!(
                         "the broker no longer has the offsets this node must read next ({detail}); nothing was \
                          skipped. Register peers (POST /nodes/register) and call GET /nodes/resolve: the node \
-                         rebuilds its chain from them, validated as the topic is, then reads the topics again \
-                         from the earliest offsets the broker holds"
+                         publishes the best peer's branch into the blocks topic again, then reads the topics \
+                         from the earliest offsets the broker holds, the branch among them"
                     );
                     if !self.halt_until_repaired(why)? {
                         return Ok(());
@@ -135,19 +130,6 @@ impl Applier {
                 }
             };
             ahead = self.apply_reading_ahead(batch)?;
-            if self.bootstrap_fell_short.take() {
-                // The topics are read again from elsewhere once repaired: what was read ahead is stale.
-                ahead = None;
-                self.read_error.set(None);
-                let why = "the bootstrap did not reach the earliest block the broker still holds (it arrived with \
-                           an unknown parent); call GET /nodes/resolve again: each round takes up to \
-                           peers.max_new_blocks blocks from the best peer"
-                    .to_owned();
-                if !self.halt_until_repaired(why)? {
-                    return Ok(());
-                }
-                continue;
-            }
             if last_report.elapsed() >= REPORT_EVERY {
                 last_report = Instant::now();
                 self.report()?;
@@ -206,7 +188,6 @@ impl Applier {
         self.store.skip_to(&OffsetUpdate::all(&positions))?;
         self.start_offsets.extend(positions);
         self.stats.resume();
-        self.verify_bootstrap.set(true);
         tracing::info!("bootstrapped from peers; reading the topics again from the earliest offsets the broker holds");
         Ok(true)
     }
@@ -460,9 +441,6 @@ impl Applier {
             Some(Outcome::Invalid(..)) => Some(self.store.meta(parent)?.is_none()),
             Some(Outcome::Duplicate(_) | Outcome::OrphanDropped(_)) | None => None,
         };
-        if self.verify_bootstrap.take() && unknown == Some(true) {
-            self.bootstrap_fell_short.set(true);
-        }
         match unknown {
             Some(false) => self.stats.parent_known(),
             Some(true) if self.stats.unknown_parent() => {

@@ -373,8 +373,6 @@ impl Node {
             last_committed: Default::default(),
             read_error: Default::default(),
             gap: gap.clone(),
-            verify_bootstrap: Default::default(),
-            bootstrap_fell_short: Default::default(),
         };
         let peer_client = PeerClient::new(config.peers.clone())?;
         let submit_verifier = Arc::new(
@@ -691,10 +689,9 @@ impl Node {
     /// every other node) when the applier reads them back. Answers once they are applied, or
     /// after [`READ_BACK_TIMEOUT`].
     ///
-    /// The one exception is a node halted on a retention gap (the broker deleted what it had to
-    /// read next): it cannot read the blocks back, so it bootstraps instead, applying the best
-    /// peer's branch to its store through the same consensus rules, and then reads the topics
-    /// again from the earliest offsets the broker holds.
+    /// On a node halted on a retention gap (the broker deleted what it had to read next) the
+    /// branch is published the same way, and the node then reads the topics again from the
+    /// earliest offsets the broker holds, which brings it the branch after what was retained.
     pub async fn resolve(&self) -> Result<Resolution, NodeError> {
         let _one_at_a_time = self.inner.resolving.try_lock().map_err(|_| NodeError::Busy("a resolve"))?;
         if self.inner.gap.is_open() {
@@ -703,10 +700,10 @@ impl Node {
         self.refuse_if_halted()?;
         let (best, peers) = self.best_peer_branch().await?;
         let Some(branch) = best else {
-            return Ok(Resolution { published: 0, bootstrapped: 0, replaced: false, peers });
+            return Ok(Resolution { published: 0, bootstrapped: false, replaced: false, peers });
         };
         let published = branch.blocks.len();
-        self.publish_branch(branch.blocks).await?;
+        self.publish_branch(branch.blocks, || ()).await?;
         let replaced = self.inner.store.tip()?.hash == branch.tip.hash;
         tracing::info!(
             published,
@@ -714,7 +711,7 @@ impl Node {
             height = branch.tip.height,
             "published a peer's branch with more work into the blocks topic"
         );
-        Ok(Resolution { published, bootstrapped: 0, replaced, peers })
+        Ok(Resolution { published, bootstrapped: false, replaced, peers })
     }
 
     /// Every peer's verdict, and the branch with the most work beyond our tip, if any. All peers
@@ -762,39 +759,24 @@ impl Node {
         Ok((best, peers))
     }
 
-    /// Rebuilds the chain from the best peer after a retention gap, then lets the applier read
-    /// the topics again. Needs at least one peer that answered with a valid chain.
+    /// Repairs a retention gap from the best peer: publishes its branch into the blocks topic,
+    /// then lets the applier read the topics again from the earliest offsets the broker holds,
+    /// where it meets the branch again after what was retained. The blocks reach the store the
+    /// one way every block does, dated by the broker and checked by the topic's rules; nothing
+    /// here reads this node's clock or writes the chain. Needs at least one peer that answered.
     async fn bootstrap(&self) -> Result<Resolution, NodeError> {
         if self.inner.store.peers()?.is_empty() {
             return Err(NodeError::Bootstrap("no peers are registered: POST /nodes/register first"));
         }
         let (best, peers) = self.best_peer_branch().await?;
         if peers.iter().all(|(_, verdict)| matches!(verdict, PeerVerdict::Dropped(_))) {
-            return Ok(Resolution { published: 0, bootstrapped: 0, replaced: false, peers });
+            return Ok(Resolution { published: 0, bootstrapped: false, replaced: false, peers });
         }
-        let bootstrapped = best.as_ref().map_or(0, |b| b.blocks.len());
-        let replaced = match best {
-            Some(branch) => {
-                let store = self.inner.store.clone();
-                let tip = branch.tip.hash;
-                tokio::task::spawn_blocking(move || -> Result<bool, NodeError> {
-                    let arrival_ms = now_ms();
-                    for block in branch.blocks {
-                        store.apply_block(block, arrival_ms, &[])?;
-                    }
-                    Ok(store.tip()?.hash == tip)
-                })
-                .await
-                .map_err(NodeError::task("bootstrap thread"))??
-            }
-            None => false,
-        };
-        let tip = self.inner.store.tip()?;
-        self.inner.events.tip_is(tip);
-        tracing::info!(bootstrapped, height = tip.height, "bootstrapped from peers after a retention gap");
-        self.inner.gap.mark_repaired();
-        // The applier resumes within its 100 ms poll; the answer waits for it so a client can
-        // write again as soon as it has the answer.
+        let published = best.as_ref().map_or(0, |b| b.blocks.len());
+        let tip = best.as_ref().map(|b| b.tip.hash);
+        self.publish_branch(best.map(|b| b.blocks).unwrap_or_default(), || self.inner.gap.mark_repaired()).await?;
+        // The applier resumes within its 100 ms poll; with nothing published the answer still
+        // waits for it, so a client can write again as soon as it has the answer.
         let resumed = tokio::time::timeout(Duration::from_secs(10), async {
             while self.inner.stats.halted().is_some() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -803,13 +785,15 @@ impl Node {
         if resumed.await.is_err() {
             tracing::warn!("the applier did not resume within 10 s of the bootstrap");
         }
-        Ok(Resolution { published: 0, bootstrapped, replaced, peers })
+        let now = self.inner.store.tip()?;
+        tracing::info!(published, height = now.height, "bootstrapped from peers after a retention gap");
+        Ok(Resolution { published, bootstrapped: true, replaced: tip == Some(now.hash), peers })
     }
 
-    /// Publishes `blocks` into the blocks topic in order and waits until the applier has read
-    /// the last one back (or [`READ_BACK_TIMEOUT`] passed).
-    async fn publish_branch(&self, blocks: Vec<Block>) -> Result<(), NodeError> {
-        let Some(last) = blocks.last().map(Block::hash) else { return Ok(()) };
+    /// Publishes `blocks` into the blocks topic in order, calls `then` once Kafka acknowledged
+    /// them all, and waits until the applier has read the last one back (or
+    /// [`READ_BACK_TIMEOUT`] passed).
+    async fn publish_branch(&self, blocks: Vec<Block>, then: impl FnOnce()) -> Result<(), NodeError> {
         let mut outcomes = self.inner.events.subscribe_blocks();
         let publisher = &self.inner.publisher;
         // Each chunk is queued in order before any acknowledgement is awaited; with idempotence
@@ -820,6 +804,8 @@ impl Node {
                 ack?;
             }
         }
+        then();
+        let Some(last) = blocks.last().map(Block::hash) else { return Ok(()) };
         if tokio::time::timeout(READ_BACK_TIMEOUT, outcomes.of(last)).await.is_err() {
             tracing::warn!(%last, "published a peer's branch but did not read its last block back within {READ_BACK_TIMEOUT:?}");
         }
@@ -863,8 +849,9 @@ pub const KERNEL_CALIBRATION: Duration = Duration::from_millis(200);
 pub struct Resolution {
     /// Blocks published into the blocks topic (0 when no peer had more work).
     pub published: usize,
-    /// Blocks applied straight from a peer after a retention gap (a bootstrap).
-    pub bootstrapped: usize,
+    /// Whether this resolve repaired a retention gap (a bootstrap): the node reads the topics
+    /// again from the earliest offsets the broker holds.
+    pub bootstrapped: bool,
     /// Whether our tip is now the published branch's tip.
     pub replaced: bool,
     /// Each peer asked, with what it gave.

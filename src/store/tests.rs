@@ -10,7 +10,7 @@ use crate::core::testkit::{
 };
 use crate::core::transaction::Transfer;
 use proptest::prelude::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 fn blocks_position() -> TopicPartition {
     TopicPartition::new("blocks", 0)
@@ -314,6 +314,27 @@ fn a_transfer_handed_back_by_a_reorg_goes_ahead_of_its_pooled_successor() {
     assert_eq!(store.mempool_ready(10).unwrap(), vec![transfer(3, 0), big]);
     assert_eq!(store.mempool_len().unwrap(), 2);
     assert!(store.check_consistency().unwrap().problems.is_empty());
+}
+
+#[test]
+fn an_orphan_adopted_within_the_run_that_pooled_it_leaves_no_record() {
+    // What a node reads right after a retention gap: a retained block whose parent comes later
+    // in the same run of messages.
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let b1 = child(&p, &genesis_block(), "m", &[]);
+    let b2 = child(&p, &b1, "m", &[]);
+    {
+        let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+        let run = vec![(b2.clone(), b2.header.timestamp_ms), (b1.clone(), b1.header.timestamp_ms)];
+        let outcomes = store.apply_blocks(run, &[offset(2)], HashSet::new()).unwrap();
+        assert_eq!(outcomes[0], vec![Outcome::Orphaned(b2.hash())]);
+        assert_eq!(store.tip().unwrap().hash, b2.hash(), "adopted");
+        assert_eq!(store.orphan_count(), 0);
+        assert!(store.check_consistency().unwrap().problems.is_empty());
+    }
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.orphan_count(), 0, "no orphan record was left on disk");
 }
 
 #[test]
