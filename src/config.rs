@@ -148,9 +148,77 @@ pub struct KafkaConfig {
     pub min_insync_replicas: u32,
     /// How long a produce may wait for the broker's acknowledgement, in milliseconds.
     pub produce_timeout_ms: u64,
-    /// Any librdkafka property, applied to producer, consumer and admin client alike
-    /// (`security.protocol`, `sasl.mechanisms`, ...).
+    /// Any librdkafka property, applied to producer, consumer and admin client alike. With
+    /// `tls` or `sasl` set, the `security.protocol`, `ssl.*` and `sasl.*` properties are theirs.
     pub properties: BTreeMap<String, String>,
+    /// TLS to the brokers (`[kafka.tls]`): what every hosted Kafka requires.
+    pub tls: Option<TlsConfig>,
+    /// SASL authentication over that TLS (`[kafka.sasl]`).
+    pub sasl: Option<SaslConfig>,
+}
+
+/// TLS to the brokers.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM file of the certificate authorities that sign the brokers' certificates. Without it
+    /// the system's trusted authorities are used, which is what hosted services need.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for mutual TLS (with `key_file`).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`; refused when anyone but its owner may read it.
+    pub key_file: Option<PathBuf>,
+    /// Whether a broker's certificate must name the host the node connected to. Turning it off
+    /// lets anyone with a certificate from the same authority pose as the broker.
+    pub verify_hostname: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self { ca_file: None, cert_file: None, key_file: None, verify_hostname: true }
+    }
+}
+
+/// SASL authentication. The password is never written in the configuration: it is read from a
+/// file only its owner may read, or from an environment variable (a systemd credential, a
+/// secret store's injection).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SaslConfig {
+    /// The mechanism; always explicit, since librdkafka's default (GSSAPI) is not built in.
+    pub mechanism: SaslMechanism,
+    /// The principal's user name.
+    pub username: String,
+    /// File holding the password (one line).
+    pub password_file: Option<PathBuf>,
+    /// Name of the environment variable holding the password.
+    pub password_env: Option<String>,
+}
+
+/// The SASL mechanisms a node speaks (those librdkafka brings with OpenSSL, less OAUTHBEARER,
+/// which needs a token provider and is reachable through `kafka.properties`).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// Salted challenge-response with SHA-512: the password never crosses the wire.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+    /// The same with SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// The password itself, inside the TLS connection (Confluent Cloud's API keys, Event Hubs).
+    #[serde(rename = "PLAIN")]
+    Plain,
+}
+
+impl SaslMechanism {
+    /// The name librdkafka and Kafka use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::Plain => "PLAIN",
+        }
+    }
 }
 
 /// How the node mines.
@@ -212,6 +280,8 @@ impl std::fmt::Debug for KafkaConfig {
             .field("min_insync_replicas", &self.min_insync_replicas)
             .field("produce_timeout_ms", &self.produce_timeout_ms)
             .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .field("tls", &self.tls)
+            .field("sasl", &self.sasl)
             .finish()
     }
 }
@@ -226,6 +296,8 @@ impl Default for KafkaConfig {
             min_insync_replicas: 1,
             produce_timeout_ms: 10_000,
             properties: BTreeMap::new(),
+            tls: None,
+            sasl: None,
         }
     }
 }

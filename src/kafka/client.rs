@@ -1,8 +1,8 @@
 //! librdkafka client settings shared by the producer, the consumer and the admin client, and the
 //! context through which librdkafka reports to the node's log.
 
+use super::connection::Connection;
 use super::health::BrokerHealth;
-use crate::config::KafkaConfig;
 use crate::logging::LogThrottle;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -17,11 +17,12 @@ use std::time::Duration;
 /// per outage): 20 lines per 10 s at most.
 static LIBRDKAFKA_LINES: LogThrottle = LogThrottle::new(20, Duration::from_secs(10));
 
-/// Base settings: brokers, client id and every user-supplied librdkafka property.
-pub fn base_config(kafka: &KafkaConfig, client_id: &str) -> ClientConfig {
+/// Base settings: brokers, client id and the connection's shared properties (the user's, then
+/// TLS and SASL). Each client pins what consensus needs after these.
+pub fn base_config(connection: &Connection, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &kafka.brokers).set("client.id", client_id);
-    for (key, value) in &kafka.properties {
+    config.set("bootstrap.servers", &connection.config().brokers).set("client.id", client_id);
+    for (key, value) in connection.properties() {
         config.set(key, value);
     }
     config

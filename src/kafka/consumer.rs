@@ -3,10 +3,10 @@
 //! an offset the node needs, it says so instead of silently starting over.
 
 use super::client::{base_config, is_connection_failure, NodeContext};
+use super::connection::Connection;
 use super::health::BrokerHealth;
 use super::topics::Topics;
 use super::KafkaError;
-use crate::config::KafkaConfig;
 use crate::store::{Positions, TopicPartition};
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -128,14 +128,14 @@ impl LogReader {
     /// Assigns the consumer at the `stored` next offset of each partition, or at the beginning
     /// of a partition never read.
     pub fn open(
-        kafka: &KafkaConfig,
+        connection: &Connection,
         topics: Topics,
         tx_partitions: i32,
         node_id: &str,
         stored: &Positions,
         health: Arc<BrokerHealth>,
     ) -> Result<Self, KafkaError> {
-        let consumer: BaseConsumer<NodeContext> = base_config(kafka, node_id)
+        let consumer: BaseConsumer<NodeContext> = base_config(connection, node_id)
             .set("group.id", format!("kafkachain-{node_id}"))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

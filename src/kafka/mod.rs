@@ -3,6 +3,7 @@
 //! choose forks alike) and transactions on `{prefix}.transactions` (keyed by sender).
 
 mod client;
+mod connection;
 mod consumer;
 mod health;
 mod producer;
@@ -10,6 +11,7 @@ mod topics;
 pub mod wire;
 
 pub use client::NodeContext;
+pub use connection::{Connection, SecurityError};
 pub use consumer::{EndOffsetQuery, LogMessage, LogReader, PartitionEnd, Payload, ReadError};
 pub use health::BrokerHealth;
 pub use producer::{Acked, PublishError, Publisher};

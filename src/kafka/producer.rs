@@ -2,11 +2,11 @@
 //! once the broker has the message on every in-sync replica.
 
 use super::client::{base_config, is_connection_failure, NodeContext};
+use super::connection::Connection;
 use super::health::BrokerHealth;
 use super::topics::Topics;
 use super::wire::encode_message;
 use super::KafkaError;
-use crate::config::KafkaConfig;
 use crate::core::block::Block;
 use crate::core::transaction::Transfer;
 use crate::store::TopicPartition;
@@ -46,17 +46,17 @@ pub struct Publisher {
 impl Publisher {
     /// A producer with `acks=all`, idempotence, and the configured delivery timeout.
     pub fn new(
-        kafka: &KafkaConfig,
+        connection: &Connection,
         topics: Topics,
         client_id: &str,
         health: Arc<BrokerHealth>,
     ) -> Result<Self, KafkaError> {
-        let producer = base_config(kafka, client_id)
+        let producer = base_config(connection, client_id)
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "2")
             .set("message.max.bytes", super::topics::MAX_MESSAGE_BYTES.to_string())
-            .set("message.timeout.ms", kafka.produce_timeout_ms.to_string())
+            .set("message.timeout.ms", connection.config().produce_timeout_ms.to_string())
             .create_with_context(NodeContext::new(health.clone()))
             .map_err(KafkaError::during("creating the producer"))?;
         Ok(Self { producer, topics, health })

@@ -1,9 +1,9 @@
 //! Topic names and their creation with the settings the design requires.
 
 use super::client::{base_config, NodeContext};
+use super::connection::Connection;
 use super::health::BrokerHealth;
 use super::KafkaError;
-use crate::config::KafkaConfig;
 use crate::store::TopicPartition;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
@@ -70,14 +70,15 @@ pub enum TopicError {
 /// Creates the topics when missing (infinite retention, replication and `min.insync.replicas`
 /// from config) and returns the number of partitions of the transactions topic.
 pub async fn ensure_topics(
-    kafka: &KafkaConfig,
+    connection: &Connection,
     topics: &Topics,
     client_id: &str,
     health: Arc<BrokerHealth>,
 ) -> Result<i32, TopicError> {
-    let admin: AdminClient<NodeContext> = base_config(kafka, client_id)
+    let admin: AdminClient<NodeContext> = base_config(connection, client_id)
         .create_with_context(NodeContext::new(health))
         .map_err(KafkaError::during("creating the admin client"))?;
+    let kafka = connection.config();
     let min_isr = kafka.min_insync_replicas.to_string();
     let replication = || TopicReplication::Fixed(kafka.replication_factor);
     let new_topics = [

@@ -21,7 +21,10 @@ use crate::core::hash::TxId;
 use crate::core::miner::{KernelChoice, Miner, MinerPoolError, UnknownKernel};
 use crate::core::pow::Target;
 use crate::core::transaction::{signature_verdicts, ChainTag, Transaction, Transfer};
-use crate::kafka::{ensure_topics, BrokerHealth, KafkaError, LogReader, PublishError, Publisher, TopicError, Topics};
+use crate::kafka::{
+    ensure_topics, BrokerHealth, Connection, KafkaError, LogReader, PublishError, Publisher, SecurityError, TopicError,
+    Topics,
+};
 use crate::store::{Positions, Store, StoreError, TopicPartition};
 use applier::Applier;
 use events::ChainEvents;
@@ -145,6 +148,9 @@ pub enum StartError {
     /// A Kafka client could not be created.
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+    /// The TLS or SASL settings cannot be used.
+    #[error(transparent)]
+    KafkaSecurity(#[from] SecurityError),
     /// The mining pool could not be created.
     #[error(transparent)]
     Miner(#[from] MinerPoolError),
@@ -312,6 +318,7 @@ impl Node {
     /// Opens the store, prepares the topics, and starts the applier and the miner.
     pub async fn start(config: NodeConfig) -> Result<(Node, Running), StartError> {
         let miner_address = config.mining.address.ok_or(StartError::NoMinerAddress)?;
+        let connection = Connection::new(&config.kafka)?;
         let opening = std::time::Instant::now();
         let store = Store::open(&config.data_dir, &config.chain, config.storage.cache_bytes)?;
         tracing::info!(elapsed_ms = opening.elapsed().as_millis() as u64, "store opened");
@@ -326,10 +333,10 @@ impl Node {
         }
         let topics = Topics::new(&config.kafka.topic_prefix);
         let health = Arc::new(BrokerHealth::default());
-        let tx_partitions = ensure_topics(&config.kafka, &topics, &config.node_id, health.clone()).await?;
+        let tx_partitions = ensure_topics(&connection, &topics, &config.node_id, health.clone()).await?;
         let start_offsets = store.offsets()?;
         let reader = LogReader::open(
-            &config.kafka,
+            &connection,
             topics.clone(),
             tx_partitions,
             &config.node_id,
@@ -346,7 +353,7 @@ impl Node {
             blocks_end = blocks_end_at_start,
             "node starting"
         );
-        let publisher = Publisher::new(&config.kafka, topics, &config.node_id, health.clone())?;
+        let publisher = Publisher::new(&connection, topics, &config.node_id, health.clone())?;
         let broker_health = health;
         let kernel = KernelChoice::parse(&config.mining.kernel)?.resolve(KERNEL_CALIBRATION);
         tracing::info!(kernel = kernel.name(), chosen_by = %config.mining.kernel, "mining kernel");

@@ -11,7 +11,7 @@ use crate::core::block::{genesis, Block};
 use crate::core::miner::{solved, Unsolved};
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
-use crate::kafka::{ensure_topics, KafkaError, PublishError, Publisher, TopicError, Topics};
+use crate::kafka::{ensure_topics, Connection, KafkaError, PublishError, Publisher, SecurityError, TopicError, Topics};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,6 +53,9 @@ pub enum SyncError {
     /// The loader's producer could not be built.
     #[error("loading the chain: {0}")]
     Producer(#[from] KafkaError),
+    /// The loader's connection settings cannot be used.
+    #[error("loading the chain: {0}")]
+    Connection(#[from] SecurityError),
     /// Kafka did not take a block of the chain.
     #[error("loading the chain: {0}")]
     Publish(#[from] PublishError),
@@ -123,6 +126,7 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
 fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) -> Result<f64, SyncError> {
     let started = Instant::now();
     let kafka = KafkaConfig { brokers: brokers.to_owned(), topic_prefix: prefix.to_owned(), ..KafkaConfig::default() };
+    let kafka = Connection::new(&kafka)?;
     let topics = Topics::new(prefix);
     let runtime = tokio::runtime::Runtime::new()?;
     let health = std::sync::Arc::new(crate::kafka::BrokerHealth::default());
