@@ -240,10 +240,26 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kafkachain: {e:#}");
+            eprintln!("kafkachain: {}", said_once(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: the library's errors already end with
+/// their cause's text, and the contexts added here do not.
+fn said_once(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

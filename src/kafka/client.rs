@@ -22,6 +22,7 @@ static LIBRDKAFKA_LINES: LogThrottle = LogThrottle::new(20, Duration::from_secs(
 pub fn base_config(connection: &Connection, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &connection.config().brokers).set("client.id", client_id);
+    config.set_log_level(RDKafkaLogLevel::Info);
     for (key, value) in connection.properties() {
         config.set(key, value);
     }

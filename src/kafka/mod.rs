@@ -6,6 +6,7 @@ mod client;
 mod connection;
 mod consumer;
 mod health;
+mod probe;
 mod producer;
 mod topics;
 pub mod wire;
@@ -14,6 +15,7 @@ pub use client::NodeContext;
 pub use connection::{Connection, SecurityError};
 pub use consumer::{EndOffsetQuery, LogMessage, LogReader, PartitionEnd, Payload, ReadError};
 pub use health::BrokerHealth;
+pub use probe::{probe, ProbeError, PROBE_BUDGET};
 pub use producer::{Acked, PublishError, Publisher};
 pub use topics::{ensure_topics, TopicError, Topics};
 

@@ -18,12 +18,17 @@ use std::time::Duration;
 
 /// Why a publish was not acknowledged.
 #[derive(Debug, thiserror::Error)]
-#[error("Kafka did not acknowledge the {what}: {source}")]
+#[error("Kafka did not acknowledge the {what}: {source}{}", stopped.as_ref().map(|why| format!("; the producer has stopped for good: {why}")).unwrap_or_default())]
 pub struct PublishError {
     /// What was being published.
     pub what: &'static str,
     /// librdkafka's error (broker unreachable, timeout, not enough in-sync replicas, ...).
     pub source: rdkafka::error::KafkaError,
+    /// The fatal error that stopped the producer, when one did: a principal without the right
+    /// to write (ClusterAuthorizationFailed for an idempotent producer), a fenced producer. Every
+    /// publish fails after it, and the error the publish itself got (a purged queue) says
+    /// nothing of why.
+    pub stopped: Option<String>,
 }
 
 /// Where an acknowledged message landed.
@@ -90,14 +95,14 @@ impl Publisher {
                     record = back;
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Err((source, _)) => return Err(PublishError { what: "block", source }),
+                Err((source, _)) => return Err(self.error("block", source)),
             }
         }
     }
 
     /// Waits until every queued message is acknowledged.
     pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
-        self.producer.flush(timeout).map_err(|source| PublishError { what: "queued messages", source })
+        self.producer.flush(timeout).map_err(|source| self.error("queued messages", source))
     }
 
     async fn send<K: rdkafka::message::ToBytes + ?Sized>(
@@ -118,8 +123,13 @@ impl Publisher {
                 if is_connection_failure(&source) {
                     self.health.failure(&source.to_string());
                 }
-                Err(PublishError { what, source })
+                Err(self.error(what, source))
             }
         }
+    }
+
+    fn error(&self, what: &'static str, source: rdkafka::error::KafkaError) -> PublishError {
+        let stopped = self.producer.client().fatal_error().map(|(code, reason)| format!("{code:?}: {reason}"));
+        PublishError { what, source, stopped }
     }
 }

@@ -92,8 +92,14 @@ pub async fn ensure_topics(
             .set("max.message.bytes", MAX_MESSAGE_BYTES_TEXT)
     });
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results =
-        admin.create_topics(new_topics.iter(), &options).await.map_err(KafkaError::during("creating topics"))?;
+    // Only missing topics are created: on a cluster with ACLs the admin creates them, and a
+    // node that may not create topics is refused even for one that exists.
+    let existing = topic_names(&admin)?;
+    let missing: Vec<&NewTopic> = new_topics.iter().filter(|t| !existing.iter().any(|name| name == t.name)).collect();
+    let results = match missing.is_empty() {
+        true => Vec::new(),
+        false => admin.create_topics(missing, &options).await.map_err(KafkaError::during("creating topics"))?,
+    };
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -147,6 +153,15 @@ async fn timestamp_type(
         .flatten()
         .find_map(|resource| resource.get(TIMESTAMP_TYPE).and_then(|entry| entry.value.clone()));
     Ok(found)
+}
+
+/// The topics the brokers' metadata shows this client.
+fn topic_names(admin: &AdminClient<NodeContext>) -> Result<Vec<String>, TopicError> {
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(30))
+        .map_err(KafkaError::during("reading topic metadata"))?;
+    Ok(metadata.topics().iter().map(|t| t.name().to_owned()).collect())
 }
 
 /// Partitions of the blocks and transactions topics in the broker's metadata, once each of them

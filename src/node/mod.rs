@@ -22,8 +22,8 @@ use crate::core::miner::{KernelChoice, Miner, MinerPoolError, UnknownKernel};
 use crate::core::pow::Target;
 use crate::core::transaction::{signature_verdicts, ChainTag, Transaction, Transfer};
 use crate::kafka::{
-    ensure_topics, BrokerHealth, Connection, KafkaError, LogReader, PublishError, Publisher, SecurityError, TopicError,
-    Topics,
+    ensure_topics, BrokerHealth, Connection, KafkaError, LogReader, ProbeError, PublishError, Publisher, SecurityError,
+    TopicError, Topics, PROBE_BUDGET,
 };
 use crate::store::{Positions, Store, StoreError, TopicPartition};
 use applier::Applier;
@@ -151,6 +151,9 @@ pub enum StartError {
     /// The TLS or SASL settings cannot be used.
     #[error(transparent)]
     KafkaSecurity(#[from] SecurityError),
+    /// The brokers refuse this configuration (a login, a certificate, a protocol).
+    #[error(transparent)]
+    KafkaRefused(#[from] ProbeError),
     /// The mining pool could not be created.
     #[error(transparent)]
     Miner(#[from] MinerPoolError),
@@ -319,6 +322,11 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<(Node, Running), StartError> {
         let miner_address = config.mining.address.ok_or(StartError::NoMinerAddress)?;
         let connection = Connection::new(&config.kafka)?;
+        let probing = connection.clone();
+        let client_id = config.node_id.clone();
+        tokio::task::spawn_blocking(move || crate::kafka::probe(&probing, &client_id, PROBE_BUDGET))
+            .await
+            .map_err(|e| StartError::Thread(std::io::Error::other(e)))??;
         let opening = std::time::Instant::now();
         let store = Store::open(&config.data_dir, &config.chain, config.storage.cache_bytes)?;
         tracing::info!(elapsed_ms = opening.elapsed().as_millis() as u64, "store opened");

@@ -64,7 +64,11 @@ impl TestNet {
 
     /// Like [`TestNet::start`], with each node's spec adjusted by `tweak` first.
     pub fn start_with(test: &str, count: usize, tweak: impl Fn(&mut NodeSpec)) -> TestNet {
-        let prefix = unique_prefix(&format!("it-{test}"));
+        Self::start_on(unique_prefix(&format!("it-{test}")), count, tweak)
+    }
+
+    /// Like [`TestNet::start_with`], on the topic prefix `prefix` (whose topics may exist).
+    pub fn start_on(prefix: String, count: usize, tweak: impl Fn(&mut NodeSpec)) -> TestNet {
         let dir = tempfile::tempdir().unwrap();
         let nodes = (1..=count)
             .map(|i| {
