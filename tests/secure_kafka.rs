@@ -309,6 +309,11 @@ fn each_bad_setting_stops_the_node_within_seconds_with_one_line_naming_it() {
             "kafka.tls.ca_file: the broker's certificate is not signed",
         ),
         (
+            "a host the broker's certificate does not name",
+            case(&|k| k.brokers = k.brokers.replace("127.0.0.1", "localhost")),
+            "kafka.tls.verify_hostname: the broker's certificate is signed by a trusted authority but does not name",
+        ),
+        (
             "a plaintext port to a TLS client",
             case(&|k| k.brokers = common::brokers()),
             "kafka.brokers: the listener does not speak TLS",

@@ -28,10 +28,8 @@ pub enum ProbeError {
         "kafka.tls.ca_file: the broker's certificate is not signed by an authority this node trusts; librdkafka: {0}"
     )]
     Untrusted(String),
-    /// The broker's certificate names another host.
-    #[error(
-        "kafka.tls.verify_hostname: the broker's certificate does not name the host in kafka.brokers; librdkafka: {0}"
-    )]
+    /// The broker's certificate names another host (it verifies once that check is off).
+    #[error("kafka.tls.verify_hostname: the broker's certificate is signed by a trusted authority but does not name the host in kafka.brokers (use a name it holds; turning verify_hostname off would let any holder of a certificate from that authority pose as the broker); librdkafka: {0}")]
     HostnameMismatch(String),
     /// The node spoke TLS to a listener that does not.
     #[error("kafka.brokers: the listener does not speak TLS (a plaintext port given to a node with kafka.tls?); librdkafka: {0}")]
@@ -124,16 +122,32 @@ fn classify(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<ProbeError> 
 }
 
 /// Asks the brokers for metadata until they answer, refuse the configuration, or `budget`
-/// passes (then the rest of the start deals with brokers that are away).
+/// passes (then the rest of the start deals with brokers that are away). librdkafka words a
+/// certificate naming another host like one signed by an unknown authority; when hostname
+/// verification is on, a second attempt without it tells the two apart.
 pub fn probe(connection: &Connection, client_id: &str, budget: Duration) -> Result<(), ProbeError> {
-    let context = ProbeContext::default();
-    let consumer: BaseConsumer<ProbeContext> =
-        match base_config(connection, client_id).create_with_context(context.clone()) {
-            Ok(consumer) => consumer,
-            // The clients built next report it with their own context.
-            Err(_) => return Ok(()),
-        };
     let deadline = Instant::now() + budget;
+    match attempt(base_config(connection, client_id), deadline) {
+        Err(ProbeError::Untrusted(detail)) if connection.config().tls.as_ref().is_some_and(|t| t.verify_hostname) => {
+            let mut unverified = base_config(connection, client_id);
+            unverified.set("ssl.endpoint.identification.algorithm", "none");
+            match attempt(unverified, Instant::now() + Duration::from_secs(2)) {
+                Err(ProbeError::Untrusted(_)) => Err(ProbeError::Untrusted(detail)),
+                _ => Err(ProbeError::HostnameMismatch(detail)),
+            }
+        }
+        outcome => outcome,
+    }
+}
+
+/// One client's attempt, until `deadline`.
+fn attempt(config: rdkafka::ClientConfig, deadline: Instant) -> Result<(), ProbeError> {
+    let context = ProbeContext::default();
+    let consumer: BaseConsumer<ProbeContext> = match config.create_with_context(context.clone()) {
+        Ok(consumer) => consumer,
+        // The clients built next report it with their own context.
+        Err(_) => return Ok(()),
+    };
     while Instant::now() < deadline {
         // Serves the error events the probe listens for.
         consumer.poll(Duration::ZERO);
