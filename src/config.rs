@@ -148,6 +148,9 @@ pub struct KafkaConfig {
     pub min_insync_replicas: u32,
     /// How long a produce may wait for the broker's acknowledgement, in milliseconds.
     pub produce_timeout_ms: u64,
+    /// How long a start waits for brokers that do not answer yet (a broker still starting,
+    /// a cluster restarting), in milliseconds, retrying with backoff.
+    pub start_timeout_ms: u64,
     /// Any librdkafka property, applied to producer, consumer and admin client alike. With
     /// `tls` or `sasl` set, the `security.protocol`, `ssl.*` and `sasl.*` properties are theirs.
     pub properties: BTreeMap<String, String>,
@@ -279,6 +282,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("replication_factor", &self.replication_factor)
             .field("min_insync_replicas", &self.min_insync_replicas)
             .field("produce_timeout_ms", &self.produce_timeout_ms)
+            .field("start_timeout_ms", &self.start_timeout_ms)
             .field("properties", &self.properties.keys().collect::<Vec<_>>())
             .field("tls", &self.tls)
             .field("sasl", &self.sasl)
@@ -295,6 +299,7 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             min_insync_replicas: 1,
             produce_timeout_ms: 10_000,
+            start_timeout_ms: 120_000,
             properties: BTreeMap::new(),
             tls: None,
             sasl: None,
@@ -395,8 +400,51 @@ impl NodeConfig {
                  `kafkachain wallet new NAME` makes a key and prints its address)",
             );
         }
+        self.check_no_test_accounts()
+    }
+
+    /// Outside the devnet, refuses the devnet's test accounts, whose secret keys are published:
+    /// anyone could spend what they are given or what they mine.
+    fn check_no_test_accounts(&self) -> Result<(), ConfigError> {
+        if self.chain.chain_id == DEVNET_CHAIN_ID {
+            return Ok(());
+        }
+        let accounts = devnet_test_accounts();
+        let refuse = |setting: &str, name: &str| {
+            Err(ConfigError::Invalid(format!(
+                "{setting} is the devnet test account {name}, whose secret key is published in \
+                 config/devnet-accounts.toml: on chain {} anyone could spend its funds; use an address of your \
+                 own (`kafkachain wallet new NAME`)",
+                self.chain.chain_id
+            )))
+        };
+        if let Some(name) = self.mining.address.as_ref().and_then(|address| accounts.get(address)) {
+            return refuse("mining.address", name);
+        }
+        if let Some(name) = self.chain.allocations.keys().find_map(|address| accounts.get(address)) {
+            return refuse("an address in chain.allocations", name);
+        }
         Ok(())
     }
+}
+
+/// The chain id of the devnet, the one network allowed to use the published test accounts.
+pub const DEVNET_CHAIN_ID: &str = "kafkachain-devnet";
+
+/// The devnet's test accounts (`config/devnet-accounts.toml`, built into the binary), name by
+/// address.
+fn devnet_test_accounts() -> BTreeMap<Address, String> {
+    #[derive(Deserialize)]
+    struct Accounts {
+        account: Vec<Account>,
+    }
+    #[derive(Deserialize)]
+    struct Account {
+        name: String,
+        address: Address,
+    }
+    let listed: Result<Accounts, _> = toml::from_str(include_str!("../config/devnet-accounts.toml"));
+    listed.map(|accounts| accounts.account.into_iter().map(|a| (a.address, a.name)).collect()).unwrap_or_default()
 }
 
 impl NodeConfig {
@@ -434,11 +482,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shipped_configs_parse() {
-        for file in ["default.toml", "node1.toml", "node2.toml", "node3.toml"] {
+    fn the_shipped_configs_parse_and_the_template_needs_a_mining_address_of_ones_own() {
+        for file in ["node1.toml", "node2.toml", "node3.toml"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(file);
             NodeConfig::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
+        let template = include_str!("../config/default.toml");
+        let err = NodeConfig::parse(template).unwrap_err();
+        assert!(err.to_string().contains("mining.address must be set"), "{err}");
+        let own =
+            template.replace("# address = \"<64 hex characters>\"", &format!("address = \"{}\"", "ab".repeat(32)));
+        let config = NodeConfig::parse(&own).unwrap();
+        assert!(config.chain.allocations.is_empty(), "no genesis funds for anyone's published keys");
+        assert_ne!(config.chain.chain_id, DEVNET_CHAIN_ID);
+    }
+
+    #[test]
+    fn the_devnets_public_test_accounts_are_refused_outside_the_devnet() {
+        assert_eq!(devnet_test_accounts().len(), 7, "alice .. dave, miner1 .. miner3");
+        let node1 = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/node1.toml")).unwrap();
+        let elsewhere = node1.replace("chain_id = \"kafkachain-devnet\"", "chain_id = \"production\"");
+        let err = NodeConfig::parse(&elsewhere).unwrap_err().to_string();
+        assert!(err.contains("mining.address is the devnet test account miner1"), "{err}");
+        let own_miner =
+            elsewhere.replace("750de32c1c19b13bacb32c3364b3fe22d3d3f3672c43342caca4d4bb6ce72a75", &"ab".repeat(32));
+        let err = NodeConfig::parse(&own_miner).unwrap_err().to_string();
+        assert!(err.contains("chain.allocations is the devnet test account"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod logging;
 pub mod node;
 pub mod secret_file;
+pub mod service;
 pub mod store;
 pub mod tools;
 pub mod wallet;

@@ -7,7 +7,7 @@ use kafkachain::api::token::{OperatorToken, COOKIE_FILE};
 use kafkachain::config::{MiningMode, NodeConfig};
 use kafkachain::core::account::Address;
 use kafkachain::core::miner::KernelChoice;
-use kafkachain::logging::LogFormat;
+use kafkachain::logging::{LogFile, LogFormat};
 use kafkachain::node::Node;
 use kafkachain::node::KERNEL_CALIBRATION;
 use kafkachain::store::{self, Store, DEFAULT_CACHE_BYTES};
@@ -166,6 +166,9 @@ struct NodeArgs {
     /// line names the node.
     #[arg(long, env = "KAFKACHAIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Append log lines to this file instead of stderr; SIGHUP opens it again (for logrotate).
+    #[arg(long, env = "KAFKACHAIN_LOG_FILE")]
+    log_file: Option<PathBuf>,
 }
 
 /// `kafkachain wallet` options: the key directory, then what to do.
@@ -266,11 +269,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Node(args) => {
             let log_format = args.log_format;
+            let log_file = match &args.log_file {
+                Some(path) => Some(std::sync::Arc::new(
+                    LogFile::open(path).with_context(|| format!("opening the log file {}", path.display()))?,
+                )),
+                None => None,
+            };
             let config = load_config(args)?;
             let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-            kafkachain::logging::init(log_format, &config.node_id, filter);
+            kafkachain::logging::init(log_format, &config.node_id, filter, log_file.clone());
             let data_dir = config.data_dir.clone();
-            tokio::runtime::Runtime::new()?.block_on(run_node(config))?;
+            tokio::runtime::Runtime::new()?.block_on(run_node(config, log_file))?;
             // The runtime is gone, and with it every handle on the store.
             let started = std::time::Instant::now();
             match store::checkpoint(&data_dir) {
@@ -492,7 +501,7 @@ fn load_config(args: NodeArgs) -> anyhow::Result<NodeConfig> {
 }
 
 /// Runs a node until SIGINT or SIGTERM, then shuts it down cleanly.
-async fn run_node(config: NodeConfig) -> anyhow::Result<()> {
+async fn run_node(config: NodeConfig, log_file: Option<std::sync::Arc<LogFile>>) -> anyhow::Result<()> {
     let open_files = api::open_files::ensure_for(config.http.max_connections)?;
     tracing::debug!(open_files, "open-file limit");
     let listener = TcpListener::bind(config.http_listen)
@@ -505,6 +514,10 @@ async fn run_node(config: NodeConfig) -> anyhow::Result<()> {
     let token = OperatorToken::set_up(http_config.token_file.as_deref(), &data_dir)?;
     let shutdown = running.shutdown_token();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(kafkachain::service::announce_ready(node.clone(), shutdown.clone()));
+    if let Some(file) = log_file {
+        tokio::spawn(reopen_on_hangup(file));
+    }
     match &http_config.token_file {
         Some(file) => {
             tracing::info!(%http, token_file = %file.display(), "HTTP API listening; operator token from the token file")
@@ -520,7 +533,24 @@ async fn run_node(config: NodeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cancels `token` on SIGINT or SIGTERM.
+/// Opens the log file again on every SIGHUP (logrotate moved it away).
+async fn reopen_on_hangup(file: std::sync::Arc<LogFile>) {
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGHUP: {e}; the log file will not be reopened");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match file.reopen() {
+            Ok(()) => tracing::info!("SIGHUP: log file reopened"),
+            Err(e) => tracing::error!("SIGHUP: reopening the log file failed: {e}; writing on to the old one"),
+        }
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM, telling the service manager first that the node stops.
 async fn cancel_on_signal(token: CancellationToken) {
     let mut term = match signal(SignalKind::terminate()) {
         Ok(term) => term,
@@ -533,5 +563,6 @@ async fn cancel_on_signal(token: CancellationToken) {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
     }
+    kafkachain::service::announce_stopping();
     token.cancel();
 }

@@ -39,3 +39,24 @@ fn with_the_broker_down_the_log_stays_quiet_and_sigterm_exits_promptly() {
     let log = std::fs::read_to_string(&node.log).unwrap();
     assert!(log.contains("store checkpointed"), "{}", node.log_tail(20));
 }
+
+/// A node started before its broker (a first `scripts/devnet up`, a host booting) waits for it,
+/// says so once, and runs when it comes, instead of exiting with `OperationTimedOut`.
+#[test]
+fn a_node_started_before_its_broker_waits_for_it_and_then_runs() {
+    let port = 19392;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = kafkachain::tools::cluster::unique_prefix("it-early");
+    let mut spec = kafkachain::tools::cluster::NodeSpec::new("early", &prefix, &format!("127.0.0.1:{port}"));
+    spec.chain.chain_id = common::CHAIN_ID.into();
+    let mut node =
+        kafkachain::tools::cluster::LocalNode::configure(std::path::Path::new(common::KAFKACHAIN), dir.path(), &spec)
+            .unwrap();
+    node.spawn().unwrap();
+    assert!(!node.wait_ready(Duration::from_secs(3)), "no broker yet: the node cannot be ready");
+    let _cluster = Cluster::start(1, port);
+    assert!(node.wait_ready(Duration::from_secs(110)), "the node did not come up:\n{}", node.log_tail(30));
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    assert_eq!(log.matches("the brokers are not ready").count(), 1, "logged once:\n{}", node.log_tail(30));
+    node.terminate().unwrap();
+}

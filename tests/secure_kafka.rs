@@ -8,7 +8,7 @@ mod common;
 
 use common::{wait_for, TestNet};
 use kafkachain::config::{KafkaConfig, SaslConfig, SaslMechanism, TlsConfig};
-use kafkachain::tools::cluster::{unique_prefix, NodeSpec};
+use kafkachain::tools::cluster::unique_prefix;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -239,31 +239,6 @@ fn kafkas_own_acl_listing_shows_exactly_what_the_readme_documents() {
     assert_eq!(grants, expected);
 }
 
-/// Runs a node with `kafka` until it exits; its exit status, what it wrote, and how long it ran.
-fn run_until_exit(kafka: KafkaConfig) -> (Option<i32>, String, Duration) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = NodeSpec::new("bad", &kafka.topic_prefix, &kafka.brokers);
-    spec.kafka = kafka;
-    let node =
-        kafkachain::tools::cluster::LocalNode::configure(Path::new(common::KAFKACHAIN), dir.path(), &spec).unwrap();
-    let started = Instant::now();
-    let mut child = Command::new(common::KAFKACHAIN)
-        .args(["node", "--config"])
-        .arg(&node.config)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = started + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code(), text, started.elapsed())
-}
-
 #[test]
 fn each_bad_setting_stops_the_node_within_seconds_with_one_line_naming_it() {
     let secure = secure();
@@ -338,7 +313,7 @@ fn each_bad_setting_stops_the_node_within_seconds_with_one_line_naming_it() {
         ),
     ];
     for (what, kafka, reason) in cases {
-        let (code, text, took) = run_until_exit(kafka);
+        let (code, text, took) = common::run_until_exit(kafka);
         assert!(code.is_some_and(|c| c != 0), "{what}: exit {code:?}\n{text}");
         assert!(took < Duration::from_secs(10), "{what}: took {took:?}\n{text}");
         assert_eq!(text.matches(reason).count(), 1, "{what}: said once\n{text}");

@@ -86,6 +86,15 @@ impl Collector for NodeCollector {
             "1 while the Kafka brokers answer",
             u64::from(status.kafka_reachable),
         )?;
+        family(
+            out,
+            "kafkachain_topic_setting_warnings",
+            "1 for each topic setting found at start that a production network should not run with (see /status topic_warnings)",
+            MetricType::Gauge,
+            status.topic_warnings.iter().map(|warning| {
+                ([("warning", warning.warning.to_owned()), ("topic", warning.topic.clone())], ConstGauge::new(1u64))
+            }),
+        )?;
         counter(out, "kafkachain_messages_consumed", "Messages of either topic read", stats.consumed_since_start)?;
         counter(
             out,

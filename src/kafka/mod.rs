@@ -8,6 +8,7 @@ mod consumer;
 mod health;
 mod probe;
 mod producer;
+mod topic_settings;
 mod topics;
 pub mod wire;
 
@@ -17,7 +18,8 @@ pub use consumer::{EndOffsetQuery, LogMessage, LogReader, PartitionEnd, Payload,
 pub use health::BrokerHealth;
 pub use probe::{probe, ProbeError, PROBE_BUDGET};
 pub use producer::{Acked, PublishError, Publisher};
-pub use topics::{ensure_topics, TopicError, Topics};
+pub use topic_settings::{SettingRefused, SettingWarning};
+pub use topics::{ensure_topics, TopicError, Topics, TopicsReady};
 
 /// Errors of the Kafka client library, with the context of what was being done.
 #[derive(Debug, thiserror::Error)]

@@ -3,10 +3,12 @@
 use super::client::{base_config, NodeContext};
 use super::connection::Connection;
 use super::health::BrokerHealth;
+use super::topic_settings::{self, SettingRefused, SettingWarning, TopicSettings};
 use super::KafkaError;
 use crate::store::TopicPartition;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,16 +67,52 @@ pub enum TopicError {
     /// by the broker's append time, which every node must read alike.
     #[error("topic {topic} has message.timestamp.type={found}; the blocks topic needs LogAppendTime (kafka-configs --alter --add-config message.timestamp.type=LogAppendTime)")]
     TimestampType { topic: String, found: String },
+    /// A setting that would lose or refuse blocks.
+    #[error(transparent)]
+    Setting(#[from] SettingRefused),
+}
+
+impl TopicError {
+    /// Whether waiting may mend it: brokers that do not answer yet, or a cluster still electing
+    /// its controller or leaders. Settings, authorization and layout errors stay as they are.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TopicError::Kafka(_) | TopicError::Missing(_) | TopicError::Leaderless(_) => true,
+            TopicError::Create { code, .. } => matches!(
+                code,
+                RDKafkaErrorCode::OperationTimedOut
+                    | RDKafkaErrorCode::RequestTimedOut
+                    | RDKafkaErrorCode::NotController
+                    | RDKafkaErrorCode::LeaderNotAvailable
+                    | RDKafkaErrorCode::BrokerNotAvailable
+                    | RDKafkaErrorCode::NotEnoughReplicas
+                    | RDKafkaErrorCode::InvalidReplicationFactor
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// What the start learned of the topics.
+#[derive(Clone, Debug)]
+pub struct TopicsReady {
+    /// Partitions of the transactions topic.
+    pub tx_partitions: i32,
+    /// Settings the node runs with but should not in production.
+    pub warnings: Vec<SettingWarning>,
 }
 
 /// Creates the topics when missing (infinite retention, replication and `min.insync.replicas`
-/// from config) and returns the number of partitions of the transactions topic.
+/// from config), checks the settings of what is there for a chain whose largest block is
+/// `max_block_bytes` ([`topic_settings::check`]), and says how many partitions the transactions
+/// topic has.
 pub async fn ensure_topics(
     connection: &Connection,
     topics: &Topics,
     client_id: &str,
+    max_block_bytes: usize,
     health: Arc<BrokerHealth>,
-) -> Result<i32, TopicError> {
+) -> Result<TopicsReady, TopicError> {
     let admin: AdminClient<NodeContext> = base_config(connection, client_id)
         .create_with_context(NodeContext::new(health))
         .map_err(KafkaError::during("creating the admin client"))?;
@@ -111,18 +149,31 @@ pub async fn ensure_topics(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match partition_counts(&admin, topics) {
-            Ok((1, tx)) if tx > 0 => match timestamp_type(&admin, &topics.blocks, &options).await? {
-                Some(found) if found == LOG_APPEND_TIME => return Ok(tx as i32),
-                Some(found) => return Err(TopicError::TimestampType { topic: topics.blocks.clone(), found }),
-                // The broker answering may not know the new topic's configuration yet.
-                None if attempts < 120 => tokio::time::sleep(Duration::from_millis(250)).await,
-                None => {
-                    return Err(TopicError::TimestampType { topic: topics.blocks.clone(), found: "unknown".into() })
+        match layout(&admin, topics) {
+            Ok(mut found) if found.topics[0].partitions == 1 && found.topics[1].partitions > 0 => {
+                let blocks = topic_configs(&admin, &topics.blocks, &options).await?;
+                let transactions = topic_configs(&admin, &topics.transactions, &options).await?;
+                match blocks.get(TIMESTAMP_TYPE).cloned() {
+                    Some(stamp) if stamp == LOG_APPEND_TIME => {
+                        found.topics[0].configs = blocks;
+                        found.topics[1].configs = transactions;
+                        let warnings = topic_settings::check(&found.topics, found.brokers, max_block_bytes)?;
+                        let tx_partitions = found.topics[1].partitions as i32;
+                        return Ok(TopicsReady { tx_partitions, warnings });
+                    }
+                    Some(stamp) => {
+                        return Err(TopicError::TimestampType { topic: topics.blocks.clone(), found: stamp })
+                    }
+                    // The broker answering may not know the new topic's configuration yet.
+                    None if attempts < 120 => tokio::time::sleep(Duration::from_millis(250)).await,
+                    None => {
+                        return Err(TopicError::TimestampType { topic: topics.blocks.clone(), found: "unknown".into() })
+                    }
                 }
-            },
-            Ok((blocks, _)) if blocks > 1 => {
-                return Err(TopicError::BlocksPartitioned { topic: topics.blocks.clone(), partitions: blocks })
+            }
+            Ok(found) if found.topics[0].partitions > 1 => {
+                let partitions = found.topics[0].partitions;
+                return Err(TopicError::BlocksPartitioned { topic: topics.blocks.clone(), partitions });
             }
             Ok(_) | Err(TopicError::Missing(_) | TopicError::Leaderless(_)) if attempts < 120 => {
                 tokio::time::sleep(Duration::from_millis(250)).await
@@ -137,22 +188,22 @@ pub async fn ensure_topics(
 const TIMESTAMP_TYPE: &str = "message.timestamp.type";
 const LOG_APPEND_TIME: &str = "LogAppendTime";
 
-/// Whose clock stamps `topic`'s messages, as the brokers describe it; `None` while they do not
-/// describe it yet.
-async fn timestamp_type(
+/// `topic`'s configuration as the brokers describe it (empty while they do not describe it yet).
+async fn topic_configs(
     admin: &AdminClient<NodeContext>,
     topic: &str,
     options: &AdminOptions,
-) -> Result<Option<String>, TopicError> {
+) -> Result<HashMap<String, String>, TopicError> {
     let results = admin
         .describe_configs([&ResourceSpecifier::Topic(topic)], options)
         .await
-        .map_err(KafkaError::during("reading the blocks topic's configuration"))?;
-    let found = results
+        .map_err(KafkaError::during("reading the topics' configuration"))?;
+    Ok(results
         .into_iter()
         .flatten()
-        .find_map(|resource| resource.get(TIMESTAMP_TYPE).and_then(|entry| entry.value.clone()));
-    Ok(found)
+        .flat_map(|resource| resource.entries)
+        .filter_map(|entry| entry.value.map(|value| (entry.name, value)))
+        .collect())
 }
 
 /// The topics the brokers' metadata shows this client.
@@ -164,22 +215,35 @@ fn topic_names(admin: &AdminClient<NodeContext>) -> Result<Vec<String>, TopicErr
     Ok(metadata.topics().iter().map(|t| t.name().to_owned()).collect())
 }
 
-/// Partitions of the blocks and transactions topics in the broker's metadata, once each of them
-/// has a leader.
-fn partition_counts(admin: &AdminClient<NodeContext>, topics: &Topics) -> Result<(usize, usize), TopicError> {
+/// The blocks and transactions topics in the brokers' metadata (partitions and replicas, no
+/// configuration yet), once each of their partitions has a leader, and how many brokers there are.
+struct Layout {
+    topics: [TopicSettings; 2],
+    brokers: usize,
+}
+
+fn layout(admin: &AdminClient<NodeContext>, topics: &Topics) -> Result<Layout, TopicError> {
     let metadata = admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(30))
         .map_err(KafkaError::during("reading topic metadata"))?;
-    let partitions = |name: &str| {
+    let settings = |name: &str| {
         let topic =
             metadata.topics().iter().find(|t| t.name() == name).ok_or_else(|| TopicError::Missing(name.to_owned()))?;
         if topic.partitions().iter().any(|p| p.leader() < 0) {
             return Err(TopicError::Leaderless(name.to_owned()));
         }
-        Ok(topic.partitions().len())
+        Ok(TopicSettings {
+            name: name.to_owned(),
+            partitions: topic.partitions().len(),
+            replication: topic.partitions().first().map_or(0, |p| p.replicas().len()),
+            configs: HashMap::new(),
+        })
     };
-    Ok((partitions(&topics.blocks)?, partitions(&topics.transactions)?))
+    Ok(Layout {
+        topics: [settings(&topics.blocks)?, settings(&topics.transactions)?],
+        brokers: metadata.brokers().len(),
+    })
 }
 
 #[cfg(test)]

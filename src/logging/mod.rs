@@ -1,12 +1,17 @@
-//! The node's log lines on stderr: plain text for people at a terminal, or one JSON object per
-//! line for log collectors; either way every line names the node, so the lines of several nodes
-//! can be merged and still be told apart.
+//! The node's log lines, on stderr (journald keeps and rotates them under systemd) or in a file
+//! logrotate can rotate: plain text for people at a terminal, or one JSON object per line for log
+//! collectors; either way every line names the node, so the lines of several nodes can be merged
+//! and still be told apart.
 
+mod file;
 mod throttle;
 
+pub use file::LogFile;
+use std::sync::Arc;
 pub use throttle::LogThrottle;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{Format, Full, Json, JsonFields, Writer};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
@@ -20,11 +25,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the process's log subscriber: lines on stderr in `format`, filtered by `filter`,
-/// each naming `node_id`. Colours only on a terminal.
-pub fn init(format: LogFormat, node_id: &str, filter: EnvFilter) {
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+/// Installs the process's log subscriber: lines in `format`, filtered by `filter`, each naming
+/// `node_id`, on stderr or appended to `file`. Colours only on a terminal.
+pub fn init(format: LogFormat, node_id: &str, filter: EnvFilter, file: Option<Arc<LogFile>>) {
+    let ansi = file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let writer = match file {
+        Some(file) => BoxMakeWriter::new(file),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     match format {
         LogFormat::Text => {
             builder.event_format(NodeText { node_id: node_id.to_owned(), inner: Format::default() }).init()

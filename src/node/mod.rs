@@ -23,7 +23,7 @@ use crate::core::pow::Target;
 use crate::core::transaction::{signature_verdicts, ChainTag, Transaction, Transfer};
 use crate::kafka::{
     ensure_topics, BrokerHealth, Connection, KafkaError, LogReader, ProbeError, PublishError, Publisher, SecurityError,
-    TopicError, Topics, PROBE_BUDGET,
+    SettingWarning, TopicError, Topics, PROBE_BUDGET,
 };
 use crate::store::{Positions, Store, StoreError, TopicPartition};
 use applier::Applier;
@@ -223,6 +223,8 @@ struct Inner {
     /// Verifies the signatures of transfers submitted over HTTP (`http.verify_threads`).
     submit_verifier: Arc<rayon::ThreadPool>,
     health: Arc<BrokerHealth>,
+    /// Topic settings found at start that a production network should not run with.
+    topic_warnings: Vec<SettingWarning>,
     gap: Arc<RetentionGap>,
     /// The ends of the partitions the node reads, kept fresh for consumer lag.
     partition_ends: Arc<lag::PartitionEnds>,
@@ -312,12 +314,65 @@ pub struct Status {
     pub network_hash_rate: f64,
     /// Whether the Kafka brokers answered since the last failure.
     pub kafka_reachable: bool,
+    /// Topic settings found at start that a production network should not run with.
+    pub topic_warnings: Vec<TopicWarningStatus>,
     /// Counters since start.
     #[serde(flatten)]
     pub stats: StatsSnapshot,
 }
 
+/// Backoff between start attempts while the brokers do not answer: doubling up to this.
+const START_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// A topic setting warned about, as `/status` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TopicWarningStatus {
+    /// Its label (also the `warning` label of `/metrics`).
+    pub warning: &'static str,
+    /// The topic.
+    pub topic: String,
+    /// What it risks, for people.
+    pub message: String,
+}
+
+impl From<&SettingWarning> for TopicWarningStatus {
+    fn from(warning: &SettingWarning) -> Self {
+        Self { warning: warning.label(), topic: warning.topic().to_owned(), message: warning.to_string() }
+    }
+}
+
 impl Node {
+    /// Prepares the topics, waiting up to `kafka.start_timeout_ms` (with backoff, logged once)
+    /// while the brokers do not answer: a first start beside a broker still starting is not
+    /// a failure. Errors waiting cannot mend come back at once.
+    async fn topics_when_brokers_answer(
+        connection: &Connection,
+        topics: &Topics,
+        config: &NodeConfig,
+        health: Arc<BrokerHealth>,
+    ) -> Result<crate::kafka::TopicsReady, TopicError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(config.kafka.start_timeout_ms);
+        let mut wait = Duration::from_millis(500);
+        let mut logged = false;
+        loop {
+            let id = &config.node_id;
+            match ensure_topics(connection, topics, id, config.chain.max_block_bytes, health.clone()).await {
+                Err(e) if e.is_transient() && tokio::time::Instant::now() + wait < deadline => {
+                    if !logged {
+                        tracing::warn!(
+                            "the brokers are not ready ({e}); retrying for up to {} s (kafka.start_timeout_ms)",
+                            config.kafka.start_timeout_ms / 1000
+                        );
+                        logged = true;
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(START_RETRY_MAX);
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// Opens the store, prepares the topics, and starts the applier and the miner.
     pub async fn start(config: NodeConfig) -> Result<(Node, Running), StartError> {
         let miner_address = config.mining.address.ok_or(StartError::NoMinerAddress)?;
@@ -341,7 +396,11 @@ impl Node {
         }
         let topics = Topics::new(&config.kafka.topic_prefix);
         let health = Arc::new(BrokerHealth::default());
-        let tx_partitions = ensure_topics(&connection, &topics, &config.node_id, health.clone()).await?;
+        let ready = Self::topics_when_brokers_answer(&connection, &topics, &config, health.clone()).await?;
+        for warning in &ready.warnings {
+            tracing::warn!(warning = warning.label(), "{warning}");
+        }
+        let tx_partitions = ready.tx_partitions;
         let start_offsets = store.offsets()?;
         let reader = LogReader::open(
             &connection,
@@ -415,6 +474,7 @@ impl Node {
                 events,
                 mine_requests: mine_tx,
                 start_offsets,
+                topic_warnings: ready.warnings,
                 blocks_partition,
                 peer_client,
                 submit_verifier,
@@ -664,6 +724,7 @@ impl Node {
             difficulty_bits: target.difficulty_bits(),
             network_hash_rate: network_hash_rate(store, &tip, NETWORK_RATE_WINDOW)?,
             kafka_reachable: self.inner.health.is_reachable(),
+            topic_warnings: self.inner.topic_warnings.iter().map(TopicWarningStatus::from).collect(),
             stats: self.inner.stats.snapshot(),
         })
     }

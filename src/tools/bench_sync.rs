@@ -130,7 +130,7 @@ fn load_chain(params: &ChainParams, prefix: &str, brokers: &str, blocks: u64) ->
     let topics = Topics::new(prefix);
     let runtime = tokio::runtime::Runtime::new()?;
     let health = std::sync::Arc::new(crate::kafka::BrokerHealth::default());
-    runtime.block_on(ensure_topics(&kafka, &topics, "bench-sync", health.clone()))?;
+    runtime.block_on(ensure_topics(&kafka, &topics, "bench-sync", params.max_block_bytes, health.clone()))?;
     let publisher = Publisher::new(&kafka, topics, "bench-sync", health)?;
     let mut parent = genesis(params);
     let (chain, accounts, miner) = (params.chain_tag(), LoadAccounts::new(LOAD_ACCOUNTS), miner_address("loader"));

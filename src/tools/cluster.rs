@@ -148,10 +148,18 @@ impl LocalNode {
 
     /// Starts the process, appending its stderr to its log.
     pub fn spawn(&mut self) -> std::io::Result<()> {
+        self.spawn_with(&[], &[])
+    }
+
+    /// Starts the process with `args` after its own and `vars` added to its environment (a
+    /// `--log-file`, a `NOTIFY_SOCKET`, say).
+    pub fn spawn_with(&mut self, args: &[&std::ffi::OsStr], vars: &[(&str, &std::ffi::OsStr)]) -> std::io::Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let child = Command::new(&self.exe)
             .args(["node", "--config"])
             .arg(&self.config)
+            .args(args)
+            .envs(vars.iter().copied())
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
             .stderr(log)

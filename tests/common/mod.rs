@@ -268,3 +268,30 @@ pub fn assert_json_error(answer: (u16, Value), expected: u16, mentions: &str) {
     let message = body["error"].as_str().unwrap_or_else(|| panic!("no JSON error in {body}"));
     assert!(message.contains(mentions), "{message:?} should mention {mentions:?}");
 }
+
+/// Runs a node with `kafka` (on a fresh data directory) until it exits, or for 30 s at most: its
+/// exit status (`None` when it had to be killed), what it wrote, and how long it ran. For start-up
+/// refusals, which should come within seconds.
+pub fn run_until_exit(kafka: kafkachain::config::KafkaConfig) -> (Option<i32>, String, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = NodeSpec::new("refused", &kafka.topic_prefix, &kafka.brokers);
+    spec.chain.chain_id = CHAIN_ID.into();
+    spec.kafka = kafka;
+    let node = LocalNode::configure(Path::new(KAFKACHAIN), dir.path(), &spec).unwrap();
+    let started = Instant::now();
+    let mut child = std::process::Command::new(KAFKACHAIN)
+        .args(["node", "--config"])
+        .arg(&node.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = started + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text, started.elapsed())
+}
