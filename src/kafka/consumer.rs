@@ -246,8 +246,17 @@ impl LogReader {
             (assigned..seen).map(|p| TopicPartition::new(self.topics.transactions.clone(), p)).collect();
         let mut assignment = TopicPartitionList::new();
         for position in &added {
+            // The beginning is asked of the partition's leader first, and the partition assigned
+            // at that offset: a partition just added may not answer yet, and an assignment from
+            // the logical beginning made a few seconds after the partitions appeared was once
+            // seen never to start fetching (a fresh-clone CI run). Until every added partition
+            // answers, none is assigned; the next round asks again.
+            let (low, _) = self
+                .consumer
+                .fetch_watermarks(position.topic(), position.partition(), Duration::from_secs(2))
+                .map_err(KafkaError::during("asking where an added partition begins"))?;
             assignment
-                .add_partition_offset(position.topic(), position.partition(), Offset::Beginning)
+                .add_partition_offset(position.topic(), position.partition(), Offset::Offset(low.max(0)))
                 .map_err(KafkaError::during("building the assignment of added partitions"))?;
         }
         self.consumer.incremental_assign(&assignment).map_err(KafkaError::during("assigning added partitions"))?;
