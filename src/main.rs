@@ -81,6 +81,10 @@ enum Command {
         /// propagation a quarter of 20,000's: a block is applied on every node before it counts).
         #[arg(long, default_value_t = 5_000)]
         max_block_txs: usize,
+        /// Run the nodes on the secured cluster whose files are in this directory (made by
+        /// `scripts/kafka up --secure`, `.kafka/secure`): TLS and SCRAM-SHA-512.
+        #[arg(long)]
+        secure_dir: Option<PathBuf>,
         /// End with the report as one JSON line.
         #[arg(long)]
         json: bool,
@@ -333,14 +337,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::BenchE2e { seconds, brokers, clients, batch, rate, bits, max_block_txs, json } => {
+        Command::BenchE2e { seconds, brokers, clients, batch, rate, bits, max_block_txs, secure_dir, json } => {
             anyhow::ensure!(seconds > 0.0 && rate >= 0.0, "--seconds must be positive and --rate not negative");
             anyhow::ensure!(
                 (1..=LOAD_ACCOUNTS).contains(&clients),
                 "--clients must be 1 to {LOAD_ACCOUNTS} (each client signs from its own load accounts)"
             );
             let rate = (rate > 0.0).then_some(rate);
-            let options = bench_e2e::E2eOptions { seconds, brokers, clients, batch, rate, bits, max_block_txs };
+            let secure = secure_dir;
+            let options = bench_e2e::E2eOptions { seconds, brokers, clients, batch, rate, bits, max_block_txs, secure };
             let report = bench_e2e::run(&std::env::current_exe()?, &options)?;
             println!(
                 "{} committed tx/s ({} of {} accepted), {} blocks, propagation p50 {} ms, p99 {} ms, max {} ms",

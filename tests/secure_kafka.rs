@@ -236,6 +236,8 @@ fn kafkas_own_acl_listing_shows_exactly_what_the_readme_documents() {
     for operation in ["READ", "DESCRIBE"] {
         expected.insert(format!("GROUP:kafkachain reader {operation}"));
     }
+    // Only the suite's prefix: a devnet run on the same cluster adds its own prefix's.
+    grants.retain(|grant| !grant.starts_with("TOPIC:") || grant.starts_with("TOPIC:kafkachain "));
     assert_eq!(grants, expected);
 }
 

@@ -7,6 +7,7 @@
 use super::cluster::LOAD_ACCOUNTS;
 use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
 use super::load::LoadAccounts;
+use crate::config::{SaslConfig, SaslMechanism, TlsConfig};
 use crate::core::transaction::{ChainTag, Transfer};
 use crate::json::SignedTransferJson;
 use rayon::prelude::*;
@@ -35,6 +36,10 @@ pub struct E2eOptions {
     pub bits: u32,
     /// Block size bound of the benchmark chain.
     pub max_block_txs: usize,
+    /// The directory of a secured cluster made by `scripts/kafka up --secure`: the nodes then
+    /// connect over TLS and log in with SCRAM-SHA-512 as its `admin` (the one principal that may
+    /// create the benchmark's fresh topics; the TLS and SASL work is the same as a node's).
+    pub secure: Option<PathBuf>,
 }
 
 /// What was measured.
@@ -96,6 +101,15 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
         // And the default configuration otherwise: no transaction index.
         spec.storage.max_nonce_ahead = 1_000_000;
         spec.storage.tx_index = false;
+        if let Some(secure) = &options.secure {
+            spec.kafka.tls = Some(TlsConfig { ca_file: Some(secure.join("ca.pem")), ..TlsConfig::default() });
+            spec.kafka.sasl = Some(SaslConfig {
+                mechanism: SaslMechanism::ScramSha512,
+                username: "admin".into(),
+                password_file: Some(secure.join("clients/admin.password")),
+                password_env: None,
+            });
+        }
         let mut node = LocalNode::configure(exe, &dir, &spec)?;
         node.spawn()?;
         nodes.push(node);
