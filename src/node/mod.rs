@@ -509,7 +509,7 @@ impl Node {
     pub async fn submit_transactions(&self, txs: Vec<Transfer>) -> Result<(Vec<TxId>, u64), NodeError> {
         self.refuse_if_halted()?;
         // The cheap rules first: a request that breaks them costs no signature checks.
-        self.check_admission(&txs)?;
+        let accounts = self.check_admission(&txs)?;
         let chain = self.inner.store.params().chain_tag();
         let pool = self.inner.submit_verifier.clone();
         let txs = tokio::task::spawn_blocking(move || {
@@ -529,9 +529,10 @@ impl Node {
         // This request's own transfers are among those reserved: room for one more is asked.
         let others = self.inner.publishing.load(std::sync::atomic::Ordering::SeqCst).saturating_sub(1);
         for (index, tx) in txs.iter().enumerate() {
+            let next_nonce = accounts.get(&tx.sender).map_or(0, |account| account.nonce);
             self.inner
                 .store
-                .mempool_room_for(tx, max, others)?
+                .mempool_room_for(tx, next_nonce, max, others)
                 .map_err(|refusal| NodeError::Refused { index, refusal })?;
         }
         let publisher = &self.inner.publisher;
@@ -553,8 +554,8 @@ impl Node {
 
     /// Checks each transfer against the tip and what its sender has pending (the earlier ones of
     /// `txs` included), so a client learns which rule a transfer breaks instead of seeing it
-    /// dropped when the node reads it back.
-    fn check_admission(&self, txs: &[Transfer]) -> Result<(), NodeError> {
+    /// dropped when the node reads it back. Returns each sender's account, as read.
+    fn check_admission(&self, txs: &[Transfer]) -> Result<HashMap<Address, Account>, NodeError> {
         let store = &self.inner.store;
         let chain = store.params().chain_tag();
         let max_ahead = self.inner.config.storage.max_nonce_ahead;
@@ -581,7 +582,7 @@ impl Node {
             nonces.insert(tx.nonce);
             *cost = cost.saturating_add(added);
         }
-        Ok(())
+        Ok(accounts)
     }
 
     /// Mines one block and returns it once it has been read back from the topic and applied.

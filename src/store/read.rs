@@ -124,21 +124,22 @@ impl Store {
     }
 
     /// Whether the mempool, holding `reserved` more transfers on their way to the topic, could
-    /// take `tx` as it stands: there is room, `tx` replaces a pending transfer, or it may take
-    /// another's place (`docs/consensus.md` section 8). The transactions topic decides in the end;
-    /// this spares a client an acknowledgement for a transfer every node would drop.
+    /// take `tx` (its sender's account nonce at the tip being `next_nonce`, which the caller read
+    /// already): there is room, `tx` replaces a pending transfer, or it may take another's place
+    /// (`docs/consensus.md` section 8). The transactions topic decides in the end; this spares a
+    /// client an acknowledgement for a transfer every node would drop.
     pub fn mempool_room_for(
         &self,
         tx: &Transfer,
+        next_nonce: u64,
         max_transfers: u64,
         reserved: u64,
-    ) -> Result<Result<(), Refusal>, StoreError> {
-        let next_nonce = self.account(&tx.sender)?.unwrap_or_default().nonce;
+    ) -> Result<(), Refusal> {
         let index = self.lock_mempool();
         if index.len().saturating_add(reserved) < max_transfers || index.pending(&tx.sender, tx.nonce).taken.is_some() {
-            return Ok(Ok(()));
+            return Ok(());
         }
-        Ok(index.victim(tx, encoding::encoded_len(tx), next_nonce).map(drop))
+        index.victim(tx, encoding::encoded_len(tx), next_nonce).map(drop)
     }
 
     /// The account of `address` at the tip (an untouched address has balance and nonce 0) and
