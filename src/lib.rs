@@ -3,9 +3,10 @@
 //! Layers, each in its own module: [`core`] (pure consensus logic: no I/O), [`store`] (sled),
 //! [`kafka`] (rdkafka: topics, envelope, offsets), [`node`] (wiring: applier thread, miner task),
 //! [`api`] (HTTP), [`json`] (the block JSON shape the API serves and peers read back), [`config`]
-//! (the node's TOML configuration), [`logging`] (log lines, text or JSON, naming the node), [`secret_file`] (files that hold secrets,
-//! refused when others may read them), [`wallet`] (key files and a small client for the API), and
-//! the benchmark and test tools in [`tools`]. The binary in `main.rs` only parses the command line
+//! (the node's TOML configuration), [`logging`] (log lines, text or JSON, naming the node),
+//! [`secret_file`] (files that hold secrets, refused when others may read them), [`service`]
+//! (systemd's readiness protocol), [`sync`] (locks that survive a panicked holder), [`wallet`]
+//! (key files and a small client for the API), and the benchmark and test tools in [`tools`]. The binary in `main.rs` only parses the command line
 //! and calls these.
 
 pub mod api;
@@ -18,5 +19,6 @@ pub mod node;
 pub mod secret_file;
 pub mod service;
 pub mod store;
+pub mod sync;
 pub mod tools;
 pub mod wallet;

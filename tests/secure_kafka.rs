@@ -6,8 +6,9 @@
 
 mod common;
 
+use common::secure::{script, Secure};
 use common::{wait_for, TestNet};
-use kafkachain::config::{KafkaConfig, SaslConfig, SaslMechanism, TlsConfig};
+use kafkachain::config::{KafkaConfig, SaslConfig, SaslMechanism};
 use kafkachain::tools::cluster::unique_prefix;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,17 +16,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The secured cluster the script runs (started on first use), as its files describe it.
-struct Secure {
-    dir: PathBuf,
-    bootstrap: String,
-    mtls_bootstrap: String,
-}
-
-fn script() -> Command {
-    Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka"))
-}
-
+/// The secured cluster the script runs (started on first use).
 fn secure() -> &'static Secure {
     static SECURE: OnceLock<Secure> = OnceLock::new();
     SECURE.get_or_init(|| {
@@ -33,96 +24,43 @@ fn secure() -> &'static Secure {
         assert!(up.status.success(), "scripts/kafka up --secure: {}", String::from_utf8_lossy(&up.stderr));
         let root = std::env::var_os("KAFKACHAIN_KAFKA_DIR")
             .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".kafka"), PathBuf::from);
-        let dir = root.join("secure");
-        let mtls_bootstrap = std::fs::read_to_string(dir.join("mtls-bootstrap")).unwrap().trim().to_owned();
-        Secure { dir, bootstrap: String::from_utf8(up.stdout).unwrap().trim().to_owned(), mtls_bootstrap }
+        Secure::at(root.join("secure"), &String::from_utf8(up.stdout).unwrap())
     })
 }
 
-impl Secure {
-    fn client_file(&self, name: &str) -> PathBuf {
-        self.dir.join("clients").join(name)
-    }
-
-    /// One of Kafka's own tools, run as `principal` with its Java client file.
-    fn tool(&self, principal: &str, class: &str, args: &[&str]) -> Output {
-        let config = self.client_file(&format!("{principal}.java.properties"));
-        script()
-            .args([
-                "tool",
-                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                class,
-                "--bootstrap-server",
-                &self.bootstrap,
-            ])
-            .arg(if class.ends_with("ProducerPerformance") { "--producer.config" } else { "--command-config" })
-            .arg(config)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// The topics of a network on `prefix`, made by the admin as an operator would.
-    fn create_topics(&self, prefix: &str) {
-        for (topic, partitions, extra) in [
-            (format!("{prefix}.blocks"), "1", "message.timestamp.type=LogAppendTime"),
-            (format!("{prefix}.transactions"), "3", "retention.ms=-1"),
-        ] {
-            let out = self.tool(
-                "admin",
-                "org.apache.kafka.tools.TopicCommand",
-                &[
-                    "--create",
-                    "--topic",
-                    &topic,
-                    "--partitions",
-                    partitions,
-                    "--replication-factor",
-                    "1",
-                    "--config",
-                    "retention.ms=-1",
-                    "--config",
-                    extra,
-                    "--config",
-                    "max.message.bytes=4194304",
-                ],
-            );
-            assert!(out.status.success(), "creating {topic}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-    }
-
-    fn tls(&self) -> TlsConfig {
-        TlsConfig { ca_file: Some(self.dir.join("ca.pem")), ..TlsConfig::default() }
-    }
-
-    /// `principal` logging in with `mechanism` over TLS.
-    fn sasl(&self, kafka: &mut KafkaConfig, principal: &str, mechanism: SaslMechanism) {
-        kafka.brokers = self.bootstrap.clone();
-        kafka.tls = Some(self.tls());
-        kafka.sasl = Some(SaslConfig {
-            mechanism,
-            username: principal.to_owned(),
-            password_file: Some(self.client_file(&format!("{principal}.password"))),
-            password_env: None,
-        });
-    }
-
-    /// `principal` known by its certificate.
-    fn mutual_tls(&self, kafka: &mut KafkaConfig, principal: &str) {
-        kafka.brokers = self.mtls_bootstrap.clone();
-        kafka.tls = Some(TlsConfig {
-            cert_file: Some(self.client_file(&format!("{principal}.pem"))),
-            key_file: Some(self.client_file(&format!("{principal}.key"))),
-            ..self.tls()
-        });
-        kafka.sasl = None;
+/// The topics of a network on `prefix`, made by the admin as an operator would.
+fn create_topics(secure: &Secure, prefix: &str) {
+    for (topic, partitions, extra) in [
+        (format!("{prefix}.blocks"), "1", "message.timestamp.type=LogAppendTime"),
+        (format!("{prefix}.transactions"), "3", "retention.ms=-1"),
+    ] {
+        let out = secure.tool(
+            "admin",
+            "org.apache.kafka.tools.TopicCommand",
+            &[
+                "--create",
+                "--topic",
+                &topic,
+                "--partitions",
+                partitions,
+                "--replication-factor",
+                "1",
+                "--config",
+                "retention.ms=-1",
+                "--config",
+                extra,
+                "--config",
+                "max.message.bytes=4194304",
+            ],
+        );
+        assert!(out.status.success(), "creating {topic}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
 /// A fresh network prefix the ACLs cover, with its topics made.
 fn network(test: &str) -> String {
     let prefix = unique_prefix(&format!("kafkachain-it-{test}"));
-    secure().create_topics(&prefix);
+    create_topics(secure(), &prefix);
     prefix
 }
 

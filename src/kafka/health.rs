@@ -3,6 +3,7 @@
 //! with it an operator reads one line when the broker goes away, a reminder at most every
 //! [`REMINDER_EVERY`], and one line when it is back.
 
+use crate::sync::lock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -76,7 +77,7 @@ impl BrokerHealth {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Outage> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 

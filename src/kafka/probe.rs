@@ -6,11 +6,12 @@
 
 use super::client::base_config;
 use super::connection::Connection;
+use crate::sync::lock;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::types::RDKafkaErrorCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long the probe waits for the brokers to answer or to refuse.
@@ -59,7 +60,7 @@ struct Seen {
 
 impl ProbeContext {
     fn observe(&self, code: Option<RDKafkaErrorCode>, text: &str) {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = lock(&self.seen);
         if seen.refusal.is_some() {
             return;
         }
@@ -74,7 +75,7 @@ impl ProbeContext {
     }
 
     fn refusal(&self) -> Option<ProbeError> {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).refusal.take()
+        lock(&self.seen).refusal.take()
     }
 }
 

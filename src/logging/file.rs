@@ -1,10 +1,11 @@
 //! A log file that can be opened again at the same path, so logrotate can move it away and
 //! signal the node (SIGHUP) to write a new one, without losing or splitting a line.
 
+use crate::sync::lock;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 /// The node's log file, appended to.
 #[derive(Debug)]
@@ -28,7 +29,7 @@ impl LogFile {
     }
 
     fn lock(&self) -> MutexGuard<'_, File> {
-        self.file.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.file)
     }
 }
 

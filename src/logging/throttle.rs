@@ -3,6 +3,7 @@
 //! the lines report is still counted in full elsewhere (`/status`, the metrics); the log only
 //! says how many lines it held back.
 
+use crate::sync::lock;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,7 @@ impl LogThrottle {
     }
 
     fn admit_at(&self, now: Instant) -> Option<u64> {
-        let mut window = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut window = lock(&self.state);
         if window.started.is_none_or(|started| now.duration_since(started) >= self.window) {
             window.started = Some(now);
             window.written = 0;

@@ -6,6 +6,7 @@
 
 use crate::kafka::{EndOffsetQuery, PartitionEnd};
 use crate::store::{Positions, TopicPartition};
+use crate::sync::lock;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -29,7 +30,7 @@ impl PartitionEnds {
     /// The ends fetched within [`STALE_AFTER`] of `now`; none when they are older or were never
     /// fetched.
     pub fn recent(&self, now: Instant) -> Vec<PartitionEnd> {
-        let last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = lock(&self.last);
         match &*last {
             Some((at, ends)) if now.saturating_duration_since(*at) <= STALE_AFTER => ends.clone(),
             _ => Vec::new(),
@@ -38,7 +39,7 @@ impl PartitionEnds {
 
     /// Keeps `ends`, fetched at `at`.
     pub fn record(&self, at: Instant, ends: Vec<PartitionEnd>) {
-        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((at, ends));
+        *lock(&self.last) = Some((at, ends));
     }
 }
 

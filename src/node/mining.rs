@@ -14,9 +14,10 @@ use crate::core::miner::Miner;
 use crate::core::transaction::Transaction;
 use crate::kafka::{Acked, Publisher};
 use crate::store::{Positions, Store};
+use crate::sync::lock;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -47,14 +48,14 @@ pub struct OwnTransactions {
 impl OwnTransactions {
     /// Notes a transaction Kafka acknowledged.
     pub fn published(&self, acked: Acked) {
-        let mut published = self.published_until.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut published = lock(&self.published_until);
         let until = published.entry(acked.position).or_default();
         *until = (*until).max(acked.offset + 1);
     }
 
     /// Waits (up to `limit`) until `store` holds offsets past every transaction noted.
     async fn wait_read(&self, store: &Store, limit: Duration) -> Result<(), NodeError> {
-        let wanted = self.published_until.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let wanted = lock(&self.published_until).clone();
         let deadline = tokio::time::Instant::now() + limit;
         for (position, until) in wanted {
             while store.offset(&position)?.unwrap_or(0) < until {

@@ -2,6 +2,7 @@
 //! `GET /metrics`.
 
 use crate::kafka::Payload;
+use crate::sync::lock;
 use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -120,7 +121,7 @@ impl NodeStats {
             let travelled_ms = (block.applied_ms as i64).saturating_sub(produced_ms).max(0);
             self.propagation.0.observe(travelled_ms as f64 / 1000.0);
         }
-        let mut recent = self.recent_blocks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut recent = lock(&self.recent_blocks);
         if recent.len() == RECENT_BLOCKS {
             recent.pop_front();
         }
@@ -129,7 +130,7 @@ impl NodeStats {
 
     /// Remembered blocks applied at `from_height` or above, oldest first.
     pub fn recent_blocks(&self, from_height: u64) -> Vec<AppliedBlock> {
-        let recent = self.recent_blocks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let recent = lock(&self.recent_blocks);
         recent.iter().filter(|b| b.height >= from_height).cloned().collect()
     }
 
@@ -146,13 +147,13 @@ impl NodeStats {
     /// Counts one rejected block, or message of the `topic` (a transfer refused by the mempool
     /// counts on the transactions topic).
     pub fn rejected(&self, topic: Payload, reason: &'static str) {
-        let mut map = self.rejected.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = lock(&self.rejected);
         *map.entry((topic, reason)).or_default() += 1;
     }
 
     /// Adds time spent in `stage`.
     pub fn busy(&self, stage: &'static str, spent: std::time::Duration) {
-        let mut map = self.busy_us.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = lock(&self.busy_us);
         *map.entry(stage).or_default() += spent.as_micros() as u64;
     }
 
@@ -179,17 +180,17 @@ impl NodeStats {
 
     /// Why consuming stopped, if it did.
     pub fn halted(&self) -> Option<String> {
-        self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        lock(&self.halted).clone()
     }
 
     /// Consuming goes on again (after a retention gap was repaired).
     pub fn resume(&self) {
-        *self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        *lock(&self.halted) = None;
     }
 
     /// Records why consuming stopped.
     pub fn halt(&self, why: String) {
-        *self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+        *lock(&self.halted) = Some(why);
     }
 
     /// Transfers admitted to the mempool from the transactions topic since start.
@@ -199,12 +200,12 @@ impl NodeStats {
 
     /// Rejections since start by topic and reason (`/status` adds the topics together).
     pub fn rejections(&self) -> BTreeMap<(Payload, &'static str), u64> {
-        self.rejected.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        lock(&self.rejected).clone()
     }
 
     /// Seconds spent per stage since start, to the microsecond.
     pub fn busy_seconds(&self) -> BTreeMap<&'static str, f64> {
-        let busy = self.busy_us.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let busy = lock(&self.busy_us);
         busy.iter().map(|(stage, us)| (*stage, *us as f64 / 1e6)).collect()
     }
 
@@ -228,14 +229,8 @@ impl NodeStats {
                 *by_reason.entry(reason).or_default() += count;
                 by_reason
             }),
-            halted: self.halted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
-            busy_ms: self
-                .busy_us
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter()
-                .map(|(stage, us)| (*stage, us / 1000))
-                .collect(),
+            halted: lock(&self.halted).clone(),
+            busy_ms: lock(&self.busy_us).iter().map(|(stage, us)| (*stage, us / 1000)).collect(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! verified again).
 
 use crate::core::hash::TxId;
+use crate::sync::lock;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
@@ -25,7 +26,7 @@ struct Remembered {
 impl VerifiedIds {
     /// Remembers `ids` as verified.
     pub fn insert_all(&self, ids: &[TxId]) {
-        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = lock(&self.inner);
         for id in ids {
             if inner.ids.insert(*id) {
                 inner.order.push_back(*id);
@@ -40,7 +41,7 @@ impl VerifiedIds {
 
     /// Whether `id` was verified here; forgets it (a transfer is read back once).
     pub fn take(&self, id: &TxId) -> bool {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).ids.remove(id)
+        lock(&self.inner).ids.remove(id)
     }
 }
 

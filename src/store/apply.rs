@@ -11,6 +11,7 @@ use crate::core::chain::{ChainUpdate, ChainView, Outcome, Overlay};
 use crate::core::encoding;
 use crate::core::hash::TxId;
 use crate::core::transaction::Transfer;
+use crate::sync::lock;
 use sled::Batch;
 use std::collections::{HashMap, HashSet};
 use std::sync::MutexGuard;
@@ -219,7 +220,7 @@ impl Store {
     }
 
     fn lock_writes(&self) -> MutexGuard<'_, ()> {
-        self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.write_lock)
     }
 
     /// Writes `batch`, whose mempool records the index already reflects. The index's lock is

@@ -25,6 +25,7 @@ use crate::core::encoding;
 use crate::core::hash::BlockHash;
 use crate::core::memory::genesis_accounts;
 use crate::core::params::ChainParams;
+use crate::sync::lock;
 use mempool::MempoolIndex;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -181,12 +182,12 @@ impl Store {
 
     /// The kept side branch.
     fn lock_side_branch(&self) -> MutexGuard<'_, Option<KeptSideBranch>> {
-        self.side_branch.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.side_branch)
     }
 
     /// The orphan pool's index.
     fn lock_orphans(&self) -> MutexGuard<'_, BTreeMap<u64, OrphanEntry>> {
-        self.orphans.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.orphans)
     }
 
     fn with_db(db: sled::Db, params: ChainParams) -> Result<Self, StoreError> {
@@ -204,7 +205,7 @@ impl Store {
 
     /// The mempool index, for reading it or (holding the write lock) changing it.
     fn lock_mempool(&self) -> MutexGuard<'_, MempoolIndex> {
-        self.mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.mempool)
     }
 
     fn stored_params(&self) -> Result<Option<ChainParams>, StoreError> {

@@ -5,6 +5,7 @@
 use crate::core::account::Address;
 use crate::core::hash::sha256;
 use crate::core::transaction::{ChainTag, Transfer};
+use crate::sync::lock;
 use ed25519_consensus::SigningKey;
 use std::collections::BTreeMap;
 
@@ -91,7 +92,7 @@ pub fn named_transfer(
     let index = (u64::from_le_bytes(digest[..8].try_into().unwrap_or_default()) % accounts as u64) as usize;
     let key = derived_key(&format!("kafkachain-load/{index}"));
     let to = Address::of_key(&derived_key(&format!("kafkachain-name/{recipient}")));
-    let mut nonces = NEXT_NONCES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut nonces = lock(&NEXT_NONCES);
     let next = nonces.entry((network.to_owned(), index)).or_default();
     let transfer = Transfer::sign(&key, chain, to, amount, 0, *next);
     *next += 1;

@@ -1,46 +1,88 @@
 //! A Kafka cluster of a test's own (through `scripts/kafka` with its own ports and directory),
-//! for tests that kill brokers and so cannot share the suite's broker.
+//! for tests that kill brokers and so cannot share the suite's broker; open, or secured as
+//! `scripts/kafka up --secure` secures it.
 
+use super::secure::{script, Secure};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-/// `brokers` brokers on ports `base_port`, `base_port + 2`, ... (controllers on the odd ports
-/// between), stopped and wiped on drop.
+/// `brokers` brokers from port `base_port` up (each with its controller, and in the secured
+/// kind its mutual-TLS listener, on the ports between), stopped and wiped on drop.
 pub struct Cluster {
     dir: tempfile::TempDir,
     brokers: u16,
     base_port: u16,
+    /// The secured cluster's files, when it is secured.
+    secure: Option<Secure>,
 }
 
 impl Cluster {
+    /// An open cluster: PLAINTEXT listeners, no authorizer.
     pub fn start(brokers: u16, base_port: u16) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let status =
-            Self::script(dir.path(), base_port).args(["up", "--brokers", &brokers.to_string()]).status().unwrap();
+            Self::script(&dir, base_port, "").args(["up", "--brokers", &brokers.to_string()]).status().unwrap();
         assert!(status.success(), "scripts/kafka up --brokers {brokers} failed");
-        Cluster { dir, brokers, base_port }
+        Cluster { dir, brokers, base_port, secure: None }
     }
 
-    fn script(dir: &Path, base_port: u16) -> Command {
-        let mut command = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka"));
-        command.env("KAFKACHAIN_KAFKA_DIR", dir).env("KAFKACHAIN_KAFKA_PORT", base_port.to_string());
+    /// A secured cluster: SASL_SSL and mutual-TLS listeners only, ACLs on, the topics of
+    /// `prefix` made by its admin with replication factor `brokers`.
+    pub fn start_secure(brokers: u16, base_port: u16, prefix: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let up = Self::script(&dir, base_port, prefix)
+            .args(["up", "--secure", "--brokers", &brokers.to_string()])
+            .output()
+            .unwrap();
+        assert!(up.status.success(), "scripts/kafka up --secure: {}", String::from_utf8_lossy(&up.stderr));
+        let secure = Secure::at(dir.path().join("secure"), &String::from_utf8(up.stdout).unwrap());
+        Cluster { dir, brokers, base_port, secure: Some(secure) }
+    }
+
+    fn script(dir: &tempfile::TempDir, base_port: u16, prefix: &str) -> Command {
+        let mut command = script();
+        command
+            .env("KAFKACHAIN_KAFKA_DIR", dir.path())
+            .env("KAFKACHAIN_KAFKA_PORT", base_port.to_string())
+            .env("KAFKACHAIN_KAFKA_SECURE_PORT", base_port.to_string())
+            .env("KAFKACHAIN_SECURE_PREFIX", prefix);
         command
     }
 
+    /// The secured cluster's files (panics on an open cluster).
+    pub fn secure(&self) -> &Secure {
+        self.secure.as_ref().expect("a secured cluster")
+    }
+
     pub fn bootstrap(&self) -> String {
-        (0..self.brokers).map(|i| format!("127.0.0.1:{}", self.base_port + 2 * i)).collect::<Vec<_>>().join(",")
+        match &self.secure {
+            Some(secure) => secure.bootstrap.clone(),
+            None => {
+                (0..self.brokers).map(|i| format!("127.0.0.1:{}", self.base_port + 2 * i)).collect::<Vec<_>>().join(",")
+            }
+        }
     }
 
     fn pid_file(&self, broker: i32) -> PathBuf {
-        self.dir.path().join(format!("broker-{broker}/pid"))
+        let state = if self.secure.is_some() { self.dir.path().join("secure") } else { self.dir.path().to_owned() };
+        state.join(format!("broker-{broker}/pid"))
+    }
+
+    /// A client of the cluster (its admin, when secured).
+    fn client(&self) -> BaseConsumer {
+        let mut config = match &self.secure {
+            Some(secure) => secure.client_config("admin"),
+            None => ClientConfig::new(),
+        };
+        config.set("bootstrap.servers", self.bootstrap()).create().unwrap()
     }
 
     /// The broker id leading partition 0 of `topic`.
     pub fn leader_of(&self, topic: &str) -> i32 {
-        let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", self.bootstrap()).create().unwrap();
+        let client = self.client();
         let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
         metadata.topics()[0].partitions()[0].leader()
     }
@@ -50,7 +92,7 @@ impl Cluster {
     /// other in-sync replica is still catching up takes the partition below
     /// `min.insync.replicas` until it has.
     pub fn wait_in_sync(&self, topics: &[&str], replicas: usize, timeout: Duration) {
-        let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", self.bootstrap()).create().unwrap();
+        let client = self.client();
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let lagging: Vec<String> = topics
@@ -83,6 +125,11 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Self::script(self.dir.path(), self.base_port).args(["down", "--wipe"]).status();
+        let mut down = Self::script(&self.dir, self.base_port, "");
+        down.args(["down", "--wipe"]);
+        if self.secure.is_some() {
+            down.arg("--secure");
+        }
+        let _ = down.status();
     }
 }

@@ -239,6 +239,7 @@ pub fn rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 pub mod kafka_cluster;
+pub mod secure;
 
 /// Produces `payloads` into `topic` with a plain producer (no key), as an outsider could.
 pub fn produce(topic: &str, payloads: &[Vec<u8>]) {

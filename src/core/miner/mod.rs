@@ -10,6 +10,7 @@ pub mod kernel;
 use super::block::Block;
 use super::header::{BlockHeader, HEADER_LEN, MIDSTATE_PREFIX_LEN, NONCE_OFFSET};
 use super::pow::{CompactError, Target};
+use crate::sync::lock;
 pub use kernel::Kernel;
 use kernel::{TailHasher, TAIL_NONCE_OFFSET};
 use sha2::compress256;
@@ -220,7 +221,7 @@ impl Miner {
     }
 
     fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
-        self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.current)
     }
 
     /// Searches `nonces` on every thread until one meets the header's target, the range is
