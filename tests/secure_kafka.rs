@@ -30,30 +30,10 @@ fn secure() -> &'static Secure {
 
 /// The topics of a network on `prefix`, made by the admin as an operator would.
 fn create_topics(secure: &Secure, prefix: &str) {
-    for (topic, partitions, extra) in [
-        (format!("{prefix}.blocks"), "1", "message.timestamp.type=LogAppendTime"),
-        (format!("{prefix}.transactions"), "3", "retention.ms=-1"),
-    ] {
-        let out = secure.tool(
-            "admin",
-            "org.apache.kafka.tools.TopicCommand",
-            &[
-                "--create",
-                "--topic",
-                &topic,
-                "--partitions",
-                partitions,
-                "--replication-factor",
-                "1",
-                "--config",
-                "retention.ms=-1",
-                "--config",
-                extra,
-                "--config",
-                "max.message.bytes=4194304",
-            ],
-        );
-        assert!(out.status.success(), "creating {topic}: {}", String::from_utf8_lossy(&out.stderr));
+    for args in common::topic_creations(prefix, "") {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = secure.tool("admin", "org.apache.kafka.tools.TopicCommand", &args);
+        assert!(out.status.success(), "creating {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 

@@ -307,12 +307,8 @@ fn a_partition_added_to_the_transactions_topic_is_read_without_a_restart() {
     let node = &net.nodes[0];
     let topic = format!("{}.transactions", net.prefix);
     // As an operator would, with Kafka's own tool.
-    let status = std::process::Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka"))
-        .args(["tool", "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", &common::brokers()])
-        .args(["--alter", "--topic", &topic, "--partitions", "8"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kafka-topics --alter failed");
+    let out = common::topic_command(&["--alter", "--topic", &topic, "--partitions", "8"].map(str::to_owned));
+    assert!(out.status.success(), "kafka-topics --alter failed: {}", String::from_utf8_lossy(&out.stderr));
     let funded = kafkachain::tools::load::LoadAccounts::new(kafkachain::tools::cluster::LOAD_ACCOUNTS);
     let transfer = Transfer::sign(funded.key(7), ChainTag::of(common::CHAIN_ID), Address::new([9; 32]), 5, 0, 0);
     {

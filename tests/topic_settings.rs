@@ -7,44 +7,13 @@ mod common;
 use common::TestNet;
 use kafkachain::config::KafkaConfig;
 use kafkachain::tools::cluster::unique_prefix;
-use std::path::Path;
 use std::time::Duration;
 
-/// Makes `{prefix}.blocks` and `{prefix}.transactions` with Kafka's own tool, each with the safe
-/// settings, `extra` (`name=value`) replacing or adding one on both. (Kafka's default
-/// `max.message.bytes`, 1 MiB + 12, is below what a full block of the default chain takes.)
+/// Makes the topics of `prefix` with Kafka's own tool, `extra` changing one safe setting.
 fn create_topics(prefix: &str, extra: &str) {
-    for (topic, partitions, stamp) in
-        [("blocks", "1", "message.timestamp.type=LogAppendTime"), ("transactions", "3", "retention.ms=-1")]
-    {
-        let mut args = vec![
-            "tool".to_owned(),
-            "org.apache.kafka.tools.TopicCommand".into(),
-            "--bootstrap-server".into(),
-            common::brokers(),
-            "--create".into(),
-            "--topic".into(),
-            format!("{prefix}.{topic}"),
-            "--partitions".into(),
-            partitions.into(),
-            "--replication-factor".into(),
-            "1".into(),
-        ];
-        let mut configs = std::collections::BTreeMap::new();
-        for config in
-            ["retention.ms=-1", "unclean.leader.election.enable=false", "max.message.bytes=4194304", stamp, extra]
-        {
-            let (name, value) = config.split_once('=').unwrap();
-            configs.insert(name, value);
-        }
-        for (name, value) in configs {
-            args.extend(["--config".to_owned(), format!("{name}={value}")]);
-        }
-        let out = std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka"))
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "creating {topic}: {}", String::from_utf8_lossy(&out.stderr));
+    for args in common::topic_creations(prefix, extra) {
+        let out = common::topic_command(&args);
+        assert!(out.status.success(), "creating {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 

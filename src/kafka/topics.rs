@@ -7,6 +7,7 @@ use super::topic_settings::{self, SettingRefused, SettingWarning, TopicSettings}
 use super::KafkaError;
 use crate::store::TopicPartition;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -132,8 +133,11 @@ pub async fn ensure_topics(
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     // Only missing topics are created: on a cluster with ACLs the admin creates them, and a
     // node that may not create topics is refused even for one that exists.
-    let existing = topic_names(&admin)?;
-    let missing: Vec<&NewTopic> = new_topics.iter().filter(|t| !existing.iter().any(|name| name == t.name)).collect();
+    let first = cluster_metadata(&admin)?;
+    let missing: Vec<&NewTopic> =
+        new_topics.iter().filter(|t| !first.topics().iter().any(|topic| topic.name() == t.name)).collect();
+    // Metadata read before a topic was created does not show it: read again then.
+    let mut known = missing.is_empty().then_some(first);
     let results = match missing.is_empty() {
         true => Vec::new(),
         false => admin.create_topics(missing, &options).await.map_err(KafkaError::during("creating topics"))?,
@@ -149,7 +153,11 @@ pub async fn ensure_topics(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match layout(&admin, topics) {
+        let metadata = match known.take() {
+            Some(metadata) => metadata,
+            None => cluster_metadata(&admin)?,
+        };
+        match layout(&metadata, topics) {
             Ok(mut found) if found.topics[0].partitions == 1 && found.topics[1].partitions > 0 => {
                 let blocks = topic_configs(&admin, &topics.blocks, &options).await?;
                 let transactions = topic_configs(&admin, &topics.transactions, &options).await?;
@@ -206,13 +214,12 @@ async fn topic_configs(
         .collect())
 }
 
-/// The topics the brokers' metadata shows this client.
-fn topic_names(admin: &AdminClient<NodeContext>) -> Result<Vec<String>, TopicError> {
-    let metadata = admin
+/// What the brokers' metadata shows this client: every topic it may describe, and the brokers.
+fn cluster_metadata(admin: &AdminClient<NodeContext>) -> Result<Metadata, TopicError> {
+    Ok(admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(30))
-        .map_err(KafkaError::during("reading topic metadata"))?;
-    Ok(metadata.topics().iter().map(|t| t.name().to_owned()).collect())
+        .map_err(KafkaError::during("reading topic metadata"))?)
 }
 
 /// The blocks and transactions topics in the brokers' metadata (partitions and replicas, no
@@ -222,11 +229,7 @@ struct Layout {
     brokers: usize,
 }
 
-fn layout(admin: &AdminClient<NodeContext>, topics: &Topics) -> Result<Layout, TopicError> {
-    let metadata = admin
-        .inner()
-        .fetch_metadata(None, Duration::from_secs(30))
-        .map_err(KafkaError::during("reading topic metadata"))?;
+fn layout(metadata: &Metadata, topics: &Topics) -> Result<Layout, TopicError> {
     let settings = |name: &str| {
         let topic =
             metadata.topics().iter().find(|t| t.name() == name).ok_or_else(|| TopicError::Missing(name.to_owned()))?;

@@ -241,6 +241,48 @@ pub fn rss_mib(pid: u32) -> f64 {
 pub mod kafka_cluster;
 pub mod secure;
 
+/// The arguments of Kafka's `TopicCommand` that make `{prefix}.blocks` and
+/// `{prefix}.transactions` as an operator would, with the safe settings, `extra` (`name=value`,
+/// or empty) replacing or adding one on both. (Kafka's default `max.message.bytes`, 1 MiB + 12,
+/// is below what a full block of the default chain takes.)
+pub fn topic_creations(prefix: &str, extra: &str) -> Vec<Vec<String>> {
+    [("blocks", "1", "message.timestamp.type=LogAppendTime"), ("transactions", "3", "retention.ms=-1")]
+        .into_iter()
+        .map(|(topic, partitions, stamp)| {
+            let mut args: Vec<String> = [
+                "--create",
+                "--topic",
+                &format!("{prefix}.{topic}"),
+                "--partitions",
+                partitions,
+                "--replication-factor",
+                "1",
+            ]
+            .map(str::to_owned)
+            .into();
+            let mut configs = std::collections::BTreeMap::new();
+            let safe = ["retention.ms=-1", "unclean.leader.election.enable=false", "max.message.bytes=4194304", stamp];
+            for config in safe.into_iter().chain((!extra.is_empty()).then_some(extra)) {
+                let (name, value) = config.split_once('=').unwrap();
+                configs.insert(name, value);
+            }
+            for (name, value) in configs {
+                args.extend(["--config".to_owned(), format!("{name}={value}")]);
+            }
+            args
+        })
+        .collect()
+}
+
+/// Runs `TopicCommand` of Kafka's own tools against the suite's broker with `args`.
+pub fn topic_command(args: &[String]) -> std::process::Output {
+    secure::script()
+        .args(["tool", "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", &brokers()])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Produces `payloads` into `topic` with a plain producer (no key), as an outsider could.
 pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
