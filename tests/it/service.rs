@@ -3,8 +3,6 @@
 //! once caught up, STOPPING=1 on SIGTERM; and `--log-file` is opened again on SIGHUP, so
 //! logrotate can move it away.
 
-mod common;
-
 use kafkachain::tools::cluster::{unique_prefix, LocalNode, NodeSpec};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -20,7 +18,7 @@ fn the_unit_file_verifies_without_a_warning() {
     // Verified as installed, with the binary this build made where the unit expects it.
     let dir = tempfile::tempdir().unwrap();
     let installed = dir.path().join("kafkachain.service");
-    std::fs::write(&installed, unit.replace("/usr/local/bin/kafkachain", common::KAFKACHAIN)).unwrap();
+    std::fs::write(&installed, unit.replace("/usr/local/bin/kafkachain", crate::common::KAFKACHAIN)).unwrap();
     let out = std::process::Command::new("systemd-analyze").arg("verify").arg(&installed).output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
@@ -39,9 +37,9 @@ fn the_node_tells_the_service_manager_when_it_is_ready_and_when_it_stops() {
     let path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut spec = NodeSpec::new("notified", &unique_prefix("it-notify"), &common::brokers());
-    spec.chain.chain_id = common::CHAIN_ID.into();
-    let mut node = LocalNode::configure(Path::new(common::KAFKACHAIN), dir.path(), &spec).unwrap();
+    let mut spec = NodeSpec::new("notified", &unique_prefix("it-notify"), &crate::common::brokers());
+    spec.chain.chain_id = crate::common::CHAIN_ID.into();
+    let mut node = LocalNode::configure(Path::new(crate::common::KAFKACHAIN), dir.path(), &spec).unwrap();
     node.spawn_with(&[], &[("NOTIFY_SOCKET", path.as_os_str())]).unwrap();
     let ready = next_message(&socket);
     assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
@@ -57,16 +55,16 @@ fn the_node_tells_the_service_manager_when_it_is_ready_and_when_it_stops() {
 fn a_log_file_moved_away_is_opened_again_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node.log");
-    let mut spec = NodeSpec::new("rotated", &unique_prefix("it-logrotate"), &common::brokers());
-    spec.chain.chain_id = common::CHAIN_ID.into();
-    let mut node = LocalNode::configure(Path::new(common::KAFKACHAIN), dir.path(), &spec).unwrap();
+    let mut spec = NodeSpec::new("rotated", &unique_prefix("it-logrotate"), &crate::common::brokers());
+    spec.chain.chain_id = crate::common::CHAIN_ID.into();
+    let mut node = LocalNode::configure(Path::new(crate::common::KAFKACHAIN), dir.path(), &spec).unwrap();
     node.spawn_with(&[std::ffi::OsStr::new("--log-file"), path.as_os_str()], &[]).unwrap();
     assert!(node.wait_ready(Duration::from_secs(60)));
     let rotated = dir.path().join("node.log.1");
     std::fs::rename(&path, &rotated).unwrap();
     let pid = node.pid().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
-    let reopened = common::wait_for("the log file reopened", Duration::from_secs(30), || {
+    let reopened = crate::common::wait_for("the log file reopened", Duration::from_secs(30), || {
         std::fs::read_to_string(&path).ok().filter(|text| text.contains("SIGHUP: log file reopened"))
     });
     let (code, answer) = node.try_get("/mine").unwrap();

@@ -2,9 +2,7 @@
 //! orphan pool and thousands of junk blocks cost little per message, a fork deeper than the
 //! finality depth is refused, and a node configured with other chain parameters says so.
 
-mod common;
-
-use common::{produce, wait_for, NodeProc, TestNet};
+use crate::common::{produce, wait_for, NodeProc, TestNet};
 use kafkachain::core::account::Address;
 use kafkachain::core::block::Block;
 use kafkachain::core::hash::sha256;
@@ -38,7 +36,7 @@ fn block_on(prev_hash: BlockHash, height: u64, bits: u32, transfers: u64, tag: &
             signature: Signature([0; 64]),
         })
     }));
-    solved(Block::candidate(ChainTag::of(common::CHAIN_ID), prev_hash, height - 1, bits, now_ms() + height, txs))
+    solved(Block::candidate(ChainTag::of(crate::common::CHAIN_ID), prev_hash, height - 1, bits, now_ms() + height, txs))
         .unwrap()
 }
 
@@ -199,7 +197,7 @@ fn a_fork_below_the_peak_after_a_reorg_to_a_shorter_heavier_branch_is_refused_an
 fn transactional_producer(id: &str) -> rdkafka::producer::BaseProducer {
     use rdkafka::producer::Producer;
     let producer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", common::brokers())
+        .set("bootstrap.servers", crate::common::brokers())
         .set("transactional.id", id)
         .create()
         .unwrap();
@@ -281,7 +279,7 @@ fn junk_transfers_from_keys_without_funds_and_orphans_cost_no_signature_verifica
     // for the stored offsets to pass every junk message, and for each to be counted.
     let status = wait_for("every junk message applied and counted", Duration::from_secs(120), || {
         let s = node.status();
-        let applied = common::transactions_read(&s) == TRANSFERS && s["blocks_next_offset"] == ORPHANS;
+        let applied = crate::common::transactions_read(&s) == TRANSFERS && s["blocks_next_offset"] == ORPHANS;
         let counted = s["rejected"]["tx_insufficient_funds"] == TRANSFERS && s["orphans"] == ORPHANS;
         (applied && counted).then_some(s)
     });
@@ -307,21 +305,21 @@ fn a_partition_added_to_the_transactions_topic_is_read_without_a_restart() {
     let node = &net.nodes[0];
     let topic = format!("{}.transactions", net.prefix);
     // As an operator would, with Kafka's own tool.
-    let out = common::topic_command(&["--alter", "--topic", &topic, "--partitions", "8"].map(str::to_owned));
+    let out = crate::common::topic_command(&["--alter", "--topic", &topic, "--partitions", "8"].map(str::to_owned));
     assert!(out.status.success(), "kafka-topics --alter failed: {}", String::from_utf8_lossy(&out.stderr));
     let funded = kafkachain::tools::load::LoadAccounts::new(kafkachain::tools::cluster::LOAD_ACCOUNTS);
-    let transfer = Transfer::sign(funded.key(7), ChainTag::of(common::CHAIN_ID), Address::new([9; 32]), 5, 0, 0);
+    let transfer = Transfer::sign(funded.key(7), ChainTag::of(crate::common::CHAIN_ID), Address::new([9; 32]), 5, 0, 0);
     {
         use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
         let producer: BaseProducer =
-            rdkafka::ClientConfig::new().set("bootstrap.servers", common::brokers()).create().unwrap();
+            rdkafka::ClientConfig::new().set("bootstrap.servers", crate::common::brokers()).create().unwrap();
         let payload = encode_message(&transfer);
         wait_for("the producer to know partition 7", Duration::from_secs(30), || {
             let record = BaseRecord::<(), _>::to(&topic).partition(7).payload(&payload);
             producer.send(record).ok().and_then(|()| producer.flush(Duration::from_secs(10)).ok())
         });
     }
-    let id = transfer.id(ChainTag::of(common::CHAIN_ID)).to_hex();
+    let id = transfer.id(ChainTag::of(crate::common::CHAIN_ID)).to_hex();
     let status = wait_for("the transfer on the new partition to be read", Duration::from_secs(60), || {
         let s = node.status();
         (s["mempool"] == 1).then_some(s)
@@ -338,18 +336,18 @@ fn transfers_read_back_far_past_a_senders_nonce_are_pooled_whatever_the_nonce_wi
     let net = TestNet::start_with("nonce-window", 1, |spec| spec.storage.max_nonce_ahead = 2);
     let node = &net.nodes[0];
     let funded = kafkachain::tools::load::LoadAccounts::new(kafkachain::tools::cluster::LOAD_ACCOUNTS);
-    let chain = ChainTag::of(common::CHAIN_ID);
+    let chain = ChainTag::of(crate::common::CHAIN_ID);
     let transfers: Vec<Transfer> =
         (0..6).map(|nonce| Transfer::sign(funded.key(3), chain, Address::new([9; 32]), 5, 0, nonce)).collect();
     produce(&format!("{}.transactions", net.prefix), &transfers.iter().map(encode_message).collect::<Vec<_>>());
     let status = wait_for("the transfers to be read", Duration::from_secs(60), || {
         let s = node.status();
-        (common::transactions_read(&s) == 6).then_some(s)
+        (crate::common::transactions_read(&s) == 6).then_some(s)
     });
     assert_eq!(status["mempool"], 6, "nonces 3-5 are past the window of 2 and still pooled: {status}");
     assert!(status["rejected"]["tx_nonce_too_far"].is_null(), "{status}");
     node.mine();
-    let on_chain = common::transfer_ids(&node.chain());
+    let on_chain = crate::common::transfer_ids(&node.chain());
     let ids: Vec<String> = transfers.iter().map(|t| t.id(chain).to_hex()).collect();
     assert_eq!(on_chain, ids, "all six mined, in nonce order");
     // Over HTTP the window still holds.

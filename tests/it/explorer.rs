@@ -2,9 +2,7 @@
 //! of headers, and the mempool, agree with `/status` and `/chain`; unknown or malformed keys get
 //! a 404 or a 400 with a JSON error.
 
-mod common;
-
-use common::{assert_json_error, wait_for, TestNet};
+use crate::common::{assert_json_error, wait_for, TestNet};
 use std::time::Duration;
 
 #[test]

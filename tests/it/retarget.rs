@@ -3,9 +3,7 @@
 //! target and the network's hash rate, and a block carrying the old target there is refused as
 //! `bad_bits` by every node.
 
-mod common;
-
-use common::{produce, wait_for, TestNet};
+use crate::common::{produce, wait_for, TestNet};
 use kafkachain::core::block::Block;
 use kafkachain::core::testkit::paying_child;
 use kafkachain::core::transaction::ChainTag;
@@ -53,7 +51,7 @@ fn fast_blocks_raise_the_difficulty_on_every_node_and_the_old_target_is_bad_bits
     // A block at height 8 that keeps its parent's target, with valid proof of work for it.
     let parent = tip_block(&miner.chain());
     assert_ne!(miner.status()["next_bits"], format!("{:08x}", parent.header.bits));
-    let stale = paying_child(ChainTag::of(common::CHAIN_ID), &parent, miner_address("intruder"), 50, []);
+    let stale = paying_child(ChainTag::of(crate::common::CHAIN_ID), &parent, miner_address("intruder"), 50, []);
     produce(&format!("{}.blocks", net.prefix), &[encode_message(&stale)]);
     for node in &net.nodes {
         let status = wait_for("the stale-target block to be refused", Duration::from_secs(30), || {

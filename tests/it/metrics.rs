@@ -4,9 +4,7 @@
 //! lag is reported for every partition and drops to 0 once the node has read everything;
 //! histogram buckets are cumulative.
 
-mod common;
-
-use common::{produce, wait_for, NodeProc, TestNet};
+use crate::common::{produce, wait_for, NodeProc, TestNet};
 use prom_text_format_parser::{Metric, Sample, Scrape, Type, ValueType};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

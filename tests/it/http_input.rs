@@ -1,9 +1,7 @@
 //! Bad HTTP input gets a 4xx with a JSON error naming the problem; nothing reaches the chain and
 //! the node keeps serving.
 
-mod common;
-
-use common::{assert_json_error, TestNet};
+use crate::common::{assert_json_error, TestNet};
 use kafkachain::core::account::Address;
 use kafkachain::core::transaction::{ChainTag, Transfer};
 use kafkachain::json::SignedTransferJson;
@@ -23,7 +21,7 @@ fn malformed_requests_are_refused_with_json_errors() {
     assert_json_error(post(r#"{"sender":"a","recipient":"b","amount":1}"#), 400, "transfers must be signed");
 
     // A well-formed transfer from a key the genesis does not fund, and variations of it.
-    let chain = ChainTag::of(common::CHAIN_ID);
+    let chain = ChainTag::of(crate::common::CHAIN_ID);
     let stranger = derived_key("http-input-stranger");
     let sign = |to: Address, amount: u64, chain: ChainTag| Transfer::sign(&stranger, chain, to, amount, 0, 0);
     let body = |t: &Transfer| serde_json::json!(SignedTransferJson::from(t));
@@ -181,14 +179,14 @@ fn a_full_mempool_refuses_before_publishing() {
     for i in 0..3 {
         node.submit("alice", "bob", i + 1);
     }
-    common::wait_for("three pooled transfers", std::time::Duration::from_secs(30), || {
+    crate::common::wait_for("three pooled transfers", std::time::Duration::from_secs(30), || {
         (node.status()["mempool"] == 3).then_some(())
     });
     assert_json_error(node.post("/transactions/new", node.signed_body("alice", "bob", 9)), 503, "mempool is full");
     let batch = format!(r#"{{"transactions":[{}]}}"#, node.signed_body("carol", "dave", 1));
     assert_json_error(node.post("/transactions/batch", batch), 503, "mempool is full");
     let status = node.status();
-    assert_eq!(common::transactions_read(&status), 3, "the refused transfers never reached the topic: {status}");
+    assert_eq!(crate::common::transactions_read(&status), 3, "the refused transfers never reached the topic: {status}");
     assert!(status["rejected"].get("tx_mempool_full").is_none(), "{status}");
     assert_eq!(node.mine()["transactions"].as_array().unwrap().len(), 4);
     node.submit("alice", "bob", 10);
@@ -201,7 +199,7 @@ fn a_client_over_its_allowance_of_submitted_transfers_is_answered_429_with_retry
         spec.http.submit_burst = 1_000;
     });
     let node = &net.nodes[0];
-    let chain = ChainTag::of(common::CHAIN_ID);
+    let chain = ChainTag::of(crate::common::CHAIN_ID);
     let stranger = derived_key("submit-rate-stranger");
     let body =
         |nonce: u64| SignedTransferJson::from(&Transfer::sign(&stranger, chain, Address::new([9; 32]), 5, 0, nonce));

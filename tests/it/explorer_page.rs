@@ -6,9 +6,7 @@
 //! search box must find a height, a block hash, a transaction id and an address. `scripts/test` installs Chromium when it is missing; without it
 //! this test fails and says how to install it.
 
-mod common;
-
-use common::{wait_for, NodeProc, TestNet};
+use crate::common::{wait_for, NodeProc, TestNet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

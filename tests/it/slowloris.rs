@@ -1,9 +1,7 @@
 //! Slowloris: thousands of connections that start a request and never finish its headers do not
 //! stop the node from answering, and are closed once the header timeout passes.
 
-mod common;
-
-use common::TestNet;
+use crate::common::TestNet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

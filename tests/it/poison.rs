@@ -2,9 +2,7 @@
 //! produced straight into Kafka, are rejected and counted, and the node keeps applying the valid
 //! blocks behind them.
 
-mod common;
-
-use common::{produce, wait_for, TestNet};
+use crate::common::{produce, wait_for, TestNet};
 use kafkachain::core::block::Block;
 use kafkachain::core::hash::BlockHash;
 use kafkachain::core::miner::solved;
@@ -19,7 +17,7 @@ use std::time::Duration;
 fn child_of(parent: &Block, prev_hash: BlockHash, height: u64, extra: Vec<Transaction>) -> Block {
     let mut txs = vec![Transaction::reward(miner_address("intruder"), 50, height)];
     txs.extend(extra);
-    let chain = ChainTag::of(common::CHAIN_ID);
+    let chain = ChainTag::of(crate::common::CHAIN_ID);
     solved(Block::candidate(chain, prev_hash, height - 1, parent.header.bits, parent.header.timestamp_ms + 1, txs))
         .unwrap()
 }
@@ -42,7 +40,7 @@ fn poison_is_counted_and_valid_blocks_behind_it_apply() {
     let wrong_prev = child_of(&tip, genesis.hash(), 2, vec![]); // known parent, wrong height
     let unknown_parent = child_of(&tip, BlockHash::new([7; 32]), 2, vec![]);
     // Load account 200 (funded at genesis, unused by the named transfers of this test).
-    let transfer = LoadAccounts::new(LOAD_ACCOUNTS).transfer(ChainTag::of(common::CHAIN_ID), 200);
+    let transfer = LoadAccounts::new(LOAD_ACCOUNTS).transfer(ChainTag::of(crate::common::CHAIN_ID), 200);
     let valid = child_of(&tip, tip.hash(), 2, vec![Transaction::Transfer(transfer.clone())]);
 
     let blocks_topic = format!("{}.blocks", net.prefix);

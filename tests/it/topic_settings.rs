@@ -2,17 +2,15 @@
 //! settings that lose or refuse blocks, saying which and the fix, and runs on settings that only
 //! depend on luck while saying so in its log, `/status` and `/metrics`.
 
-mod common;
-
-use common::TestNet;
+use crate::common::TestNet;
 use kafkachain::config::KafkaConfig;
 use kafkachain::tools::cluster::unique_prefix;
 use std::time::Duration;
 
 /// Makes the topics of `prefix` with Kafka's own tool, `extra` changing one safe setting.
 fn create_topics(prefix: &str, extra: &str) {
-    for args in common::topic_creations(prefix, extra) {
-        let out = common::topic_command(&args);
+    for args in crate::common::topic_creations(prefix, extra) {
+        let out = crate::common::topic_command(&args);
         assert!(out.status.success(), "creating {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
@@ -26,8 +24,8 @@ fn settings_that_lose_or_refuse_blocks_stop_the_node_with_the_fix() {
     ] {
         let prefix = unique_prefix("it-unsafe-topic");
         create_topics(&prefix, extra);
-        let kafka = KafkaConfig { brokers: common::brokers(), topic_prefix: prefix, ..KafkaConfig::default() };
-        let (code, text, took) = common::run_until_exit(kafka);
+        let kafka = KafkaConfig { brokers: crate::common::brokers(), topic_prefix: prefix, ..KafkaConfig::default() };
+        let (code, text, took) = crate::common::run_until_exit(kafka);
         assert!(code.is_some_and(|c| c != 0), "{extra}: exit {code:?}\n{text}");
         assert_eq!(text.matches(says).count(), 1, "{extra}: said once\n{text}");
         assert!(took < Duration::from_secs(20), "{extra}: took {took:?}");

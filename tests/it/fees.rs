@@ -2,9 +2,7 @@
 //! transfers filled (the answer says how much it takes), into the next block ahead of them, and
 //! in place of the sender's own pending transfer with the same nonce.
 
-mod common;
-
-use common::{produce, wait_for, NodeProc, TestNet};
+use crate::common::{produce, wait_for, NodeProc, TestNet};
 use kafkachain::core::account::Address;
 use kafkachain::core::transaction::{ChainTag, Transfer};
 use kafkachain::json::SignedTransferJson;
@@ -24,7 +22,7 @@ fn post(node: &NodeProc, transfer: &Transfer) -> (u16, Value) {
 fn wait_read(node: &NodeProc, count: u64) -> Value {
     wait_for(&format!("{count} transaction messages read"), Duration::from_secs(60), || {
         let status = node.status();
-        (common::transactions_read(&status) >= count).then_some(status)
+        (crate::common::transactions_read(&status) >= count).then_some(status)
     })
 }
 
@@ -36,7 +34,7 @@ fn a_fee_buys_room_in_a_full_mempool_a_place_in_the_next_block_and_a_replacement
     });
     let node = &net.nodes[0];
     let funded = LoadAccounts::new(LOAD_ACCOUNTS);
-    let chain = ChainTag::of(common::CHAIN_ID);
+    let chain = ChainTag::of(crate::common::CHAIN_ID);
     let to = Address::new([7; 32]);
     let pay = |account: usize, fee: u64, nonce: u64| Transfer::sign(funded.key(account), chain, to, 5, fee, nonce);
 

@@ -3,10 +3,8 @@
 //! node applies it. Peers that lie, flood or stall are dropped within bounded memory and time,
 //! and the honest peers are still used.
 
-mod common;
-
-use common::fake_peer::{chain_query, json_answer, start_unsized_json, FakePeer};
-use common::{rss_mib, wait_for, NodeProc, TestNet};
+use crate::common::fake_peer::{chain_query, json_answer, start_unsized_json, FakePeer};
+use crate::common::{rss_mib, wait_for, NodeProc, TestNet};
 use kafkachain::core::block::Block;
 use kafkachain::json::BlockJson;
 use serde_json::{json, Value};
@@ -70,7 +68,7 @@ fn blocks_of(node: &NodeProc) -> Vec<Block> {
 fn page_json(blocks: &[Block], length: usize) -> String {
     let chain: Vec<BlockJson> = blocks
         .iter()
-        .map(|b| BlockJson::new(b, kafkachain::core::transaction::ChainTag::of(common::CHAIN_ID)))
+        .map(|b| BlockJson::new(b, kafkachain::core::transaction::ChainTag::of(crate::common::CHAIN_ID)))
         .collect();
     json!({ "chain": chain, "length": length }).to_string()
 }
@@ -101,7 +99,7 @@ fn lying_flooding_and_stalling_peers_are_dropped_and_the_honest_one_is_used() {
     // Copies of genesis without end, in one page: the 385 MB page of the report, unbounded.
     let genesis = serde_json::to_string(&BlockJson::new(
         &blocks[0],
-        kafkachain::core::transaction::ChainTag::of(common::CHAIN_ID),
+        kafkachain::core::transaction::ChainTag::of(crate::common::CHAIN_ID),
     ))
     .unwrap();
     let flood = FakePeer::start(move |_, stream| {

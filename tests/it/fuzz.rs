@@ -3,9 +3,7 @@
 //! valid blocks written straight into both topics: all rejected and counted, and the valid block
 //! behind them still applies.
 
-mod common;
-
-use common::{produce, wait_for, TestNet};
+use crate::common::{produce, wait_for, TestNet};
 use kafkachain::core::block::Block;
 use kafkachain::core::testkit::paying_child;
 use kafkachain::json::BlockJson;
@@ -122,7 +120,7 @@ fn random_and_mutated_messages_are_rejected_and_counted() {
     let node = &net.nodes[0];
     node.mine();
     let tip: Block = serde_json::from_value::<BlockJson>(node.chain()[1].clone()).unwrap().try_into().unwrap();
-    let chain = kafkachain::core::transaction::ChainTag::of(common::CHAIN_ID);
+    let chain = kafkachain::core::transaction::ChainTag::of(crate::common::CHAIN_ID);
     let transfer =
         kafkachain::tools::load::LoadAccounts::new(kafkachain::tools::cluster::LOAD_ACCOUNTS).transfer(chain, 0);
     let valid = paying_child(chain, &tip, kafkachain::tools::load::miner_address("fuzzer"), 50, [transfer]);
@@ -159,7 +157,7 @@ fn random_and_mutated_messages_are_rejected_and_counted() {
         wait_for("the valid block behind the poison, every poison message counted", Duration::from_secs(60), || {
             let s = node.status();
             let applied = s["blocks_next_offset"] == block_poison.len() as u64 + 2
-                && common::transactions_read(&s) == tx_poison.len() as u64;
+                && crate::common::transactions_read(&s) == tx_poison.len() as u64;
             let rejected: u64 = s["rejected"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
             let counted = rejected + s["mempool"].as_u64().unwrap() + s["orphans"].as_u64().unwrap() == poison;
             (s["height"] == 2 && applied && counted).then_some(s)

@@ -2,8 +2,6 @@
 //! broker that `scripts/test` starts. Every test uses its own topic prefix and data directories,
 //! so tests can share one broker and run in parallel.
 
-#![allow(dead_code)] // each test file uses a different part of the harness
-
 use kafkachain::tools::cluster::{unique_prefix, LocalNode, NodeSpec};
 use serde_json::Value;
 use std::path::Path;
@@ -52,7 +50,8 @@ impl std::ops::DerefMut for NodeProc {
 /// A set of nodes on one topic prefix.
 pub struct TestNet {
     pub prefix: String,
-    pub dir: tempfile::TempDir,
+    /// Holds the nodes' data directories until the network is dropped.
+    _dir: tempfile::TempDir,
     pub nodes: Vec<NodeProc>,
 }
 
@@ -78,7 +77,7 @@ impl TestNet {
                 NodeProc { node: LocalNode::configure(Path::new(KAFKACHAIN), dir.path(), &spec).unwrap() }
             })
             .collect();
-        let mut net = TestNet { prefix, dir, nodes };
+        let mut net = TestNet { prefix, _dir: dir, nodes };
         for node in &mut net.nodes {
             node.spawn().unwrap();
         }

@@ -2,9 +2,7 @@
 //! group named after it, so Kafka's own `kafka-consumer-groups --describe` shows how far it has
 //! read and its lag. Checked with that very tool, from the kafka-tools jar.
 
-mod common;
-
-use common::{brokers, wait_for, TestNet};
+use crate::common::{brokers, wait_for, TestNet};
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;

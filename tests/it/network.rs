@@ -1,8 +1,6 @@
 //! Nodes that talk only through a real Kafka broker converge on one chain.
 
-mod common;
-
-use common::{transfer_ids, NodeProc, TestNet};
+use crate::common::{transfer_ids, NodeProc, TestNet};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -23,7 +21,7 @@ fn hash_from_json(block: &Value) -> String {
 }
 
 fn wait_mempool(node: &NodeProc, count: u64) {
-    common::wait_for(&format!("{} mempool at {count}", node.id), Duration::from_secs(30), || {
+    crate::common::wait_for(&format!("{} mempool at {count}", node.id), Duration::from_secs(30), || {
         (node.status()["mempool"].as_u64() == Some(count)).then_some(())
     });
 }
@@ -115,8 +113,8 @@ fn competing_miners_end_on_one_tip_without_losing_transactions() {
 
 /// Waits until `node` has read `count` transaction messages in all.
 fn wait_read_transactions(node: &NodeProc, count: u64) {
-    common::wait_for(&format!("{} to read {count} transactions", node.id), Duration::from_secs(30), || {
-        (common::transactions_read(&node.status()) >= count).then_some(())
+    crate::common::wait_for(&format!("{} to read {count} transactions", node.id), Duration::from_secs(30), || {
+        (crate::common::transactions_read(&node.status()) >= count).then_some(())
     });
 }
 

@@ -4,10 +4,8 @@
 //! Once on an open cluster, once on a secured one (brokers talking SASL_SSL to each other, nodes
 //! logging in with SCRAM under ACLs), as production clusters run.
 
-mod common;
-
-use common::kafka_cluster::Cluster;
-use common::{transfer_ids, wait_for, TestNet};
+use crate::common::kafka_cluster::Cluster;
+use crate::common::{transfer_ids, wait_for, TestNet};
 use kafkachain::config::SaslMechanism;
 use kafkachain::tools::cluster::{unique_prefix, NodeSpec};
 use std::collections::HashSet;
@@ -70,7 +68,7 @@ fn kill_the_leader_under_load(cluster: &Cluster, net: &TestNet) {
                             acked.lock().unwrap().push(answer["transaction_id"].as_str().unwrap().to_owned());
                             break;
                         }
-                        Some((409, answer)) if common::already_there(&answer) => break,
+                        Some((409, answer)) if crate::common::already_there(&answer) => break,
                         _ if !running.load(Ordering::Relaxed) => break,
                         // No answer, 503, or too far ahead while no block is mined: again.
                         _ => {

@@ -3,9 +3,7 @@
 //! the same chain, and every transaction Kafka acknowledged is in it exactly once.
 //! Rounds: `KAFKACHAIN_SOAK_ROUNDS` (default 3; `scripts/crash-soak` runs 50).
 
-mod common;
-
-use common::{transfer_ids, TestNet};
+use crate::common::{transfer_ids, TestNet};
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +17,7 @@ fn random_sigkills_under_load_lose_nothing() {
     let urls: Vec<String> = net.nodes.iter().map(|n| n.url.clone()).collect();
     let network = net.prefix.clone();
     let signed = |sender: &str, amount: u64| {
-        let chain = kafkachain::core::transaction::ChainTag::of(common::CHAIN_ID);
+        let chain = kafkachain::core::transaction::ChainTag::of(crate::common::CHAIN_ID);
         let accounts = kafkachain::tools::cluster::LOAD_ACCOUNTS;
         let transfer = kafkachain::tools::load::named_transfer(&network, chain, accounts, sender, "sink", amount);
         serde_json::json!(kafkachain::json::SignedTransferJson::from(&transfer)).to_string()
@@ -53,7 +51,7 @@ fn random_sigkills_under_load_lose_nothing() {
                         }
                         Ok(response) if response.status() == 409 => {
                             let value: serde_json::Value = response.json().unwrap_or_default();
-                            if !common::already_there(&value) {
+                            if !crate::common::already_there(&value) {
                                 pending = body;
                             }
                         }

@@ -1,10 +1,8 @@
 //! A broker that goes away: the node keeps answering, logs the loss once instead of every
 //! reconnect attempt, and a SIGTERM still stops it promptly with its store checkpointed.
 
-mod common;
-
-use common::kafka_cluster::Cluster;
-use common::TestNet;
+use crate::common::kafka_cluster::Cluster;
+use crate::common::TestNet;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -48,10 +46,13 @@ fn a_node_started_before_its_broker_waits_for_it_and_then_runs() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = kafkachain::tools::cluster::unique_prefix("it-early");
     let mut spec = kafkachain::tools::cluster::NodeSpec::new("early", &prefix, &format!("127.0.0.1:{port}"));
-    spec.chain.chain_id = common::CHAIN_ID.into();
-    let mut node =
-        kafkachain::tools::cluster::LocalNode::configure(std::path::Path::new(common::KAFKACHAIN), dir.path(), &spec)
-            .unwrap();
+    spec.chain.chain_id = crate::common::CHAIN_ID.into();
+    let mut node = kafkachain::tools::cluster::LocalNode::configure(
+        std::path::Path::new(crate::common::KAFKACHAIN),
+        dir.path(),
+        &spec,
+    )
+    .unwrap();
     node.spawn().unwrap();
     assert!(!node.wait_ready(Duration::from_secs(3)), "no broker yet: the node cannot be ready");
     let _cluster = Cluster::start(1, port);

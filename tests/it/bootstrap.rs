@@ -3,9 +3,7 @@
 //! writes, rebuilds its chain from a registered peer on `GET /nodes/resolve`, and then reads the
 //! topic again from the earliest offset the broker still holds.
 
-mod common;
-
-use common::{brokers, wait_for, TestNet};
+use crate::common::{brokers, wait_for, TestNet};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -51,7 +49,7 @@ fn gap_behind(net: &mut TestNet) {
     net.nodes[0].wait_ready();
 }
 
-fn halted(node: &common::NodeProc) -> serde_json::Value {
+fn halted(node: &crate::common::NodeProc) -> serde_json::Value {
     wait_for("the halt", Duration::from_secs(30), || {
         let s = node.status();
         s["halted"].is_string().then_some(s)

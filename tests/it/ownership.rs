@@ -3,9 +3,7 @@
 //! topics), the node keeps going, and a reorganization keeps exactly the winning branch's
 //! spending.
 
-mod common;
-
-use common::{produce, wait_for, NodeProc, TestNet, CHAIN_ID};
+use crate::common::{produce, wait_for, NodeProc, TestNet, CHAIN_ID};
 use kafkachain::core::account::Address;
 use kafkachain::core::block::Block;
 use kafkachain::core::miner::solved;

@@ -1,9 +1,7 @@
 //! Restart from stored offsets: a node killed with SIGKILL while blocks keep flowing comes back,
 //! reads no message it had already applied, and catches up to the same tip.
 
-mod common;
-
-use common::{TestNet, KAFKACHAIN};
+use crate::common::{TestNet, KAFKACHAIN};
 use serde_json::Value;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,7 +78,7 @@ fn a_killed_node_resumes_at_its_stored_offsets() {
     // Restarted with nothing new in the topics, it reads nothing at all.
     victim.spawn().unwrap();
     victim.wait_ready();
-    common::wait_for("the restarted node to catch up", Duration::from_secs(30), || {
+    crate::common::wait_for("the restarted node to catch up", Duration::from_secs(30), || {
         (victim.status()["caught_up"] == true).then_some(())
     });
     std::thread::sleep(Duration::from_secs(1)); // time to read anything it would wrongly re-read

@@ -4,10 +4,8 @@
 //! its writes fail at once; a stranger can do nothing to the topics (checked with Kafka's own
 //! tools); every bad setting stops the node within seconds with one line naming it.
 
-mod common;
-
-use common::secure::{script, Secure};
-use common::{wait_for, TestNet};
+use crate::common::secure::{script, Secure};
+use crate::common::{wait_for, TestNet};
 use kafkachain::config::{KafkaConfig, SaslConfig, SaslMechanism};
 use kafkachain::tools::cluster::unique_prefix;
 use std::collections::BTreeSet;
@@ -30,7 +28,7 @@ fn secure() -> &'static Secure {
 
 /// The topics of a network on `prefix`, made by the admin as an operator would.
 fn create_topics(secure: &Secure, prefix: &str) {
-    for args in common::topic_creations(prefix, "") {
+    for args in crate::common::topic_creations(prefix, "") {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = secure.tool("admin", "org.apache.kafka.tools.TopicCommand", &args);
         assert!(out.status.success(), "creating {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -210,7 +208,7 @@ fn each_bad_setting_stops_the_node_within_seconds_with_one_line_naming_it() {
         ),
         (
             "a plaintext port to a TLS client",
-            case(&|k| k.brokers = common::brokers()),
+            case(&|k| k.brokers = crate::common::brokers()),
             "kafka.brokers: the listener does not speak TLS",
         ),
         (
@@ -233,7 +231,7 @@ fn each_bad_setting_stops_the_node_within_seconds_with_one_line_naming_it() {
         ),
     ];
     for (what, kafka, reason) in cases {
-        let (code, text, took) = common::run_until_exit(kafka);
+        let (code, text, took) = crate::common::run_until_exit(kafka);
         assert!(code.is_some_and(|c| c != 0), "{what}: exit {code:?}\n{text}");
         assert!(took < Duration::from_secs(10), "{what}: took {took:?}\n{text}");
         assert_eq!(text.matches(reason).count(), 1, "{what}: said once\n{text}");

@@ -2,9 +2,7 @@
 //! invalid question, answers with a status code the description lists for it, and a body that
 //! validates against the schema described for that code.
 
-mod common;
-
-use common::{wait_for, TestNet};
+use crate::common::{wait_for, TestNet};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
