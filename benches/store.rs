@@ -2,6 +2,10 @@
 //! (signatures already checked, as the applier hands them over), and applying a block that
 //! confirms them (the two writes every node does per transfer).
 
+// A benchmark that cannot unwrap its setup has nothing to measure; criterion_group! makes
+// undocumented functions.
+#![allow(clippy::unwrap_used, missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use kafkachain::core::block::genesis;
 use kafkachain::core::params::ChainParams;

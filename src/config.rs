@@ -329,11 +329,21 @@ impl Default for StorageConfig {
 pub enum ConfigError {
     /// The file could not be read.
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The configuration file.
+        path: PathBuf,
+        /// What the system reported.
+        source: std::io::Error,
+    },
     /// The file is not valid TOML for this schema. Says where and what is wrong, but never
     /// repeats the offending value: it may be a password.
     #[error("parsing {path}: {problem}")]
-    Parse { path: PathBuf, problem: String },
+    Parse {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong, and where (never the value).
+        problem: String,
+    },
     /// A value is out of range.
     #[error("invalid configuration: {0}")]
     Invalid(String),

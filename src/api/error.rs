@@ -42,7 +42,7 @@ impl ApiError {
 /// Why a submission was not taken: an [`ApiError`], or the client is over its allowance of
 /// transfers (429 with `Retry-After`, in whole seconds, at least 1).
 #[derive(Debug)]
-pub enum SubmitError {
+pub(super) enum SubmitError {
     /// Refused as any other request.
     Api(ApiError),
     /// The client's allowance has room again after this long.

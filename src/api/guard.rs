@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Refuses a request without `Authorization: Bearer <operator token>` with 401.
-pub async fn require_token(State(token): State<OperatorToken>, request: Request, next: Next) -> Response {
+pub(super) async fn require_token(State(token): State<OperatorToken>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -32,7 +32,7 @@ pub async fn require_token(State(token): State<OperatorToken>, request: Request,
 }
 
 /// Refuses a request that carries a body (POST) unless its `Content-Type` is JSON, with 415.
-pub async fn require_json(request: Request, next: Next) -> Response {
+pub(super) async fn require_json(request: Request, next: Next) -> Response {
     if request.method() == Method::POST {
         let json = request
             .headers()
@@ -53,7 +53,7 @@ pub async fn require_json(request: Request, next: Next) -> Response {
 
 /// How long a body may take to arrive, and its largest size on any route.
 #[derive(Clone, Debug)]
-pub struct BodyLimits {
+pub(super) struct BodyLimits {
     /// Longest time to receive the whole body.
     pub timeout: Duration,
     /// Largest body any route takes (routes refuse smaller ones themselves).
@@ -63,7 +63,7 @@ pub struct BodyLimits {
 /// Reads a POST body in full, within `http.body_timeout_ms` (408) and the largest body any
 /// route takes (413), before the request takes one of the in-flight permits: a client sending
 /// its body a byte at a time holds a connection for at most that long, and no permit.
-pub async fn read_body_first(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
+pub(super) async fn read_body_first(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
@@ -85,7 +85,7 @@ pub async fn read_body_first(State(limits): State<BodyLimits>, request: Request,
 
 /// The bounds every request runs under.
 #[derive(Clone, Debug)]
-pub struct RequestLimits {
+pub(super) struct RequestLimits {
     /// Permits for requests in flight.
     pub in_flight: Arc<Semaphore>,
     /// Longest time from a request's headers to its answer.
@@ -94,7 +94,7 @@ pub struct RequestLimits {
 
 /// Answers 503 at once when `http.max_in_flight` requests are already being handled, and 503
 /// when one takes longer than `http.request_timeout_ms` (the handler is then dropped).
-pub async fn bound_request(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
+pub(super) async fn bound_request(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
     let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many requests in flight; try again")
             .into_response();

@@ -20,13 +20,13 @@ use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
 
 /// Most blocks one `GET /chain` page returns.
-pub const MAX_CHAIN_PAGE: usize = 1_000;
+pub(super) const MAX_CHAIN_PAGE: usize = 1_000;
 /// Most headers one `GET /blocks` page returns (and how many without `limit`: 20).
-pub const MAX_HEADER_PAGE: usize = 500;
+pub(super) const MAX_HEADER_PAGE: usize = 500;
 /// Headers a `GET /blocks` page returns unless `limit` says otherwise.
 const DEFAULT_HEADER_PAGE: usize = 20;
 /// Most transfers `GET /mempool` lists.
-pub const MAX_MEMPOOL_LIST: usize = 100;
+pub(super) const MAX_MEMPOOL_LIST: usize = 100;
 
 type ApiResult = Result<(StatusCode, Json<Value>), ApiError>;
 
@@ -84,7 +84,7 @@ struct NewTransactions {
 }
 
 /// Most transactions in one `POST /transactions/batch`.
-pub const MAX_BATCH: usize = crate::config::MAX_BATCH_TRANSFERS;
+pub(super) const MAX_BATCH: usize = crate::config::MAX_BATCH_TRANSFERS;
 
 /// The address a request came from (set per connection by the accept loop), for the
 /// per-client bound on submitted transfers; unknown clients share one allowance.
@@ -93,7 +93,7 @@ fn client_of(connected: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
 }
 
 /// `POST /transactions/new` with a signed transfer: answers 201 once Kafka acknowledged it.
-pub async fn new_transaction(
+pub(super) async fn new_transaction(
     State(api): State<ApiState>,
     connected: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Result<Bytes, BytesRejection>,
@@ -114,7 +114,7 @@ pub async fn new_transaction(
 /// `POST /transactions/batch` `{"transactions":[signed transfer, ...]}`: like
 /// `/transactions/new` for up to [`MAX_BATCH`] transfers at once; all are checked before any is
 /// published, and the answer comes once Kafka acknowledged every one.
-pub async fn new_transactions(
+pub(super) async fn new_transactions(
     State(api): State<ApiState>,
     connected: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Result<Bytes, BytesRejection>,
@@ -146,7 +146,7 @@ pub async fn new_transactions(
 
 /// `GET /accounts/{address}`: balance and nonce at the tip, and the nonce the next transfer
 /// takes once the pending ones are mined.
-pub async fn account(State(node): State<Node>, Path(address): Path<String>) -> ApiResult {
+pub(super) async fn account(State(node): State<Node>, Path(address): Path<String>) -> ApiResult {
     let address: Address = address
         .parse()
         .map_err(|_| ApiError::bad_request("an address is 64 hex characters (an Ed25519 public key)"))?;
@@ -164,7 +164,7 @@ pub async fn account(State(node): State<Node>, Path(address): Path<String>) -> A
 
 /// `GET /transactions/{id}`: a pending transfer, or a confirmed one with its block (found
 /// through the transaction index).
-pub async fn transaction(State(node): State<Node>, Path(id): Path<String>) -> ApiResult {
+pub(super) async fn transaction(State(node): State<Node>, Path(id): Path<String>) -> ApiResult {
     let id: TxId = id.parse().map_err(|_| ApiError::bad_request("a transaction id is 64 hex characters"))?;
     match node.transaction(&id)? {
         TxStatus::Pending(transfer) => {
@@ -184,7 +184,7 @@ pub async fn transaction(State(node): State<Node>, Path(id): Path<String>) -> Ap
 }
 
 /// `GET /mine`: mines one block and answers once it is applied.
-pub async fn mine(State(node): State<Node>) -> ApiResult {
+pub(super) async fn mine(State(node): State<Node>) -> ApiResult {
     let mined = node.mine().await?;
     let block = BlockJson::new(&mined.block, node.chain_tag());
     Ok((
@@ -202,14 +202,14 @@ pub async fn mine(State(node): State<Node>) -> ApiResult {
 }
 
 #[derive(Deserialize)]
-pub struct ChainPage {
+pub(super) struct ChainPage {
     from: Option<u64>,
     limit: Option<usize>,
 }
 
 /// `GET /chain?from=&limit=`: the main chain (a page of it, at most [`MAX_CHAIN_PAGE`] blocks
 /// and `http.max_chain_page_bytes` of JSON) and its full length.
-pub async fn chain(State(api): State<ApiState>, page: Result<Query<ChainPage>, QueryRejection>) -> ApiResult {
+pub(super) async fn chain(State(api): State<ApiState>, page: Result<Query<ChainPage>, QueryRejection>) -> ApiResult {
     let Query(page) = page?;
     let limit = page.limit.unwrap_or(MAX_CHAIN_PAGE);
     if limit > MAX_CHAIN_PAGE {
@@ -238,14 +238,14 @@ fn header_json(stored: &StoredBlock) -> Value {
 }
 
 /// `GET /blocks/{hash}`: a stored block (on any branch) with its header summary.
-pub async fn block_by_hash(State(node): State<Node>, Path(hash): Path<String>) -> ApiResult {
+pub(super) async fn block_by_hash(State(node): State<Node>, Path(hash): Path<String>) -> ApiResult {
     let hash: BlockHash = hash.parse().map_err(|_| ApiError::bad_request("a block hash is 64 hex characters"))?;
     let stored = node.block(&hash)?.ok_or_else(|| ApiError::not_found(format!("no block {hash} is stored here")))?;
     Ok((StatusCode::OK, Json(block_json(&stored, node.chain_tag()))))
 }
 
 /// `GET /blocks/height/{n}`: the main-chain block at height `n`.
-pub async fn block_at_height(State(node): State<Node>, Path(height): Path<String>) -> ApiResult {
+pub(super) async fn block_at_height(State(node): State<Node>, Path(height): Path<String>) -> ApiResult {
     let height: u64 = height.parse().map_err(|_| ApiError::bad_request("a height is a whole number from 0"))?;
     let stored = node
         .main_block(height)?
@@ -260,14 +260,14 @@ fn block_json(stored: &StoredBlock, chain: ChainTag) -> Value {
 
 /// The query of `GET /blocks`.
 #[derive(Deserialize)]
-pub struct HeaderPage {
+pub(super) struct HeaderPage {
     from: Option<u64>,
     limit: Option<usize>,
 }
 
 /// `GET /blocks?from=&limit=`: main-chain headers, oldest first, from height `from` (without
 /// it, the last `limit` up to the tip), at most [`MAX_HEADER_PAGE`].
-pub async fn headers(State(api): State<ApiState>, page: Result<Query<HeaderPage>, QueryRejection>) -> ApiResult {
+pub(super) async fn headers(State(api): State<ApiState>, page: Result<Query<HeaderPage>, QueryRejection>) -> ApiResult {
     let Query(page) = page?;
     let limit = page.limit.unwrap_or(DEFAULT_HEADER_PAGE);
     if !(1..=MAX_HEADER_PAGE).contains(&limit) {
@@ -285,13 +285,13 @@ pub async fn headers(State(api): State<ApiState>, page: Result<Query<HeaderPage>
 
 /// The query of `GET /mempool`.
 #[derive(Deserialize)]
-pub struct MempoolPage {
+pub(super) struct MempoolPage {
     limit: Option<usize>,
 }
 
 /// `GET /mempool?limit=`: how many transfers wait, their encoded size, and the oldest `limit`
 /// (default 20, at most [`MAX_MEMPOOL_LIST`]).
-pub async fn mempool(State(node): State<Node>, page: Result<Query<MempoolPage>, QueryRejection>) -> ApiResult {
+pub(super) async fn mempool(State(node): State<Node>, page: Result<Query<MempoolPage>, QueryRejection>) -> ApiResult {
     let Query(page) = page?;
     let limit = page.limit.unwrap_or(DEFAULT_HEADER_PAGE);
     if limit > MAX_MEMPOOL_LIST {
@@ -310,7 +310,7 @@ struct RegisterNodes {
 }
 
 /// `POST /nodes/register`: remembers peers (`http(s)://host:port`, or `host:port`).
-pub async fn register_nodes(State(node): State<Node>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+pub(super) async fn register_nodes(State(node): State<Node>, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let request: RegisterNodes = parse_body(body)?;
     if request.nodes.is_empty() {
         return Err(ApiError::bad_request("nodes must list at least one peer"));
@@ -322,7 +322,7 @@ pub async fn register_nodes(State(node): State<Node>, body: Result<Bytes, BytesR
 /// `GET /nodes/resolve`: asks every peer for what it has that we lack; a branch with more work
 /// is published into the blocks topic (never written into our store directly) and the answer
 /// comes once this node has read it back.
-pub async fn resolve_nodes(State(api): State<ApiState>) -> ApiResult {
+pub(super) async fn resolve_nodes(State(api): State<ApiState>) -> ApiResult {
     let node = &api.node;
     let resolution = node.resolve().await?;
     let peers: Vec<Value> =
@@ -344,20 +344,23 @@ pub async fn resolve_nodes(State(api): State<ApiState>) -> ApiResult {
 }
 
 #[derive(Deserialize)]
-pub struct FromHeight {
+pub(super) struct FromHeight {
     from: Option<u64>,
 }
 
 /// `GET /metrics/blocks?from=`: recently applied blocks with produced and applied times, for
 /// measuring propagation.
-pub async fn recent_blocks(State(node): State<Node>, query: Result<Query<FromHeight>, QueryRejection>) -> ApiResult {
+pub(super) async fn recent_blocks(
+    State(node): State<Node>,
+    query: Result<Query<FromHeight>, QueryRejection>,
+) -> ApiResult {
     let Query(query) = query?;
     let blocks = node.recent_blocks(query.from.unwrap_or(0));
     Ok((StatusCode::OK, Json(json!({ "blocks": blocks }))))
 }
 
 /// `GET /status`: height, tip, offsets and counters.
-pub async fn status(State(node): State<Node>) -> ApiResult {
+pub(super) async fn status(State(node): State<Node>) -> ApiResult {
     let status = node.status()?;
     let body =
         serde_json::to_value(status).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -365,7 +368,7 @@ pub async fn status(State(node): State<Node>) -> ApiResult {
 }
 
 /// `GET /metrics`: the node's readings and the HTTP counters in the Prometheus text format.
-pub async fn metrics(
+pub(super) async fn metrics(
     State(api): State<ApiState>,
 ) -> Result<([(axum::http::header::HeaderName, &'static str); 1], String), ApiError> {
     let body = super::metrics::render(api.node.readings()?, &api.http_metrics)
@@ -374,13 +377,13 @@ pub async fn metrics(
 }
 
 /// `GET /health/live`: the process answers.
-pub async fn live() -> ApiResult {
+pub(super) async fn live() -> ApiResult {
     Ok((StatusCode::OK, Json(json!({ "status": "live" }))))
 }
 
 /// `GET /health/ready`: 200 when caught up with the blocks topic, not halted and the brokers
 /// answer; 503 with the reason otherwise (for load balancers and orchestrators).
-pub async fn ready(State(node): State<Node>) -> ApiResult {
+pub(super) async fn ready(State(node): State<Node>) -> ApiResult {
     match node.readiness() {
         Ok(()) => Ok((StatusCode::OK, Json(json!({ "status": "ready" })))),
         Err(why) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}"))),
@@ -388,16 +391,16 @@ pub async fn ready(State(node): State<Node>) -> ApiResult {
 }
 
 /// `GET /openapi.json`: the OpenAPI 3 description of this API.
-pub async fn openapi() -> ([(axum::http::header::HeaderName, &'static str); 1], &'static str) {
+pub(super) async fn openapi() -> ([(axum::http::header::HeaderName, &'static str); 1], &'static str) {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
 }
 
 /// Unknown path.
-pub async fn not_found() -> ApiError {
+pub(super) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
 /// Known path, wrong method.
-pub async fn method_not_allowed() -> ApiError {
+pub(super) async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The route label of a request no route matched (a 404 from the fallback).
-pub const UNMATCHED_ROUTE: &str = "unmatched";
+pub(super) const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Upper bounds, in seconds, of the request latency buckets: reads answer in well under a
 /// millisecond, `/mine` and `/nodes/resolve` take seconds.
@@ -45,7 +45,7 @@ fn latency_histogram() -> Histogram {
 
 /// The HTTP request metrics, shared by the middleware and the `/metrics` handler.
 #[derive(Debug)]
-pub struct HttpMetrics {
+pub(super) struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
 }
@@ -58,7 +58,7 @@ impl Default for HttpMetrics {
 
 impl HttpMetrics {
     /// Adds these metrics to `registry` (handles on the same counts, not copies).
-    pub fn register(&self, registry: &mut Registry) {
+    pub(super) fn register(&self, registry: &mut Registry) {
         registry.register(
             "kafkachain_http_requests",
             "HTTP requests answered, by route template, method and status code",
@@ -93,7 +93,7 @@ fn method_label(method: &Method) -> &'static str {
 
 /// Counts the request and times its answer. Placed outside the other guards, so their refusals
 /// (401, 408, 413, 415, 503) are counted too.
-pub async fn record(State(metrics): State<Arc<HttpMetrics>>, request: Request, next: Next) -> Response {
+pub(super) async fn record(State(metrics): State<Arc<HttpMetrics>>, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED_ROUTE, MatchedPath::as_str).to_owned();
     let method = method_label(request.method());
     let started = Instant::now();

@@ -16,10 +16,10 @@ use prometheus_client::registry::Registry;
 use std::fmt;
 
 /// The content type of the body [`render`] writes.
-pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(super) use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// The exposition of `readings` and of the HTTP metrics.
-pub fn render(readings: Readings, http: &HttpMetrics) -> Result<String, fmt::Error> {
+pub(super) fn render(readings: Readings, http: &HttpMetrics) -> Result<String, fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(NodeCollector(readings)));
     http.register(&mut registry);

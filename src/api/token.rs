@@ -24,7 +24,12 @@ pub enum TokenError {
     TooShort(PathBuf),
     /// The cookie could not be written.
     #[error("writing the cookie {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        /// The cookie file.
+        path: PathBuf,
+        /// What the system reported.
+        source: std::io::Error,
+    },
 }
 
 /// The secret operator calls must carry. Its `Debug` does not show it.

@@ -18,17 +18,41 @@ pub enum Refusal {
     BadSignature,
     /// The nonce was already used on the main chain: a replay, or a transfer already confirmed.
     #[error("nonce {got} is already used; the sender's next nonce is {next}")]
-    NonceUsed { next: u64, got: u64 },
+    NonceUsed {
+        /// The sender's next unused nonce.
+        next: u64,
+        /// The transfer's nonce.
+        got: u64,
+    },
     /// The nonce is too far ahead of the sender's next one.
     #[error("nonce {got} is more than {max_ahead} ahead of the sender's next nonce {next}")]
-    NonceTooFar { next: u64, got: u64, max_ahead: u64 },
+    NonceTooFar {
+        /// The sender's next unused nonce.
+        next: u64,
+        /// The transfer's nonce.
+        got: u64,
+        /// How far ahead a nonce may be.
+        max_ahead: u64,
+    },
     /// Another pending transfer of the sender already has this nonce, and this one does not
     /// pay enough more to replace it.
     #[error("a pending transfer of this sender already has nonce {nonce}{}", min_fee.map(|fee| format!("; a replacement must pay a fee of at least {fee}")).unwrap_or_default())]
-    NonceTaken { nonce: u64, min_fee: Option<u64> },
+    NonceTaken {
+        /// The nonce both transfers carry.
+        nonce: u64,
+        /// The least fee a replacement must pay, when one may replace it.
+        min_fee: Option<u64>,
+    },
     /// The balance does not cover this transfer on top of the sender's pending ones.
     #[error("balance {balance} does not cover amount + fee = {cost} on top of {pending} pending")]
-    InsufficientFunds { balance: u64, pending: u64, cost: u64 },
+    InsufficientFunds {
+        /// The sender's balance at the tip.
+        balance: u64,
+        /// What the sender's pending transfers already spend.
+        pending: u64,
+        /// Amount plus fee of this transfer.
+        cost: u64,
+    },
     /// Already waiting in the mempool.
     #[error("the transfer is already pending")]
     AlreadyPooled,
@@ -36,7 +60,10 @@ pub enum Refusal {
     /// wait behind a nonce gap, or it pays no more than what would leave (then `min_fee` is the
     /// least fee that would get it in now).
     #[error("the mempool is full{}", min_fee.map(|fee| format!("; a fee of at least {fee} would be accepted now")).unwrap_or_default())]
-    MempoolFull { min_fee: Option<u64> },
+    MempoolFull {
+        /// The least fee that would be accepted now, when any would.
+        min_fee: Option<u64>,
+    },
 }
 
 impl Refusal {

@@ -87,7 +87,16 @@ pub type UndoRecord = Vec<(Address, AccountEntry)>;
 pub enum Outcome {
     /// Stored; `tip_moved` tells whether it is now the tip, `reorg_depth` how many main-chain
     /// blocks were abandoned to make it so.
-    Stored { hash: BlockHash, height: u64, tip_moved: bool, reorg_depth: u64 },
+    Stored {
+        /// The block's hash.
+        hash: BlockHash,
+        /// The block's height.
+        height: u64,
+        /// Whether the block is now the tip.
+        tip_moved: bool,
+        /// How many main-chain blocks were abandoned for it.
+        reorg_depth: u64,
+    },
     /// Already stored or already waiting in the orphan pool.
     Duplicate(BlockHash),
     /// Parent unknown; kept in the orphan pool.

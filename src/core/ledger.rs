@@ -13,10 +13,20 @@ use std::collections::HashMap;
 pub enum SpendError {
     /// The nonce is not the sender's next one.
     #[error("nonce {got} is not the sender's next nonce {expected}")]
-    Nonce { expected: u64, got: u64 },
+    Nonce {
+        /// The sender's next nonce.
+        expected: u64,
+        /// The transfer's nonce.
+        got: u64,
+    },
     /// The sender's balance does not cover amount plus fee.
     #[error("balance {balance} does not cover amount + fee = {cost}")]
-    Funds { balance: u64, cost: u64 },
+    Funds {
+        /// The sender's balance.
+        balance: u64,
+        /// Amount plus fee.
+        cost: u64,
+    },
     /// `amount + fee` does not fit in 64 bits.
     #[error("amount + fee overflows a 64-bit integer")]
     CostOverflow,
@@ -42,7 +52,12 @@ impl SpendError {
 pub enum LedgerError {
     /// Transfer `index` (in the block's list, reward at 0) cannot be applied.
     #[error("transaction {index}: {source}")]
-    Spend { index: usize, source: SpendError },
+    Spend {
+        /// The transaction's place in the block.
+        index: usize,
+        /// The rule it breaks.
+        source: SpendError,
+    },
     /// The reward is not the subsidy plus the block's fees, or those overflow.
     #[error("the reward is not the subsidy plus the block's fees")]
     RewardAmount,

@@ -22,10 +22,20 @@ pub enum BlockError {
     Version(u32),
     /// Height is not the parent's plus one.
     #[error("height {got} does not follow parent height {parent}")]
-    Height { parent: u64, got: u64 },
+    Height {
+        /// The parent's height.
+        parent: u64,
+        /// The block's height.
+        got: u64,
+    },
     /// The target differs from the one the retarget rule gives its height on its branch.
     #[error("bits {got:#010x} differ from {expected:#010x}, the target of this height on this branch")]
-    Bits { expected: u32, got: u32 },
+    Bits {
+        /// The compact target the retarget rule gives.
+        expected: u32,
+        /// The block's compact target.
+        got: u32,
+    },
     /// The bits are no compact target, or one easier than the chain's easiest.
     #[error("bits {0:#010x} are not a compact target at or below the chain's easiest")]
     BadTarget(u32),
@@ -37,10 +47,20 @@ pub enum BlockError {
     TxRoot,
     /// Not above the median time of the branch's last blocks.
     #[error("timestamp {got} is not above the median {median} of the branch's last blocks")]
-    Timestamp { median: u64, got: u64 },
+    Timestamp {
+        /// The median time of the branch's last blocks.
+        median: u64,
+        /// The block's timestamp.
+        got: u64,
+    },
     /// Further ahead of the broker's append time than the chain allows.
     #[error("timestamp {got} is beyond the message's append time plus the allowed margin ({limit})")]
-    TimestampAhead { limit: u64, got: u64 },
+    TimestampAhead {
+        /// The latest timestamp allowed.
+        limit: u64,
+        /// The block's timestamp.
+        got: u64,
+    },
     /// Larger than the chain's block size bound.
     #[error("{0} bytes exceed the block size bound")]
     TooLarge(usize),
@@ -49,7 +69,12 @@ pub enum BlockError {
     #[error(
         "its branch forks at height {fork_height} or below, beyond the finality depth under the peak height {peak_height}"
     )]
-    BeyondFinality { fork_height: u64, peak_height: u64 },
+    BeyondFinality {
+        /// Where its branch leaves the main chain.
+        fork_height: u64,
+        /// The highest height the main chain reached.
+        peak_height: u64,
+    },
     /// More transactions than a block may hold.
     #[error("{0} transactions exceed the block limit")]
     TooManyTransactions(usize),
@@ -58,7 +83,12 @@ pub enum BlockError {
     Reward(&'static str),
     /// A transaction breaks the transaction rules.
     #[error("transaction {index}: {source}")]
-    Transaction { index: usize, source: TxError },
+    Transaction {
+        /// The transaction's place in the block.
+        index: usize,
+        /// The rule it breaks.
+        source: TxError,
+    },
     /// The same transaction twice in one block.
     #[error("transaction {0} appears twice in the block")]
     DuplicateInBlock(TxId),

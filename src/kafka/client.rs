@@ -19,7 +19,7 @@ static LIBRDKAFKA_LINES: LogThrottle = LogThrottle::new(20, Duration::from_secs(
 
 /// Base settings: brokers, client id and the connection's shared properties (the user's, then
 /// TLS and SASL). Each client pins what consensus needs after these.
-pub fn base_config(connection: &Connection, client_id: &str) -> ClientConfig {
+pub(super) fn base_config(connection: &Connection, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &connection.config().brokers).set("client.id", client_id);
     config.set_log_level(RDKafkaLogLevel::Info);
@@ -81,7 +81,7 @@ impl ClientContext for NodeContext {
 impl ConsumerContext for NodeContext {}
 
 /// Whether `error` only says that brokers cannot be reached (which passes when they are back).
-pub fn is_connection_failure(error: &RdError) -> bool {
+pub(super) fn is_connection_failure(error: &RdError) -> bool {
     matches!(
         error.rdkafka_error_code(),
         Some(

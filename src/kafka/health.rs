@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Longest silence about a broker that is still unreachable.
-pub const REMINDER_EVERY: Duration = Duration::from_secs(30);
+pub(super) const REMINDER_EVERY: Duration = Duration::from_secs(30);
 
 /// Broker reachability as the node's Kafka clients see it.
 #[derive(Debug, Default)]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 /// A topic as the brokers describe it.
 #[derive(Clone, Debug, Default)]
-pub struct TopicSettings {
+pub(super) struct TopicSettings {
     /// Its name.
     pub name: String,
     /// Its partitions.
@@ -127,11 +127,11 @@ impl std::fmt::Display for SettingWarning {
 
 /// Bytes a message takes in a record batch beyond the block itself: the envelope's version
 /// byte, the batch and record headers, with room to spare.
-pub const FRAMING_BYTES: usize = 1024;
+pub(super) const FRAMING_BYTES: usize = 1024;
 
 /// Checks `topics` (the blocks topic first) on a cluster of `brokers` brokers for a chain whose
 /// largest block is `max_block_bytes`.
-pub fn check(
+pub(super) fn check(
     topics: &[TopicSettings],
     brokers: usize,
     max_block_bytes: usize,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest message the topics accept: a full block must fit (the decoder's bound is the same).
-pub const MAX_MESSAGE_BYTES: usize = crate::core::encoding::MAX_DECODED_BYTES;
+pub(super) const MAX_MESSAGE_BYTES: usize = crate::core::encoding::MAX_DECODED_BYTES;
 const MAX_MESSAGE_BYTES_TEXT: &str = "16777216";
 
 /// The two topics of a network.
@@ -54,10 +54,20 @@ pub enum TopicError {
     Kafka(#[from] KafkaError),
     /// The broker refused to create a topic.
     #[error("creating topic {topic}: {code}")]
-    Create { topic: String, code: RDKafkaErrorCode },
+    Create {
+        /// The topic.
+        topic: String,
+        /// The broker's answer.
+        code: RDKafkaErrorCode,
+    },
     /// The blocks topic exists with several partitions, which would break the total order.
     #[error("topic {topic} has {partitions} partitions; the blocks topic must have exactly one")]
-    BlocksPartitioned { topic: String, partitions: usize },
+    BlocksPartitioned {
+        /// The blocks topic.
+        topic: String,
+        /// How many partitions it has.
+        partitions: usize,
+    },
     /// A topic is missing from the broker's metadata after creation.
     #[error("topic {0} is not in the broker's metadata")]
     Missing(String),
@@ -67,7 +77,12 @@ pub enum TopicError {
     /// The blocks topic stamps messages with the producer's time: block timestamps are bounded
     /// by the broker's append time, which every node must read alike.
     #[error("topic {topic} has message.timestamp.type={found}; the blocks topic needs LogAppendTime (kafka-configs --alter --add-config message.timestamp.type=LogAppendTime)")]
-    TimestampType { topic: String, found: String },
+    TimestampType {
+        /// The blocks topic.
+        topic: String,
+        /// The timestamp type it has.
+        found: String,
+    },
     /// A setting that would lose or refuse blocks.
     #[error(transparent)]
     Setting(#[from] SettingRefused),

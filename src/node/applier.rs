@@ -35,7 +35,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 static REJECTION_LINES: LogThrottle = LogThrottle::new(20, Duration::from_secs(10));
 
 /// The applier's inputs and outputs.
-pub struct Applier {
+pub(super) struct Applier {
     /// The chain state written to.
     pub store: Store,
     /// The assigned consumer.
@@ -87,7 +87,7 @@ struct TxBatch {
 impl Applier {
     /// Runs until shutdown or a store failure (which halts consuming: the state on disk stays
     /// as the last committed message left it).
-    pub fn run(mut self) {
+    pub(super) fn run(mut self) {
         if let Err(e) = self.consume() {
             tracing::error!("applier stopped: {e}");
             self.stats.halt(e.to_string());

@@ -13,7 +13,7 @@ const BLOCK_EVENTS_KEPT: usize = 1024;
 
 /// What happened to a block read from the topic, for those waiting on it (the miner, a resolve).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BlockEvent {
+pub(super) enum BlockEvent {
     /// The block is stored; `tip_moved` when it became the tip.
     Stored { hash: BlockHash, height: u64, tip_moved: bool },
     /// The block was rejected.
@@ -22,7 +22,7 @@ pub enum BlockEvent {
 
 impl BlockEvent {
     /// The block it is about.
-    pub fn hash(&self) -> BlockHash {
+    pub(super) fn hash(&self) -> BlockHash {
         match self {
             BlockEvent::Stored { hash, .. } | BlockEvent::Rejected { hash } => *hash,
         }
@@ -31,12 +31,12 @@ impl BlockEvent {
 
 /// Block outcomes from the moment of subscribing: subscribe before publishing a block, then
 /// wait for its outcome.
-pub struct BlockOutcomes(broadcast::Receiver<BlockEvent>);
+pub(super) struct BlockOutcomes(broadcast::Receiver<BlockEvent>);
 
 impl BlockOutcomes {
     /// Waits for what became of block `hash`; `None` once no outcome can come any more (the
     /// node is shutting down). Outcomes a slow listener missed are skipped, not waited on.
-    pub async fn of(&mut self, hash: BlockHash) -> Option<BlockEvent> {
+    pub(super) async fn of(&mut self, hash: BlockHash) -> Option<BlockEvent> {
         loop {
             match self.0.recv().await {
                 Ok(event) if event.hash() == hash => return Some(event),
@@ -48,34 +48,34 @@ impl BlockOutcomes {
 }
 
 /// The current tip and the stream of block outcomes.
-pub struct ChainEvents {
+pub(super) struct ChainEvents {
     tip: watch::Sender<Tip>,
     blocks: broadcast::Sender<BlockEvent>,
 }
 
 impl ChainEvents {
     /// Notifications starting from the stored `tip`.
-    pub fn new(tip: Tip) -> Self {
+    pub(super) fn new(tip: Tip) -> Self {
         Self { tip: watch::Sender::new(tip), blocks: broadcast::Sender::new(BLOCK_EVENTS_KEPT) }
     }
 
     /// Announces the stored tip after a change; listeners wake only when it differs.
-    pub fn tip_is(&self, tip: Tip) {
+    pub(super) fn tip_is(&self, tip: Tip) {
         self.tip.send_if_modified(|current| std::mem::replace(current, tip) != tip);
     }
 
     /// Announces what became of one block (nobody listening is fine).
-    pub fn block(&self, event: BlockEvent) {
+    pub(super) fn block(&self, event: BlockEvent) {
         let _ = self.blocks.send(event);
     }
 
     /// The tip, with a wake-up whenever it moves.
-    pub fn watch_tip(&self) -> watch::Receiver<Tip> {
+    pub(super) fn watch_tip(&self) -> watch::Receiver<Tip> {
         self.tip.subscribe()
     }
 
     /// Block outcomes from now on.
-    pub fn subscribe_blocks(&self) -> BlockOutcomes {
+    pub(super) fn subscribe_blocks(&self) -> BlockOutcomes {
         BlockOutcomes(self.blocks.subscribe())
     }
 }

@@ -35,19 +35,19 @@ pub struct MinedBlock {
 }
 
 /// A request for one block, answered when it is applied.
-pub type MineRequest = oneshot::Sender<Result<MinedBlock, NodeError>>;
+pub(super) type MineRequest = oneshot::Sender<Result<MinedBlock, NodeError>>;
 
 /// For each transactions partition, the offset after the last transaction this node published:
 /// a block mined on demand waits until the applier has read that far, so a client that submits
 /// and then mines finds its transaction in the block.
 #[derive(Debug, Default)]
-pub struct OwnTransactions {
+pub(super) struct OwnTransactions {
     published_until: Mutex<Positions>,
 }
 
 impl OwnTransactions {
     /// Notes a transaction Kafka acknowledged.
-    pub fn published(&self, acked: Acked) {
+    pub(super) fn published(&self, acked: Acked) {
         let mut published = lock(&self.published_until);
         let until = published.entry(acked.position).or_default();
         *until = (*until).max(acked.offset + 1);
@@ -71,7 +71,7 @@ impl OwnTransactions {
 
 /// Everything the mining task reads and writes: it changes the chain only by publishing, and
 /// learns of the chain's changes from [`ChainEvents`].
-pub struct Mining {
+pub(super) struct Mining {
     /// The chain the candidates are built on.
     pub store: Store,
     /// Where found blocks go.
@@ -94,7 +94,7 @@ pub struct Mining {
 
 impl Mining {
     /// Runs the mining loop until shutdown.
-    pub async fn run(self, mut requests: mpsc::Receiver<MineRequest>) {
+    pub(super) async fn run(self, mut requests: mpsc::Receiver<MineRequest>) {
         let mut waiting: Vec<MineRequest> = Vec::new();
         loop {
             if waiting.is_empty() && !self.continuous {

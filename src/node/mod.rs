@@ -1,15 +1,15 @@
 //! The node: wires the store, the Kafka transport and the miner together. One applier thread
 //! consumes both topics into the store; a tokio task mines; the HTTP API calls the methods here.
 
-pub mod applier;
-pub mod events;
-pub mod gap;
+mod applier;
+mod events;
+mod gap;
 pub mod lag;
-pub mod mining;
+mod mining;
 pub mod readings;
-pub mod stats;
-pub mod sync;
-pub mod verified;
+mod stats;
+mod sync;
+mod verified;
 
 use crate::config::{MiningMode, NodeConfig};
 use crate::core::account::{Account, Address};
@@ -50,7 +50,12 @@ pub enum NodeError {
     /// A submitted transfer (at `index` in the request) was refused by the admission rules;
     /// nothing was published.
     #[error("transaction {index}: {refusal}")]
-    Refused { index: usize, refusal: Refusal },
+    Refused {
+        /// The transfer's place in the request.
+        index: usize,
+        /// Why it was refused.
+        refusal: Refusal,
+    },
     /// A peer address was refused.
     #[error(transparent)]
     InvalidPeer(#[from] PeerAddressError),
@@ -194,7 +199,14 @@ pub enum TxStatus {
     /// Waiting in the mempool.
     Pending(Transfer),
     /// In the main-chain block at `height`.
-    Confirmed { height: u64, block_hash: BlockHash, transaction: Transaction },
+    Confirmed {
+        /// The block's height.
+        height: u64,
+        /// The block's hash.
+        block_hash: BlockHash,
+        /// The transaction as the block holds it.
+        transaction: Transaction,
+    },
     /// Neither pending nor in the main chain.
     Unknown,
     /// Not pending; whether it is confirmed is unknown, since this node keeps no transaction

@@ -12,20 +12,21 @@ use std::sync::Mutex;
 /// Blocks in a row with an unknown parent after which the node says its chain parameters
 /// probably differ from the network's (a few orphans are normal when blocks race; a steady
 /// stream of them is what a different genesis looks like).
-pub const UNKNOWN_PARENT_ALARM: u64 = 8;
+pub(super) const UNKNOWN_PARENT_ALARM: u64 = 8;
 
 /// What `/status` and the log say when blocks keep arriving with an unknown parent.
-pub const PARAMETER_MISMATCH: &str = "blocks keep arriving with an unknown parent: this node's chain parameters \
+pub(super) const PARAMETER_MISMATCH: &str =
+    "blocks keep arriving with an unknown parent: this node's chain parameters \
      ([chain] in its configuration) probably differ from the network's, so its genesis differs; \
      compare the genesis hash in /status with another node's";
 
 /// How many applied blocks [`NodeStats`] remembers for `GET /metrics/blocks`.
-pub const RECENT_BLOCKS: usize = 10_000;
+pub(super) const RECENT_BLOCKS: usize = 10_000;
 
 /// Upper bounds, in seconds, of the block propagation histogram's buckets: from a block's Kafka
 /// timestamp to this node having applied it. At light load the devnet measures 8-30 ms (p50 to
 /// p99), at full load 100-250 ms; a minute covers a node that fell behind.
-pub const PROPAGATION_BUCKETS: [f64; 15] =
+pub(super) const PROPAGATION_BUCKETS: [f64; 15] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// When one block read from the topic was produced and when this node had applied it.
@@ -55,7 +56,7 @@ impl Default for Propagation {
 
 /// Counters shared by the applier, the miner and the API.
 #[derive(Debug, Default)]
-pub struct NodeStats {
+pub(super) struct NodeStats {
     recent_blocks: Mutex<VecDeque<AppliedBlock>>,
     propagation: Propagation,
     consumed: AtomicU64,
@@ -99,7 +100,7 @@ pub struct StatsSnapshot {
 
 impl NodeStats {
     /// Counts one message read; `reread` when it was applied before this start.
-    pub fn consumed(&self, reread: bool) {
+    pub(super) fn consumed(&self, reread: bool) {
         self.consumed.fetch_add(1, Ordering::Relaxed);
         if reread {
             self.reread.fetch_add(1, Ordering::Relaxed);
@@ -107,7 +108,7 @@ impl NodeStats {
     }
 
     /// Counts one stored block.
-    pub fn applied(&self) {
+    pub(super) fn applied(&self) {
         self.applied.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -115,7 +116,7 @@ impl NodeStats {
     /// node has caught up, observes how long the block took from its producer to this node's
     /// store. Blocks read while catching up are left out of the histogram: their age says how
     /// long the node was away, not how fast blocks travel.
-    pub fn remember_block(&self, block: AppliedBlock) {
+    pub(super) fn remember_block(&self, block: AppliedBlock) {
         if let Some(produced_ms) = block.produced_ms.filter(|_| self.is_caught_up()) {
             // Clocks of two machines: a block may seem applied before it was produced.
             let travelled_ms = (block.applied_ms as i64).saturating_sub(produced_ms).max(0);
@@ -129,93 +130,93 @@ impl NodeStats {
     }
 
     /// Remembered blocks applied at `from_height` or above, oldest first.
-    pub fn recent_blocks(&self, from_height: u64) -> Vec<AppliedBlock> {
+    pub(super) fn recent_blocks(&self, from_height: u64) -> Vec<AppliedBlock> {
         let recent = lock(&self.recent_blocks);
         recent.iter().filter(|b| b.height >= from_height).cloned().collect()
     }
 
     /// Counts one block this node mined.
-    pub fn mined(&self) {
+    pub(super) fn mined(&self) {
         self.mined.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts transfers admitted to the mempool from the transactions topic.
-    pub fn admitted(&self, count: u64) {
+    pub(super) fn admitted(&self, count: u64) {
         self.admitted.fetch_add(count, Ordering::Relaxed);
     }
 
     /// Counts one rejected block, or message of the `topic` (a transfer refused by the mempool
     /// counts on the transactions topic).
-    pub fn rejected(&self, topic: Payload, reason: &'static str) {
+    pub(super) fn rejected(&self, topic: Payload, reason: &'static str) {
         let mut map = lock(&self.rejected);
         *map.entry((topic, reason)).or_default() += 1;
     }
 
     /// Adds time spent in `stage`.
-    pub fn busy(&self, stage: &'static str, spent: std::time::Duration) {
+    pub(super) fn busy(&self, stage: &'static str, spent: std::time::Duration) {
         let mut map = lock(&self.busy_us);
         *map.entry(stage).or_default() += spent.as_micros() as u64;
     }
 
     /// Counts a block whose parent is unknown; true when the streak just reached
     /// [`UNKNOWN_PARENT_ALARM`].
-    pub fn unknown_parent(&self) -> bool {
+    pub(super) fn unknown_parent(&self) -> bool {
         self.unknown_parent_streak.fetch_add(1, Ordering::Relaxed) + 1 == UNKNOWN_PARENT_ALARM
     }
 
     /// A block was stored: the streak of unknown parents ends.
-    pub fn parent_known(&self) {
+    pub(super) fn parent_known(&self) {
         self.unknown_parent_streak.store(0, Ordering::Relaxed);
     }
 
     /// Records that the node caught up with the blocks topic.
-    pub fn set_caught_up(&self) {
+    pub(super) fn set_caught_up(&self) {
         self.caught_up.store(true, Ordering::Relaxed);
     }
 
     /// Whether the node has caught up with the blocks topic.
-    pub fn is_caught_up(&self) -> bool {
+    pub(super) fn is_caught_up(&self) -> bool {
         self.caught_up.load(Ordering::Relaxed)
     }
 
     /// Why consuming stopped, if it did.
-    pub fn halted(&self) -> Option<String> {
+    pub(super) fn halted(&self) -> Option<String> {
         lock(&self.halted).clone()
     }
 
     /// Consuming goes on again (after a retention gap was repaired).
-    pub fn resume(&self) {
+    pub(super) fn resume(&self) {
         *lock(&self.halted) = None;
     }
 
     /// Records why consuming stopped.
-    pub fn halt(&self, why: String) {
+    pub(super) fn halt(&self, why: String) {
         *lock(&self.halted) = Some(why);
     }
 
     /// Transfers admitted to the mempool from the transactions topic since start.
-    pub fn transactions_admitted(&self) -> u64 {
+    pub(super) fn transactions_admitted(&self) -> u64 {
         self.admitted.load(Ordering::Relaxed)
     }
 
     /// Rejections since start by topic and reason (`/status` adds the topics together).
-    pub fn rejections(&self) -> BTreeMap<(Payload, &'static str), u64> {
+    pub(super) fn rejections(&self) -> BTreeMap<(Payload, &'static str), u64> {
         lock(&self.rejected).clone()
     }
 
     /// Seconds spent per stage since start, to the microsecond.
-    pub fn busy_seconds(&self) -> BTreeMap<&'static str, f64> {
+    pub(super) fn busy_seconds(&self) -> BTreeMap<&'static str, f64> {
         let busy = lock(&self.busy_us);
         busy.iter().map(|(stage, us)| (*stage, *us as f64 / 1e6)).collect()
     }
 
     /// The block propagation histogram (a handle on the same buckets), in seconds.
-    pub fn propagation(&self) -> Histogram {
+    pub(super) fn propagation(&self) -> Histogram {
         self.propagation.0.clone()
     }
 
     /// The counters now.
-    pub fn snapshot(&self) -> StatsSnapshot {
+    pub(super) fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             consumed_since_start: self.consumed.load(Ordering::Relaxed),
             reread_since_start: self.reread.load(Ordering::Relaxed),

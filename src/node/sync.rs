@@ -39,7 +39,7 @@ pub enum PeerAddressError {
 
 /// A peer's base URL: `http(s)://host[:port][/path]` (a bare `host:port` gets `http://`), with no
 /// credentials (they would be stored and shown), no query and no fragment.
-pub fn normalize_peer(address: &str) -> Result<String, PeerAddressError> {
+pub(super) fn normalize_peer(address: &str) -> Result<String, PeerAddressError> {
     let with_scheme = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
     let url = reqwest::Url::parse(&with_scheme)
         .map_err(|e| PeerAddressError::Unparsable(address.to_owned(), e.to_string()))?;
@@ -102,7 +102,7 @@ pub enum PeerError {
 }
 
 /// A validated branch of a peer's chain that this node lacks, in chain order.
-pub struct PeerBranch {
+pub(super) struct PeerBranch {
     /// The blocks, parents first; each is new to this node.
     pub blocks: Vec<Block>,
     /// The tip the branch leads to, as the overlay computed it.
@@ -151,7 +151,7 @@ struct ChainPage {
 
 /// Fetches and validates peers' chains within the configured bounds.
 #[derive(Clone)]
-pub struct PeerClient {
+pub(super) struct PeerClient {
     http: reqwest::Client,
     limits: PeerConfig,
 }
@@ -159,7 +159,7 @@ pub struct PeerClient {
 impl PeerClient {
     /// A client that follows no redirects and gives up on a request after
     /// `limits.request_timeout_ms`.
-    pub fn new(limits: PeerConfig) -> Result<Self, reqwest::Error> {
+    pub(super) fn new(limits: PeerConfig) -> Result<Self, reqwest::Error> {
         let timeout = Duration::from_millis(limits.request_timeout_ms);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -174,7 +174,7 @@ impl PeerClient {
     /// out after some pages were validated, those are kept as an incomplete branch (the next
     /// resolve takes the rest), as when a bound on blocks or bytes is reached: a slow peer
     /// costs its own time, and an honest one with a long branch still makes progress.
-    pub async fn fetch_branch(
+    pub(super) async fn fetch_branch(
         &self,
         store: &Store,
         base: &str,

@@ -9,11 +9,11 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
 /// Most ids remembered.
-pub const CAPACITY: usize = 1 << 16;
+pub(super) const CAPACITY: usize = 1 << 16;
 
 /// A bounded set of transfer ids known to carry valid signatures.
 #[derive(Debug, Default)]
-pub struct VerifiedIds {
+pub(super) struct VerifiedIds {
     inner: Mutex<Remembered>,
 }
 
@@ -25,7 +25,7 @@ struct Remembered {
 
 impl VerifiedIds {
     /// Remembers `ids` as verified.
-    pub fn insert_all(&self, ids: &[TxId]) {
+    pub(super) fn insert_all(&self, ids: &[TxId]) {
         let mut inner = lock(&self.inner);
         for id in ids {
             if inner.ids.insert(*id) {
@@ -40,7 +40,7 @@ impl VerifiedIds {
     }
 
     /// Whether `id` was verified here; forgets it (a transfer is read back once).
-    pub fn take(&self, id: &TxId) -> bool {
+    pub(super) fn take(&self, id: &TxId) -> bool {
         lock(&self.inner).ids.remove(id)
     }
 }

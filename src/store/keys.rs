@@ -4,41 +4,41 @@
 
 /// `B` ++ block hash → the block's metadata followed by the block (one record per block, so the
 /// tree holds fewer entries; sled's memory grows with its entry count).
-pub const BLOCK: u8 = b'B';
+pub(super) const BLOCK: u8 = b'B';
 /// `H` ++ height → hash of the main-chain block there.
-pub const MAIN: u8 = b'H';
+pub(super) const MAIN: u8 = b'H';
 /// `T` ++ txid → height of the main-chain block holding it (transfers only: a reward is unique
 /// by its height).
-pub const TX: u8 = b'T';
+pub(super) const TX: u8 = b'T';
 /// `A` ++ address → the account (balance, next nonce) at the main-chain tip.
-pub const ACCOUNT: u8 = b'A';
+pub(super) const ACCOUNT: u8 = b'A';
 /// `U` ++ height → the undo record of the main-chain block there: the account entries it
 /// changed, as they were before it. Only the last `finality_depth + 1` heights keep one; keyed by
 /// height, they are written and dropped in key order.
-pub const UNDO: u8 = b'U';
+pub(super) const UNDO: u8 = b'U';
 /// `P` ++ arrival sequence → mempool transfer.
-pub const MEMPOOL: u8 = b'P';
+pub(super) const MEMPOOL: u8 = b'P';
 /// `O` ++ sequence → the orphan's index entry followed by the block.
-pub const ORPHAN: u8 = b'O';
+pub(super) const ORPHAN: u8 = b'O';
 /// `F` ++ topic partition (`topic/partition`, see `TopicPartition::encode`) → next offset to
 /// read there.
-pub const OFFSET: u8 = b'F';
+pub(super) const OFFSET: u8 = b'F';
 /// `N` ++ URL → nothing: a registered peer.
-pub const PEER: u8 = b'N';
+pub(super) const PEER: u8 = b'N';
 /// `S` ++ name → a single state value.
-pub const STATE: u8 = b'S';
+pub(super) const STATE: u8 = b'S';
 
 /// State value names.
-pub const TIP: &[u8] = b"tip";
+pub(super) const TIP: &[u8] = b"tip";
 /// The chain parameters the store was created for.
-pub const PARAMS: &[u8] = b"chain_params";
+pub(super) const PARAMS: &[u8] = b"chain_params";
 /// Whether the transaction index is kept (1) or not (absent or 0).
-pub const TX_INDEX: &[u8] = b"tx_index";
+pub(super) const TX_INDEX: &[u8] = b"tx_index";
 /// The version of this key layout the store was written with.
-pub const LAYOUT: &[u8] = b"layout";
+pub(super) const LAYOUT: &[u8] = b"layout";
 
 /// A key of kind `prefix` for `id`.
-pub fn key(prefix: u8, id: &[u8]) -> Vec<u8> {
+pub(super) fn key(prefix: u8, id: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + id.len());
     out.push(prefix);
     out.extend_from_slice(id);
@@ -46,7 +46,7 @@ pub fn key(prefix: u8, id: &[u8]) -> Vec<u8> {
 }
 
 /// A key of kind `prefix` for a number, ordered numerically.
-pub fn numbered(prefix: u8, n: u64) -> [u8; 9] {
+pub(super) fn numbered(prefix: u8, n: u64) -> [u8; 9] {
     let mut out = [prefix; 9];
     out[1..].copy_from_slice(&n.to_be_bytes());
     out

@@ -41,10 +41,20 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     /// A stored value does not decode: the data directory is damaged or from another version.
     #[error("stored value under key {key} is damaged: {reason}")]
-    Corrupt { key: String, reason: String },
+    Corrupt {
+        /// The damaged record's key.
+        key: String,
+        /// Why it does not decode.
+        reason: String,
+    },
     /// The data directory belongs to a chain with other parameters.
     #[error("the data directory holds chain {stored:?}, but the configuration says {configured:?}")]
-    WrongChain { stored: Box<ChainParams>, configured: Box<ChainParams> },
+    WrongChain {
+        /// The parameters the directory was made for.
+        stored: Box<ChainParams>,
+        /// The parameters of the configuration.
+        configured: Box<ChainParams>,
+    },
     /// A value the store must always hold is missing.
     #[error("the store is missing {0}")]
     Missing(String),
@@ -54,10 +64,20 @@ pub enum StoreError {
     /// Another open store (of this process or another) still holds the data directory's lock
     /// after waiting for it.
     #[error("the data directory {} is locked by another open store (another node on the same directory, or one still closing); waited {} s for it", path.display(), waited.as_secs())]
-    Locked { path: std::path::PathBuf, waited: Duration },
+    Locked {
+        /// The data directory.
+        path: std::path::PathBuf,
+        /// How long the store waited for the lock.
+        waited: Duration,
+    },
     /// The data directory was written with another key layout (an older version of kafkachain).
     #[error("the data directory uses store layout {found}, this version reads layout {expected} (consensus format {}); start with a new data directory on topics of that format", crate::core::encoding::FORMAT_VERSION)]
-    Layout { found: u64, expected: u64 },
+    Layout {
+        /// The layout the directory has.
+        found: u64,
+        /// The layout this version reads.
+        expected: u64,
+    },
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.

@@ -3,6 +3,9 @@
 //! one test binary so the crate is linked once. Run one subject with
 //! `cargo test --test it SUBJECT::` (for example `cargo test --test it failover:: -- --nocapture`).
 
+// A test that cannot unwrap has failed; the harness's items are `pub` for the test modules.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod common;
 
 mod bootstrap;

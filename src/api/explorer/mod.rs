@@ -11,14 +11,14 @@ use axum::Router;
 
 /// What an explorer page may load and do: its own script, stylesheet and API calls, nothing
 /// inline, nothing from another origin, no forms posted anywhere, no framing.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// Where the page's script is served (the page names it in its `<script src>`).
-pub const SCRIPT_PATH: &str = "/explorer/explorer.js";
+pub(super) const SCRIPT_PATH: &str = "/explorer/explorer.js";
 
 /// Where the page's stylesheet is served (the page names it in its `<link href>`).
-pub const STYLESHEET_PATH: &str = "/explorer/explorer.css";
+pub(super) const STYLESHEET_PATH: &str = "/explorer/explorer.css";
 
 /// One embedded file and the media type it is served as.
 struct Asset {
@@ -50,7 +50,7 @@ impl Asset {
 
 /// The explorer's routes: the page at `/`, its script and its stylesheet (GET and HEAD; other
 /// methods get the API's JSON 405 from the router they are merged into).
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { INDEX.response() }))
         .route(SCRIPT_PATH, get(|| async { SCRIPT.response() }))
