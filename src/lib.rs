@@ -6,10 +6,12 @@
 //! (the node's TOML configuration), [`logging`] (log lines, text or JSON, naming the node),
 //! [`secret_file`] (files that hold secrets, refused when others may read them), [`service`]
 //! (systemd's readiness protocol), [`sync`] (locks that survive a panicked holder), [`wallet`]
-//! (key files and a small client for the API), and the benchmark and test tools in [`tools`]. The binary in `main.rs` only parses the command line
+//! (key files and a small client for the API), the wall clock in [`clock`], and the benchmark and
+//! test tools in [`tools`]. The binary in `main.rs` only parses the command line
 //! and calls these.
 
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod json;

@@ -4,8 +4,8 @@
 
 use super::events::{BlockEvent, ChainEvents};
 use super::gap::RetentionGap;
-use super::now_ms;
 use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_ALARM};
+use crate::clock::now_ms;
 use crate::core::admission::{self, Pending, Refusal};
 use crate::core::block::Block;
 use crate::core::chain::{next_bits, ChainView, Outcome};

@@ -224,7 +224,7 @@ impl Mining {
             if store.tip()? != tip {
                 continue; // the applier moved the tip while we read the mempool
             }
-            let timestamp = super::now_ms().max(median_time_past(store, tip.hash)? + 1);
+            let timestamp = crate::clock::now_ms().max(median_time_past(store, tip.hash)? + 1);
             let bits = next_bits(store, params, &tip.hash)?;
             return Ok(Block::candidate(params.chain_tag(), tip.hash, tip.height, bits, timestamp, txs));
         }

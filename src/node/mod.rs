@@ -921,12 +921,6 @@ impl Drop for Reservation<'_> {
     }
 }
 
-/// Wall-clock milliseconds since the Unix epoch (0 before it): this node's clock, for what is
-/// not consensus (miner timestamps, apply times, peer branches checked before publishing).
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// How long the miner waits to read its own block back, and a resolve the branch it published.
 pub const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -346,7 +346,7 @@ impl BranchCheck {
             self.new_bytes += bytes;
             // Validated as if appended now, which is about when it will be: the applier checks
             // it again against the broker's real append time.
-            match self.overlay.apply(params, block, super::now_ms())?.as_slice() {
+            match self.overlay.apply(params, block, crate::clock::now_ms())?.as_slice() {
                 [Outcome::Stored { .. }] => {}
                 [Outcome::Invalid(_, e)] => return Err(PeerError::InvalidBlock { height, error: e.clone() }),
                 other => {

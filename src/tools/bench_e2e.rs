@@ -7,6 +7,7 @@
 use super::cluster::LOAD_ACCOUNTS;
 use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
 use super::load::LoadAccounts;
+use crate::clock::now_ms;
 use crate::config::{SaslConfig, SaslMechanism, TlsConfig};
 use crate::core::transaction::{ChainTag, Transfer};
 use crate::json::SignedTransferJson;
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -79,10 +80,6 @@ pub enum E2eError {
     /// A node or the network misbehaved; its log is kept in the run directory.
     #[error("{0} (logs in {1})")]
     Network(String, PathBuf),
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Runs the benchmark with the `kafkachain` executable at `exe`.

@@ -9,12 +9,12 @@ use kafkachain::core::block::Block;
 use kafkachain::core::miner::solved;
 use kafkachain::core::signature::Signature;
 use kafkachain::core::transaction::{ChainTag, Transaction, Transfer};
-use kafkachain::json::{BlockJson, SignedTransferJson};
+use kafkachain::json::SignedTransferJson;
 use kafkachain::kafka::wire::encode_message;
 use kafkachain::tools::cluster::LOAD_ACCOUNTS;
 use kafkachain::tools::load::{derived_key, miner_address, LoadAccounts};
 use serde_json::Value;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 fn chain() -> ChainTag {
     ChainTag::of(CHAIN_ID)
@@ -37,20 +37,11 @@ fn account(node: &NodeProc, address: Address) -> Value {
     answer
 }
 
-fn tip_block(node: &NodeProc) -> Block {
-    let chain = node.chain();
-    serde_json::from_value::<BlockJson>(chain.last().unwrap().clone()).unwrap().try_into().unwrap()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
 /// A mined block on `parent` holding `transfers` (no fees), its reward to `miner`.
 fn block_on(parent: &Block, miner: &str, transfers: &[Transfer]) -> Block {
     let mut txs = vec![Transaction::reward(miner_address(miner), 50, parent.header.height + 1)];
     txs.extend(transfers.iter().cloned().map(Transaction::Transfer));
-    let timestamp = now_ms().max(parent.header.timestamp_ms + 1);
+    let timestamp = kafkachain::clock::now_ms().max(parent.header.timestamp_ms + 1);
     solved(Block::candidate(chain(), parent.hash(), parent.header.height, parent.header.bits, timestamp, txs)).unwrap()
 }
 
@@ -110,7 +101,7 @@ fn signed_transfers_move_funds_and_every_broken_rule_is_refused() {
     let mut bad = pay(9, 0, 4);
     bad.signature = Signature([7; 64]);
     produce(&format!("{}.transactions", net.prefix), &[encode_message(&bad)]);
-    let tip = tip_block(node);
+    let tip = crate::common::tip_block(&node.chain());
     let smuggler = block_on(&tip, "smuggler", &[bad]);
     produce(&format!("{}.blocks", net.prefix), &[encode_message(&smuggler)]);
     let status = wait_for("both rejections counted", Duration::from_secs(30), || {
@@ -134,7 +125,7 @@ fn competing_blocks_spending_the_same_funds_keep_only_the_winning_branch() {
     let to_b = Transfer::sign(spender, chain(), shop_b, 700_000_000_000, 0, 0);
     let bystander = Transfer::sign(accounts.key(21), chain(), other, 5, 0, 0);
 
-    let genesis = tip_block(node);
+    let genesis = crate::common::tip_block(&node.chain());
     let first = block_on(&genesis, "a", &[to_a.clone(), bystander.clone()]);
     let rival = block_on(&genesis, "b", std::slice::from_ref(&to_b));
     let rival_child = block_on(&rival, "b", &[]);

@@ -4,10 +4,8 @@
 //! `bad_bits` by every node.
 
 use crate::common::{produce, wait_for, TestNet};
-use kafkachain::core::block::Block;
 use kafkachain::core::testkit::paying_child;
 use kafkachain::core::transaction::ChainTag;
-use kafkachain::json::BlockJson;
 use kafkachain::kafka::wire::encode_message;
 use kafkachain::tools::load::miner_address;
 use serde_json::Value;
@@ -15,11 +13,6 @@ use std::time::Duration;
 
 /// Blocks between retargets on the test chain.
 const INTERVAL: u64 = 4;
-
-fn tip_block(chain: &[Value]) -> Block {
-    let last = chain.last().expect("a chain has genesis").clone();
-    serde_json::from_value::<BlockJson>(last).unwrap().try_into().unwrap()
-}
 
 fn difficulty(status: &Value) -> f64 {
     status["difficulty_bits"].as_f64().expect("difficulty_bits is a number")
@@ -49,7 +42,7 @@ fn fast_blocks_raise_the_difficulty_on_every_node_and_the_old_target_is_bad_bits
     }
 
     // A block at height 8 that keeps its parent's target, with valid proof of work for it.
-    let parent = tip_block(&miner.chain());
+    let parent = crate::common::tip_block(&miner.chain());
     assert_ne!(miner.status()["next_bits"], format!("{:08x}", parent.header.bits));
     let stale = paying_child(ChainTag::of(crate::common::CHAIN_ID), &parent, miner_address("intruder"), 50, []);
     produce(&format!("{}.blocks", net.prefix), &[encode_message(&stale)]);
@@ -65,7 +58,7 @@ fn fast_blocks_raise_the_difficulty_on_every_node_and_the_old_target_is_bad_bits
     let mined = other.mine();
     assert_eq!(mined["index"], 2 * INTERVAL);
     let (_, tip) = net.wait_converged(2 * INTERVAL, Duration::from_secs(30));
-    let block = tip_block(&miner.chain());
+    let block = crate::common::tip_block(&miner.chain());
     assert_eq!(block.hash().to_hex(), tip);
     assert_ne!(block.header.bits, parent.header.bits, "the retargeted block carries a new target");
     assert_eq!(format!("{:08x}", block.header.bits), miner.status()["next_bits"], "no retarget at height 9");

@@ -2,7 +2,7 @@
 //! orphan pool and thousands of junk blocks cost little per message, a fork deeper than the
 //! finality depth is refused, and a node configured with other chain parameters says so.
 
-use crate::common::{produce, wait_for, NodeProc, TestNet};
+use crate::common::{produce, wait_for, TestNet};
 use kafkachain::core::account::Address;
 use kafkachain::core::block::Block;
 use kafkachain::core::hash::sha256;
@@ -12,14 +12,9 @@ use kafkachain::core::signature::Signature;
 use kafkachain::core::testkit::ShorterHeavierReorg;
 use kafkachain::core::transaction::Transaction;
 use kafkachain::core::transaction::{ChainTag, Transfer};
-use kafkachain::json::BlockJson;
 use kafkachain::kafka::wire::encode_message;
 use kafkachain::tools::load::miner_address;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
+use std::time::{Duration, Instant};
 
 /// A mined child of `parent` (or of the unknown `prev_hash`) holding `transfers` transfers.
 fn block_on(prev_hash: BlockHash, height: u64, bits: u32, transfers: u64, tag: &str) -> Block {
@@ -36,13 +31,15 @@ fn block_on(prev_hash: BlockHash, height: u64, bits: u32, transfers: u64, tag: &
             signature: Signature([0; 64]),
         })
     }));
-    solved(Block::candidate(ChainTag::of(crate::common::CHAIN_ID), prev_hash, height - 1, bits, now_ms() + height, txs))
-        .unwrap()
-}
-
-fn tip_block(node: &NodeProc) -> Block {
-    let chain = node.chain();
-    serde_json::from_value::<BlockJson>(chain.last().unwrap().clone()).unwrap().try_into().unwrap()
+    solved(Block::candidate(
+        ChainTag::of(crate::common::CHAIN_ID),
+        prev_hash,
+        height - 1,
+        bits,
+        kafkachain::clock::now_ms() + height,
+        txs,
+    ))
+    .unwrap()
 }
 
 /// `count` blocks extending `parent`, each mined.
@@ -73,7 +70,7 @@ fn junk(template: &Block, count: usize) -> Vec<Vec<u8>> {
 /// has applied them all.
 fn time_through_junk(net: &TestNet, junk_count: usize) -> Duration {
     let node = &net.nodes[0];
-    let base = tip_block(node);
+    let base = crate::common::tip_block(&node.chain());
     let valid = valid_chain(&base, 20, "honest");
     let mut messages = junk(&valid[0], junk_count);
     messages.extend(valid.iter().map(encode_message));
@@ -91,7 +88,7 @@ fn a_full_orphan_pool_and_ten_thousand_junk_blocks_do_not_stall_valid_blocks() {
     let spec = |spec: &mut kafkachain::tools::cluster::NodeSpec| spec.chain.max_orphans = 256;
     let flooded = TestNet::start_with("orphan-flood", 1, spec);
     let clean = TestNet::start_with("orphan-clean", 1, spec);
-    let bits = tip_block(&flooded.nodes[0]).header.bits;
+    let bits = crate::common::tip_block(&flooded.nodes[0].chain()).header.bits;
     // 256 large blocks (400 transfers, about 57 KiB each: 14 MiB in all, under the pool's 16 MiB)
     // whose parents nobody has.
     let orphans: Vec<Vec<u8>> = (0..256u64)
@@ -127,7 +124,7 @@ fn a_fork_deeper_than_the_finality_depth_is_refused_and_counted() {
     let chain: Vec<Block> = (0..6)
         .map(|_| {
             node.mine();
-            tip_block(node)
+            crate::common::tip_block(&node.chain())
         })
         .collect();
     // A longer branch from height 1: it would carry more work, but it abandons 5 blocks.
@@ -219,7 +216,7 @@ fn an_aborted_or_never_ending_kafka_transaction_on_the_blocks_topic_is_read_alik
     net.nodes[0].mine();
     net.wait_converged(1, Duration::from_secs(30));
     let topic = format!("{}.blocks", net.prefix);
-    let base = tip_block(&net.nodes[0]);
+    let base = crate::common::tip_block(&net.nodes[0].chain());
 
     // A valid block inside a transaction that is aborted, then one inside a transaction left open
     // (the producer stays alive below and never commits).
@@ -271,7 +268,7 @@ fn junk_transfers_from_keys_without_funds_and_orphans_cost_no_signature_verifica
         .collect();
     produce(&format!("{}.transactions", net.prefix), &junk);
     // Orphans full of such transfers: their signatures are worth nothing until the parent comes.
-    let bits = tip_block(node).header.bits;
+    let bits = crate::common::tip_block(&node.chain()).header.bits;
     let orphans: Vec<Vec<u8>> =
         (0..ORPHANS).map(|i| encode_message(&block_on(BlockHash::new([9; 32]), 5 + i, bits, 500, "junk"))).collect();
     produce(&format!("{}.blocks", net.prefix), &orphans);

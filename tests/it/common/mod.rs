@@ -205,13 +205,32 @@ impl NodeProc {
 /// Transaction messages a node has read in all (its next offsets over the transactions
 /// partitions), from its `/status`.
 pub fn transactions_read(status: &Value) -> u64 {
+    offsets_read(status, |partition| partition.contains(".transactions/"), false)
+}
+
+/// The sum of a node's next offsets (from its `/status`) over the partitions `keep` accepts, less
+/// the offsets it started from when `since_start`.
+pub fn offsets_read(status: &Value, keep: impl Fn(&str) -> bool, since_start: bool) -> u64 {
+    let start = status["start_offsets"].as_object();
     status["next_offsets"]
         .as_object()
         .unwrap()
         .iter()
-        .filter(|(key, _)| key.contains(".transactions/"))
-        .map(|(_, next)| next.as_u64().unwrap())
+        .filter(|(partition, _)| keep(partition))
+        .map(|(partition, next)| {
+            let from = match since_start {
+                true => start.and_then(|s| s.get(partition)).and_then(Value::as_u64).unwrap_or(0),
+                false => 0,
+            };
+            next.as_u64().unwrap() - from
+        })
         .sum()
+}
+
+/// The last block of `chain` (a `/chain` answer), decoded.
+pub fn tip_block(chain: &[Value]) -> kafkachain::core::block::Block {
+    let last = chain.last().expect("a chain has genesis").clone();
+    serde_json::from_value::<kafkachain::json::BlockJson>(last).unwrap().try_into().unwrap()
 }
 
 /// Every transaction id on a chain, rewards excluded, in order.
