@@ -67,17 +67,28 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// Short label rejections are counted by.
+    /// Short label a refused HTTP submission is counted by (a malformed transfer by its defect).
     pub fn reason(&self) -> &'static str {
+        self.labels().0
+    }
+
+    /// Label a refused transfer read from the transactions topic is counted by in `/status`
+    /// (`tx_` and the kind, so it never mixes with a block's rejection).
+    pub fn topic_reason(&self) -> &'static str {
+        self.labels().1
+    }
+
+    /// Both labels of each refusal, in one table.
+    fn labels(&self) -> (&'static str, &'static str) {
         match self {
-            Refusal::Malformed(e) => e.reason(),
-            Refusal::BadSignature => "bad_signature",
-            Refusal::NonceUsed { .. } => "nonce_used",
-            Refusal::NonceTooFar { .. } => "nonce_too_far",
-            Refusal::NonceTaken { .. } => "nonce_taken",
-            Refusal::InsufficientFunds { .. } => "insufficient_funds",
-            Refusal::AlreadyPooled => "duplicate",
-            Refusal::MempoolFull { .. } => "mempool_full",
+            Refusal::Malformed(e) => (e.reason(), "tx_malformed"),
+            Refusal::BadSignature => ("bad_signature", "tx_bad_signature"),
+            Refusal::NonceUsed { .. } => ("nonce_used", "tx_nonce_used"),
+            Refusal::NonceTooFar { .. } => ("nonce_too_far", "tx_nonce_too_far"),
+            Refusal::NonceTaken { .. } => ("nonce_taken", "tx_nonce_taken"),
+            Refusal::InsufficientFunds { .. } => ("insufficient_funds", "tx_insufficient_funds"),
+            Refusal::AlreadyPooled => ("duplicate", "tx_duplicate"),
+            Refusal::MempoolFull { .. } => ("mempool_full", "tx_mempool_full"),
         }
     }
 }

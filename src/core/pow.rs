@@ -38,6 +38,13 @@ pub enum CompactError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Target(U256);
 
+/// Shown as its 64 hex digits.
+impl Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
 impl Target {
     /// The target met by hashes with at least `bits` leading zero bits: 2^(256 - bits) - 1.
     pub fn from_leading_zero_bits(bits: u32) -> Self {
@@ -121,6 +128,11 @@ impl Target {
     /// Lower-case hex of the full 256-bit target.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0.to_be_bytes::<32>())
+    }
+
+    /// Serializes a compact target as the 8 hex digits people compare (`/status`'s `next_bits`).
+    pub fn serialize_compact_hex<S: serde::Serializer>(compact: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{compact:08x}"))
     }
 
     /// The target after a retarget window that took `actual_ms` where `expected_ms` was wanted:

@@ -33,8 +33,8 @@ pub enum Payload {
 pub struct LogMessage {
     /// Its topic.
     pub kind: Payload,
-    /// Its offset.
-    pub offset: i64,
+    /// Its offset in its partition.
+    pub offset: u64,
     /// Its value (empty when the message had none).
     pub value: Vec<u8>,
     /// The partition it was read from.
@@ -201,7 +201,8 @@ impl LogReader {
                 let kind = if message.topic() == self.topics.blocks { Payload::Block } else { Payload::Transaction };
                 Ok(LogMessage {
                     kind,
-                    offset: message.offset(),
+                    // A message read from a partition has its place in it, never a negative one.
+                    offset: u64::try_from(message.offset()).unwrap_or_default(),
                     value: message.payload().unwrap_or_default().to_vec(),
                     position: TopicPartition::new(message.topic(), message.partition()),
                     created_ms: message.timestamp().to_millis(),

@@ -261,10 +261,9 @@ impl Applier {
         let mut run: Vec<BlockMessage> = Vec::new();
         let mut blocks_seen = false;
         for ((message, block), verified) in batch.into_iter().zip(blocks.iter_mut()).zip(verified.iter_mut()) {
-            let reread =
-                self.start_offsets.get(&message.position).is_some_and(|start| (message.offset as u64) < *start);
+            let reread = self.start_offsets.get(&message.position).is_some_and(|start| message.offset < *start);
             self.stats.consumed(reread);
-            let next = message.offset as u64 + 1;
+            let next = message.offset + 1;
             match message.kind {
                 Payload::Transaction => {
                     self.apply_block_run(std::mem::take(&mut run))?;
@@ -356,7 +355,7 @@ impl Applier {
         let mut offered = Vec::with_capacity(txs.len());
         for ((transfer, signature_valid), refused) in txs.into_iter().zip(valid).zip(refused_early) {
             match refused {
-                Some(refusal) => self.stats.rejected(Payload::Transaction, tx_reason(&refusal)),
+                Some(refusal) => self.stats.rejected(Payload::Transaction, refusal.topic_reason()),
                 None => offered.push(Offered { transfer, signature_valid }),
             }
         }
@@ -369,7 +368,7 @@ impl Applier {
                 Ok(()) => admitted += 1,
                 // A transfer whose nonce a block already used was read after that block: it is
                 // confirmed (or conflicts), not an attack, but it is counted all the same.
-                Err(refusal) => self.stats.rejected(Payload::Transaction, tx_reason(&refusal)),
+                Err(refusal) => self.stats.rejected(Payload::Transaction, refusal.topic_reason()),
             }
         }
         self.stats.admitted(admitted);
@@ -381,7 +380,7 @@ impl Applier {
     /// reports each block's outcomes in order.
     fn apply_block_run(&self, run: Vec<BlockMessage>) -> Result<(), StoreError> {
         let Some(last) = run.last() else { return Ok(()) };
-        let offset = OffsetUpdate { position: last.message.position.clone(), next: last.message.offset as u64 + 1 };
+        let offset = OffsetUpdate { position: last.message.position.clone(), next: last.message.offset + 1 };
         let mut verified = HashSet::new();
         let mut blocks = Vec::new();
         let mut applied = Vec::new();
@@ -415,7 +414,7 @@ impl Applier {
                     let from_message = *stored == hash;
                     self.stats.remember_block(AppliedBlock {
                         height: *height,
-                        hash: stored.to_hex(),
+                        hash: *stored,
                         txs: if from_message { txs } else { 0 },
                         produced_ms: if from_message { message.created_ms } else { None },
                         applied_ms,
@@ -451,7 +450,7 @@ impl Applier {
         Ok(())
     }
 
-    fn record(&self, outcome: &Outcome, offset: i64) {
+    fn record(&self, outcome: &Outcome, offset: u64) {
         let event = match outcome {
             Outcome::Stored { hash, height, tip_moved, reorg_depth } => {
                 self.stats.applied();
@@ -631,19 +630,5 @@ impl Preparer<'_> {
         }
         // An unknown parent is an error of next_bits, hence `None`.
         next_bits(self.store, self.store.params(), &parent).ok()
-    }
-}
-
-/// The label a refused transfer is counted by in `/status`.
-fn tx_reason(refusal: &Refusal) -> &'static str {
-    match refusal {
-        Refusal::Malformed(_) => "tx_malformed",
-        Refusal::BadSignature => "tx_bad_signature",
-        Refusal::NonceUsed { .. } => "tx_nonce_used",
-        Refusal::NonceTooFar { .. } => "tx_nonce_too_far",
-        Refusal::NonceTaken { .. } => "tx_nonce_taken",
-        Refusal::InsufficientFunds { .. } => "tx_insufficient_funds",
-        Refusal::AlreadyPooled => "tx_duplicate",
-        Refusal::MempoolFull { .. } => "tx_mempool_full",
     }
 }

@@ -289,11 +289,11 @@ pub struct Status {
     pub chain_id: String,
     /// Hash of the genesis block, which commits to every chain parameter: nodes that can share
     /// blocks show the same one.
-    pub genesis: String,
+    pub genesis: BlockHash,
     /// Height of the tip.
     pub height: u64,
-    /// Hash of the tip, hex.
-    pub tip: String,
+    /// Hash of the tip.
+    pub tip: BlockHash,
     /// Next offset to read on the blocks topic.
     pub blocks_next_offset: u64,
     /// Offsets stored when this process started.
@@ -315,10 +315,11 @@ pub struct Status {
     /// This node's hash rate while searching: nonces tried per second of search time (0 before
     /// its first search). `bench-pow` at the same thread count is the yardstick.
     pub hash_rate: f64,
-    /// Compact target (hex) the next block on the tip must carry.
-    pub next_bits: String,
-    /// That target in full, 64 hex digits.
-    pub target: String,
+    /// Compact target the next block on the tip must carry (shown as 8 hex digits).
+    #[serde(serialize_with = "Target::serialize_compact_hex")]
+    pub next_bits: u32,
+    /// That target in full (shown as 64 hex digits).
+    pub target: Target,
     /// Its difficulty in leading zero bits (log2 of the expected hashes per block; fractional).
     pub difficulty_bits: f64,
     /// The network's hash rate estimated from the work and timestamps of the last
@@ -719,9 +720,9 @@ impl Node {
         Ok(Status {
             node_id: self.inner.config.node_id.clone(),
             chain_id: store.params().chain_id.clone(),
-            genesis: crate::core::block::genesis(store.params()).hash().to_hex(),
+            genesis: crate::core::block::genesis(store.params()).hash(),
             height: tip.height,
-            tip: tip.hash.to_hex(),
+            tip: tip.hash,
             blocks_next_offset: next_offsets.get(&self.inner.blocks_partition).copied().unwrap_or(0),
             start_offsets: self.inner.start_offsets.clone(),
             next_offsets,
@@ -732,8 +733,8 @@ impl Node {
             mining_threads: self.inner.miner.threads(),
             hashes_since_start: progress.trials,
             hash_rate: progress.hash_rate(),
-            next_bits: format!("{next_bits:08x}"),
-            target: target.to_hex(),
+            next_bits,
+            target,
             difficulty_bits: target.difficulty_bits(),
             network_hash_rate: network_hash_rate(store, &tip, NETWORK_RATE_WINDOW)?,
             kafka_reachable: self.inner.health.is_reachable(),

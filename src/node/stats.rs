@@ -1,6 +1,7 @@
 //! Counters the node keeps since it started, shown by `GET /status` and exported by
 //! `GET /metrics`.
 
+use crate::core::hash::BlockHash;
 use crate::kafka::Payload;
 use crate::sync::lock;
 use prometheus_client::metrics::histogram::Histogram;
@@ -34,8 +35,8 @@ pub(super) const PROPAGATION_BUCKETS: [f64; 15] =
 pub struct AppliedBlock {
     /// Height of the block.
     pub height: u64,
-    /// Hash of the block, hex.
-    pub hash: String,
+    /// Hash of the block.
+    pub hash: BlockHash,
     /// Transactions in it, the reward included.
     pub txs: usize,
     /// Kafka's timestamp of the block message (set by the producing node).
