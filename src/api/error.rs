@@ -15,7 +15,7 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What was wrong, for the client.
     pub message: String,
-    /// The rule a refused transfer broke, when there is one.
+    /// The rule a refused transfer broke, or why a halted node refuses, when there is one.
     pub rule: Option<&'static str>,
     /// The least fee that would get the transfer in now, when paying more is the way in (a
     /// full mempool, a nonce a pending transfer holds).
@@ -119,6 +119,7 @@ impl From<NodeError> for ApiError {
         };
         let rule = match &e {
             NodeError::Refused { refusal, .. } => Some(refusal.reason()),
+            NodeError::Halted(why) => Some(why.label()),
             _ => None,
         };
         let min_fee = match &e {

@@ -386,7 +386,11 @@ pub(super) async fn live() -> ApiResult {
 pub(super) async fn ready(State(node): State<Node>) -> ApiResult {
     match node.readiness() {
         Ok(()) => Ok((StatusCode::OK, Json(json!({ "status": "ready" })))),
-        Err(why) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}"))),
+        Err(why) => {
+            let mut answer = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}"));
+            answer.rule = Some(why.label());
+            Err(answer)
+        }
     }
 }
 

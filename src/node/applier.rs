@@ -4,6 +4,7 @@
 
 use super::events::{BlockEvent, ChainEvents};
 use super::gap::RetentionGap;
+use super::halt::HaltReason;
 use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_ALARM};
 use crate::clock::now_ms;
 use crate::core::admission::{self, Pending, Refusal};
@@ -90,7 +91,7 @@ impl Applier {
     pub(super) fn run(mut self) {
         if let Err(e) = self.consume() {
             tracing::error!("applier stopped: {e}");
-            self.stats.halt(e.to_string());
+            self.stats.halt(HaltReason::Store { detail: e.to_string() });
         }
         if let Err(e) = self.store.flush() {
             tracing::error!("flushing the store at shutdown: {e}");
@@ -108,13 +109,7 @@ impl Applier {
             let batch = match read {
                 Ok(batch) => batch,
                 Err(ReadError::OffsetLost(detail)) => {
-                    let why = format!(
-                        "the broker no longer has the offsets this node must read next ({detail}); nothing was \
-                         skipped. Register peers (POST /nodes/register) and call GET /nodes/resolve: the node \
-                         publishes the best peer's branch into the blocks topic again, then reads the topics \
-                         from the earliest offsets the broker holds, the branch among them"
-                    );
-                    if !self.halt_until_repaired(why)? {
+                    if !self.halt_until_repaired(HaltReason::OffsetLost { detail })? {
                         return Ok(());
                     }
                     continue;
@@ -143,7 +138,7 @@ impl Applier {
     /// A repair only counts once the consumer points at the broker's earliest offsets: until
     /// then reading on would skip what was read and dropped before the halt, so a failed re-seek
     /// waits for the next repair.
-    fn halt_until_repaired(&mut self, why: String) -> Result<bool, StoreError> {
+    fn halt_until_repaired(&mut self, why: HaltReason) -> Result<bool, StoreError> {
         tracing::error!("{why}");
         self.stats.halt(why);
         loop {
@@ -176,10 +171,7 @@ impl Applier {
         let positions = match self.reader.restart_after_gap(&stored) {
             Ok(positions) => positions,
             Err(e) => {
-                let why = format!(
-                    "after the bootstrap, re-reading the topics failed: {e}; call GET /nodes/resolve again \
-                     once the broker answers"
-                );
+                let why = HaltReason::ResumeFailed { detail: e.to_string() };
                 tracing::error!("{why}");
                 self.stats.halt(why);
                 return Ok(false);

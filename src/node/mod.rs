@@ -4,6 +4,7 @@
 mod applier;
 mod events;
 mod gap;
+mod halt;
 pub mod lag;
 mod mining;
 pub mod readings;
@@ -29,6 +30,7 @@ use crate::store::{Positions, Store, StoreError, TopicPartition};
 use applier::Applier;
 use events::ChainEvents;
 use gap::RetentionGap;
+pub use halt::HaltReason;
 use mining::{MineRequest, MinedBlock, Mining, OwnTransactions};
 use stats::{NodeStats, StatsSnapshot};
 use std::collections::{HashMap, HashSet};
@@ -74,7 +76,7 @@ pub enum NodeError {
     /// The node stopped applying the topics; it takes no writes and mines nothing until an
     /// operator acts.
     #[error("the node has halted and accepts no writes: {0}")]
-    Halted(String),
+    Halted(HaltReason),
     /// A task the operation ran on failed (panicked or was cancelled).
     #[error("{what}: {source}")]
     TaskFailed {
@@ -184,13 +186,24 @@ pub enum StartError {
 pub enum NotReady {
     /// The applier stopped; an operator must act.
     #[error("halted: {0}")]
-    Halted(String),
+    Halted(HaltReason),
     /// The Kafka brokers did not answer the last request.
     #[error("the Kafka brokers are unreachable")]
     BrokersUnreachable,
     /// The store is still behind the end the blocks topic had at start.
     #[error("still catching up with the blocks topic")]
     CatchingUp,
+}
+
+impl NotReady {
+    /// Its short label: the halt's, `brokers_unreachable` or `catching_up`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            NotReady::Halted(why) => why.label(),
+            NotReady::BrokersUnreachable => "brokers_unreachable",
+            NotReady::CatchingUp => "catching_up",
+        }
+    }
 }
 
 /// Where a transaction stands.

@@ -1,6 +1,7 @@
 //! Counters the node keeps since it started, shown by `GET /status` and exported by
 //! `GET /metrics`.
 
+use super::halt::HaltReason;
 use crate::core::hash::BlockHash;
 use crate::kafka::Payload;
 use crate::sync::lock;
@@ -68,7 +69,7 @@ pub(super) struct NodeStats {
     caught_up: AtomicBool,
     unknown_parent_streak: AtomicU64,
     rejected: Mutex<BTreeMap<(Payload, &'static str), u64>>,
-    halted: Mutex<Option<String>>,
+    halted: Mutex<Option<HaltReason>>,
     busy_us: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -91,8 +92,10 @@ pub struct StatsSnapshot {
     pub warning: Option<String>,
     /// Rejected messages by reason.
     pub rejected: BTreeMap<&'static str, u64>,
-    /// Why the node stopped consuming, if it did.
+    /// Why the node stopped consuming, if it did: what an operator should do.
     pub halted: Option<String>,
+    /// The same reason's short label (`offset_lost`, `resume_failed`, `store_failed`).
+    pub halt_reason: Option<&'static str>,
     /// Milliseconds spent per stage since start (applying transaction batches, applying blocks,
     /// building candidates, searching nonces, publishing, waiting to read our block back):
     /// where the time goes.
@@ -181,7 +184,7 @@ impl NodeStats {
     }
 
     /// Why consuming stopped, if it did.
-    pub(super) fn halted(&self) -> Option<String> {
+    pub(super) fn halted(&self) -> Option<HaltReason> {
         lock(&self.halted).clone()
     }
 
@@ -191,7 +194,7 @@ impl NodeStats {
     }
 
     /// Records why consuming stopped.
-    pub(super) fn halt(&self, why: String) {
+    pub(super) fn halt(&self, why: HaltReason) {
         *lock(&self.halted) = Some(why);
     }
 
@@ -218,6 +221,7 @@ impl NodeStats {
 
     /// The counters now.
     pub(super) fn snapshot(&self) -> StatsSnapshot {
+        let halted = self.halted();
         StatsSnapshot {
             consumed_since_start: self.consumed.load(Ordering::Relaxed),
             reread_since_start: self.reread.load(Ordering::Relaxed),
@@ -231,7 +235,8 @@ impl NodeStats {
                 *by_reason.entry(reason).or_default() += count;
                 by_reason
             }),
-            halted: lock(&self.halted).clone(),
+            halted: halted.as_ref().map(ToString::to_string),
+            halt_reason: halted.as_ref().map(HaltReason::label),
             busy_ms: lock(&self.busy_us).iter().map(|(stage, us)| (*stage, us / 1000)).collect(),
         }
     }

@@ -63,13 +63,17 @@ fn a_node_behind_a_retention_gap_halts_then_bootstraps_from_a_peer() {
     let (lagging, peer) = (&net.nodes[0], &net.nodes[1]);
 
     let status = halted(lagging);
-    assert!(status["halted"].as_str().unwrap().contains("no longer has"), "{status}");
+    assert_eq!(status["halt_reason"], "offset_lost", "{status}");
+    assert!(
+        status["halted"].as_str().unwrap().contains("GET /nodes/resolve"),
+        "tells the operator what to do: {status}"
+    );
     assert_eq!(status["height"], 3, "nothing was skipped: {status}");
     let (code, body) = lagging.get("/health/ready");
-    assert_eq!(code, 503, "{body}");
+    assert_eq!((code, &body["rule"]), (503, &serde_json::json!("offset_lost")), "{body}");
     let (code, body) = lagging.post("/transactions/new", lagging.signed_body("a", "b", 1));
     assert_eq!(code, 503, "a halted node takes no writes: {body}");
-    assert!(body["error"].as_str().unwrap().contains("halted"), "{body}");
+    assert_eq!(body["rule"], "offset_lost", "{body}");
     let (code, body) = lagging.get("/nodes/resolve");
     assert_eq!(code, 409, "no peer yet: {body}");
 
@@ -80,7 +84,7 @@ fn a_node_behind_a_retention_gap_halts_then_bootstraps_from_a_peer() {
     assert_eq!(body["bootstrapped"], true, "{body}");
     assert_eq!(body["published"], 5, "heights 4 to 8 from the peer, into the topic again: {body}");
     let status = lagging.status();
-    assert!(status["halted"].is_null(), "{status}");
+    assert!(status["halted"].is_null() && status["halt_reason"].is_null(), "{status}");
     assert_eq!(status["tip"], peer.status()["tip"]);
     // It read on from the earliest offset the broker holds: heights 7 and 8 waited as orphans
     // until the branch published after them connected them, and its own copies of 7 and 8 are
@@ -131,7 +135,7 @@ fn a_bootstrap_that_falls_short_is_completed_by_the_next_resolve() {
         let s = lagging.status();
         (s["height"] == 5).then_some(s)
     });
-    assert!(status["halted"].is_null(), "{status}");
+    assert!(status["halted"].is_null() && status["halt_reason"].is_null(), "{status}");
     assert_eq!(status["orphans"], 2, "heights 7 and 8 wait for 6: {status}");
     let (code, body) = lagging.get("/nodes/resolve");
     assert_eq!(code, 200, "{body}");
