@@ -55,6 +55,61 @@ pub(super) fn normalize_peer(address: &str) -> Result<String, PeerAddressError> 
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// How a peer's `/chain` pages contradict what was asked for or themselves.
+#[derive(Debug, thiserror::Error)]
+pub enum PageFault {
+    /// A page without blocks below the chain's length.
+    #[error("an empty page at height {from} of a chain of {length}")]
+    Empty {
+        /// The height asked for.
+        from: u64,
+        /// The length the peer claims.
+        length: u64,
+    },
+    /// The first page holds no genesis block.
+    #[error("no genesis block")]
+    NoGenesis,
+    /// A height below the claimed length has no block.
+    #[error("no block at height {height} of a chain of {length}")]
+    NoBlockAt {
+        /// The height asked for.
+        height: u64,
+        /// The length the peer claims.
+        length: u64,
+    },
+    /// More blocks than the page size asked for.
+    #[error("{got} blocks in a page of at most {limit}")]
+    Oversized {
+        /// Blocks in the page.
+        got: usize,
+        /// The page size asked for.
+        limit: usize,
+    },
+    /// A block at another height than its place in the page.
+    #[error("block {got} where height {asked} was asked for")]
+    WrongHeight {
+        /// The height the block claims.
+        got: u64,
+        /// The height its place stands for.
+        asked: u64,
+    },
+    /// A block whose parent is not the block before it.
+    #[error("block at height {height} does not link to the one before")]
+    Unlinked {
+        /// Its height.
+        height: u64,
+    },
+    /// A block that validation neither stored nor refused (an orphan or a duplicate in a page
+    /// that links).
+    #[error("the block at height {height} was not stored: {outcome}")]
+    NotStored {
+        /// Its height.
+        height: u64,
+        /// What the overlay made of it.
+        outcome: String,
+    },
+}
+
 /// Why a peer was dropped from a resolve.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -76,7 +131,7 @@ pub enum PeerError {
     /// The page is not what was asked for (more blocks than the page size, wrong heights,
     /// blocks that do not link).
     #[error("inconsistent page: {0}")]
-    Inconsistent(String),
+    Inconsistent(#[from] PageFault),
     /// The peer's chain starts from another genesis: its chain parameters differ from ours.
     #[error("its genesis {0} is not ours: its chain parameters differ")]
     OtherGenesis(BlockHash),
@@ -208,7 +263,7 @@ impl PeerClient {
             };
             let (page, length) = page?;
             if page.is_empty() {
-                return Err(PeerError::Inconsistent(format!("an empty page at height {from} of a chain of {length}")));
+                return Err(PageFault::Empty { from, length }.into());
             }
             from += page.len() as u64;
             let (limits, params) = (self.limits.clone(), params.clone());
@@ -235,7 +290,7 @@ impl PeerClient {
         match first.first() {
             Some(block) if block.hash() == ours => {}
             Some(block) => return Err(PeerError::OtherGenesis(block.hash())),
-            None => return Err(PeerError::Inconsistent("no genesis block".into())),
+            None => return Err(PageFault::NoGenesis.into()),
         }
         let top = store.tip()?.height.min(length.saturating_sub(1));
         let mut back = 1u64;
@@ -246,7 +301,7 @@ impl PeerClient {
             }
             let (probe, _) = self.page(base, height, 1).await?;
             let Some(block) = probe.first() else {
-                return Err(PeerError::Inconsistent(format!("no block at height {height} of a chain of {length}")));
+                return Err(PageFault::NoBlockAt { height, length }.into());
             };
             if store.meta(&block.header.prev_hash)?.is_some() {
                 return Ok((height, length));
@@ -276,15 +331,12 @@ impl PeerClient {
         }
         let page: ChainPage = run_blocking(move || serde_json::from_slice(&body)).await?;
         if page.chain.len() > limit {
-            return Err(PeerError::Inconsistent(format!("{} blocks in a page of at most {limit}", page.chain.len())));
+            return Err(PageFault::Oversized { got: page.chain.len(), limit }.into());
         }
         let mut blocks = Vec::with_capacity(page.chain.len());
         for (expected, json) in (from..).zip(page.chain) {
             if json.index != expected {
-                return Err(PeerError::Inconsistent(format!(
-                    "block {} where height {expected} was asked for",
-                    json.index
-                )));
+                return Err(PageFault::WrongHeight { got: json.index, asked: expected }.into());
             }
             blocks.push(Block::try_from(json)?);
         }
@@ -330,9 +382,7 @@ impl BranchCheck {
         for block in page {
             let (height, hash) = (block.header.height, block.hash());
             if self.prev.is_some_and(|p| p != block.header.prev_hash) {
-                return Err(PeerError::Inconsistent(format!(
-                    "block at height {height} does not link to the one before"
-                )));
+                return Err(PageFault::Unlinked { height }.into());
             }
             self.prev = Some(hash);
             if self.overlay.meta(&hash)?.is_some() {
@@ -349,11 +399,7 @@ impl BranchCheck {
             match self.overlay.apply(params, block, crate::clock::now_ms())?.as_slice() {
                 [Outcome::Stored { .. }] => {}
                 [Outcome::Invalid(_, e)] => return Err(PeerError::InvalidBlock { height, error: e.clone() }),
-                other => {
-                    return Err(PeerError::Inconsistent(format!(
-                        "the block at height {height} was not stored: {other:?}"
-                    )))
-                }
+                other => return Err(PageFault::NotStored { height, outcome: format!("{other:?}") }.into()),
             }
         }
         Ok(true)
