@@ -50,8 +50,8 @@ pub struct LogMessage {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The broker no longer holds an offset the node must read from (retention removed it).
-    #[error("the broker no longer has the stored offset: {0}")]
-    OffsetLost(String),
+    #[error("the broker no longer has the stored offset (no offset to reset to)")]
+    OffsetLost,
     /// The brokers cannot be reached (already reported to [`BrokerHealth`]); reading goes on.
     #[error("the Kafka brokers are unreachable")]
     Unreachable,
@@ -212,9 +212,7 @@ impl LogReader {
                     },
                 })
             }
-            Err(RdError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
-                Err(ReadError::OffsetLost(RDKafkaErrorCode::AutoOffsetReset.to_string()))
-            }
+            Err(RdError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => Err(ReadError::OffsetLost),
             Err(e) if is_connection_failure(&e) => {
                 self.health.failure(&e.to_string());
                 Err(ReadError::Unreachable)

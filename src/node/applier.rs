@@ -108,8 +108,8 @@ impl Applier {
                 ahead.take().unwrap_or_else(|| self.next_batch(IDLE_WAIT).map(|batch| self.preparer().prepare(batch)));
             let batch = match read {
                 Ok(batch) => batch,
-                Err(ReadError::OffsetLost(detail)) => {
-                    if !self.halt_until_repaired(HaltReason::OffsetLost { detail })? {
+                Err(ReadError::OffsetLost) => {
+                    if !self.halt_until_repaired(HaltReason::OffsetLost)? {
                         return Ok(());
                     }
                     continue;
