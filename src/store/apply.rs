@@ -3,6 +3,7 @@
 
 use super::keys::{self, key, numbered};
 use super::mempool::MempoolIndex;
+use super::MissingRecord;
 use super::{KeptSideBranch, Positions, Store, StoreError, TopicPartition};
 use crate::core::account::{Account, Address};
 use crate::core::admission::{self, Refusal};
@@ -184,8 +185,8 @@ impl Store {
             let tip = self.tip()?;
             for height in 1..=tip.height {
                 let hash =
-                    self.main_hash_at(height)?.ok_or_else(|| StoreError::Missing(format!("main block {height}")))?;
-                let block = self.block(&hash)?.ok_or_else(|| StoreError::Missing(format!("block {hash}")))?;
+                    self.main_hash_at(height)?.ok_or_else(|| StoreError::Missing(MissingRecord::MainBlock(height)))?;
+                let block = self.block(&hash)?.ok_or_else(|| StoreError::Missing(MissingRecord::Block(hash)))?;
                 for transfer in block.transfers() {
                     batch.insert(key(keys::TX, transfer.id(chain).as_bytes()), &height.to_be_bytes()[..]);
                 }

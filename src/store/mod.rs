@@ -55,9 +55,9 @@ pub enum StoreError {
         /// The parameters of the configuration.
         configured: Box<ChainParams>,
     },
-    /// A value the store must always hold is missing.
+    /// A record the store must always hold is missing.
     #[error("the store is missing {0}")]
-    Missing(String),
+    Missing(MissingRecord),
     /// The chain records contradict each other (see [`Inconsistent`]).
     #[error(transparent)]
     Inconsistent(#[from] crate::core::chain::Inconsistent),
@@ -78,6 +78,26 @@ pub enum StoreError {
         /// The layout this version reads.
         expected: u64,
     },
+}
+
+/// Which record a store that must hold it lacks (a damaged or half-written data directory).
+#[derive(Debug, thiserror::Error)]
+pub enum MissingRecord {
+    /// The tip record.
+    #[error("the tip")]
+    Tip,
+    /// The chain parameters record.
+    #[error("the chain parameters")]
+    ChainParams,
+    /// The chain parameters record of the data directory at this path.
+    #[error("chain parameters in {}", .0.display())]
+    ChainParamsIn(std::path::PathBuf),
+    /// A block the chain records name.
+    #[error("block {0}")]
+    Block(BlockHash),
+    /// The main chain's block at a height below the tip.
+    #[error("main block {0}")]
+    MainBlock(u64),
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.
@@ -155,7 +175,7 @@ impl Store {
                 Err(StoreError::WrongChain { stored: Box::new(stored), configured: Box::new(params.clone()) })
             }
             Some(_) => store.load_indexes(),
-            None => Err(StoreError::Missing("the chain parameters".into())),
+            None => Err(StoreError::Missing(MissingRecord::ChainParams)),
         }
     }
 
@@ -163,9 +183,8 @@ impl Store {
     /// inspect a data directory without its node's configuration.
     pub fn open_existing(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let mut store = Self::with_db(open_db(path, cache_bytes)?, ChainParams::default())?.check_layout()?;
-        store.params = store
-            .stored_params()?
-            .ok_or_else(|| StoreError::Missing(format!("chain parameters in {}", path.display())))?;
+        store.params =
+            store.stored_params()?.ok_or_else(|| StoreError::Missing(MissingRecord::ChainParamsIn(path.to_owned())))?;
         store.load_indexes()
     }
 

@@ -2,7 +2,9 @@
 //! the node and its HTTP API make.
 
 use super::keys::{self, key, numbered};
-use super::{be_u64, corrupt, decode, Positions, Store, StoreError, StoredBlock, StoredOrphan, TopicPartition};
+use super::{
+    be_u64, corrupt, decode, MissingRecord, Positions, Store, StoreError, StoredBlock, StoredOrphan, TopicPartition,
+};
 use crate::core::account::{Account, AccountEntry, Address};
 use crate::core::admission::Refusal;
 use crate::core::block::Block;
@@ -15,7 +17,7 @@ impl ChainView for Store {
     type Error = StoreError;
 
     fn tip(&self) -> Result<Tip, StoreError> {
-        self.get_decoded(&key(keys::STATE, keys::TIP))?.ok_or_else(|| StoreError::Missing("the tip".into()))
+        self.get_decoded(&key(keys::STATE, keys::TIP))?.ok_or_else(|| StoreError::Missing(MissingRecord::Tip))
     }
 
     fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, StoreError> {
@@ -90,7 +92,7 @@ impl Store {
             let (k, raw) = entry?;
             let hash = BlockHash::new(digest(&k, &raw)?);
             let block_key = key(keys::BLOCK, hash.as_bytes());
-            let record = self.tree.get(&block_key)?.ok_or_else(|| StoreError::Missing(format!("block {hash}")))?;
+            let record = self.tree.get(&block_key)?.ok_or_else(|| StoreError::Missing(MissingRecord::Block(hash)))?;
             bytes += record.len();
             if bytes > max_bytes && !blocks.is_empty() {
                 break;

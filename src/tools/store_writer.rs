@@ -9,7 +9,7 @@ use crate::core::chain::{next_bits, ChainView, Outcome};
 use crate::core::miner::{solved, Unsolved};
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
-use crate::store::{MempoolLimits, Offered, OffsetUpdate, Store, StoreError, TopicPartition};
+use crate::store::{MempoolLimits, MissingRecord, Offered, OffsetUpdate, Store, StoreError, TopicPartition};
 use std::path::Path;
 
 /// The simulated blocks partition whose offset the writer stores.
@@ -80,7 +80,7 @@ pub fn run(dir: &Path, blocks: Option<u64>, cache_bytes: u64) -> Result<u64, Wri
 pub fn next_block(store: &Store, miner: Address) -> Result<Block, WriterError> {
     let params = store.params();
     let tip = store.tip()?;
-    let parent = store.block(&tip.hash)?.ok_or_else(|| StoreError::Missing(format!("tip block {}", tip.hash)))?;
+    let parent = store.block(&tip.hash)?.ok_or_else(|| StoreError::Missing(MissingRecord::Block(tip.hash)))?;
     let mut txs = vec![Transaction::reward(miner, params.reward, tip.height + 1)];
     txs.extend(store.mempool_head(params.max_block_txs - 1)?.into_iter().map(Transaction::Transfer));
     let bits = next_bits(store, params, &tip.hash)?;
