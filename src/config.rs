@@ -1,5 +1,5 @@
 //! Node configuration: a TOML file (see `config/default.toml` for every key, documented), with a
-//! few command-line and environment overrides applied on top by the binary.
+//! few command-line and environment overrides ([`Overrides`]) applied on top.
 
 use crate::core::account::Address;
 use crate::core::params::ChainParams;
@@ -349,12 +349,45 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Values the command line or its environment variables give in place of the file's (`kafkachain
+/// node --data-dir`, `--http`, `--brokers`, `--mine`), so one file can serve several runs.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// In place of `data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// In place of `http_listen`.
+    pub http_listen: Option<SocketAddr>,
+    /// In place of `kafka.brokers`.
+    pub brokers: Option<String>,
+    /// In place of `mining.mode`.
+    pub mining_mode: Option<MiningMode>,
+}
+
 impl NodeConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::parse_from(&text, path)
+    }
+
+    /// Reads and checks a configuration file, then applies `overrides` and checks the result.
+    pub fn load_with(path: &Path, overrides: Overrides) -> Result<Self, ConfigError> {
+        let mut config = Self::load(path)?;
+        if let Some(dir) = overrides.data_dir {
+            config.data_dir = dir;
+        }
+        if let Some(http) = overrides.http_listen {
+            config.http_listen = http;
+        }
+        if let Some(brokers) = overrides.brokers {
+            config.kafka.brokers = brokers;
+        }
+        if let Some(mode) = overrides.mining_mode {
+            config.mining.mode = mode;
+        }
+        config.check()?;
+        Ok(config)
     }
 
     /// Parses and checks configuration text.
@@ -537,6 +570,25 @@ mod tests {
         let small_burst = format!("node_id = \"a\"\ndata_dir = \"d\"\n{miner}[http]\nsubmit_burst = 999\n");
         let err = NodeConfig::parse(&small_burst).unwrap_err();
         assert!(err.to_string().contains("http.submit_burst at least 1000"), "{err}");
+    }
+
+    #[test]
+    fn overrides_replace_the_files_values_and_are_checked() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/node1.toml");
+        let file = NodeConfig::load(&path).unwrap();
+        let unchanged = NodeConfig::load_with(&path, Overrides::default()).unwrap();
+        assert_eq!((&unchanged.data_dir, &unchanged.kafka.brokers), (&file.data_dir, &file.kafka.brokers));
+        let overrides = Overrides {
+            data_dir: Some("/tmp/elsewhere".into()),
+            http_listen: Some("127.0.0.1:9999".parse().unwrap()),
+            brokers: Some("broker:9093".into()),
+            mining_mode: Some(MiningMode::Continuous),
+        };
+        let config = NodeConfig::load_with(&path, overrides).unwrap();
+        assert_eq!(config.data_dir, Path::new("/tmp/elsewhere"));
+        assert_eq!(config.http_listen.port(), 9999);
+        assert_eq!(config.kafka.brokers, "broker:9093");
+        assert_eq!(config.mining.mode, MiningMode::Continuous);
     }
 
     #[test]

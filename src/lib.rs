@@ -5,10 +5,11 @@
 //! [`api`] (HTTP), [`json`] (the block JSON shape the API serves and peers read back), [`config`]
 //! (the node's TOML configuration), [`logging`] (log lines, text or JSON, naming the node),
 //! [`secret_file`] (files that hold secrets, refused when others may read them), [`service`]
-//! (systemd's readiness protocol), [`sync`] (locks that survive a panicked holder), [`wallet`]
-//! (key files and a small client for the API), the wall clock in [`clock`], and the benchmark and
-//! test tools in [`tools`]. The binary in `main.rs` only parses the command line
-//! and calls these.
+//! (`kafkachain node` as a process: signals, the shutdown checkpoint, systemd's readiness
+//! protocol), [`sync`] (locks that survive a panicked holder), [`wallet`] (key files, a small
+//! client for the API and the wallet's subcommands), the wall clock in [`clock`], and the
+//! benchmark and test tools in [`tools`], each printing its own report. The binary in `main.rs`
+//! only parses the command line and calls these.
 
 pub mod api;
 pub mod clock;

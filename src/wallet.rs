@@ -1,5 +1,6 @@
-//! A command-line wallet: Ed25519 keys kept as files in one directory, and a small blocking HTTP
-//! client that asks a node for an account's state and submits signed transfers to it.
+//! A command-line wallet: Ed25519 keys kept as files in one directory, a small blocking HTTP
+//! client that asks a node for an account's state and submits signed transfers to it, and the
+//! `kafkachain wallet` subcommands on top of both ([`Commands`]).
 //!
 //! A key named `alice` is the file `{dir}/alice.key`: its 32-byte seed as 64 lowercase hex
 //! characters and a newline. Only the owner can read it (directory 0700, file 0600), and a key is
@@ -16,6 +17,7 @@ use crate::core::transaction::{ChainTag, Transfer};
 use crate::json::SignedTransferJson;
 use ed25519_consensus::SigningKey;
 use serde::Deserialize;
+use std::fmt;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -275,6 +277,13 @@ pub struct AccountInfo {
     pub pending_nonce: u64,
 }
 
+/// The balance and both nonces, as `kafkachain wallet balance` prints them.
+impl fmt::Display for AccountInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "balance {} nonce {} pending_nonce {}", self.balance, self.nonce, self.pending_nonce)
+    }
+}
+
 /// The state of `address` on the node at `node` (a base URL such as `http://127.0.0.1:5000`).
 pub fn balance(node: &str, address: &Address) -> Result<AccountInfo, WalletError> {
     account(&client()?, base(node), address)
@@ -347,6 +356,187 @@ fn refused(response: reqwest::blocking::Response) -> WalletError {
     WalletError::Refused { status, body }
 }
 
+/// What a `kafkachain wallet` subcommand was doing when it failed, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The wallet directory could not be opened or made. The reason is left to the source chain,
+    /// not repeated here: a failure on the directory itself reads as its path, which this
+    /// message already ends with, so printing the chain says it once.
+    #[error("opening the wallet in {}", dir.display())]
+    Open {
+        /// The wallet directory.
+        dir: PathBuf,
+        /// Why.
+        source: WalletError,
+    },
+    /// A new key could not be made.
+    #[error("creating key {name}: {source}")]
+    Create {
+        /// The key's name.
+        name: String,
+        /// Why.
+        source: WalletError,
+    },
+    /// The secret key to import could not be read from standard input.
+    #[error("reading the secret key from standard input: {0}")]
+    Stdin(#[source] std::io::Error),
+    /// The file of the secret key to import is open to others, or cannot be read.
+    #[error(transparent)]
+    SecretFile(#[from] crate::secret_file::SecretFileError),
+    /// The key could not be imported.
+    #[error("importing key {name}: {source}")]
+    Import {
+        /// The key's name.
+        name: String,
+        /// Why.
+        source: WalletError,
+    },
+    /// The keys could not be listed.
+    #[error("listing the keys: {0}")]
+    List(#[source] WalletError),
+    /// A key could not be read.
+    #[error("reading key {name}: {source}")]
+    Key {
+        /// The key's name.
+        name: String,
+        /// Why.
+        source: WalletError,
+    },
+    /// The node did not tell the account's state.
+    #[error("asking {node} for the account of {name}: {source}")]
+    Account {
+        /// The node's URL.
+        node: String,
+        /// The key's name.
+        name: String,
+        /// Why.
+        source: WalletError,
+    },
+    /// The node did not tell its chain id.
+    #[error("asking {node} for its chain id: {source}")]
+    ChainId {
+        /// The node's URL.
+        node: String,
+        /// Why.
+        source: WalletError,
+    },
+    /// The node runs another chain than the wallet signs for, or the chain id file failed.
+    #[error(transparent)]
+    Chain(#[from] WalletError),
+    /// The transfer was not accepted.
+    #[error("sending {amount} (fee {fee}) from {name} to {to} via {node}: {source}")]
+    Send {
+        /// The amount.
+        amount: u64,
+        /// The fee.
+        fee: u64,
+        /// The paying key's name.
+        name: String,
+        /// The recipient.
+        to: Address,
+        /// The node's URL.
+        node: String,
+        /// Why (boxed: the variant is large enough with the transfer's fields).
+        source: Box<WalletError>,
+    },
+}
+
+/// `kafkachain wallet`'s subcommands on the wallet in one directory: each prints its answer on
+/// standard output, and a failure says what it was doing.
+#[derive(Debug)]
+pub struct Commands {
+    keys: Wallet,
+}
+
+impl Commands {
+    /// The wallet in `dir` (see [`Wallet::open`]).
+    pub fn open(dir: &Path) -> Result<Self, CommandError> {
+        let keys = Wallet::open(dir).map_err(|source| CommandError::Open { dir: dir.to_owned(), source })?;
+        Ok(Commands { keys })
+    }
+
+    /// `new`: generates a key named `name` and prints its address.
+    pub fn create(&self, name: &str) -> Result<(), CommandError> {
+        let address =
+            self.keys.create(name).map_err(|source| CommandError::Create { name: name.to_owned(), source })?;
+        println!("{address}");
+        Ok(())
+    }
+
+    /// `import`: stores the secret key read from `secret_key_file` (mode 0600 or stricter), or
+    /// else from standard input, as `name` and prints its address.
+    pub fn import(&self, name: &str, secret_key_file: Option<&Path>) -> Result<(), CommandError> {
+        let secret_key = match secret_key_file {
+            Some(path) => crate::secret_file::read_private(path)?,
+            None => std::io::read_to_string(std::io::stdin()).map_err(CommandError::Stdin)?,
+        };
+        let address = self
+            .keys
+            .import(name, secret_key.trim())
+            .map_err(|source| CommandError::Import { name: name.to_owned(), source })?;
+        println!("{address}");
+        Ok(())
+    }
+
+    /// `list`: prints every key as "name address", sorted by name.
+    pub fn list(&self) -> Result<(), CommandError> {
+        for (name, address) in self.keys.list().map_err(CommandError::List)? {
+            println!("{name} {address}");
+        }
+        Ok(())
+    }
+
+    /// `address`: prints the address of the key `name`.
+    pub fn address(&self, name: &str) -> Result<(), CommandError> {
+        println!("{}", Address::of_key(&self.key(name)?));
+        Ok(())
+    }
+
+    /// `balance`: prints the balance and nonces of the key `name` as the node at `node` sees them.
+    pub fn balance(&self, name: &str, node: &str) -> Result<(), CommandError> {
+        let address = Address::of_key(&self.key(name)?);
+        let info = balance(node, &address).map_err(|source| CommandError::Account {
+            node: node.to_owned(),
+            name: name.to_owned(),
+            source,
+        })?;
+        println!("{info}");
+        Ok(())
+    }
+
+    /// `send`: signs a transfer of `amount` plus `fee` from the key `name` to `to` for the chain
+    /// the node at `node` runs (which must be `named_chain`, if given, or else the remembered
+    /// one; see [`Wallet::chain_to_sign_for`]), submits it there and prints its id.
+    pub fn send(
+        &self,
+        name: &str,
+        to: Address,
+        amount: u64,
+        fee: u64,
+        node: &str,
+        named_chain: Option<&str>,
+    ) -> Result<(), CommandError> {
+        let key = self.key(name)?;
+        let node_chain = chain_id(node).map_err(|source| CommandError::ChainId { node: node.to_owned(), source })?;
+        let chain = self.keys.chain_to_sign_for(named_chain, &node_chain)?;
+        let id = send(node, &key, &chain, to, amount, fee).map_err(|source| CommandError::Send {
+            amount,
+            fee,
+            name: name.to_owned(),
+            to,
+            node: node.to_owned(),
+            source: Box::new(source),
+        })?;
+        println!("{id}");
+        Ok(())
+    }
+
+    /// The key `name`, or why it could not be read.
+    fn key(&self, name: &str) -> Result<SigningKey, CommandError> {
+        self.keys.key(name).map_err(|source| CommandError::Key { name: name.to_owned(), source })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +576,22 @@ mod tests {
         assert!(matches!(wallet.create("carol"), Err(WalletError::Exists(name)) if name == "carol"));
         assert!(matches!(wallet.import("carol", &"01".repeat(32)), Err(WalletError::Exists(_))));
         assert_eq!(Address::of_key(&wallet.key("carol").unwrap()), first);
+    }
+
+    #[test]
+    fn a_failed_command_says_what_it_was_doing_and_an_account_prints_on_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let commands = Commands::open(&dir.path().join("keys")).unwrap();
+        let err = commands.address("nobody").unwrap_err();
+        assert_eq!(err.to_string(), "reading key nobody: no key named \"nobody\" in the wallet");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let err = Commands::open(&file).unwrap_err();
+        assert_eq!(err.to_string(), format!("opening the wallet in {}", file.display()));
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(source, Some(file.display().to_string()), "an I/O failure on the directory reads as its path");
+        let info = AccountInfo { balance: 5, nonce: 1, pending_nonce: 2 };
+        assert_eq!(info.to_string(), "balance 5 nonce 1 pending_nonce 2");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -30,9 +31,9 @@ pub struct E2eOptions {
     pub clients: usize,
     /// Transfers per HTTP request.
     pub batch: usize,
-    /// Offered load in transfers per second over all clients; `None` submits as fast as the
-    /// nodes accept.
-    pub rate: Option<f64>,
+    /// Offered load in transfers per second over all clients; 0 submits as fast as the nodes
+    /// accept.
+    pub rate: f64,
     /// Difficulty of the benchmark chain.
     pub bits: u32,
     /// Block size bound of the benchmark chain.
@@ -41,6 +42,25 @@ pub struct E2eOptions {
     /// connect over TLS and log in with SCRAM-SHA-512 as its `admin` (the one principal that may
     /// create the benchmark's fresh topics; the TLS and SASL work is the same as a node's).
     pub secure: Option<PathBuf>,
+}
+
+impl E2eOptions {
+    /// Refuses a run without load time, a negative rate, and more clients than there are
+    /// shares of the load accounts (each client signs from its own).
+    fn check(&self) -> Result<(), E2eError> {
+        if !(self.seconds > 0.0 && self.rate >= 0.0) {
+            return Err(E2eError::Load);
+        }
+        if !(1..=LOAD_ACCOUNTS).contains(&self.clients) {
+            return Err(E2eError::Clients);
+        }
+        Ok(())
+    }
+
+    /// The offered rate, or `None` for as fast as the nodes accept.
+    fn offered_rate(&self) -> Option<f64> {
+        (self.rate > 0.0).then_some(self.rate)
+    }
 }
 
 /// What was measured.
@@ -71,6 +91,27 @@ pub struct E2eReport {
     pub rejected: BTreeMap<String, Value>,
 }
 
+/// The rates and propagation on one line, then where each node's time went and what each
+/// refused, as JSON objects by node.
+impl fmt::Display for E2eReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let by_node = |map: &BTreeMap<String, Value>| map.clone().into_iter().collect::<Value>();
+        writeln!(
+            f,
+            "{} committed tx/s ({} of {} accepted), {} blocks, propagation p50 {} ms, p99 {} ms, max {} ms",
+            self.committed_tx_per_sec.round(),
+            self.committed_txs,
+            self.accepted_txs,
+            self.blocks,
+            self.propagation_p50_ms,
+            self.propagation_p99_ms,
+            self.propagation_max_ms
+        )?;
+        writeln!(f, "time spent (ms): {}", by_node(&self.busy_ms))?;
+        write!(f, "rejected: {}", by_node(&self.rejected))
+    }
+}
+
 /// Why the benchmark failed.
 #[derive(Debug, thiserror::Error)]
 pub enum E2eError {
@@ -80,10 +121,27 @@ pub enum E2eError {
     /// A node or the network misbehaved; its log is kept in the run directory.
     #[error("{0} (logs in {1})")]
     Network(String, PathBuf),
+    /// The load has no time, or a negative rate.
+    #[error("--seconds must be positive and --rate not negative")]
+    Load,
+    /// More clients than shares of the load accounts, or none.
+    #[error("--clients must be 1 to {max} (each client signs from its own load accounts)", max = LOAD_ACCOUNTS)]
+    Clients,
+    /// The report could not be written as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
-/// Runs the benchmark with the `kafkachain` executable at `exe`.
-pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
+/// Runs `bench-e2e` with this executable as the nodes, and prints the report, then as one JSON
+/// line if `json`.
+pub fn command(options: &E2eOptions, json: bool) -> Result<(), E2eError> {
+    options.check()?;
+    let report = run(&std::env::current_exe()?, options)?;
+    Ok(super::print_report(&report, json)?)
+}
+
+/// Runs the benchmark with the `kafkachain` executable at `exe`, `options` already checked.
+fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
     let prefix = unique_prefix("bench-e2e");
     let dir = std::env::temp_dir().join(&prefix);
     std::fs::create_dir_all(&dir)?;
@@ -119,7 +177,8 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
 
     // Signing is the clients' work, done before the clock starts: enough batches for the whole
     // run at the offered rate (or at 40,000 tx/s when unbounded).
-    let per_client = options.rate.unwrap_or(UNBOUNDED_SIGNING_RATE) * options.seconds / options.clients as f64;
+    let per_client =
+        options.offered_rate().unwrap_or(UNBOUNDED_SIGNING_RATE) * options.seconds / options.clients as f64;
     let batches_per_client = (per_client / options.batch as f64).ceil() as usize;
     let chain = ChainTag::of(&nodes[0].chain_id);
     let bodies: Vec<Vec<String>> = (0..options.clients)
@@ -135,8 +194,9 @@ pub fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
     std::thread::scope(|s| {
         for (client, batches) in bodies.iter().enumerate() {
             let (node, accepted, failed) = (&nodes[client % nodes.len()], &accepted, &failed);
-            let interval =
-                options.rate.map(|rate| Duration::from_secs_f64(options.batch as f64 * options.clients as f64 / rate));
+            let interval = options
+                .offered_rate()
+                .map(|rate| Duration::from_secs_f64(options.batch as f64 * options.clients as f64 / rate));
             s.spawn(move || {
                 let mut next_send = Instant::now();
                 let mut next_batch = 0;
@@ -270,4 +330,62 @@ fn signed_batches(client: usize, clients: usize, chain: ChainTag, count: usize, 
             json!({ "transactions": transfers }).to_string()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(seconds: f64, rate: f64, clients: usize) -> E2eOptions {
+        let brokers = "127.0.0.1:9092".to_owned();
+        E2eOptions { seconds, brokers, clients, batch: 500, rate, bits: 8, max_block_txs: 5_000, secure: None }
+    }
+
+    #[test]
+    fn options_without_load_time_with_a_negative_rate_or_too_many_clients_are_refused() {
+        assert!(options(10.0, 0.0, 6).check().is_ok());
+        assert_eq!(options(10.0, 0.0, 6).offered_rate(), None, "0 is as fast as the nodes accept");
+        assert_eq!(options(10.0, 2e4, 6).offered_rate(), Some(2e4));
+        for refused in [options(0.0, 1.0, 6), options(f64::NAN, 1.0, 6), options(1.0, -1.0, 6)] {
+            assert!(matches!(refused.check(), Err(E2eError::Load)), "{refused:?}");
+        }
+        for clients in [0, LOAD_ACCOUNTS + 1] {
+            let err = options(1.0, 1.0, clients).check().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("--clients must be 1 to {LOAD_ACCOUNTS} (each client signs from its own load accounts)")
+            );
+        }
+    }
+
+    #[test]
+    fn the_report_prints_its_rates_then_each_nodes_time_and_refusals_as_json() {
+        let by_node = |value: Value| BTreeMap::from([("n1".to_owned(), value.clone()), ("n2".to_owned(), value)]);
+        let report = E2eReport {
+            seconds: 10.0,
+            accepted_txs: 200_000,
+            committed_txs: 199_500,
+            accepted_tx_per_sec: 20_000.0,
+            committed_tx_per_sec: 18_136.4,
+            blocks: 41,
+            propagation_p50_ms: 35,
+            propagation_p99_ms: 120,
+            propagation_max_ms: 131,
+            busy_ms: by_node(json!({ "apply": 1200, "consume": 80 })),
+            rejected: by_node(json!({})),
+        };
+        let text = report.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "18136 committed tx/s (199500 of 200000 accepted), 41 blocks, propagation p50 35 ms, p99 120 ms, \
+                 max 131 ms",
+                "time spent (ms): {\"n1\":{\"apply\":1200,\"consume\":80},\"n2\":{\"apply\":1200,\"consume\":80}}",
+                "rejected: {\"n1\":{},\"n2\":{}}",
+            ]
+        );
+        assert!(text.ends_with("{}}"), "no line break after the last line: println adds it");
+        assert_eq!(lines[1], format!("time spent (ms): {}", serde_json::to_string(&report.busy_ms).unwrap()));
+    }
 }

@@ -2,15 +2,107 @@
 //! reported the way cpuminer's `--benchmark` does: the kernel, the CPU, each thread's rate and
 //! the total; a sweep over thread counts adds speed-up and efficiency against linear scaling.
 
+use super::pow_chart::{self, ChartError};
 use crate::core::hash::{BlockHash, MerkleRoot};
 use crate::core::header::{BlockHeader, HEADER_VERSION};
-use crate::core::miner::{Kernel, Miner, MinerPoolError, SearchOutcome};
+use crate::core::miner::{Kernel, KernelChoice, Miner, MinerPoolError, SearchOutcome, UnknownKernel};
+use crate::node::KERNEL_CALIBRATION;
 use serde::Serialize;
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The CPU flags that decide which kernels can run, as `/proc/cpuinfo` names them.
 const KERNEL_FLAGS: [&str; 4] = ["sha_ni", "avx2", "avx512f", "ssse3"];
+
+/// Searches stopped to measure how quickly a search ends when the tip moves.
+const STOP_SAMPLES: usize = 200;
+
+/// What `bench-pow` is asked to measure, as its command line says it.
+#[derive(Clone, Debug)]
+pub struct PowBenchCommand {
+    /// Threads searching (0 = one per core); with `sweep`, the most.
+    pub threads: usize,
+    /// Seconds of search at each thread count.
+    pub seconds: f64,
+    /// The hashing kernel's name, or `auto` to time each and take the fastest.
+    pub kernel: String,
+    /// Run 1, 2, .. `threads` threads in turn, for speed-up and efficiency.
+    pub sweep: bool,
+    /// End with one JSON line per thread count.
+    pub json: bool,
+    /// Draw the rate against the thread count into this SVG file.
+    pub svg: Option<PathBuf>,
+}
+
+/// Why `bench-pow` could not measure.
+#[derive(Debug, thiserror::Error)]
+pub enum PowBenchError {
+    /// The search time is zero, negative or not a number.
+    #[error("--seconds must be positive")]
+    Seconds,
+    /// The kernel is unknown, or this CPU cannot run it.
+    #[error("--kernel: {0}")]
+    Kernel(#[source] UnknownKernel),
+    /// The search threads could not be started.
+    #[error(transparent)]
+    Pool(#[from] MinerPoolError),
+    /// The chart could not be written.
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+    /// A report could not be written as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// Runs `bench-pow`: prints the CPU and the kernel, measures each thread count and prints the
+/// table of rates, then how quickly a search stops; draws the chart and ends with the JSON lines
+/// if asked.
+pub fn command(command: &PowBenchCommand) -> Result<(), PowBenchError> {
+    let positive = command.seconds > 0.0;
+    if !positive {
+        return Err(PowBenchError::Seconds);
+    }
+    let kernel = KernelChoice::parse(&command.kernel).map_err(PowBenchError::Kernel)?.resolve(KERNEL_CALIBRATION);
+    let cpu = CpuInfo::detect();
+    let most = if command.threads == 0 { cpu.cores } else { command.threads };
+    let counts: Vec<usize> = if command.sweep { (1..=most).collect() } else { vec![most] };
+    println!("cpu: {cpu}");
+    println!("kernel: {}", kernel.name());
+    let reports = bench_pow(kernel, &counts, command.seconds)?;
+    println!("{}", rate_table(&reports));
+    let stop = stop_latency(kernel, most, STOP_SAMPLES)?;
+    println!("stop latency on {most} thread(s), {stop}");
+    if let Some(path) = &command.svg {
+        pow_chart::write_svg(path, &cpu, &reports)?;
+        println!("chart: {}", path.display());
+    }
+    if command.json {
+        for r in &reports {
+            super::print_json(&serde_json::json!({ "cpu": &cpu, "report": r, "stop_latency": &stop }))?;
+        }
+    }
+    Ok(())
+}
+
+/// The rates of `reports` as a table, a heading and a row for each thread count.
+fn rate_table(reports: &[PowBenchReport]) -> String {
+    let mut table =
+        format!("{:>7} {:>14} {:>9} {:>11}  per thread (M/s)", "threads", "M nonces/s", "speed-up", "efficiency");
+    for r in reports {
+        let each: Vec<String> = r.per_thread_per_sec.iter().map(|rate| format!("{:.2}", rate / 1e6)).collect();
+        table.push_str(&format!(
+            "\n{:>7} {:>14.2} {:>8.2}x {:>10.0}%  {}",
+            r.threads,
+            r.trials_per_sec / 1e6,
+            r.speedup,
+            r.efficiency * 100.0,
+            each.join(" ")
+        ));
+    }
+    table
+}
 
 /// The machine a benchmark ran on.
 #[derive(Clone, Debug, Serialize)]
@@ -40,6 +132,13 @@ impl CpuInfo {
             flags: KERNEL_FLAGS.iter().filter(|flag| present.contains(flag)).map(|flag| (*flag).to_owned()).collect(),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
         }
+    }
+}
+
+/// The model, the cores and the kernels' flags, as `bench-pow` prints them.
+impl fmt::Display for CpuInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} cores; flags: {})", self.model, self.cores, self.flags.join(" "))
     }
 }
 
@@ -120,6 +219,13 @@ pub struct StopLatency {
     pub max_us: u64,
 }
 
+/// The samples and the percentiles, as `bench-pow` prints them.
+impl fmt::Display for StopLatency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} searches: p50 {} µs, p99 {} µs, max {} µs", self.samples, self.p50_us, self.p99_us, self.max_us)
+    }
+}
+
 /// Starts `samples` searches with `kernel` on `threads` threads, raises the stop flag after a
 /// few milliseconds each time, and measures how long each search takes to return.
 pub fn stop_latency(kernel: Kernel, threads: usize, samples: usize) -> Result<StopLatency, MinerPoolError> {
@@ -159,6 +265,22 @@ fn search_stopped_after(miner: &Miner, after: Duration) -> (SearchOutcome, Durat
     })
 }
 
+/// A one-second portable-kernel report of `threads` threads at `rate` nonces/s, evenly shared,
+/// with `speedup` over one thread: for the tests of the printed and drawn reports.
+#[cfg(test)]
+pub(super) fn sample_report(threads: usize, rate: f64, speedup: f64) -> PowBenchReport {
+    PowBenchReport {
+        kernel: "portable".into(),
+        threads,
+        seconds: 1.0,
+        trials: rate as u64,
+        trials_per_sec: rate,
+        per_thread_per_sec: vec![rate / threads as f64; threads],
+        speedup,
+        efficiency: speedup / threads as f64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +301,20 @@ mod tests {
         let latency = stop_latency(Kernel::Portable, 2, 5).unwrap();
         assert_eq!(latency.samples, 5);
         assert!(latency.p50_us <= latency.p99_us && latency.p99_us <= latency.max_us);
+    }
+
+    #[test]
+    fn the_report_prints_as_the_table_and_lines_it_always_had() {
+        assert_eq!(
+            rate_table(&[sample_report(1, 20e6, 1.0), sample_report(2, 39e6, 1.95)]),
+            "threads     M nonces/s  speed-up  efficiency  per thread (M/s)\n      \
+             1          20.00     1.00x        100%  20.00\n      \
+             2          39.00     1.95x         98%  19.50 19.50"
+        );
+        let cpu = CpuInfo { model: "test cpu".into(), flags: vec!["sha_ni".into(), "avx2".into()], cores: 2 };
+        assert_eq!(cpu.to_string(), "test cpu (2 cores; flags: sha_ni avx2)");
+        let stop = StopLatency { samples: 200, p50_us: 40, p99_us: 90, max_us: 120 };
+        assert_eq!(stop.to_string(), "200 searches: p50 40 µs, p99 90 µs, max 120 µs");
     }
 
     #[test]

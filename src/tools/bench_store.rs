@@ -10,6 +10,7 @@ use crate::core::transaction::{signature_verdicts, Transfer};
 use crate::store::{Offered, OffsetUpdate, Store, StoreError};
 use rayon::prelude::*;
 use serde::Serialize;
+use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,18 @@ pub struct StoreBenchReport {
     pub blocks: u64,
 }
 
+/// The rate and the cost of each step per transaction, on one line.
+impl fmt::Display for StoreBenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} transactions in {} blocks: {:.0} tx/s; admit {:.1} µs/tx (of which verifying the signature {:.1}), \
+             confirm {:.1} µs/tx",
+            self.txs, self.blocks, self.tx_per_sec, self.admit_us_per_tx, self.verify_us_per_tx, self.confirm_us_per_tx
+        )
+    }
+}
+
 /// Why the benchmark stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreBenchError {
@@ -66,6 +79,21 @@ pub enum StoreBenchError {
     /// The one-thread pool for the timed part could not be built.
     #[error("building the benchmark's thread pool: {0}")]
     Pool(#[from] rayon::ThreadPoolBuildError),
+    /// The scratch directory could not be made.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The report could not be written as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// Runs `bench-store` in a new scratch directory under `dir` (or the system's temporary
+/// directory), removed afterwards, and prints the report, then as one JSON line if `json`.
+pub fn command(options: &StoreBenchOptions, dir: Option<&Path>, json: bool) -> Result<(), StoreBenchError> {
+    let under = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let scratch = tempfile::Builder::new().prefix("bench-store").tempdir_in(under)?;
+    let report = run(scratch.path(), options)?;
+    Ok(super::print_report(&report, json)?)
 }
 
 /// Runs the benchmark in a new store under `dir`.
@@ -168,6 +196,23 @@ mod tests {
         let check = store.check_consistency().unwrap();
         assert_eq!((check.confirmed_transfers, check.mempool_len, check.tip_height), (2_500, 0, 3));
         assert!(check.problems.is_empty(), "{:?}", check.problems);
+    }
+
+    #[test]
+    fn the_report_prints_on_one_line() {
+        let report = StoreBenchReport {
+            txs: 300_000,
+            tx_per_sec: 51_234.6,
+            admit_us_per_tx: 12.34,
+            verify_us_per_tx: 9.87,
+            confirm_us_per_tx: 6.55,
+            blocks: 43,
+        };
+        assert_eq!(
+            report.to_string(),
+            "300000 transactions in 43 blocks: 51235 tx/s; admit 12.3 µs/tx (of which verifying the signature 9.9), \
+             confirm 6.5 µs/tx"
+        );
     }
 
     #[test]

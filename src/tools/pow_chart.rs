@@ -55,20 +55,12 @@ fn draw(path: &Path, cpu: &CpuInfo, reports: &[PowBenchReport]) -> Result<(), Bo
 
 #[cfg(test)]
 mod tests {
+    use super::super::bench_pow::sample_report;
     use super::*;
 
     #[test]
     fn the_chart_is_an_svg_with_a_point_per_thread_count() {
-        let report = |threads: usize, rate: f64| PowBenchReport {
-            kernel: "portable".into(),
-            threads,
-            seconds: 1.0,
-            trials: rate as u64,
-            trials_per_sec: rate,
-            per_thread_per_sec: vec![rate / threads as f64; threads],
-            speedup: 1.0,
-            efficiency: 1.0,
-        };
+        let report = |threads: usize, rate: f64| sample_report(threads, rate, 1.0);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pow.svg");
         let cpu = CpuInfo { model: "test cpu".into(), flags: vec![], cores: 2 };

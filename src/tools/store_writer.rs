@@ -9,8 +9,10 @@ use crate::core::chain::{next_bits, ChainView, Outcome};
 use crate::core::miner::{solved, Unsolved};
 use crate::core::params::ChainParams;
 use crate::core::transaction::Transaction;
-use crate::store::{MempoolLimits, MissingRecord, Offered, OffsetUpdate, Store, StoreError, TopicPartition};
-use std::path::Path;
+use crate::store::{
+    MempoolLimits, MissingRecord, Offered, OffsetUpdate, Store, StoreError, TopicPartition, DEFAULT_CACHE_BYTES,
+};
+use std::path::{Path, PathBuf};
 
 /// The simulated blocks partition whose offset the writer stores.
 pub fn blocks_partition() -> TopicPartition {
@@ -50,6 +52,24 @@ pub enum WriterError {
     /// No nonce met the target of the block the writer built.
     #[error("mining the next block: {0}")]
     Unsolved(#[from] Unsolved),
+}
+
+/// Why `store-writer` stopped: the store it wrote into, and the writer's reason.
+#[derive(Debug, thiserror::Error)]
+#[error("writing blocks into {}: {source}", dir.display())]
+pub struct CommandError {
+    /// The store's directory.
+    pub dir: PathBuf,
+    /// Why the writer stopped.
+    pub source: WriterError,
+}
+
+/// Runs `store-writer` on the store at `dir` (see [`run`]) and prints how many blocks it applied.
+pub fn command(dir: &Path, blocks: Option<u64>) -> Result<(), CommandError> {
+    let applied =
+        run(dir, blocks, DEFAULT_CACHE_BYTES).map_err(|source| CommandError { dir: dir.to_owned(), source })?;
+    println!("applied {applied} blocks");
+    Ok(())
 }
 
 /// Applies `blocks` blocks (or forever, if `None`) on top of whatever the store at `dir` holds.
