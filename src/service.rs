@@ -24,10 +24,6 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-/// The target of the lines logged while running the node: the binary's, where this code ran
-/// before it moved here, so log filters and collectors see the same lines as before.
-const LOG_TARGET: &str = "kafkachain";
-
 /// Why `kafkachain node` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -85,12 +81,11 @@ pub fn run(
     let started = Instant::now();
     match crate::store::checkpoint(&data_dir) {
         Ok(()) => tracing::info!(
-            target: LOG_TARGET,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store checkpointed for a fast next start"
         ),
         Err(e) => {
-            tracing::warn!(target: LOG_TARGET, "checkpointing the store at shutdown: {e}; the next start reads the log instead")
+            tracing::warn!("checkpointing the store at shutdown: {e}; the next start reads the log instead")
         }
     }
     Ok(())
@@ -99,7 +94,7 @@ pub fn run(
 /// Runs the node and its HTTP API until SIGINT or SIGTERM, then shuts them down cleanly.
 async fn serve(config: NodeConfig, log_file: Option<Arc<LogFile>>) -> Result<(), RunError> {
     let open_files = api::open_files::ensure_for(config.http.max_connections)?;
-    tracing::debug!(target: LOG_TARGET, open_files, "open-file limit");
+    tracing::debug!(open_files, "open-file limit");
     let addr = config.http_listen;
     let listener = TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source })?;
     let http = listener.local_addr()?;
@@ -115,16 +110,16 @@ async fn serve(config: NodeConfig, log_file: Option<Arc<LogFile>>) -> Result<(),
     }
     match &http_config.token_file {
         Some(file) => {
-            tracing::info!(target: LOG_TARGET, %http, token_file = %file.display(), "HTTP API listening; operator token from the token file")
+            tracing::info!(%http, token_file = %file.display(), "HTTP API listening; operator token from the token file")
         }
         None => {
-            tracing::info!(target: LOG_TARGET, %http, cookie = %data_dir.join(COOKIE_FILE).display(), "HTTP API listening; operator token in the cookie file")
+            tracing::info!(%http, cookie = %data_dir.join(COOKIE_FILE).display(), "HTTP API listening; operator token in the cookie file")
         }
     }
     api::serve(listener, api::router(node, token, &http_config), &http_config, shutdown.clone()).await;
     shutdown.cancel();
     running.stop().await;
-    tracing::info!(target: LOG_TARGET, "stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -133,15 +128,15 @@ async fn reopen_on_hangup(file: Arc<LogFile>) {
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(e) => {
-            tracing::error!(target: LOG_TARGET, "cannot listen for SIGHUP: {e}; the log file will not be reopened");
+            tracing::error!("cannot listen for SIGHUP: {e}; the log file will not be reopened");
             return;
         }
     };
     while hangups.recv().await.is_some() {
         match file.reopen() {
-            Ok(()) => tracing::info!(target: LOG_TARGET, "SIGHUP: log file reopened"),
+            Ok(()) => tracing::info!("SIGHUP: log file reopened"),
             Err(e) => {
-                tracing::error!(target: LOG_TARGET, "SIGHUP: reopening the log file failed: {e}; writing on to the old one")
+                tracing::error!("SIGHUP: reopening the log file failed: {e}; writing on to the old one")
             }
         }
     }
@@ -152,13 +147,13 @@ async fn cancel_on_signal(token: CancellationToken) {
     let mut term = match signal(SignalKind::terminate()) {
         Ok(term) => term,
         Err(e) => {
-            tracing::error!(target: LOG_TARGET, "cannot listen for SIGTERM: {e}");
+            tracing::error!("cannot listen for SIGTERM: {e}");
             return;
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!(target: LOG_TARGET, "SIGINT: shutting down"),
-        _ = term.recv() => tracing::info!(target: LOG_TARGET, "SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
     }
     announce_stopping();
     token.cancel();
