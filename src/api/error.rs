@@ -3,7 +3,7 @@
 //! when a higher fee would get it in.
 
 use crate::core::admission::Refusal;
-use crate::node::NodeError;
+use crate::node::{NodeError, NotReady};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -109,7 +109,9 @@ impl From<NodeError> for ApiError {
         let status = match &e {
             NodeError::Refused { refusal, .. } => refusal_status(refusal),
             NodeError::InvalidPeer(_) | NodeError::TooManyPeers(_) => StatusCode::BAD_REQUEST,
-            NodeError::Publish(_) | NodeError::ShuttingDown | NodeError::Halted(_) => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::Publish(_) | NodeError::ShuttingDown | NodeError::Halted(_) | NodeError::Bootstrapping => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             NodeError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             NodeError::Bootstrap(_) => StatusCode::CONFLICT,
             NodeError::Store(_)
@@ -120,6 +122,7 @@ impl From<NodeError> for ApiError {
         let rule = match &e {
             NodeError::Refused { refusal, .. } => Some(refusal.reason()),
             NodeError::Halted(why) => Some(why.label()),
+            NodeError::Bootstrapping => Some(NotReady::Bootstrapping.label()),
             _ => None,
         };
         let min_fee = match &e {

@@ -78,7 +78,7 @@ impl Collector for NodeCollector {
             out,
             "kafkachain_halted",
             "1 while the node has stopped consuming (see /status halted)",
-            u64::from(stats.halted.is_some()),
+            u64::from(status.halted.is_some()),
         )?;
         gauge(
             out,

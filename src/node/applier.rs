@@ -3,8 +3,8 @@
 //! (one sled transaction); each block message is applied on its own.
 
 use super::events::{BlockEvent, ChainEvents};
-use super::gap::RetentionGap;
 use super::halt::HaltReason;
+use super::state::{applier_channels, ApplierControl, ApplierHandle, ApplierState};
 use super::stats::{AppliedBlock, NodeStats, PARAMETER_MISMATCH, UNKNOWN_PARENT_ALARM};
 use crate::clock::now_ms;
 use crate::core::admission::{self, Pending, Refusal};
@@ -35,34 +35,41 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// in `/status`, not written line by line).
 static REJECTION_LINES: LogThrottle = LogThrottle::new(20, Duration::from_secs(10));
 
-/// The applier's inputs and outputs.
-pub(super) struct Applier {
+/// What an applier is given: the store it writes, the consumer it reads, and where it reports.
+pub(super) struct ApplierParts {
     /// The chain state written to.
-    pub store: Store,
+    pub(super) store: Store,
     /// The assigned consumer.
-    pub reader: LogReader,
+    pub(super) reader: LogReader,
     /// Counters.
-    pub stats: Arc<NodeStats>,
+    pub(super) stats: Arc<NodeStats>,
     /// Where the new tip and each block's outcome are announced.
-    pub events: Arc<ChainEvents>,
+    pub(super) events: Arc<ChainEvents>,
     /// Offsets stored when the node started: anything read below them is a re-read.
-    pub start_offsets: Positions,
+    pub(super) start_offsets: Positions,
     /// Where the blocks topic ended when the node started.
-    pub blocks_end_at_start: u64,
+    pub(super) blocks_end_at_start: u64,
     /// The blocks topic's one partition.
-    pub blocks_partition: TopicPartition,
+    pub(super) blocks_partition: TopicPartition,
     /// Bound of the mempool.
-    pub mempool_limits: MempoolLimits,
+    pub(super) mempool_limits: MempoolLimits,
     /// Transfers this node verified when it accepted them over HTTP.
-    pub verified: Arc<super::verified::VerifiedIds>,
+    pub(super) verified: Arc<super::verified::VerifiedIds>,
     /// Raised at shutdown; the applier finishes the batch in hand and stops.
-    pub shutdown: CancellationToken,
-    /// Shared with the node: a retention gap found here, repaired by a bootstrap from peers.
-    pub gap: Arc<RetentionGap>,
+    pub(super) shutdown: CancellationToken,
+}
+
+/// The applier: the only writer of the chain and the only owner of its [`ApplierState`].
+pub(super) struct Applier {
+    parts: ApplierParts,
+    /// Its state, set here only, and the requests others send it.
+    control: ApplierControl,
+    /// The runtime a halted applier waits for a request on.
+    runtime: tokio::runtime::Handle,
     /// The positions last copied to Kafka's group offsets, so unchanged ones are not sent again.
-    pub last_committed: std::cell::RefCell<Option<Positions>>,
+    last_committed: std::cell::RefCell<Option<Positions>>,
     /// A read error met after some messages of a round were read: reported by the next read.
-    pub read_error: std::cell::Cell<Option<ReadError>>,
+    read_error: std::cell::Cell<Option<ReadError>>,
 }
 
 /// A block message read, decoded (or not), with its transfers whose signatures were verified.
@@ -86,14 +93,28 @@ struct TxBatch {
 }
 
 impl Applier {
+    /// Starts the applier on a thread of its own; the handle reads its state and asks it to read
+    /// on after a bootstrap. A halted applier waits for that request on `runtime`.
+    pub(super) fn spawn(
+        parts: ApplierParts,
+        runtime: tokio::runtime::Handle,
+    ) -> std::io::Result<(std::thread::JoinHandle<()>, ApplierHandle)> {
+        let (control, handle) = applier_channels();
+        let applier =
+            Applier { parts, control, runtime, last_committed: Default::default(), read_error: Default::default() };
+        let thread = std::thread::Builder::new().name("applier".into()).spawn(move || applier.run())?;
+        Ok((thread, handle))
+    }
+
     /// Runs until shutdown or a store failure (which halts consuming: the state on disk stays
     /// as the last committed message left it).
-    pub(super) fn run(mut self) {
+    fn run(mut self) {
         if let Err(e) = self.consume() {
-            tracing::error!("applier stopped: {e}");
-            self.stats.halt(HaltReason::Store { detail: e.to_string() });
+            let why = HaltReason::Store { detail: e.to_string() };
+            tracing::error!("applier stopped: {why}");
+            self.control.set(ApplierState::Halted(why));
         }
-        if let Err(e) = self.store.flush() {
+        if let Err(e) = self.parts.store.flush() {
             tracing::error!("flushing the store at shutdown: {e}");
         }
     }
@@ -103,13 +124,13 @@ impl Applier {
         self.check_caught_up()?;
         // A batch read and prepared while the one before it was applied (catch-up only).
         let mut ahead: Option<Result<Prepared, ReadError>> = None;
-        while !self.shutdown.is_cancelled() {
+        while !self.parts.shutdown.is_cancelled() {
             let read =
                 ahead.take().unwrap_or_else(|| self.next_batch(IDLE_WAIT).map(|batch| self.preparer().prepare(batch)));
             let batch = match read {
                 Ok(batch) => batch,
                 Err(ReadError::OffsetLost) => {
-                    if !self.halt_until_repaired(HaltReason::OffsetLost)? {
+                    if !self.halt_until_bootstrapped(HaltReason::OffsetLost)? {
                         return Ok(());
                     }
                     continue;
@@ -133,55 +154,50 @@ impl Applier {
         Ok(())
     }
 
-    /// Halts on a retention gap, saying `why`, until a bootstrap repairs it (then reads the topics
-    /// again and returns true) or the node shuts down (false).
-    /// A repair only counts once the consumer points at the broker's earliest offsets: until
-    /// then reading on would skip what was read and dropped before the halt, so a failed re-seek
-    /// waits for the next repair.
-    fn halt_until_repaired(&mut self, why: HaltReason) -> Result<bool, StoreError> {
+    /// Halts on a retention gap, saying `why`, until a bootstrap asks to read on and the
+    /// consumer could be pointed at the broker's earliest offsets (true), or the node shuts down
+    /// (false). Until the consumer points there, reading on would skip what was read and dropped
+    /// before the halt, so a failed re-seek halts again and waits for the next bootstrap.
+    fn halt_until_bootstrapped(&mut self, why: HaltReason) -> Result<bool, StoreError> {
         tracing::error!("{why}");
-        self.stats.halt(why);
+        self.control.set(ApplierState::Halted(why));
         loop {
-            self.gap.open();
-            if !self.wait_for_repair() {
+            let shutdown = self.parts.shutdown.clone();
+            let Some(request) = self.runtime.clone().block_on(self.control.next_request(&shutdown)) else {
                 return Ok(false);
-            }
-            if self.resume_after_gap()? {
+            };
+            self.control.set(ApplierState::Bootstrapping);
+            let outcome = self.read_after_gap();
+            let state = match &outcome {
+                Ok(state) => state.clone(),
+                Err(e) => ApplierState::Halted(HaltReason::Store { detail: e.to_string() }),
+            };
+            self.control.set(state.clone());
+            // The bootstrap's caller may have gone away; the state says the same.
+            let _ = request.answer.send(state);
+            if outcome? == ApplierState::Running {
                 return Ok(true);
             }
         }
     }
 
-    /// Waits until a bootstrap repaired the gap (true) or the node shuts down (false).
-    fn wait_for_repair(&self) -> bool {
-        while !self.shutdown.is_cancelled() {
-            if self.gap.take_repair() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    }
-
     /// Points the consumer at what the broker still holds and stores those positions; reading
-    /// from there is deliberate, so it does not count as re-reading. False when the consumer
-    /// could not be pointed there (the node stays halted, saying why).
-    fn resume_after_gap(&mut self) -> Result<bool, StoreError> {
-        let stored = self.store.offsets()?;
-        let positions = match self.reader.restart_after_gap(&stored) {
+    /// from there is deliberate, so it does not count as re-reading. Answers the state the
+    /// applier is then in: running, or halted again when the consumer could not be pointed there.
+    fn read_after_gap(&mut self) -> Result<ApplierState, StoreError> {
+        let stored = self.parts.store.offsets()?;
+        let positions = match self.parts.reader.restart_after_gap(&stored) {
             Ok(positions) => positions,
             Err(e) => {
                 let why = HaltReason::ResumeFailed { detail: e.to_string() };
                 tracing::error!("{why}");
-                self.stats.halt(why);
-                return Ok(false);
+                return Ok(ApplierState::Halted(why));
             }
         };
-        self.store.skip_to(&OffsetUpdate::all(&positions))?;
-        self.start_offsets.extend(positions);
-        self.stats.resume();
+        self.parts.store.skip_to(&OffsetUpdate::all(&positions))?;
+        self.parts.start_offsets.extend(positions);
         tracing::info!("bootstrapped from peers; reading the topics again from the earliest offsets the broker holds");
-        Ok(true)
+        Ok(ApplierState::Running)
     }
 
     /// Blocks first (waiting up to `wait` for one), then whatever transactions are ready, up to
@@ -195,7 +211,7 @@ impl Applier {
         let mut batch = Vec::new();
         let mut wait = wait;
         while batch.len() < MAX_BATCH {
-            match self.reader.poll_blocks(wait) {
+            match self.parts.reader.poll_blocks(wait) {
                 Some(Ok(message)) => batch.push(message),
                 Some(Err(e)) => return self.partial(batch, e),
                 None => break,
@@ -203,7 +219,7 @@ impl Applier {
             wait = Duration::ZERO;
         }
         while batch.len() < MAX_BATCH {
-            match self.reader.poll(Duration::ZERO) {
+            match self.parts.reader.poll(Duration::ZERO) {
                 Some(Ok(message)) => batch.push(message),
                 Some(Err(e)) => return self.partial(batch, e),
                 None => break,
@@ -244,7 +260,7 @@ impl Applier {
 
     /// What prepares a batch: the parts of the applier another thread may use.
     fn preparer(&self) -> Preparer<'_> {
-        Preparer { store: &self.store, stats: &self.stats, spread: true }
+        Preparer { store: &self.parts.store, stats: &self.parts.stats, spread: true }
     }
 
     fn apply(&self, batch: Prepared) -> Result<(), StoreError> {
@@ -253,8 +269,8 @@ impl Applier {
         let mut run: Vec<BlockMessage> = Vec::new();
         let mut blocks_seen = false;
         for ((message, block), verified) in batch.into_iter().zip(blocks.iter_mut()).zip(verified.iter_mut()) {
-            let reread = self.start_offsets.get(&message.position).is_some_and(|start| message.offset < *start);
-            self.stats.consumed(reread);
+            let reread = self.parts.start_offsets.get(&message.position).is_some_and(|start| message.offset < *start);
+            self.parts.stats.consumed(reread);
             let next = message.offset + 1;
             match message.kind {
                 Payload::Transaction => {
@@ -286,11 +302,15 @@ impl Applier {
             return Ok(());
         }
         let offsets = OffsetUpdate::all(&batch.positions);
-        let chain = self.store.params().chain_tag();
+        let chain = self.parts.store.params().chain_tag();
         let signing: Vec<_> = batch.txs.iter().map(|t| t.signing_bytes(chain)).collect();
         // Those this node verified when it accepted them are not verified again.
-        let known: Vec<bool> =
-            batch.txs.iter().zip(&signing).map(|(t, bytes)| self.verified.take(&id_of(bytes, &t.signature))).collect();
+        let known: Vec<bool> = batch
+            .txs
+            .iter()
+            .zip(&signing)
+            .map(|(t, bytes)| self.parts.verified.take(&id_of(bytes, &t.signature)))
+            .collect();
         // The cheap rules first: a transfer its sender's account refuses on its own (malformed, a
         // nonce used or too far ahead, a cost above the balance) is refused without verifying
         // its signature, so junk from keys without funds costs a lookup, not a verification.
@@ -312,7 +332,7 @@ impl Applier {
             .map(|(known, refused)| *known || (refused.is_none() && checked.next().unwrap_or(false)))
             .collect();
         if !items.is_empty() {
-            self.stats.busy("verify_signatures", started.elapsed());
+            self.parts.stats.busy("verify_signatures", started.elapsed());
         }
         self.admit(batch.txs, valid, refused_early, &offsets)
     }
@@ -321,7 +341,7 @@ impl Applier {
     /// the tip gives it on its own, before any signature is looked at.
     fn refused_by_account(&self, txs: &[Transfer], known: &[bool]) -> Result<Vec<Option<Refusal>>, StoreError> {
         let unknown = txs.iter().zip(known).filter(|(_, known)| !**known).map(|(t, _)| t);
-        let accounts = self.store.sender_accounts(unknown)?;
+        let accounts = self.parts.store.sender_accounts(unknown)?;
         Ok(txs
             .iter()
             .zip(known)
@@ -347,23 +367,23 @@ impl Applier {
         let mut offered = Vec::with_capacity(txs.len());
         for ((transfer, signature_valid), refused) in txs.into_iter().zip(valid).zip(refused_early) {
             match refused {
-                Some(refusal) => self.stats.rejected(Payload::Transaction, refusal.topic_reason()),
+                Some(refusal) => self.parts.stats.rejected(Payload::Transaction, refusal.topic_reason()),
                 None => offered.push(Offered { transfer, signature_valid }),
             }
         }
         let started = Instant::now();
-        let outcomes = self.store.admit_transactions(&offered, offsets, self.mempool_limits)?;
-        self.stats.busy("apply_transactions", started.elapsed());
+        let outcomes = self.parts.store.admit_transactions(&offered, offsets, self.parts.mempool_limits)?;
+        self.parts.stats.busy("apply_transactions", started.elapsed());
         let mut admitted = 0;
         for outcome in outcomes {
             match outcome {
                 Ok(()) => admitted += 1,
                 // A transfer whose nonce a block already used was read after that block: it is
                 // confirmed (or conflicts), not an attack, but it is counted all the same.
-                Err(refusal) => self.stats.rejected(Payload::Transaction, refusal.topic_reason()),
+                Err(refusal) => self.parts.stats.rejected(Payload::Transaction, refusal.topic_reason()),
             }
         }
-        self.stats.admitted(admitted);
+        self.parts.stats.admitted(admitted);
         Ok(())
     }
 
@@ -393,18 +413,18 @@ impl Applier {
         }
         let started = Instant::now();
         let outcomes = if blocks.is_empty() {
-            self.store.skip_to(std::slice::from_ref(&offset))?;
+            self.parts.store.skip_to(std::slice::from_ref(&offset))?;
             Vec::new()
         } else {
-            self.store.apply_blocks(blocks, &[offset], verified)?
+            self.parts.store.apply_blocks(blocks, &[offset], verified)?
         };
-        self.stats.busy("apply_blocks", started.elapsed());
+        self.parts.stats.busy("apply_blocks", started.elapsed());
         let applied_ms = now_ms();
         for ((message, hash, txs, parent), outcomes) in applied.into_iter().zip(outcomes) {
             for outcome in &outcomes {
                 if let Outcome::Stored { hash: stored, height, .. } = outcome {
                     let from_message = *stored == hash;
-                    self.stats.remember_block(AppliedBlock {
+                    self.parts.stats.remember_block(AppliedBlock {
                         height: *height,
                         hash: *stored,
                         txs: if from_message { txs } else { 0 },
@@ -416,7 +436,7 @@ impl Applier {
             }
             self.track_unknown_parents(&outcomes, &parent)?;
         }
-        self.events.tip_is(self.store.tip()?);
+        self.parts.events.tip_is(self.parts.store.tip()?);
         Ok(())
     }
 
@@ -429,12 +449,12 @@ impl Applier {
         let unknown = match outcomes.first() {
             Some(Outcome::Stored { .. }) => Some(false),
             Some(Outcome::Orphaned(_)) => Some(true),
-            Some(Outcome::Invalid(..)) => Some(self.store.meta(parent)?.is_none()),
+            Some(Outcome::Invalid(..)) => Some(self.parts.store.meta(parent)?.is_none()),
             Some(Outcome::Duplicate(_) | Outcome::OrphanDropped(_)) | None => None,
         };
         match unknown {
-            Some(false) => self.stats.parent_known(),
-            Some(true) if self.stats.unknown_parent() => {
+            Some(false) => self.parts.stats.parent_known(),
+            Some(true) if self.parts.stats.unknown_parent() => {
                 tracing::warn!(streak = UNKNOWN_PARENT_ALARM, "{PARAMETER_MISMATCH}")
             }
             Some(true) | None => {}
@@ -445,7 +465,7 @@ impl Applier {
     fn record(&self, outcome: &Outcome, offset: u64) {
         let event = match outcome {
             Outcome::Stored { hash, height, tip_moved, reorg_depth } => {
-                self.stats.applied();
+                self.parts.stats.applied();
                 if *reorg_depth > 0 {
                     tracing::info!(%hash, height, reorg_depth, "reorganization");
                 }
@@ -456,45 +476,49 @@ impl Applier {
                 return;
             }
             Outcome::Duplicate(hash) => {
-                self.stats.rejected(Payload::Block, "duplicate");
+                self.parts.stats.rejected(Payload::Block, "duplicate");
                 BlockEvent::Rejected { hash: *hash }
             }
             Outcome::OrphanDropped(hash) => {
-                self.stats.rejected(Payload::Block, "orphan_dropped");
+                self.parts.stats.rejected(Payload::Block, "orphan_dropped");
                 BlockEvent::Rejected { hash: *hash }
             }
             Outcome::Invalid(hash, error) => {
-                self.stats.rejected(Payload::Block, error.reason());
+                self.parts.stats.rejected(Payload::Block, error.reason());
                 if let Some(held_back) = REJECTION_LINES.admit() {
                     tracing::warn!(%hash, offset, held_back, "rejected block: {error}");
                 }
                 BlockEvent::Rejected { hash: *hash }
             }
         };
-        self.events.block(event);
+        self.parts.events.block(event);
     }
 
     fn reject_message(&self, message: &LogMessage, reason: &'static str, error: &dyn std::fmt::Display) {
-        self.stats.rejected(message.kind, reason);
+        self.parts.stats.rejected(message.kind, reason);
         if let Some(held_back) = REJECTION_LINES.admit() {
             tracing::warn!(partition = %message.position, offset = message.offset, held_back, "rejected message: {error}");
         }
     }
 
     fn check_caught_up(&self) -> Result<(), StoreError> {
-        if self.stats.is_caught_up() {
+        if self.parts.stats.is_caught_up() {
             return Ok(());
         }
-        let next = self.store.offset(&self.blocks_partition)?.unwrap_or(0);
-        if next >= self.blocks_end_at_start {
-            self.stats.set_caught_up();
-            tracing::info!(next_offset = next, height = self.store.tip()?.height, "caught up with the blocks topic");
+        let next = self.parts.store.offset(&self.parts.blocks_partition)?.unwrap_or(0);
+        if next >= self.parts.blocks_end_at_start {
+            self.parts.stats.set_caught_up();
+            tracing::info!(
+                next_offset = next,
+                height = self.parts.store.tip()?.height,
+                "caught up with the blocks topic"
+            );
         }
         Ok(())
     }
 
     fn report(&self) -> Result<(), StoreError> {
-        match self.reader.assign_added_partitions() {
+        match self.parts.reader.assign_added_partitions() {
             Ok(added) if !added.is_empty() => {
                 let added: Vec<String> = added.iter().map(ToString::to_string).collect();
                 tracing::info!(?added, "the transactions topic has new partitions; reading them from their beginning");
@@ -502,15 +526,19 @@ impl Applier {
             Ok(_) => {}
             Err(e) => tracing::warn!("{e}; trying again in {} s", REPORT_EVERY.as_secs()),
         }
-        let positions = self.store.offsets()?;
-        if !self.stats.is_caught_up() {
-            let next = positions.get(&self.blocks_partition).copied().unwrap_or(0);
-            tracing::info!(next_offset = next, target = self.blocks_end_at_start, "catching up with the blocks topic");
+        let positions = self.parts.store.offsets()?;
+        if !self.parts.stats.is_caught_up() {
+            let next = positions.get(&self.parts.blocks_partition).copied().unwrap_or(0);
+            tracing::info!(
+                next_offset = next,
+                target = self.parts.blocks_end_at_start,
+                "catching up with the blocks topic"
+            );
         }
         // A commit waits for the group coordinator: while the brokers are away it would only
         // queue up (and hold the consumer's close until it times out).
-        if self.reader.brokers_reachable() && self.last_committed.borrow().as_ref() != Some(&positions) {
-            match self.reader.commit(&positions) {
+        if self.parts.reader.brokers_reachable() && self.last_committed.borrow().as_ref() != Some(&positions) {
+            match self.parts.reader.commit(&positions) {
                 Ok(()) => *self.last_committed.borrow_mut() = Some(positions),
                 Err(e) => tracing::debug!("copying offsets to Kafka: {e}"),
             }

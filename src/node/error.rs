@@ -47,6 +47,10 @@ pub enum NodeError {
     /// operator acts.
     #[error("the node has halted and accepts no writes: {0}")]
     Halted(HaltReason),
+    /// A bootstrap is pointing the applier at the broker's earliest offsets; writes are taken
+    /// again in a moment.
+    #[error("the node is bootstrapping from peers and takes writes again in a moment")]
+    Bootstrapping,
     /// A task the operation ran on failed (panicked or was cancelled).
     #[error("{what}: {source}")]
     TaskFailed {
@@ -139,15 +143,19 @@ pub enum NotReady {
     /// The store is still behind the end the blocks topic had at start.
     #[error("still catching up with the blocks topic")]
     CatchingUp,
+    /// A bootstrap is pointing the applier at the broker's earliest offsets.
+    #[error("bootstrapping from peers")]
+    Bootstrapping,
 }
 
 impl NotReady {
-    /// Its short label: the halt's, `brokers_unreachable` or `catching_up`.
+    /// Its short label: the halt's, `brokers_unreachable`, `catching_up` or `bootstrapping`.
     pub fn label(&self) -> &'static str {
         match self {
             NotReady::Halted(why) => why.label(),
             NotReady::BrokersUnreachable => "brokers_unreachable",
             NotReady::CatchingUp => "catching_up",
+            NotReady::Bootstrapping => "bootstrapping",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! request; in continuous mode it mines all the time and answers requests with its next block.
 
 use super::events::{BlockEvent, ChainEvents};
+use super::state::{ApplierHandle, ApplierState};
 use super::stats::NodeStats;
 use super::{NodeError, READ_BACK_TIMEOUT};
 use crate::core::account::Address;
@@ -80,8 +81,11 @@ pub(super) struct Mining {
     pub miner: Arc<Miner>,
     /// Where rewards go.
     pub address: Address,
-    /// Counters, and whether the node halted.
+    /// Counters.
     pub stats: Arc<NodeStats>,
+    /// Whether the applier runs: a halted node reads nothing more, so it could never see its
+    /// block applied.
+    pub applier: ApplierHandle,
     /// The tip watch and the applied blocks.
     pub events: Arc<ChainEvents>,
     /// Transactions this node published, for blocks mined on demand.
@@ -109,23 +113,32 @@ impl Mining {
             while let Ok(request) = requests.try_recv() {
                 waiting.push(request);
             }
-            let result = match self.stats.halted() {
-                // A halted node reads nothing more, so it could never see its block applied.
-                Some(why) => Err(NodeError::Halted(why)),
-                None => tokio::select! {
+            let result = match self.applier.state().writable() {
+                Err(e) => Err(e),
+                Ok(()) => tokio::select! {
                     _ = self.shutdown.cancelled() => return,
                     result = self.mine_one() => result,
                 },
             };
             if let Err(e) = &result {
                 tracing::warn!("mining failed: {e}");
-                if waiting.is_empty() {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
             }
             for request in waiting.drain(..) {
                 // The requester may have gone away (client disconnected): nothing to do then.
                 let _ = request.send(result.clone());
+            }
+            if result.is_err() && self.continuous {
+                // Tries again once the applier runs (a halted one reads nothing more, so it
+                // could never see a block applied), after a pause.
+                let mut state = self.applier.watch();
+                let running_again = async {
+                    let _ = state.wait_for(|state| *state == ApplierState::Running).await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                };
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    () = running_again => {}
+                }
             }
         }
     }

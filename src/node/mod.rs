@@ -5,12 +5,12 @@
 //! write path), `queries.rs` (reads), `status.rs` (`/status`), `resolve.rs` (peers, forks and
 //! the bootstrap), with their errors in `error.rs`. The threads and tasks behind it:
 //! `applier.rs` (the only consumer of the topics), `mining.rs`, `lag.rs`; their shared state:
-//! `stats.rs`, `events.rs`, `gap.rs`, `halt.rs`, `verified.rs`; `sync.rs` talks to peers.
+//! `stats.rs`, `events.rs`, `state.rs` (the applier's state and requests), `halt.rs`,
+//! `verified.rs`; `sync.rs` talks to peers.
 
 mod applier;
 mod error;
 mod events;
-mod gap;
 mod halt;
 pub mod lag;
 mod mining;
@@ -18,6 +18,7 @@ mod queries;
 pub mod readings;
 mod resolve;
 mod start;
+mod state;
 mod stats;
 mod status;
 mod submit;
@@ -30,11 +31,12 @@ use crate::kafka::{BrokerHealth, Publisher, SettingWarning};
 use crate::store::{Positions, Store, TopicPartition};
 pub use error::{NodeError, NotReady, StartError};
 use events::ChainEvents;
-use gap::RetentionGap;
 pub use halt::HaltReason;
 use mining::{MineRequest, OwnTransactions};
 pub use queries::{MempoolView, StoredBlock, TxStatus};
 pub use resolve::Resolution;
+use state::ApplierHandle;
+pub use state::ApplierState;
 use stats::NodeStats;
 pub use status::{Status, TopicWarningStatus, NETWORK_RATE_WINDOW};
 use std::sync::Arc;
@@ -66,7 +68,8 @@ struct Inner {
     health: Arc<BrokerHealth>,
     /// Topic settings found at start that a production network should not run with.
     topic_warnings: Vec<SettingWarning>,
-    gap: Arc<RetentionGap>,
+    /// The applier's state, and the way to ask it to read on after a bootstrap.
+    applier: ApplierHandle,
     /// The ends of the partitions the node reads, kept fresh for consumer lag.
     partition_ends: Arc<lag::PartitionEnds>,
     /// Transfers accepted over HTTP and not yet acknowledged by Kafka.

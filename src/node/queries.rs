@@ -1,6 +1,7 @@
 //! Reads of the chain, the mempool and the node's readiness, for the API.
 
 use super::error::{NodeError, NotReady};
+use super::state::ApplierState;
 use super::{stats, Node};
 use crate::core::account::{Account, Address};
 use crate::core::block::Block;
@@ -57,8 +58,10 @@ impl Node {
     /// Whether the node can serve traffic: caught up with the blocks topic, not halted, brokers
     /// reachable. `Err` says which is not the case.
     pub fn readiness(&self) -> Result<(), NotReady> {
-        if let Some(why) = self.inner.stats.halted() {
-            return Err(NotReady::Halted(why));
+        match self.inner.applier.state() {
+            ApplierState::Running => {}
+            ApplierState::Halted(why) => return Err(NotReady::Halted(why)),
+            ApplierState::Bootstrapping => return Err(NotReady::Bootstrapping),
         }
         if !self.inner.health.is_reachable() {
             return Err(NotReady::BrokersUnreachable);

@@ -2,10 +2,12 @@
 //! blocks topic, and bootstrapping a node halted on a retention gap.
 
 use super::error::NodeError;
+use super::events::BlockOutcomes;
 use super::sync::{PeerBranch, PeerVerdict};
 use super::{sync, Node, READ_BACK_TIMEOUT};
 use crate::core::block::Block;
 use crate::core::chain::ChainView;
+use crate::core::hash::BlockHash;
 use std::time::Duration;
 
 /// What `GET /nodes/resolve` did.
@@ -58,16 +60,19 @@ impl Node {
     /// earliest offsets the broker holds, which brings it the branch after what was retained.
     pub async fn resolve(&self) -> Result<Resolution, NodeError> {
         let _one_at_a_time = self.inner.resolving.try_lock().map_err(|_| NodeError::Busy("a resolve"))?;
-        if self.inner.gap.is_open() {
+        let state = self.inner.applier.state();
+        if state.awaits_bootstrap() {
             return self.bootstrap().await;
         }
-        self.refuse_if_halted()?;
+        state.writable()?;
         let (best, peers) = self.best_peer_branch().await?;
         let Some(branch) = best else {
             return Ok(Resolution { published: 0, bootstrapped: false, replaced: false, peers });
         };
         let published = branch.blocks.len();
-        self.publish_branch(branch.blocks, || ()).await?;
+        let mut outcomes = self.inner.events.subscribe_blocks();
+        let last = self.publish_blocks(&branch.blocks).await?;
+        self.await_read_back(&mut outcomes, last).await;
         let replaced = self.inner.store.tip()?.hash == branch.tip.hash;
         tracing::info!(
             published,
@@ -124,10 +129,12 @@ impl Node {
     }
 
     /// Repairs a retention gap from the best peer: publishes its branch into the blocks topic,
-    /// then lets the applier read the topics again from the earliest offsets the broker holds,
-    /// where it meets the branch again after what was retained. The blocks reach the store the
-    /// one way every block does, dated by the broker and checked by the topic's rules; nothing
-    /// here reads this node's clock or writes the chain. Needs at least one peer that answered.
+    /// then asks the applier to read the topics again from the earliest offsets the broker
+    /// holds, where it meets the branch again after what was retained. The blocks reach the
+    /// store the one way every block does, dated by the broker and checked by the topic's rules;
+    /// nothing here reads this node's clock or writes the chain. Needs at least one peer that
+    /// answered. Answers once the applier reads on (so a client can write again as soon as it
+    /// has the answer) and has read the branch back, or with the halt it met again.
     async fn bootstrap(&self) -> Result<Resolution, NodeError> {
         if self.inner.store.peers()?.is_empty() {
             return Err(NodeError::Bootstrap("no peers are registered: POST /nodes/register first"));
@@ -136,29 +143,20 @@ impl Node {
         if peers.iter().all(|(_, verdict)| matches!(verdict, PeerVerdict::Dropped(_))) {
             return Ok(Resolution { published: 0, bootstrapped: false, replaced: false, peers });
         }
-        let published = best.as_ref().map_or(0, |b| b.blocks.len());
+        let blocks = best.as_ref().map(|b| b.blocks.as_slice()).unwrap_or_default();
         let tip = best.as_ref().map(|b| b.tip.hash);
-        self.publish_branch(best.map(|b| b.blocks).unwrap_or_default(), || self.inner.gap.mark_repaired()).await?;
-        // The applier resumes within its 100 ms poll; with nothing published the answer still
-        // waits for it, so a client can write again as soon as it has the answer.
-        let resumed = tokio::time::timeout(Duration::from_secs(10), async {
-            while self.inner.stats.halted().is_some() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
-        if resumed.await.is_err() {
-            tracing::warn!("the applier did not resume within 10 s of the bootstrap");
-        }
+        let mut outcomes = self.inner.events.subscribe_blocks();
+        let last = self.publish_blocks(blocks).await?;
+        self.inner.applier.read_on().await?.writable()?;
+        self.await_read_back(&mut outcomes, last).await;
         let now = self.inner.store.tip()?;
-        tracing::info!(published, height = now.height, "bootstrapped from peers after a retention gap");
-        Ok(Resolution { published, bootstrapped: true, replaced: tip == Some(now.hash), peers })
+        tracing::info!(published = blocks.len(), height = now.height, "bootstrapped from peers after a retention gap");
+        Ok(Resolution { published: blocks.len(), bootstrapped: true, replaced: tip == Some(now.hash), peers })
     }
 
-    /// Publishes `blocks` into the blocks topic in order, calls `then` once Kafka acknowledged
-    /// them all, and waits until the applier has read the last one back (or
-    /// [`READ_BACK_TIMEOUT`] passed).
-    async fn publish_branch(&self, blocks: Vec<Block>, then: impl FnOnce()) -> Result<(), NodeError> {
-        let mut outcomes = self.inner.events.subscribe_blocks();
+    /// Publishes `blocks` into the blocks topic in order and returns the last one's hash once
+    /// Kafka acknowledged them all.
+    async fn publish_blocks(&self, blocks: &[Block]) -> Result<Option<BlockHash>, NodeError> {
         let publisher = &self.inner.publisher;
         // Each chunk is queued in order before any acknowledgement is awaited; with idempotence
         // on one partition, Kafka keeps that order.
@@ -168,11 +166,15 @@ impl Node {
                 ack?;
             }
         }
-        then();
-        let Some(last) = blocks.last().map(Block::hash) else { return Ok(()) };
+        Ok(blocks.last().map(Block::hash))
+    }
+
+    /// Waits until the applier has read block `last` back (or [`READ_BACK_TIMEOUT`] passed);
+    /// `outcomes` were subscribed to before it was published.
+    async fn await_read_back(&self, outcomes: &mut BlockOutcomes, last: Option<BlockHash>) {
+        let Some(last) = last else { return };
         if tokio::time::timeout(READ_BACK_TIMEOUT, outcomes.of(last)).await.is_err() {
             tracing::warn!(%last, "published a peer's branch but did not read its last block back within {READ_BACK_TIMEOUT:?}");
         }
-        Ok(())
     }
 }

@@ -1,10 +1,9 @@
 //! Starting a node: the broker connection (retried while the brokers do not answer), the
 //! topics, the store, and the applier, miner and lag threads.
 
-use super::applier::Applier;
+use super::applier::{Applier, ApplierParts};
 use super::error::StartError;
 use super::events::ChainEvents;
-use super::gap::RetentionGap;
 use super::mining::{Mining, OwnTransactions};
 use super::stats::NodeStats;
 use super::sync::PeerClient;
@@ -108,13 +107,12 @@ impl Node {
         let miner = Arc::new(Miner::new(config.mining.threads, kernel)?);
         let stats = Arc::new(NodeStats::default());
         let events = Arc::new(ChainEvents::new(store.tip()?));
-        let gap = Arc::new(RetentionGap::default());
         let verified = Arc::new(verified::VerifiedIds::default());
         let (mine_tx, mine_rx) = mpsc::channel(64);
         let own_transactions = Arc::new(OwnTransactions::default());
         let shutdown = CancellationToken::new();
 
-        let applier = Applier {
+        let parts = ApplierParts {
             store: store.clone(),
             reader,
             stats: stats.clone(),
@@ -125,9 +123,6 @@ impl Node {
             mempool_limits: config.mempool_limits(),
             verified: verified.clone(),
             shutdown: shutdown.clone(),
-            last_committed: Default::default(),
-            read_error: Default::default(),
-            gap: gap.clone(),
         };
         let peer_client = PeerClient::new(config.peers.clone())?;
         let submit_verifier = Arc::new(
@@ -136,7 +131,7 @@ impl Node {
                 .thread_name(|i| format!("submit-verify-{i}"))
                 .build()?,
         );
-        let applier = std::thread::Builder::new().name("applier".into()).spawn(move || applier.run())?;
+        let (applier, applier_handle) = Applier::spawn(parts, tokio::runtime::Handle::current())?;
         let partition_ends = Arc::new(lag::PartitionEnds::default());
         let refresher = {
             let (ends, shutdown) = (partition_ends.clone(), shutdown.clone());
@@ -160,7 +155,7 @@ impl Node {
                 peer_client,
                 submit_verifier,
                 health: broker_health,
-                gap,
+                applier: applier_handle.clone(),
                 partition_ends,
                 resolving: tokio::sync::Mutex::new(()),
                 publishing: Default::default(),
@@ -173,6 +168,7 @@ impl Node {
             miner: node.inner.miner.clone(),
             address: miner_address,
             stats: node.inner.stats.clone(),
+            applier: applier_handle,
             events: node.inner.events.clone(),
             own_transactions,
             continuous: node.inner.config.mining.mode == MiningMode::Continuous,

@@ -1,7 +1,6 @@
 //! Counters the node keeps since it started, shown by `GET /status` and exported by
 //! `GET /metrics`.
 
-use super::halt::HaltReason;
 use crate::core::hash::BlockHash;
 use crate::kafka::Payload;
 use crate::sync::lock;
@@ -69,7 +68,6 @@ pub(super) struct NodeStats {
     caught_up: AtomicBool,
     unknown_parent_streak: AtomicU64,
     rejected: Mutex<BTreeMap<(Payload, &'static str), u64>>,
-    halted: Mutex<Option<HaltReason>>,
     busy_us: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -92,10 +90,6 @@ pub struct StatsSnapshot {
     pub warning: Option<String>,
     /// Rejected messages by reason.
     pub rejected: BTreeMap<&'static str, u64>,
-    /// Why the node stopped consuming, if it did: what an operator should do.
-    pub halted: Option<String>,
-    /// The same reason's short label (`offset_lost`, `resume_failed`, `store_failed`).
-    pub halt_reason: Option<&'static str>,
     /// Milliseconds spent per stage since start (applying transaction batches, applying blocks,
     /// building candidates, searching nonces, publishing, waiting to read our block back):
     /// where the time goes.
@@ -183,21 +177,6 @@ impl NodeStats {
         self.caught_up.load(Ordering::Relaxed)
     }
 
-    /// Why consuming stopped, if it did.
-    pub(super) fn halted(&self) -> Option<HaltReason> {
-        lock(&self.halted).clone()
-    }
-
-    /// Consuming goes on again (after a retention gap was repaired).
-    pub(super) fn resume(&self) {
-        *lock(&self.halted) = None;
-    }
-
-    /// Records why consuming stopped.
-    pub(super) fn halt(&self, why: HaltReason) {
-        *lock(&self.halted) = Some(why);
-    }
-
     /// Transfers admitted to the mempool from the transactions topic since start.
     pub(super) fn transactions_admitted(&self) -> u64 {
         self.admitted.load(Ordering::Relaxed)
@@ -221,7 +200,6 @@ impl NodeStats {
 
     /// The counters now.
     pub(super) fn snapshot(&self) -> StatsSnapshot {
-        let halted = self.halted();
         StatsSnapshot {
             consumed_since_start: self.consumed.load(Ordering::Relaxed),
             reread_since_start: self.reread.load(Ordering::Relaxed),
@@ -235,8 +213,6 @@ impl NodeStats {
                 *by_reason.entry(reason).or_default() += count;
                 by_reason
             }),
-            halted: halted.as_ref().map(ToString::to_string),
-            halt_reason: halted.as_ref().map(HaltReason::label),
             busy_ms: lock(&self.busy_us).iter().map(|(stage, us)| (*stage, us / 1000)).collect(),
         }
     }

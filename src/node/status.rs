@@ -1,6 +1,7 @@
 //! The node's state as `GET /status` shows it.
 
 use super::error::NodeError;
+use super::halt::HaltReason;
 use super::stats::StatsSnapshot;
 use super::Node;
 use crate::config::MiningMode;
@@ -62,6 +63,12 @@ pub struct Status {
     pub kafka_reachable: bool,
     /// Topic settings found at start that a production network should not run with.
     pub topic_warnings: Vec<TopicWarningStatus>,
+    /// What the applier is doing: `running`, `halted` or `bootstrapping`.
+    pub applier: &'static str,
+    /// Why the node stopped applying the topics, if it did: what an operator should do.
+    pub halted: Option<String>,
+    /// The same reason's short label (`offset_lost`, `resume_failed`, `store_failed`).
+    pub halt_reason: Option<&'static str>,
     /// Counters since start.
     #[serde(flatten)]
     pub stats: StatsSnapshot,
@@ -93,6 +100,8 @@ impl Node {
         let target = Target::from_compact(next_bits)?;
         let next_offsets = store.offsets()?;
         let progress = self.inner.miner.progress();
+        let applier = self.inner.applier.state();
+        let halted = applier.halt_reason();
         Ok(Status {
             node_id: self.inner.config.node_id.clone(),
             chain_id: store.params().chain_id.clone(),
@@ -115,6 +124,9 @@ impl Node {
             network_hash_rate: network_hash_rate(store, &tip, NETWORK_RATE_WINDOW)?,
             kafka_reachable: self.inner.health.is_reachable(),
             topic_warnings: self.inner.topic_warnings.iter().map(TopicWarningStatus::from).collect(),
+            applier: applier.label(),
+            halted: halted.map(ToString::to_string),
+            halt_reason: halted.map(HaltReason::label),
             stats: self.inner.stats.snapshot(),
         })
     }

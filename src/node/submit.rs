@@ -39,7 +39,7 @@ impl Node {
     /// nonce and balance that fit the tip plus what the sender has pending, this request's
     /// earlier transfers included.
     pub async fn submit_transactions(&self, txs: Vec<Transfer>) -> Result<(Vec<TxId>, u64), NodeError> {
-        self.refuse_if_halted()?;
+        self.refuse_unless_running()?;
         // The cheap rules first: a request that breaks them costs no signature checks.
         let accounts = self.check_admission(&txs)?;
         let chain = self.inner.store.params().chain_tag();
@@ -119,17 +119,14 @@ impl Node {
 
     /// Mines one block and returns it once it has been read back from the topic and applied.
     pub async fn mine(&self) -> Result<MinedBlock, NodeError> {
-        self.refuse_if_halted()?;
+        self.refuse_unless_running()?;
         let (reply, answer) = oneshot::channel();
         self.inner.mine_requests.send(reply).await.map_err(|_| NodeError::ShuttingDown)?;
         answer.await.map_err(|_| NodeError::ShuttingDown)?
     }
 
-    /// Fails when the applier has halted: nothing this node would publish could be applied here.
-    pub(crate) fn refuse_if_halted(&self) -> Result<(), NodeError> {
-        match self.inner.stats.halted() {
-            Some(why) => Err(NodeError::Halted(why)),
-            None => Ok(()),
-        }
+    /// Fails unless the applier runs: nothing this node would publish could be applied here.
+    fn refuse_unless_running(&self) -> Result<(), NodeError> {
+        self.inner.applier.state().writable()
     }
 }

@@ -63,7 +63,7 @@ fn a_node_behind_a_retention_gap_halts_then_bootstraps_from_a_peer() {
     let (lagging, peer) = (&net.nodes[0], &net.nodes[1]);
 
     let status = halted(lagging);
-    assert_eq!(status["halt_reason"], "offset_lost", "{status}");
+    assert_eq!((&status["applier"], &status["halt_reason"]), (&"halted".into(), &"offset_lost".into()), "{status}");
     assert!(
         status["halted"].as_str().unwrap().contains("GET /nodes/resolve"),
         "tells the operator what to do: {status}"
@@ -85,6 +85,7 @@ fn a_node_behind_a_retention_gap_halts_then_bootstraps_from_a_peer() {
     assert_eq!(body["published"], 5, "heights 4 to 8 from the peer, into the topic again: {body}");
     let status = lagging.status();
     assert!(status["halted"].is_null() && status["halt_reason"].is_null(), "{status}");
+    assert_eq!(status["applier"], "running", "the answer came once the applier read on: {status}");
     assert_eq!(status["tip"], peer.status()["tip"]);
     // It read on from the earliest offset the broker holds: heights 7 and 8 waited as orphans
     // until the branch published after them connected them, and its own copies of 7 and 8 are
