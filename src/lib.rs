@@ -6,7 +6,7 @@
 //! (the node's TOML configuration), [`logging`] (log lines, text or JSON, naming the node),
 //! [`secret_file`] (files that hold secrets, refused when others may read them), [`service`]
 //! (`kafkachain node` as a process: signals, the shutdown checkpoint, systemd's readiness
-//! protocol), [`sync`] (locks that survive a panicked holder), [`wallet`] (key files, a small
+//! protocol), [`stream`] (the ledger stream's events for downstream systems, and which come next), [`sync`] (locks that survive a panicked holder), [`wallet`] (key files, a small
 //! client for the API and the wallet's subcommands), the wall clock in [`clock`], and the
 //! benchmark and test tools in [`tools`], each printing its own report. The binary in `main.rs`
 //! only parses the command line and calls these.
@@ -22,6 +22,7 @@ pub mod node;
 pub mod secret_file;
 pub mod service;
 pub mod store;
+pub mod stream;
 pub mod sync;
 pub mod tools;
 pub mod wallet;
