@@ -37,6 +37,53 @@ pub struct NodeConfig {
     /// The HTTP server's bounds and the operator token.
     #[serde(default)]
     pub http: HttpConfig,
+    /// The ledger stream for downstream systems.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+}
+
+/// The ledger stream (`[ledger]`): the main chain's history, published to `{prefix}.ledger` as
+/// JSON events through Kafka transactions. Off by default.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// Whether this node publishes the stream.
+    pub enabled: bool,
+    /// How deep a block must be before its `connect` goes out (1: the tip itself). A consumer
+    /// sees a `disconnect` only for a reorganization deeper than this.
+    pub confirmations: u64,
+    /// The producer's `transactional.id` (default `kafkachain-ledger-{node_id}`): a second
+    /// publisher with the same id takes over and this one stops.
+    pub transactional_id: Option<String>,
+    /// Most events in one Kafka transaction.
+    pub max_events_per_transaction: usize,
+    /// The principal the publisher logs in as, over `[kafka.tls]` (`[ledger.sasl]`): required
+    /// when `[kafka.sasl]` is set, and a different one, so that no principal both writes the
+    /// consensus topics and opens transactions.
+    pub sasl: Option<SaslConfig>,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { enabled: false, confirmations: 6, transactional_id: None, max_events_per_transaction: 500, sasl: None }
+    }
+}
+
+impl NodeConfig {
+    /// The ledger publisher's `transactional.id`.
+    pub fn ledger_transactional_id(&self) -> String {
+        self.ledger.transactional_id.clone().unwrap_or_else(|| format!("kafkachain-ledger-{}", self.node_id))
+    }
+
+    /// The Kafka settings the ledger publisher connects with: the node's, logged in as
+    /// `[ledger.sasl]` when it is set.
+    pub fn ledger_kafka(&self) -> KafkaConfig {
+        let mut kafka = self.kafka.clone();
+        if let Some(sasl) = &self.ledger.sasl {
+            kafka.sasl = Some(sasl.clone());
+        }
+        kafka
+    }
 }
 
 /// Bounds on the HTTP server and where the operator token comes from. Everything a client can
@@ -434,6 +481,7 @@ impl NodeConfig {
         if self.storage.max_mempool == 0 {
             return invalid("storage.max_mempool must be at least 1");
         }
+        self.check_ledger()?;
         if let Err(e) = crate::core::miner::KernelChoice::parse(&self.mining.kernel) {
             return Err(ConfigError::Invalid(format!("mining.kernel: {e}")));
         }
@@ -444,6 +492,29 @@ impl NodeConfig {
             );
         }
         self.check_no_test_accounts()
+    }
+
+    /// The ledger stream's bounds, and its own principal wherever the node logs in.
+    fn check_ledger(&self) -> Result<(), ConfigError> {
+        let ledger = &self.ledger;
+        let invalid = |what: &str| Err(ConfigError::Invalid(what.to_owned()));
+        if ledger.confirmations == 0 || !(1..=10_000).contains(&ledger.max_events_per_transaction) {
+            return invalid("ledger.confirmations must be at least 1, ledger.max_events_per_transaction 1 to 10000");
+        }
+        if ledger.transactional_id.as_ref().is_some_and(String::is_empty) {
+            return invalid("ledger.transactional_id must not be empty");
+        }
+        match (&self.kafka.sasl, &ledger.sasl) {
+            (Some(_), None) if ledger.enabled => invalid(
+                "ledger.sasl must be set when kafka.sasl is: the ledger publisher logs in as a principal of its own \
+                 (write on the ledger topic and its transactional id only)",
+            ),
+            (Some(node), Some(own)) if node.username == own.username => invalid(
+                "ledger.sasl.username must differ from kafka.sasl.username: no principal should both write the \
+                 consensus topics and open transactions",
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Outside the devnet, refuses the devnet's test accounts, whose secret keys are published:

@@ -80,6 +80,26 @@ impl Collector for NodeCollector {
             "1 while the node has stopped consuming (see /status halted)",
             u64::from(status.halted.is_some()),
         )?;
+        if let Some(ledger) = &status.ledger {
+            gauge(
+                out,
+                "kafkachain_ledger_lag_blocks",
+                "Blocks deep enough for the ledger stream that are not yet published",
+                ledger.lag_blocks,
+            )?;
+            counter(
+                out,
+                "kafkachain_ledger_events_published",
+                "Ledger events committed to the ledger topic by this process",
+                ledger.published_since_start,
+            )?;
+            gauge(
+                out,
+                "kafkachain_ledger_publishing",
+                "1 while the ledger publisher publishes (0 while starting, retrying, fenced or failed)",
+                u64::from(ledger.state == crate::node::LedgerState::Publishing),
+            )?;
+        }
         gauge(
             out,
             "kafkachain_kafka_reachable",

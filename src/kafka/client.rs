@@ -70,6 +70,11 @@ impl ClientContext for NodeContext {
     }
 
     fn error(&self, error: RdError, reason: &str) {
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::PartitionEOF)) {
+            // The end of a partition, which a reader that asked to be told of it (the ledger's)
+            // also gets as a message: no error.
+            return;
+        }
         if is_connection_failure(&error) {
             self.health.failure(reason);
         } else if let Some(held_back) = LIBRDKAFKA_LINES.admit() {

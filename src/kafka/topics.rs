@@ -17,19 +17,26 @@ use std::time::Duration;
 pub(super) const MAX_MESSAGE_BYTES: usize = crate::core::encoding::MAX_DECODED_BYTES;
 const MAX_MESSAGE_BYTES_TEXT: &str = "16777216";
 
-/// The two topics of a network.
+/// The topics of a network: the two the nodes agree through, and the ledger stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topics {
     /// `{prefix}.blocks`, one partition.
     pub blocks: String,
     /// `{prefix}.transactions`, keyed by sender.
     pub transactions: String,
+    /// `{prefix}.ledger`, one partition: the main chain's history for downstream systems,
+    /// written only by a node that publishes the stream, never read by nodes.
+    pub ledger: String,
 }
 
 impl Topics {
     /// Topic names for `prefix`.
     pub fn new(prefix: &str) -> Self {
-        Self { blocks: format!("{prefix}.blocks"), transactions: format!("{prefix}.transactions") }
+        Self {
+            blocks: format!("{prefix}.blocks"),
+            transactions: format!("{prefix}.transactions"),
+            ledger: format!("{prefix}.ledger"),
+        }
     }
 
     /// The one partition of the blocks topic.

@@ -4,7 +4,8 @@
 //! The [`Node`] handle's methods live by job: `start.rs` (wiring at start), `submit.rs` (the
 //! write path), `queries.rs` (reads), `status.rs` (`/status`), `resolve.rs` (peers, forks and
 //! the bootstrap), with their errors in `error.rs`. The threads and tasks behind it:
-//! `applier.rs` (the only consumer of the topics), `mining.rs`, `lag.rs`; their shared state:
+//! `applier.rs` (the only consumer of the topics), `mining.rs`, `lag.rs`, `ledger.rs` (the
+//! ledger stream's publisher); their shared state:
 //! `stats.rs`, `events.rs`, `state.rs` (the applier's state and requests), `halt.rs`,
 //! `verified.rs`; `sync.rs` talks to peers.
 
@@ -13,6 +14,7 @@ mod error;
 mod events;
 mod halt;
 pub mod lag;
+mod ledger;
 mod mining;
 mod queries;
 pub mod readings;
@@ -32,6 +34,7 @@ use crate::store::{Positions, Store, TopicPartition};
 pub use error::{NodeError, NotReady, StartError};
 use events::ChainEvents;
 pub use halt::HaltReason;
+pub use ledger::{LedgerState, LedgerStatus};
 use mining::{MineRequest, OwnTransactions};
 pub use queries::{MempoolView, StoredBlock, TxStatus};
 pub use resolve::Resolution;
@@ -70,6 +73,8 @@ struct Inner {
     topic_warnings: Vec<SettingWarning>,
     /// The applier's state, and the way to ask it to read on after a bootstrap.
     applier: ApplierHandle,
+    /// The ledger publisher's report, when the stream is enabled.
+    ledger: Option<Arc<ledger::LedgerProgress>>,
     /// The ends of the partitions the node reads, kept fresh for consumer lag.
     partition_ends: Arc<lag::PartitionEnds>,
     /// Transfers accepted over HTTP and not yet acknowledged by Kafka.
@@ -85,6 +90,7 @@ pub struct Running {
     applier: std::thread::JoinHandle<()>,
     miner: tokio::task::JoinHandle<()>,
     partition_ends: std::thread::JoinHandle<()>,
+    ledger: Option<std::thread::JoinHandle<()>>,
     shutdown: CancellationToken,
 }
 
@@ -100,7 +106,9 @@ impl Running {
         if let Err(e) = self.miner.await {
             tracing::error!("mining task ended badly: {e}");
         }
-        for (name, thread) in [("applier", self.applier), ("partition ends", self.partition_ends)] {
+        let threads =
+            [("applier", Some(self.applier)), ("partition ends", Some(self.partition_ends)), ("ledger", self.ledger)];
+        for (name, thread) in threads.into_iter().filter_map(|(name, thread)| Some((name, thread?))) {
             match tokio::task::spawn_blocking(move || thread.join()).await {
                 Ok(Ok(())) => {}
                 _ => tracing::error!("the {name} thread panicked"),

@@ -4,6 +4,7 @@
 use super::applier::{Applier, ApplierParts};
 use super::error::StartError;
 use super::events::ChainEvents;
+use super::ledger::{LedgerProgress, LedgerPublisher};
 use super::mining::{Mining, OwnTransactions};
 use super::stats::NodeStats;
 use super::sync::PeerClient;
@@ -100,7 +101,7 @@ impl Node {
             blocks_end = blocks_end_at_start,
             "node starting"
         );
-        let publisher = Publisher::new(&connection, topics, &config.node_id, health.clone())?;
+        let publisher = Publisher::new(&connection, topics.clone(), &config.node_id, health.clone())?;
         let broker_health = health;
         let kernel = KernelChoice::parse(&config.mining.kernel)?.resolve(KERNEL_CALIBRATION);
         tracing::info!(kernel = kernel.name(), chosen_by = %config.mining.kernel, "mining kernel");
@@ -132,6 +133,26 @@ impl Node {
                 .build()?,
         );
         let (applier, applier_handle) = Applier::spawn(parts, tokio::runtime::Handle::current())?;
+        let ledger = match config.ledger.enabled {
+            true => {
+                let progress = Arc::new(LedgerProgress::default());
+                let publisher = LedgerPublisher {
+                    store: store.clone(),
+                    connection: Connection::new(&config.ledger_kafka())?,
+                    topic: topics.ledger.clone(),
+                    transactional_id: config.ledger_transactional_id(),
+                    client_id: format!("{}-ledger", config.node_id),
+                    config: config.ledger.clone(),
+                    tips: events.watch_tip(),
+                    progress: progress.clone(),
+                    shutdown: shutdown.clone(),
+                    runtime: tokio::runtime::Handle::current(),
+                };
+                Some((progress, publisher.spawn()?))
+            }
+            false => None,
+        };
+        let (ledger, ledger_thread) = ledger.unzip();
         let partition_ends = Arc::new(lag::PartitionEnds::default());
         let refresher = {
             let (ends, shutdown) = (partition_ends.clone(), shutdown.clone());
@@ -156,6 +177,7 @@ impl Node {
                 submit_verifier,
                 health: broker_health,
                 applier: applier_handle.clone(),
+                ledger,
                 partition_ends,
                 resolving: tokio::sync::Mutex::new(()),
                 publishing: Default::default(),
@@ -175,6 +197,6 @@ impl Node {
             shutdown: shutdown.clone(),
         };
         let miner = tokio::spawn(mining.run(mine_rx));
-        Ok((node, Running { applier, miner, partition_ends: refresher, shutdown }))
+        Ok((node, Running { applier, miner, partition_ends: refresher, ledger: ledger_thread, shutdown }))
     }
 }

@@ -2,6 +2,7 @@
 
 use super::error::NodeError;
 use super::halt::HaltReason;
+use super::ledger::LedgerStatus;
 use super::stats::StatsSnapshot;
 use super::Node;
 use crate::config::MiningMode;
@@ -69,6 +70,8 @@ pub struct Status {
     pub halted: Option<String>,
     /// The same reason's short label (`offset_lost`, `resume_failed`, `store_failed`).
     pub halt_reason: Option<&'static str>,
+    /// The ledger stream, when this node publishes it.
+    pub ledger: Option<LedgerStatus>,
     /// Counters since start.
     #[serde(flatten)]
     pub stats: StatsSnapshot,
@@ -124,6 +127,16 @@ impl Node {
             network_hash_rate: network_hash_rate(store, &tip, NETWORK_RATE_WINDOW)?,
             kafka_reachable: self.inner.health.is_reachable(),
             topic_warnings: self.inner.topic_warnings.iter().map(TopicWarningStatus::from).collect(),
+            ledger: self.inner.ledger.as_ref().map(|progress| {
+                let config = &self.inner.config;
+                LedgerStatus::new(
+                    progress.report(),
+                    &tip,
+                    crate::kafka::Topics::new(&config.kafka.topic_prefix).ledger,
+                    config.ledger_transactional_id(),
+                    config.ledger.confirmations,
+                )
+            }),
             applier: applier.label(),
             halted: halted.map(ToString::to_string),
             halt_reason: halted.map(HaltReason::label),

@@ -3,7 +3,9 @@
 //! SIGKILL. Real processes, so restarts and crashes are real.
 
 use super::load::{miner_address, LoadAccounts};
-use crate::config::{HttpConfig, KafkaConfig, MiningConfig, MiningMode, NodeConfig, PeerConfig, StorageConfig};
+use crate::config::{
+    HttpConfig, KafkaConfig, LedgerConfig, MiningConfig, MiningMode, NodeConfig, PeerConfig, StorageConfig,
+};
 use crate::core::params::ChainParams;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,8 @@ pub struct NodeSpec {
     pub peers: PeerConfig,
     /// HTTP bounds and token.
     pub http: HttpConfig,
+    /// The ledger stream (off unless a test turns it on).
+    pub ledger: LedgerConfig,
 }
 
 impl NodeSpec {
@@ -59,6 +63,7 @@ impl NodeSpec {
             storage: StorageConfig { max_mempool: 1_000_000, tx_index: true, ..StorageConfig::default() },
             peers: PeerConfig::default(),
             http: HttpConfig::default(),
+            ledger: LedgerConfig::default(),
         }
     }
 }
@@ -123,6 +128,7 @@ impl LocalNode {
             storage: spec.storage.clone(),
             peers: spec.peers.clone(),
             http: spec.http.clone(),
+            ledger: spec.ledger.clone(),
         };
         let text = toml::to_string(&node_config).map_err(std::io::Error::other)?;
         std::fs::write(&config, text)?;

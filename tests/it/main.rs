@@ -18,6 +18,7 @@ mod failover;
 mod fees;
 mod fuzz;
 mod http_input;
+mod ledger;
 mod metrics;
 mod network;
 mod openapi;
