@@ -119,6 +119,14 @@ pub struct HttpConfig {
     /// Threads verifying the signatures of submitted transfers: a pool of their own, so HTTP
     /// work never takes the cores the applier verifies the topics' transfers on.
     pub verify_threads: usize,
+    /// Most clients following `GET /events` at once (more are answered 503).
+    pub max_event_subscribers: usize,
+    /// Events `GET /events` keeps for clients that reconnect with `Last-Event-ID` (older ones
+    /// get a `reset`); also how far behind a client may fall before it is dropped.
+    pub events_history: usize,
+    /// Interval of the comments `GET /events` sends on a quiet stream, so proxies keep it open
+    /// (milliseconds).
+    pub events_heartbeat_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -135,6 +143,9 @@ impl Default for HttpConfig {
             submit_per_sec: 10_000,
             submit_burst: 20_000,
             verify_threads: 1,
+            max_event_subscribers: 64,
+            events_history: 1_024,
+            events_heartbeat_ms: 15_000,
         }
     }
 }
@@ -477,6 +488,11 @@ impl NodeConfig {
                 "http.submit_per_sec and http.verify_threads must be at least 1, http.submit_burst at least \
                  {MAX_BATCH_TRANSFERS} (one batch)"
             ));
+        }
+        if h.max_event_subscribers == 0 || h.events_history == 0 || h.events_heartbeat_ms == 0 {
+            return invalid(
+                "http.max_event_subscribers, http.events_history and http.events_heartbeat_ms must be at least 1",
+            );
         }
         if self.storage.max_mempool == 0 {
             return invalid("storage.max_mempool must be at least 1");

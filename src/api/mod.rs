@@ -5,6 +5,7 @@
 //! a block explorer page over the same API ([`explorer`]).
 
 mod error;
+mod events;
 mod explorer;
 mod guard;
 mod handlers;
@@ -68,6 +69,10 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
         .route("/nodes/register", post(handlers::register_nodes).layer(from_fn(guard::require_json)))
         .route("/nodes/resolve", get(handlers::resolve_nodes))
         .route_layer(from_fn_with_state(token, guard::require_token));
+    let events = Router::new().route("/events", get(events::events)).with_state(events::EventsState {
+        node: state.node.clone(),
+        heartbeat: Duration::from_millis(http.events_heartbeat_ms),
+    });
     let bodies = BodyLimits { timeout: Duration::from_millis(http.body_timeout_ms), max_bytes: MAX_BATCH_BODY_BYTES };
     let limits = RequestLimits {
         in_flight: Arc::new(tokio::sync::Semaphore::new(http.max_in_flight)),
@@ -97,6 +102,7 @@ pub fn router(node: Node, token: OperatorToken, http: &HttpConfig) -> Router {
         .route("/metrics/blocks", get(handlers::recent_blocks))
         .route("/openapi.json", get(handlers::openapi))
         .merge(operator)
+        .merge(events)
         .merge(explorer::routes())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)

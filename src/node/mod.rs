@@ -15,6 +15,7 @@ mod events;
 mod halt;
 pub mod lag;
 mod ledger;
+mod live;
 mod mining;
 mod queries;
 pub mod readings;
@@ -35,6 +36,7 @@ pub use error::{NodeError, NotReady, StartError};
 use events::ChainEvents;
 pub use halt::HaltReason;
 pub use ledger::{LedgerState, LedgerStatus};
+pub use live::{LiveEvent, Numbered, SubscriberCount, Subscription, TooManySubscribers};
 use mining::{MineRequest, OwnTransactions};
 pub use queries::{MempoolView, StoredBlock, TxStatus};
 pub use resolve::Resolution;
@@ -73,6 +75,8 @@ struct Inner {
     topic_warnings: Vec<SettingWarning>,
     /// The applier's state, and the way to ask it to read on after a bootstrap.
     applier: ApplierHandle,
+    /// The live feed of `GET /events`.
+    live: Arc<live::LiveFeed>,
     /// The ledger publisher's report, when the stream is enabled.
     ledger: Option<Arc<ledger::LedgerProgress>>,
     /// The ends of the partitions the node reads, kept fresh for consumer lag.
@@ -91,6 +95,7 @@ pub struct Running {
     miner: tokio::task::JoinHandle<()>,
     partition_ends: std::thread::JoinHandle<()>,
     ledger: Option<std::thread::JoinHandle<()>>,
+    live: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
 }
 
@@ -103,8 +108,10 @@ impl Running {
     /// Stops mining, lets the applier finish the message in hand, and flushes the store.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        if let Err(e) = self.miner.await {
-            tracing::error!("mining task ended badly: {e}");
+        for (name, task) in [("mining", self.miner), ("live feed", self.live)] {
+            if let Err(e) = task.await {
+                tracing::error!("the {name} task ended badly: {e}");
+            }
         }
         let threads =
             [("applier", Some(self.applier)), ("partition ends", Some(self.partition_ends)), ("ledger", self.ledger)];

@@ -1,6 +1,7 @@
 //! Reads of the chain, the mempool and the node's readiness, for the API.
 
 use super::error::{NodeError, NotReady};
+use super::live::{Subscription, TooManySubscribers};
 use super::state::ApplierState;
 use super::{stats, Node};
 use crate::core::account::{Account, Address};
@@ -55,6 +56,11 @@ pub enum TxStatus {
 }
 
 impl Node {
+    /// Subscribes a client of `GET /events` that last saw `last_event_id` (none for a new one).
+    pub fn subscribe_events(&self, last_event_id: Option<&str>) -> Result<Subscription, TooManySubscribers> {
+        self.inner.live.subscribe(last_event_id)
+    }
+
     /// Whether the node can serve traffic: caught up with the blocks topic, not halted, brokers
     /// reachable. `Err` says which is not the case.
     pub fn readiness(&self) -> Result<(), NotReady> {

@@ -5,6 +5,7 @@ use super::applier::{Applier, ApplierParts};
 use super::error::StartError;
 use super::events::ChainEvents;
 use super::ledger::{LedgerProgress, LedgerPublisher};
+use super::live::{self, LiveFeed};
 use super::mining::{Mining, OwnTransactions};
 use super::stats::NodeStats;
 use super::sync::PeerClient;
@@ -153,6 +154,14 @@ impl Node {
             false => None,
         };
         let (ledger, ledger_thread) = ledger.unzip();
+        let live = Arc::new(LiveFeed::new(config.http.events_history, config.http.max_event_subscribers));
+        let following = tokio::spawn(live::follow(
+            live.clone(),
+            store.clone(),
+            events.watch_tip(),
+            applier_handle.watch(),
+            shutdown.clone(),
+        ));
         let partition_ends = Arc::new(lag::PartitionEnds::default());
         let refresher = {
             let (ends, shutdown) = (partition_ends.clone(), shutdown.clone());
@@ -178,6 +187,7 @@ impl Node {
                 health: broker_health,
                 applier: applier_handle.clone(),
                 ledger,
+                live,
                 partition_ends,
                 resolving: tokio::sync::Mutex::new(()),
                 publishing: Default::default(),
@@ -197,6 +207,9 @@ impl Node {
             shutdown: shutdown.clone(),
         };
         let miner = tokio::spawn(mining.run(mine_rx));
-        Ok((node, Running { applier, miner, partition_ends: refresher, ledger: ledger_thread, shutdown }))
+        Ok((
+            node,
+            Running { applier, miner, partition_ends: refresher, ledger: ledger_thread, live: following, shutdown },
+        ))
     }
 }

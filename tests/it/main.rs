@@ -12,6 +12,7 @@ mod bootstrap;
 mod broker_away;
 mod consumer_group;
 mod crash_soak;
+mod events;
 mod explorer;
 mod explorer_page;
 mod failover;
