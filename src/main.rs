@@ -210,6 +210,15 @@ enum WalletCommand {
         #[arg(long)]
         node: String,
     },
+    /// Print a key's transfers in and out, a line each as the node confirms them (and a line for
+    /// each a reorganization undoes), until interrupted.
+    Watch {
+        /// Name of the key.
+        name: String,
+        /// Base URL of the node's HTTP API, e.g. http://127.0.0.1:5000.
+        #[arg(long)]
+        node: String,
+    },
     /// Sign a transfer from a key, submit it to a node and print its transaction id.
     Send {
         /// Name of the paying key.
@@ -304,6 +313,7 @@ fn run_wallet(args: WalletArgs) -> Result<(), wallet::CommandError> {
         WalletCommand::List => wallet.list(),
         WalletCommand::Address { name } => wallet.address(&name),
         WalletCommand::Balance { name, node } => wallet.balance(&name, &node),
+        WalletCommand::Watch { name, node } => wallet.watch(&name, &node),
         WalletCommand::Send { name, to, amount, fee, node, chain_id } => {
             wallet.send(&name, to, amount, fee, &node, chain_id.as_deref())
         }

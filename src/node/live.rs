@@ -112,17 +112,19 @@ pub(super) struct LiveFeed {
 }
 
 impl LiveFeed {
-    /// A feed keeping `capacity` events for clients that reconnect, serving at most
-    /// `max_subscribers` at once.
-    pub(super) fn new(capacity: usize, max_subscribers: usize) -> Self {
-        Self {
+    /// A feed starting at `tip`, keeping `capacity` events for clients that reconnect, serving
+    /// at most `max_subscribers` at once.
+    pub(super) fn new(tip: &Tip, capacity: usize, max_subscribers: usize) -> Self {
+        let feed = Self {
             epoch: crate::clock::now_ms(),
             capacity,
             history: Mutex::new(History { events: VecDeque::with_capacity(capacity), next: 1, tip: None }),
             sender: broadcast::Sender::new(capacity),
             subscribers: Arc::new(AtomicUsize::new(0)),
             max_subscribers,
-        }
+        };
+        feed.push(LiveEvent::Tip { height: tip.height, hash: tip.hash });
+        feed
     }
 
     fn push(&self, event: LiveEvent) {
@@ -175,20 +177,19 @@ impl LiveFeed {
     }
 }
 
-/// Follows the chain into `feed` until shutdown: each tip change becomes the `disconnect`s and
+/// Follows the chain into `feed` (which starts at `start`) until shutdown: each tip change becomes the `disconnect`s and
 /// `connect`s that lead there (planned as the ledger stream is, with one confirmation) and a
 /// `tip`; a jump longer than the history becomes a `reset` and a `tip` instead, so a node
 /// catching up does no work for clients that could not replay it anyway.
 pub(super) async fn follow(
     feed: Arc<LiveFeed>,
     store: Store,
+    start: Tip,
     mut tips: watch::Receiver<Tip>,
     mut applier: watch::Receiver<ApplierState>,
     shutdown: CancellationToken,
 ) {
-    let start = *tips.borrow_and_update();
     let mut position = StreamPosition { next_seq: 0, tip: Some((start.height, start.hash)) };
-    feed.push(LiveEvent::Tip { height: start.height, hash: start.hash });
     let chain_tag = store.params().chain_tag();
     loop {
         tokio::select! {
@@ -245,14 +246,19 @@ pub(super) async fn follow(
 mod tests {
     use super::*;
 
+    fn tip_at(height: u64) -> Tip {
+        let hash = BlockHash::new([height as u8; 32]);
+        Tip { hash, height, cumulative_work: crate::core::pow::Work(1), peak_height: height }
+    }
+
     fn tip(height: u64) -> LiveEvent {
         LiveEvent::Tip { height, hash: BlockHash::new([height as u8; 32]) }
     }
 
     #[test]
     fn a_client_resumes_after_its_last_event_or_is_told_to_reload() {
-        let feed = LiveFeed::new(3, 10);
-        for height in 1..=5 {
+        let feed = LiveFeed::new(&tip_at(1), 3, 10);
+        for height in 2..=5 {
             feed.push(tip(height));
         }
         let epoch = feed.epoch;
@@ -277,7 +283,7 @@ mod tests {
 
     #[test]
     fn subscribers_past_the_bound_are_refused_until_one_leaves() {
-        let feed = LiveFeed::new(3, 2);
+        let feed = LiveFeed::new(&tip_at(0), 3, 2);
         let first = feed.subscribe(None).unwrap();
         let _second = feed.subscribe(None).unwrap();
         assert!(feed.subscribe(None).is_err());

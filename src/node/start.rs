@@ -154,10 +154,12 @@ impl Node {
             false => None,
         };
         let (ledger, ledger_thread) = ledger.unzip();
-        let live = Arc::new(LiveFeed::new(config.http.events_history, config.http.max_event_subscribers));
+        let start_tip = store.tip()?;
+        let live = Arc::new(LiveFeed::new(&start_tip, config.http.events_history, config.http.max_event_subscribers));
         let following = tokio::spawn(live::follow(
             live.clone(),
             store.clone(),
+            start_tip,
             events.watch_tip(),
             applier_handle.watch(),
             shutdown.clone(),

@@ -123,3 +123,69 @@ fn a_client_that_never_reads_does_not_hold_the_node_back() {
     }
     assert_eq!(node.status()["height"], 12, "the node went on while one client read nothing");
 }
+
+/// Runs `kafkachain wallet --dir DIR ARGS`; its standard output.
+fn wallet(dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(crate::common::KAFKACHAIN)
+        .arg("wallet")
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "wallet {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn wallet_watch_prints_a_line_for_each_transfer_in_and_out_as_it_confirms() {
+    use kafkachain::core::account::Address;
+    use kafkachain::core::transaction::{ChainTag, Transfer};
+    use kafkachain::json::SignedTransferJson;
+    use kafkachain::tools::cluster::LOAD_ACCOUNTS;
+    use kafkachain::tools::load::LoadAccounts;
+    use std::sync::mpsc;
+
+    let net = TestNet::start("wallet-watch", 1);
+    let node = &net.nodes[0];
+    let home = tempfile::tempdir().unwrap();
+    // A directory of its own, which the wallet makes private.
+    let keys = home.path().join("keys");
+    let mine: Address = wallet(&keys, &["new", "w"]).trim().parse().unwrap();
+    let mut watching = std::process::Command::new(crate::common::KAFKACHAIN)
+        .args(["wallet", "--dir"])
+        .arg(&keys)
+        .args(["watch", "w", "--node", &node.url])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, printed) = mpsc::channel();
+    let stdout = BufReader::new(watching.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let first = printed.recv_timeout(Duration::from_secs(30)).expect("the watch connects");
+    assert_eq!(first, format!("watching {mine} from height 0"));
+
+    let payer = LoadAccounts::new(LOAD_ACCOUNTS);
+    let paid = Transfer::sign(payer.key(30), ChainTag::of(crate::common::CHAIN_ID), mine, 1_000, 0, 0);
+    let (code, answer) = node.post("/transactions/new", serde_json::json!(SignedTransferJson::from(&paid)).to_string());
+    assert_eq!(code, 201, "{answer}");
+    node.mine();
+    let line = printed.recv_timeout(Duration::from_secs(30)).expect("a line for the incoming transfer");
+    assert!(
+        line.starts_with("height 1 in +1000 from")
+            && line.ends_with(&paid.id(ChainTag::of(crate::common::CHAIN_ID)).to_hex()),
+        "{line}"
+    );
+
+    let shop = Address::new([0x5a; 32]).to_hex();
+    let sent = wallet(&keys, &["send", "w", "--to", &shop, "--amount", "10", "--fee", "1", "--node", &node.url]);
+    node.mine();
+    let line = printed.recv_timeout(Duration::from_secs(30)).expect("a line for the outgoing transfer");
+    assert_eq!(line, format!("height 2 out -11 to {shop} (fee 1) tx {}", sent.trim()));
+    watching.kill().unwrap();
+    watching.wait().unwrap();
+}

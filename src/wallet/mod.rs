@@ -1,6 +1,7 @@
 //! A command-line wallet: Ed25519 keys kept as files in one directory, a small blocking HTTP
 //! client that asks a node for an account's state and submits signed transfers to it, and the
-//! `kafkachain wallet` subcommands on top of both ([`Commands`]).
+//! `kafkachain wallet` subcommands on top of both ([`Commands`]), `watch` among them (its own
+//! module: it follows the node's `GET /events`).
 //!
 //! A key named `alice` is the file `{dir}/alice.key`: its 32-byte seed as 64 lowercase hex
 //! characters and a newline. Only the owner can read it (directory 0700, file 0600), and a key is
@@ -10,6 +11,8 @@
 //! first send): a transfer is signed for the chain id a node reports, so a node that lied about
 //! it could get a transfer signed for another network, where it would be valid. Once a chain id
 //! is remembered, a node reporting another one is refused, unless `--chain-id` names it.
+
+mod watch;
 
 use crate::core::account::Address;
 use crate::core::hash::TxId;
@@ -420,6 +423,16 @@ pub enum CommandError {
         /// Why.
         source: WalletError,
     },
+    /// The node's events could not be followed.
+    #[error("watching {name} on {node}: {source}")]
+    Watch {
+        /// The key's name.
+        name: String,
+        /// The node's URL.
+        node: String,
+        /// Why.
+        source: WalletError,
+    },
     /// The node runs another chain than the wallet signs for, or the chain id file failed.
     #[error(transparent)]
     Chain(#[from] WalletError),
@@ -529,6 +542,17 @@ impl Commands {
         })?;
         println!("{id}");
         Ok(())
+    }
+
+    /// `watch`: prints the transfers in and out of the key `name` a line each as the node at
+    /// `node` confirms them (and undoes them, in a reorganization), until interrupted.
+    pub fn watch(&self, name: &str, node: &str) -> Result<(), CommandError> {
+        let address = Address::of_key(&self.key(name)?);
+        watch::watch(node, address, &mut std::io::stdout().lock()).map_err(|source| CommandError::Watch {
+            name: name.to_owned(),
+            node: node.to_owned(),
+            source,
+        })
     }
 
     /// The key `name`, or why it could not be read.
