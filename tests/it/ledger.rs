@@ -217,3 +217,70 @@ fn a_second_publisher_with_the_same_transactional_id_fences_the_first() {
     let main: Vec<String> = second.chain().iter().map(|b| b["hash"].as_str().unwrap().to_owned()).collect();
     assert_eq!(replay(&events), main, "the second publisher went on where the first stopped");
 }
+
+#[test]
+fn kafka_connect_copies_the_ledger_into_a_file_that_replays_to_the_chain() {
+    let net = TestNet::start_with("ledger-connect", 1, streaming(2));
+    let node = &net.nodes[0];
+    for amount in 1..=3 {
+        node.submit("erin", "frank", amount);
+        node.mine();
+    }
+    node.mine();
+    let ledger = published_up_to_date(node);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ledger.jsonl");
+    let rest_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Configured as the Kafka Connect documentation configures a standalone worker and a sink,
+    // reading only committed transactions.
+    let worker = dir.path().join("worker.properties");
+    std::fs::write(
+        &worker,
+        format!(
+            "bootstrap.servers={}\nkey.converter=org.apache.kafka.connect.storage.StringConverter\n\
+             value.converter=org.apache.kafka.connect.storage.StringConverter\n\
+             offset.storage.file.filename={}\noffset.flush.interval.ms=1000\n\
+             consumer.isolation.level=read_committed\nlisteners=http://127.0.0.1:{rest_port}\n",
+            crate::common::brokers(),
+            dir.path().join("connect.offsets").display(),
+        ),
+    )
+    .unwrap();
+    let sink = dir.path().join("sink.properties");
+    std::fs::write(
+        &sink,
+        format!(
+            "name=ledger-file\nconnector.class=org.apache.kafka.connect.file.FileStreamSinkConnector\n\
+             tasks.max=1\ntopics={}.ledger\nfile={}\n",
+            net.prefix,
+            out.display()
+        ),
+    )
+    .unwrap();
+    let mut connect = secure::script()
+        .arg("connect")
+        .arg(&worker)
+        .arg(&sink)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("connect.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let expected = ledger["next_seq"].as_u64().unwrap() as usize;
+    let copied = kafkachain::tools::cluster::poll_until(Duration::from_secs(120), || {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        (text.lines().count() >= expected).then_some(text)
+    });
+    connect.kill().unwrap();
+    connect.wait().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("connect.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+    let copied =
+        copied.unwrap_or_else(|| panic!("Kafka Connect copied too little; its log ends:\n{}", tail.join("\n")));
+    let events: Vec<Value> = copied.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let main: Vec<String> = node.chain().iter().map(|b| b["hash"].as_str().unwrap().to_owned()).collect();
+    let held = replay(&events);
+    assert_eq!(held[..], main[..held.len()], "the file holds the main chain, confirmations deep");
+    assert_eq!(held.len() + 1, main.len(), "all but the tip, with two confirmations");
+    let transfers = events.iter().map(|e| e["transactions"].as_array().map_or(0, Vec::len)).sum::<usize>();
+    assert_eq!(transfers, 3);
+}
