@@ -660,6 +660,28 @@ mod tests {
     }
 
     #[test]
+    fn a_ledger_stream_on_a_cluster_with_logins_needs_a_principal_of_its_own() {
+        let base = format!(
+            "node_id = \"a\"\ndata_dir = \"d\"\n[mining]\naddress = \"{}\"\n[kafka.tls]\n[kafka.sasl]\n\
+             mechanism = \"PLAIN\"\nusername = \"node1\"\npassword_env = \"P\"\n[ledger]\nenabled = true\n",
+            "ab".repeat(32)
+        );
+        let err = NodeConfig::parse(&base).unwrap_err().to_string();
+        assert!(err.contains("ledger.sasl must be set"), "{err}");
+        let own = |user: &str| {
+            format!("{base}[ledger.sasl]\nmechanism = \"PLAIN\"\nusername = \"{user}\"\npassword_env = \"L\"\n")
+        };
+        let err = NodeConfig::parse(&own("node1")).unwrap_err().to_string();
+        assert!(err.contains("must differ"), "{err}");
+        let config = NodeConfig::parse(&own("ledger1")).unwrap();
+        assert_eq!(config.ledger_kafka().sasl.map(|s| s.username), Some("ledger1".to_owned()));
+        assert_eq!(config.ledger_transactional_id(), "kafkachain-ledger-a");
+        let none_deep = own("ledger1").replace("enabled = true\n", "enabled = true\nconfirmations = 0\n");
+        let err = NodeConfig::parse(&none_deep).unwrap_err().to_string();
+        assert!(err.contains("ledger.confirmations must be at least 1"), "{err}");
+    }
+
+    #[test]
     fn overrides_replace_the_files_values_and_are_checked() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/node1.toml");
         let file = NodeConfig::load(&path).unwrap();

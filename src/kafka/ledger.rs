@@ -171,7 +171,8 @@ pub fn last_committed_event(
     health: Arc<BrokerHealth>,
 ) -> Result<Option<LedgerEvent>, LedgerError> {
     let consumer: BaseConsumer<NodeContext> = base_config(connection, client_id)
-        .set("group.id", format!("{client_id}-ledger-resume"))
+        // librdkafka assigns only with a group; the reader never commits to it.
+        .set("group.id", format!("kafkachain-{client_id}"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")

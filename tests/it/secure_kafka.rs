@@ -119,6 +119,106 @@ fn a_stranger_cannot_write_delete_alter_or_hold_a_transaction_on_the_topics() {
     assert!(described.contains("retention.ms=-1") && !described.contains("retention.ms=1 "), "{described}");
 }
 
+/// The ledger topic of `prefix` and its grants, made by the admin as `scripts/kafka up --secure`
+/// makes the devnet's: the publisher's principal may write it, the nodes may not.
+fn ledger_topic(secure: &Secure, prefix: &str) -> String {
+    let topic = format!("{prefix}.ledger");
+    let admin = |args: &[&str]| {
+        let class = if args[0] == "--create" {
+            "org.apache.kafka.tools.TopicCommand"
+        } else {
+            "org.apache.kafka.tools.AclCommand"
+        };
+        let out = secure.tool("admin", class, args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    admin(&[
+        "--create",
+        "--topic",
+        &topic,
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "1",
+        "--config",
+        "retention.ms=-1",
+    ]);
+    admin(&[
+        "--add",
+        "--force",
+        "--allow-principal",
+        "User:ledger1",
+        "--topic",
+        &topic,
+        "--operation",
+        "Write",
+        "--operation",
+        "Describe",
+    ]);
+    admin(&["--add", "--force", "--deny-principal", "User:node1", "--topic", &topic, "--operation", "Write"]);
+    topic
+}
+
+#[test]
+fn the_ledger_publisher_logs_in_as_its_own_principal_and_only_it_writes_the_ledger() {
+    let secure = secure();
+    let prefix = network("ledger");
+    let topic = ledger_topic(secure, &prefix);
+    let net = TestNet::start_on(prefix.clone(), 1, |spec| {
+        secure.sasl(&mut spec.kafka, "node1", SaslMechanism::ScramSha512);
+        spec.ledger.enabled = true;
+        spec.ledger.confirmations = 1;
+        spec.ledger.sasl = Some(SaslConfig {
+            mechanism: SaslMechanism::ScramSha512,
+            username: "ledger1".into(),
+            password_file: Some(secure.client_file("ledger1.password")),
+            password_env: None,
+        });
+    });
+    let node = &net.nodes[0];
+    node.submit("ledger-payer", "ledger-payee", 3);
+    node.mine();
+    node.mine();
+    let ledger = wait_for("the stream to catch up", Duration::from_secs(60), || {
+        let ledger = node.status()["ledger"].clone();
+        (ledger["state"] == "publishing" && ledger["lag_blocks"] == 0).then_some(ledger)
+    });
+    assert_eq!(ledger["next_seq"], 3, "{ledger}");
+    // The reader principal reads it, committed transactions only (in a group of its prefix).
+    let out = secure.tool(
+        "reader",
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        &[
+            "--topic",
+            &topic,
+            "--group",
+            &prefix,
+            "--from-beginning",
+            "--isolation-level",
+            "read_committed",
+            "--timeout-ms",
+            "5000",
+        ],
+    );
+    let events: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let heights: Vec<u64> = events.iter().map(|e| e["height"].as_u64().unwrap()).collect();
+    assert_eq!(heights, [0, 1, 2], "{}", String::from_utf8_lossy(&out.stderr));
+    // A node's principal may not write the ledger, nor the ledger's the consensus topics.
+    for (principal, target) in [("node1", topic.clone()), ("ledger1", format!("{prefix}.blocks"))] {
+        let out = secure.tool(
+            principal,
+            "org.apache.kafka.tools.ProducerPerformance",
+            &["--topic", &target, "--num-records", "1", "--record-size", "10", "--throughput", "-1"],
+        );
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            said.contains("TopicAuthorizationException") || said.contains("not authorized"),
+            "{principal} wrote {target}: {said}"
+        );
+    }
+}
+
 #[test]
 fn kafkas_own_acl_listing_shows_exactly_what_the_readme_documents() {
     let out = secure().tool("admin", "org.apache.kafka.tools.AclCommand", &["--list"]);
@@ -133,7 +233,8 @@ fn kafkas_own_acl_listing_shows_exactly_what_the_readme_documents() {
         } else if let Some(grant) = line.trim().strip_prefix("(principal=User:") {
             let principal = grant.split(',').next().unwrap_or_default();
             let operation = grant.split("operation=").nth(1).and_then(|o| o.split(',').next()).unwrap_or_default();
-            grants.insert(format!("{resource} {principal} {operation}"));
+            let denied = if grant.contains("permissionType=DENY") { " denied" } else { "" };
+            grants.insert(format!("{resource} {principal} {operation}{denied}"));
         }
     }
     let mut expected = BTreeSet::new();
@@ -146,6 +247,13 @@ fn kafkas_own_acl_listing_shows_exactly_what_the_readme_documents() {
         }
         expected.insert(format!("CLUSTER:kafka-cluster {node} IDEMPOTENT_WRITE"));
     }
+    for operation in ["WRITE", "DESCRIBE"] {
+        expected.insert(format!("TOPIC:kafkachain.ledger ledger1 {operation}"));
+        expected.insert(format!("TRANSACTIONAL_ID:kafkachain-ledger ledger1 {operation}"));
+    }
+    for node in ["node1", "node2", "node3"] {
+        expected.insert(format!("TOPIC:kafkachain.ledger {node} WRITE denied"));
+    }
     for operation in ["READ", "DESCRIBE", "DESCRIBE_CONFIGS"] {
         expected.insert(format!("TOPIC:kafkachain reader {operation}"));
     }
@@ -153,7 +261,11 @@ fn kafkas_own_acl_listing_shows_exactly_what_the_readme_documents() {
         expected.insert(format!("GROUP:kafkachain reader {operation}"));
     }
     // Only the suite's prefix: a devnet run on the same cluster adds its own prefix's.
-    grants.retain(|grant| !grant.starts_with("TOPIC:") || grant.starts_with("TOPIC:kafkachain "));
+    grants.retain(|grant| {
+        !grant.starts_with("TOPIC:")
+            || grant.starts_with("TOPIC:kafkachain ")
+            || grant.starts_with("TOPIC:kafkachain.ledger ")
+    });
     assert_eq!(grants, expected);
 }
 
