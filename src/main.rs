@@ -78,6 +78,9 @@ enum Command {
         /// `scripts/kafka up --secure`, `.kafka/secure`): TLS and SCRAM-SHA-512.
         #[arg(long)]
         secure_dir: Option<PathBuf>,
+        /// Node 1 publishes the ledger stream (one confirmation); report its publishing lag.
+        #[arg(long)]
+        ledger: bool,
         /// End with the report as one JSON line.
         #[arg(long)]
         json: bool,
@@ -90,6 +93,9 @@ enum Command {
         /// Kafka bootstrap servers.
         #[arg(long, env = "KAFKACHAIN_BROKERS", default_value = "127.0.0.1:9092")]
         brokers: String,
+        /// Publish the ledger stream during the sync (one confirmation) and measure its rate.
+        #[arg(long)]
+        ledger: bool,
         /// End with the report as one JSON line.
         #[arg(long)]
         json: bool,
@@ -284,12 +290,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchPow { threads, seconds, kernel, sweep, json, svg } => {
             bench_pow::command(&PowBenchCommand { threads, seconds, kernel, sweep, json, svg })?
         }
-        Command::BenchE2e { seconds, brokers, clients, batch, rate, bits, max_block_txs, secure_dir, json } => {
+        Command::BenchE2e { seconds, brokers, clients, batch, rate, bits, max_block_txs, secure_dir, ledger, json } => {
             let options =
-                E2eOptions { seconds, brokers, clients, batch, rate, bits, max_block_txs, secure: secure_dir };
+                E2eOptions { seconds, brokers, clients, batch, rate, bits, max_block_txs, secure: secure_dir, ledger };
             bench_e2e::command(&options, json)?
         }
-        Command::BenchSync { blocks, brokers, json } => bench_sync::command(&brokers, blocks, json)?,
+        Command::BenchSync { blocks, brokers, ledger, json } => bench_sync::command(&brokers, blocks, ledger, json)?,
         Command::BenchStore { txs, backlog, max_block_txs, cache_bytes, tx_index, dir, json } => {
             let options = StoreBenchOptions { txs, backlog, max_block_txs, cache_bytes, tx_index };
             bench_store::command(&options, dir.as_deref(), json)?

@@ -168,6 +168,14 @@ impl Collector for NodeCollector {
             MetricType::Gauge,
             readings.consumer_lag.iter().map(|lag| (partition_labels(lag), ConstGauge::new(lag.end))),
         )?;
+        if let Some(ledger_lag) = &readings.ledger_lag {
+            ledger_lag.encode(out.encode_descriptor(
+                "kafkachain_ledger_publish_lag_seconds",
+                &sentence("Time from a block applied on this node to its connect event committed in the ledger topic, once caught up"),
+                None,
+                ledger_lag.metric_type(),
+            )?)?;
+        }
         let propagation = &readings.propagation;
         propagation.encode(out.encode_descriptor(
             "kafkachain_block_propagation_seconds",

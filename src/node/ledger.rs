@@ -4,13 +4,16 @@
 //! the topic (after the last committed event) at every start, and after every failed round,
 //! so a crash at any moment neither loses nor repeats an event.
 
+use super::stats::{NodeStats, PROPAGATION_BUCKETS};
 use crate::config::LedgerConfig;
 use crate::core::chain::Tip;
 use crate::core::hash::BlockHash;
 use crate::kafka::{last_committed_event, BrokerHealth, Connection, LedgerError, LedgerProducer};
 use crate::store::{Store, StoreError};
-use crate::stream::{next_events, PlanError, StreamPosition};
+use crate::stream::{next_events, LedgerEvent, PlanError, StreamPosition};
 use crate::sync::lock;
+use prometheus_client::metrics::histogram::Histogram;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -50,37 +53,73 @@ pub(super) struct LedgerReport {
     pub(super) error: Option<String>,
 }
 
-/// The publisher's report, shared with the node.
+/// The publisher's report, shared with the node, and how long blocks took from applied to
+/// published.
 #[derive(Debug)]
-pub(super) struct LedgerProgress(Mutex<LedgerReport>);
+pub(super) struct LedgerProgress {
+    report: Mutex<LedgerReport>,
+    /// The last [`LAGS_KEPT`] publishing lags, in milliseconds, for `/status`'s percentiles.
+    lags: Mutex<VecDeque<u64>>,
+    /// The same, as a histogram for `/metrics` (seconds).
+    lag_histogram: Histogram,
+}
+
+/// Publishing lags kept for `/status`.
+const LAGS_KEPT: usize = 10_000;
 
 impl Default for LedgerProgress {
     fn default() -> Self {
-        Self(Mutex::new(LedgerReport {
-            state: LedgerState::Starting,
-            position: StreamPosition::default(),
-            published_since_start: 0,
-            error: None,
-        }))
+        Self {
+            report: Mutex::new(LedgerReport {
+                state: LedgerState::Starting,
+                position: StreamPosition::default(),
+                published_since_start: 0,
+                error: None,
+            }),
+            lags: Mutex::new(VecDeque::with_capacity(LAGS_KEPT)),
+            lag_histogram: Histogram::new(PROPAGATION_BUCKETS),
+        }
     }
 }
 
 impl LedgerProgress {
     /// The report now.
     pub(super) fn report(&self) -> LedgerReport {
-        lock(&self.0).clone()
+        lock(&self.report).clone()
+    }
+
+    /// The publishing lag histogram (a handle on the same buckets), in seconds.
+    pub(super) fn lag_histogram(&self) -> Histogram {
+        self.lag_histogram.clone()
+    }
+
+    /// The `quantile` (0 to 1) of the recent publishing lags, in milliseconds.
+    pub(super) fn lag_quantile_ms(&self, quantile: f64) -> Option<u64> {
+        let mut lags: Vec<u64> = lock(&self.lags).iter().copied().collect();
+        lags.sort_unstable();
+        let last = lags.len().checked_sub(1)?;
+        lags.get(((last as f64) * quantile).round() as usize).copied()
     }
 
     fn set(&self, state: LedgerState, error: Option<String>) {
-        let mut report = lock(&self.0);
+        let mut report = lock(&self.report);
         report.state = state;
         report.error = error;
     }
 
     fn stands_at(&self, position: StreamPosition, published: u64) {
-        let mut report = lock(&self.0);
+        let mut report = lock(&self.report);
         report.position = position;
         report.published_since_start += published;
+    }
+
+    fn observe_lag(&self, lag_ms: u64) {
+        self.lag_histogram.observe(lag_ms as f64 / 1000.0);
+        let mut lags = lock(&self.lags);
+        if lags.len() == LAGS_KEPT {
+            lags.pop_front();
+        }
+        lags.push_back(lag_ms);
     }
 }
 
@@ -131,6 +170,9 @@ pub(super) struct LedgerPublisher {
     pub(super) tips: watch::Receiver<Tip>,
     /// Where it reports.
     pub(super) progress: Arc<LedgerProgress>,
+    /// When this node applied each recent block (for the publishing lag) and whether it has
+    /// caught up (lags of a catch-up measure how long the node was away, not the stream).
+    pub(super) stats: Arc<NodeStats>,
     /// Raised at shutdown.
     pub(super) shutdown: CancellationToken,
     /// The runtime it waits on.
@@ -212,6 +254,31 @@ impl LedgerPublisher {
             producer.publish(&events)?;
             position = next;
             self.progress.stands_at(position, events.len() as u64);
+            self.observe_lags(&events);
+        }
+    }
+
+    /// Observes, for each block `events` connected, how long it took from applied here to
+    /// committed in the ledger topic; only once the node has caught up.
+    fn observe_lags(&self, events: &[LedgerEvent]) {
+        if !self.stats.is_caught_up() {
+            return;
+        }
+        let committed_ms = crate::clock::now_ms();
+        let connected: Vec<(u64, BlockHash)> = events
+            .iter()
+            .filter_map(|event| match event {
+                LedgerEvent::Connect(block) => Some((block.height, block.hash)),
+                LedgerEvent::Disconnect(_) => None,
+            })
+            .collect();
+        let Some(lowest) = connected.iter().map(|(height, _)| *height).min() else { return };
+        let applied: HashMap<BlockHash, u64> =
+            self.stats.recent_blocks(lowest).into_iter().map(|block| (block.hash, block.applied_ms)).collect();
+        for (_, hash) in connected {
+            if let Some(applied_ms) = applied.get(&hash) {
+                self.progress.observe_lag(committed_ms.saturating_sub(*applied_ms));
+            }
         }
     }
 
@@ -248,19 +315,25 @@ pub struct LedgerStatus {
     pub lag_blocks: u64,
     /// Events committed since this process started.
     pub published_since_start: u64,
+    /// Median of the recent publishing lags (a block applied here → its `connect` committed),
+    /// in milliseconds, counted once the node caught up; none before the first.
+    pub publish_lag_p50_ms: Option<u64>,
+    /// The same lags' 99th percentile.
+    pub publish_lag_p99_ms: Option<u64>,
     /// The last error, while retrying or once stopped.
     pub error: Option<String>,
 }
 
 impl LedgerStatus {
-    /// The status of a publisher with `report`, on a node at `tip`.
+    /// The status of the publisher reporting to `progress`, on a node at `tip`.
     pub(super) fn new(
-        report: LedgerReport,
+        progress: &LedgerProgress,
         tip: &Tip,
         topic: String,
         transactional_id: String,
         confirmations: u64,
     ) -> Self {
+        let report = progress.report();
         Self {
             topic,
             transactional_id,
@@ -271,6 +344,8 @@ impl LedgerStatus {
             hash: report.position.tip.map(|(_, hash)| hash),
             lag_blocks: lag_blocks(tip, confirmations, &report.position),
             published_since_start: report.published_since_start,
+            publish_lag_p50_ms: progress.lag_quantile_ms(0.5),
+            publish_lag_p99_ms: progress.lag_quantile_ms(0.99),
             error: report.error,
         }
     }

@@ -34,6 +34,9 @@ pub struct Readings {
     pub busy_seconds: BTreeMap<&'static str, f64>,
     /// Seconds from a block's Kafka timestamp to this node having applied it.
     pub propagation: Histogram,
+    /// Seconds from a block applied here to its `connect` committed in the ledger topic (with
+    /// the ledger stream).
+    pub ledger_lag: Option<Histogram>,
 }
 
 impl Node {
@@ -52,6 +55,7 @@ impl Node {
             transactions_admitted: stats.transactions_admitted(),
             busy_seconds: stats.busy_seconds(),
             propagation: stats.propagation(),
+            ledger_lag: self.inner.ledger.as_ref().map(|progress| progress.lag_histogram()),
             status,
         })
     }

@@ -146,6 +146,7 @@ impl Node {
                     config: config.ledger.clone(),
                     tips: events.watch_tip(),
                     progress: progress.clone(),
+                    stats: stats.clone(),
                     shutdown: shutdown.clone(),
                     runtime: tokio::runtime::Handle::current(),
                 };

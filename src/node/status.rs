@@ -130,7 +130,7 @@ impl Node {
             ledger: self.inner.ledger.as_ref().map(|progress| {
                 let config = &self.inner.config;
                 LedgerStatus::new(
-                    progress.report(),
+                    progress,
                     &tip,
                     crate::kafka::Topics::new(&config.kafka.topic_prefix).ledger,
                     config.ledger_transactional_id(),

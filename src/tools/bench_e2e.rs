@@ -42,6 +42,9 @@ pub struct E2eOptions {
     /// connect over TLS and log in with SCRAM-SHA-512 as its `admin` (the one principal that may
     /// create the benchmark's fresh topics; the TLS and SASL work is the same as a node's).
     pub secure: Option<PathBuf>,
+    /// Node 1 publishes the ledger stream (one confirmation), and the report gives its
+    /// publishing lag (open cluster only).
+    pub ledger: bool,
 }
 
 impl E2eOptions {
@@ -53,6 +56,9 @@ impl E2eOptions {
         }
         if !(1..=LOAD_ACCOUNTS).contains(&self.clients) {
             return Err(E2eError::Clients);
+        }
+        if self.ledger && self.secure.is_some() {
+            return Err(E2eError::LedgerSecured);
         }
         Ok(())
     }
@@ -84,6 +90,11 @@ pub struct E2eReport {
     pub propagation_p99_ms: u64,
     /// Slowest block propagation.
     pub propagation_max_ms: u64,
+    /// With the ledger stream: median time from a block applied on node 1 to its `connect`
+    /// committed in the ledger topic.
+    pub ledger_lag_p50_ms: Option<u64>,
+    /// Its 99th percentile.
+    pub ledger_lag_p99_ms: Option<u64>,
     /// Where each node spent its time (from `/status`).
     pub busy_ms: BTreeMap<String, Value>,
     /// What each node refused, by reason (from `/status`): an accepted transfer that is not
@@ -107,6 +118,9 @@ impl fmt::Display for E2eReport {
             self.propagation_p99_ms,
             self.propagation_max_ms
         )?;
+        if let (Some(p50), Some(p99)) = (self.ledger_lag_p50_ms, self.ledger_lag_p99_ms) {
+            writeln!(f, "ledger stream: publishing lag p50 {p50} ms, p99 {p99} ms")?;
+        }
         writeln!(f, "time spent (ms): {}", by_node(&self.busy_ms))?;
         write!(f, "rejected: {}", by_node(&self.rejected))
     }
@@ -124,6 +138,10 @@ pub enum E2eError {
     /// The load has no time, or a negative rate.
     #[error("--seconds must be positive and --rate not negative")]
     Load,
+    /// The ledger stream asked for on the secured cluster, whose benchmark principal may not
+    /// open transactions.
+    #[error("--ledger runs on the open cluster only")]
+    LedgerSecured,
     /// More clients than shares of the load accounts, or none.
     #[error("--clients must be 1 to {max} (each client signs from its own load accounts)", max = LOAD_ACCOUNTS)]
     Clients,
@@ -156,6 +174,8 @@ fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
         // And the default configuration otherwise: no transaction index.
         spec.storage.max_nonce_ahead = 1_000_000;
         spec.storage.tx_index = false;
+        spec.ledger.enabled = options.ledger && i == 1;
+        spec.ledger.confirmations = 1;
         if let Some(secure) = &options.secure {
             spec.kafka.tls = Some(TlsConfig { ca_file: Some(secure.join("ca.pem")), ..TlsConfig::default() });
             spec.kafka.sasl = Some(SaslConfig {
@@ -271,6 +291,18 @@ fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
         }
         propagation[((propagation.len() as f64 - 1.0) * p).round() as usize]
     };
+    // The stream publishes the last blocks a moment after they were applied.
+    let ledger = match options.ledger {
+        true => Some(
+            poll_until(Duration::from_secs(60), || {
+                let (_, status) = nodes[0].try_get("/status")?;
+                (status["ledger"]["lag_blocks"] == 0).then(|| status["ledger"].clone())
+            })
+            .ok_or_else(|| fail("the ledger stream did not catch up within 60 s".into()))?,
+        ),
+        false => None,
+    };
+    let ledger_lag = |field: &str| ledger.as_ref().and_then(|ledger| ledger[field].as_u64());
     let busy_ms = nodes.iter().zip(&drained).map(|(n, s)| (n.id.clone(), s["busy_ms"].clone())).collect();
     let rejected = nodes.iter().zip(&drained).map(|(n, s)| (n.id.clone(), s["rejected"].clone())).collect();
     for node in &mut nodes {
@@ -288,6 +320,8 @@ fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
         propagation_p50_ms: percentile(0.50),
         propagation_p99_ms: percentile(0.99),
         propagation_max_ms: propagation.last().copied().unwrap_or(0),
+        ledger_lag_p50_ms: ledger_lag("publish_lag_p50_ms"),
+        ledger_lag_p99_ms: ledger_lag("publish_lag_p99_ms"),
         busy_ms,
         rejected,
     })
@@ -338,7 +372,17 @@ mod tests {
 
     fn options(seconds: f64, rate: f64, clients: usize) -> E2eOptions {
         let brokers = "127.0.0.1:9092".to_owned();
-        E2eOptions { seconds, brokers, clients, batch: 500, rate, bits: 8, max_block_txs: 5_000, secure: None }
+        E2eOptions {
+            seconds,
+            brokers,
+            clients,
+            batch: 500,
+            rate,
+            bits: 8,
+            max_block_txs: 5_000,
+            secure: None,
+            ledger: false,
+        }
     }
 
     #[test]
@@ -371,6 +415,8 @@ mod tests {
             propagation_p50_ms: 35,
             propagation_p99_ms: 120,
             propagation_max_ms: 131,
+            ledger_lag_p50_ms: None,
+            ledger_lag_p99_ms: None,
             busy_ms: by_node(json!({ "apply": 1200, "consume": 80 })),
             rejected: by_node(json!({})),
         };

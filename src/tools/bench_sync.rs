@@ -1,7 +1,8 @@
 //! `bench-sync`: the cost of starting a node. Loads a chain of N blocks straight into a fresh
 //! blocks topic, then measures a new node's cold sync (blocks/s, resident memory after it) and
 //! the time from process start to "caught up" for a restart with nothing new in the topic (it
-//! must read zero messages, whatever N is).
+//! must read zero messages, whatever N is). With the ledger stream on, it also measures how fast
+//! the stream publishes the synced chain.
 
 use super::cluster::LOAD_ACCOUNTS;
 use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
@@ -40,6 +41,11 @@ pub struct SyncReport {
     pub restart_consumed: u64,
     /// Where the syncing node's time went: its `/status` `busy_ms` at the end of the sync.
     pub sync_busy_ms: serde_json::Value,
+    /// With the ledger stream: seconds from the node's start until every block's `connect` was
+    /// committed to the ledger topic.
+    pub ledger_secs: Option<f64>,
+    /// With the ledger stream: events committed per second over that time.
+    pub ledger_events_per_sec: Option<f64>,
 }
 
 /// Every figure on one line; an unknown store-opening time shows as `?`.
@@ -60,7 +66,11 @@ impl fmt::Display for SyncReport {
             self.restart_store_open_ms.map_or("?".to_owned(), |ms| ms.to_string()),
             self.restart_consumed,
             self.sync_busy_ms
-        )
+        )?;
+        if let (Some(secs), Some(rate)) = (self.ledger_secs, self.ledger_events_per_sec) {
+            write!(f, "; ledger stream published in {secs:.1} s ({rate:.0} events/s)")?;
+        }
+        Ok(())
     }
 }
 
@@ -93,15 +103,16 @@ pub enum SyncError {
     Json(#[from] serde_json::Error),
 }
 
-/// Runs `bench-sync` on a chain of `blocks` blocks with this executable as the node, and prints
-/// the report, then as one JSON line if `json`.
-pub fn command(brokers: &str, blocks: u64, json: bool) -> Result<(), SyncError> {
-    let report = run(&std::env::current_exe()?, brokers, blocks)?;
+/// Runs `bench-sync` on a chain of `blocks` blocks with this executable as the node (publishing
+/// the ledger stream if `ledger`), and prints the report, then as one JSON line if `json`.
+pub fn command(brokers: &str, blocks: u64, ledger: bool, json: bool) -> Result<(), SyncError> {
+    let report = run(&std::env::current_exe()?, brokers, blocks, ledger)?;
     Ok(super::print_report(&report, json)?)
 }
 
-/// Runs the benchmark for a chain of `blocks` blocks with the executable at `exe`.
-pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncError> {
+/// Runs the benchmark for a chain of `blocks` blocks with the executable at `exe`, with the
+/// ledger stream (one confirmation) if `ledger`.
+pub fn run(exe: &Path, brokers: &str, blocks: u64, ledger: bool) -> Result<SyncReport, SyncError> {
     let prefix = unique_prefix("bench-sync");
     let dir = std::env::temp_dir().join(&prefix);
     std::fs::create_dir_all(&dir)?;
@@ -112,6 +123,8 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
     spec.chain.retarget_interval = 0;
     // The default configuration: no transaction index.
     spec.storage.tx_index = false;
+    spec.ledger.enabled = ledger;
+    spec.ledger.confirmations = 1;
     let params = spec.chain.clone();
     let load_secs = load_chain(&params, &prefix, brokers, blocks)?;
 
@@ -126,6 +139,19 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
     let sync_busy_ms = synced.ok_or_else(|| fail("the node did not sync"))?["busy_ms"].clone();
     let cold_sync_secs = started.elapsed().as_secs_f64();
     let rss_mib_after_sync = node.pid().map_or(0.0, resident_mib);
+    // Genesis and every block loaded.
+    let events = blocks + 1;
+    let ledger_secs = match ledger {
+        true => {
+            poll_until(Duration::from_secs(3600), || {
+                let (_, status) = node.try_get("/status")?;
+                (status["ledger"]["next_seq"].as_u64()? >= events).then_some(())
+            })
+            .ok_or_else(|| fail("the ledger stream did not catch up"))?;
+            Some(started.elapsed().as_secs_f64())
+        }
+        false => None,
+    };
     let stopping = Instant::now();
     node.terminate()?;
     let stop_after_sync_ms = stopping.elapsed().as_millis() as u64;
@@ -152,6 +178,8 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64) -> Result<SyncReport, SyncErr
         restart_store_open_ms,
         sync_busy_ms,
         restart_consumed: status["consumed_since_start"].as_u64().unwrap_or(u64::MAX),
+        ledger_secs,
+        ledger_events_per_sec: ledger_secs.map(|secs| events as f64 / secs),
     })
 }
 
@@ -216,6 +244,8 @@ mod tests {
             restart_store_open_ms: Some(31),
             restart_consumed: 0,
             sync_busy_ms: serde_json::json!({ "apply": 900 }),
+            ledger_secs: None,
+            ledger_events_per_sec: None,
         };
         assert_eq!(
             report.to_string(),
@@ -225,5 +255,7 @@ mod tests {
         );
         report.restart_store_open_ms = None;
         assert!(report.to_string().contains("(opening the store: ? ms)"), "{report}");
+        (report.ledger_secs, report.ledger_events_per_sec) = (Some(3.5), Some(286.0));
+        assert!(report.to_string().ends_with("; ledger stream published in 3.5 s (286 events/s)"), "{report}");
     }
 }

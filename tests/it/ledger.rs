@@ -107,6 +107,14 @@ fn the_ledger_replays_to_the_main_chain_exactly_once_across_sigkills() {
     let main: Vec<String> = chain.iter().map(|b| b["hash"].as_str().unwrap().to_owned()).collect();
     assert_eq!(held, main, "the stream holds exactly the main chain");
     assert_eq!(ledger["next_seq"], events.len() as u64);
+    // The block mined after the last restart was timed from applied to published.
+    assert!(ledger["publish_lag_p99_ms"].is_u64(), "{ledger}");
+    let (_, _, metrics) = node.get_text("/metrics");
+    let timed = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("kafkachain_ledger_publish_lag_seconds_count "))
+        .and_then(|count| count.parse::<u64>().ok());
+    assert!(timed >= Some(1), "{metrics}");
     let mut streamed: Vec<String> = events
         .iter()
         .flat_map(|e| e["transactions"].as_array().cloned().unwrap_or_default())
