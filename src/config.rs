@@ -55,8 +55,11 @@ pub struct LedgerConfig {
     /// The producer's `transactional.id` (default `kafkachain-ledger-{node_id}`): a second
     /// publisher with the same id takes over and this one stops.
     pub transactional_id: Option<String>,
-    /// Most events in one Kafka transaction.
+    /// Most events in one Kafka transaction (a transaction's commit costs a few round trips to
+    /// the brokers, so a catching-up stream needs large ones).
     pub max_events_per_transaction: usize,
+    /// Most bytes of JSON in one Kafka transaction (one event at least, whatever its size).
+    pub max_transaction_bytes: usize,
     /// The principal the publisher logs in as, over `[kafka.tls]` (`[ledger.sasl]`): required
     /// when `[kafka.sasl]` is set, and a different one, so that no principal both writes the
     /// consensus topics and opens transactions.
@@ -65,7 +68,14 @@ pub struct LedgerConfig {
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        Self { enabled: false, confirmations: 6, transactional_id: None, max_events_per_transaction: 500, sasl: None }
+        Self {
+            enabled: false,
+            confirmations: 6,
+            transactional_id: None,
+            max_events_per_transaction: 5_000,
+            max_transaction_bytes: 8 * 1024 * 1024,
+            sasl: None,
+        }
     }
 }
 
@@ -514,8 +524,14 @@ impl NodeConfig {
     fn check_ledger(&self) -> Result<(), ConfigError> {
         let ledger = &self.ledger;
         let invalid = |what: &str| Err(ConfigError::Invalid(what.to_owned()));
-        if ledger.confirmations == 0 || !(1..=10_000).contains(&ledger.max_events_per_transaction) {
-            return invalid("ledger.confirmations must be at least 1, ledger.max_events_per_transaction 1 to 10000");
+        if ledger.confirmations == 0
+            || !(1..=10_000).contains(&ledger.max_events_per_transaction)
+            || ledger.max_transaction_bytes < 1024
+        {
+            return invalid(
+                "ledger.confirmations must be at least 1, ledger.max_events_per_transaction 1 to 10000, \
+                 ledger.max_transaction_bytes at least 1024",
+            );
         }
         if ledger.transactional_id.as_ref().is_some_and(String::is_empty) {
             return invalid("ledger.transactional_id must not be empty");

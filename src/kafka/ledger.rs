@@ -67,6 +67,22 @@ pub enum LedgerError {
     },
 }
 
+/// An event as the ledger topic holds it: keyed by its block's hash, as JSON.
+#[derive(Clone, Debug)]
+pub struct EncodedEvent {
+    /// The block hash, hex.
+    pub key: String,
+    /// The event's JSON.
+    pub json: Vec<u8>,
+}
+
+impl EncodedEvent {
+    /// `event` as the topic holds it.
+    pub fn new(event: &LedgerEvent) -> Result<Self, serde_json::Error> {
+        Ok(Self { key: event.hash().to_string(), json: serde_json::to_vec(event)? })
+    }
+}
+
 /// The transactional producer of the ledger topic.
 pub struct LedgerProducer {
     producer: FutureProducer<NodeContext>,
@@ -93,6 +109,7 @@ impl LedgerProducer {
             .set("linger.ms", "5")
             .set("transaction.timeout.ms", "60000")
             .set("message.timeout.ms", "55000")
+            .set("message.max.bytes", super::topics::MAX_MESSAGE_BYTES.to_string())
             .create_with_context(NodeContext::new(health))
             .map_err(KafkaError::during("creating the ledger producer"))?;
         let this = Self { producer, topic: topic.to_owned(), transactional_id: transactional_id.to_owned() };
@@ -107,7 +124,7 @@ impl LedgerProducer {
     /// Publishes `events` as one Kafka transaction, keyed by block hash, in order; returns once
     /// it is committed. On an error the transaction is aborted when it can be, and the caller
     /// learns where the stream stands by reading the topic again. Blocks the calling thread.
-    pub fn publish(&self, events: &[LedgerEvent]) -> Result<(), LedgerError> {
+    pub fn publish(&self, events: &[EncodedEvent]) -> Result<(), LedgerError> {
         self.producer.begin_transaction().map_err(|e| self.classify(e, "beginning a transaction"))?;
         let sent = events.iter().try_for_each(|event| self.send(event));
         let committed = sent.and_then(|()| {
@@ -120,13 +137,8 @@ impl LedgerProducer {
         committed
     }
 
-    fn send(&self, event: &LedgerEvent) -> Result<(), LedgerError> {
-        let payload = serde_json::to_vec(event).map_err(|e| LedgerError::Topic {
-            topic: self.topic.clone(),
-            problem: format!("an event could not be written as JSON: {e}"),
-        })?;
-        let key = event.hash().to_string();
-        let mut record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+    fn send(&self, event: &EncodedEvent) -> Result<(), LedgerError> {
+        let mut record = FutureRecord::to(&self.topic).key(&event.key).payload(&event.json);
         loop {
             match self.producer.send_result(record) {
                 // The delivery is awaited by the commit, which fails if any message failed.
@@ -248,8 +260,10 @@ async fn ensure_ledger_topic(
     }
     let kafka = connection.config();
     let min_isr = kafka.min_insync_replicas.to_string();
+    let max_message = super::topics::MAX_MESSAGE_BYTES.to_string();
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(kafka.replication_factor))
         .set("retention.ms", "-1")
+        .set("max.message.bytes", &max_message)
         .set("min.insync.replicas", &min_isr)
         .set("unclean.leader.election.enable", "false");
     let options = AdminOptions::new().operation_timeout(Some(READ_LAST));

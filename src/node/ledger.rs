@@ -8,7 +8,7 @@ use super::stats::{NodeStats, PROPAGATION_BUCKETS};
 use crate::config::LedgerConfig;
 use crate::core::chain::Tip;
 use crate::core::hash::BlockHash;
-use crate::kafka::{last_committed_event, BrokerHealth, Connection, LedgerError, LedgerProducer};
+use crate::kafka::{last_committed_event, BrokerHealth, Connection, EncodedEvent, LedgerError, LedgerProducer};
 use crate::store::{Store, StoreError};
 use crate::stream::{next_events, LedgerEvent, PlanError, StreamPosition};
 use crate::sync::lock;
@@ -132,6 +132,25 @@ pub(super) fn lag_blocks(tip: &Tip, confirmations: u64, stream: &StreamPosition)
     publishable.saturating_sub(published)
 }
 
+/// The first of `events` as the topic holds them, up to `max_bytes` of JSON in all (the first
+/// always, whatever its size): one Kafka transaction's worth.
+fn encode_within(events: &[LedgerEvent], max_bytes: usize) -> Result<Vec<EncodedEvent>, LedgerError> {
+    let mut encoded: Vec<EncodedEvent> = Vec::new();
+    let mut bytes = 0;
+    for event in events {
+        let one = EncodedEvent::new(event).map_err(|e| LedgerError::Topic {
+            topic: "ledger".into(),
+            problem: format!("an event could not be written as JSON: {e}"),
+        })?;
+        bytes += one.json.len();
+        if bytes > max_bytes && !encoded.is_empty() {
+            break;
+        }
+        encoded.push(one);
+    }
+    Ok(encoded)
+}
+
 /// Why a session of the publisher ended.
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
@@ -238,21 +257,24 @@ impl LedgerPublisher {
             }
             // Seen before planning: a tip that moves meanwhile wakes the wait below.
             self.tips.borrow_and_update();
-            let (events, next) = next_events(
+            let (mut events, _) = next_events(
                 &self.store,
                 chain_tag,
                 position,
                 self.config.confirmations,
                 self.config.max_events_per_transaction,
             )?;
-            if events.is_empty() {
+            let encoded = encode_within(&events, self.config.max_transaction_bytes)?;
+            events.truncate(encoded.len());
+            let Some(last) = events.last() else {
                 if !self.wait_for_tip() {
                     return Ok(());
                 }
                 continue;
-            }
-            producer.publish(&events)?;
-            position = next;
+            };
+            let after = last.position_after();
+            producer.publish(&encoded)?;
+            position = after;
             self.progress.stands_at(position, events.len() as u64);
             self.observe_lags(&events);
         }
@@ -355,6 +377,18 @@ impl LedgerStatus {
 mod tests {
     use super::*;
     use crate::core::pow::Work;
+
+    #[test]
+    fn a_transaction_takes_events_up_to_its_byte_bound_and_always_the_first() {
+        let params = crate::core::params::ChainParams::default();
+        let genesis = crate::core::block::genesis(&params);
+        let events: Vec<LedgerEvent> =
+            (0..4).map(|seq| LedgerEvent::connect(seq, &genesis, params.chain_tag())).collect();
+        let one = EncodedEvent::new(&events[0]).unwrap().json.len();
+        assert_eq!(encode_within(&events, one * 2).unwrap().len(), 2);
+        assert_eq!(encode_within(&events, one * 10).unwrap().len(), 4);
+        assert_eq!(encode_within(&events, 1).unwrap().len(), 1, "an event larger than the bound goes alone");
+    }
 
     #[test]
     fn the_lag_counts_blocks_deep_enough_and_not_yet_out() {

@@ -142,6 +142,11 @@ impl LiveFeed {
         let _ = self.sender.send((number, event));
     }
 
+    /// Whether any client follows the feed now.
+    fn has_subscribers(&self) -> bool {
+        self.subscribers.load(Ordering::SeqCst) > 0
+    }
+
     /// Subscribes a client that last saw `last_event_id` (none for a new client).
     pub(super) fn subscribe(&self, last_event_id: Option<&str>) -> Result<Subscription, TooManySubscribers> {
         let counted = self.subscribers.fetch_add(1, Ordering::SeqCst) + 1;
@@ -177,10 +182,11 @@ impl LiveFeed {
     }
 }
 
-/// Follows the chain into `feed` (which starts at `start`) until shutdown: each tip change becomes the `disconnect`s and
-/// `connect`s that lead there (planned as the ledger stream is, with one confirmation) and a
-/// `tip`; a jump longer than the history becomes a `reset` and a `tip` instead, so a node
-/// catching up does no work for clients that could not replay it anyway.
+/// Follows the chain into `feed` (which starts at `start`) until shutdown: each tip change
+/// becomes the `disconnect`s and `connect`s that lead there (planned as the ledger stream is,
+/// with one confirmation) and a `tip`. While nobody listens, or for a jump longer than the
+/// history, it skips ahead to the tip (a `reset`, then `tip`s): no block is read for clients
+/// that are not there or could not replay it anyway, so a node catching up pays nothing.
 pub(super) async fn follow(
     feed: Arc<LiveFeed>,
     store: Store,
@@ -191,6 +197,9 @@ pub(super) async fn follow(
 ) {
     let mut position = StreamPosition { next_seq: 0, tip: Some((start.height, start.hash)) };
     let chain_tag = store.params().chain_tag();
+    // Whether the feed skips ahead (nobody listens, or the jump is longer than the history):
+    // one `reset` tells a client resuming from before it to reload.
+    let mut skipping = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -200,10 +209,14 @@ pub(super) async fn follow(
                 }
                 let tip = *tips.borrow_and_update();
                 let behind = tip.height.saturating_sub(position.height().unwrap_or(0));
-                if behind as usize > feed.capacity {
+                if behind as usize > feed.capacity || !feed.has_subscribers() {
                     position = StreamPosition { next_seq: position.next_seq, tip: Some((tip.height, tip.hash)) };
-                    feed.push(LiveEvent::Reset);
+                    if !skipping {
+                        feed.push(LiveEvent::Reset);
+                        skipping = true;
+                    }
                 } else {
+                    skipping = false;
                     let reading = store.clone();
                     let planned = tokio::task::spawn_blocking(move || {
                         next_events(&reading, chain_tag, position, 1, usize::MAX)
