@@ -7,9 +7,10 @@
 use super::client::{base_config, NodeContext};
 use super::connection::Connection;
 use super::health::BrokerHealth;
+use super::topics::node_topic;
 use super::KafkaError;
 use crate::stream::LedgerEvent;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::Message;
@@ -57,6 +58,9 @@ pub enum LedgerError {
         /// What the JSON parser said.
         detail: String,
     },
+    /// An event could not be written as JSON.
+    #[error("an event could not be written as JSON: {0}")]
+    Encoding(#[from] serde_json::Error),
     /// The ledger topic is unusable: it has more than one partition, or cannot be created.
     #[error("the ledger topic {topic}: {problem}")]
     Topic {
@@ -91,17 +95,15 @@ pub struct LedgerProducer {
 }
 
 impl LedgerProducer {
-    /// A producer for `topic` registered as `transactional_id`: creates the topic when missing
-    /// (one partition, infinite retention, replication from config), then registers the id, which
-    /// fences an earlier producer with it and aborts what that one left open.
-    pub async fn start(
+    /// A producer for `topic` registered as `transactional_id`, which fences an earlier producer
+    /// with it and aborts what that one left open. Blocks the calling thread while registering.
+    pub fn register(
         connection: &Connection,
         topic: &str,
         transactional_id: &str,
         client_id: &str,
         health: Arc<BrokerHealth>,
     ) -> Result<Self, LedgerError> {
-        ensure_ledger_topic(connection, topic, client_id, health.clone()).await?;
         let producer: FutureProducer<NodeContext> = base_config(connection, client_id)
             .set("transactional.id", transactional_id)
             .set("acks", "all")
@@ -113,10 +115,8 @@ impl LedgerProducer {
             .create_with_context(NodeContext::new(health))
             .map_err(KafkaError::during("creating the ledger producer"))?;
         let this = Self { producer, topic: topic.to_owned(), transactional_id: transactional_id.to_owned() };
-        let registering = this.producer.clone();
-        tokio::task::spawn_blocking(move || registering.init_transactions(TRANSACTION_CALL))
-            .await
-            .map_err(|e| LedgerError::Topic { topic: topic.to_owned(), problem: format!("registering: {e}") })?
+        this.producer
+            .init_transactions(TRANSACTION_CALL)
             .map_err(|e| this.classify(e, "registering the transactional id"))?;
         Ok(this)
     }
@@ -238,7 +238,7 @@ pub fn last_committed_event(
 /// Creates the ledger topic when missing: one partition (the stream's one order), infinite
 /// retention (a consumer may replay from the start), replication and `min.insync.replicas` from
 /// config. A topic that exists with several partitions is refused.
-async fn ensure_ledger_topic(
+pub async fn ensure_ledger_topic(
     connection: &Connection,
     topic: &str,
     client_id: &str,
@@ -258,14 +258,8 @@ async fn ensure_ledger_topic(
         0 => {}
         more => return Err(refused(format!("it has {more} partitions; the ledger needs exactly one, for one order"))),
     }
-    let kafka = connection.config();
-    let min_isr = kafka.min_insync_replicas.to_string();
-    let max_message = super::topics::MAX_MESSAGE_BYTES.to_string();
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(kafka.replication_factor))
-        .set("retention.ms", "-1")
-        .set("max.message.bytes", &max_message)
-        .set("min.insync.replicas", &min_isr)
-        .set("unclean.leader.election.enable", "false");
+    let min_isr = connection.config().min_insync_replicas.to_string();
+    let new = node_topic(topic, 1, connection.config(), &min_isr);
     let options = AdminOptions::new().operation_timeout(Some(READ_LAST));
     let results =
         admin.create_topics([&new], &options).await.map_err(KafkaError::during("creating the ledger topic"))?;

@@ -17,7 +17,7 @@ pub use client::NodeContext;
 pub use connection::{Connection, SecurityError};
 pub use consumer::{EndOffsetQuery, LogMessage, LogReader, PartitionEnd, Payload, ReadError};
 pub use health::BrokerHealth;
-pub use ledger::{last_committed_event, EncodedEvent, LedgerError, LedgerProducer};
+pub use ledger::{ensure_ledger_topic, last_committed_event, EncodedEvent, LedgerError, LedgerProducer};
 pub use probe::{probe, ProbeError, PROBE_BUDGET};
 pub use producer::{Acked, PublishError, Publisher};
 pub use topic_settings::{SettingRefused, SettingWarning};

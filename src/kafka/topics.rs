@@ -5,6 +5,7 @@ use super::connection::Connection;
 use super::health::BrokerHealth;
 use super::topic_settings::{self, SettingRefused, SettingWarning, TopicSettings};
 use super::KafkaError;
+use crate::config::KafkaConfig;
 use crate::store::TopicPartition;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::metadata::Metadata;
@@ -141,17 +142,10 @@ pub async fn ensure_topics(
         .map_err(KafkaError::during("creating the admin client"))?;
     let kafka = connection.config();
     let min_isr = kafka.min_insync_replicas.to_string();
-    let replication = || TopicReplication::Fixed(kafka.replication_factor);
     let new_topics = [
-        NewTopic::new(&topics.blocks, 1, replication()).set(TIMESTAMP_TYPE, LOG_APPEND_TIME),
-        NewTopic::new(&topics.transactions, kafka.transaction_partitions, replication()),
-    ]
-    .map(|t| {
-        t.set("retention.ms", "-1")
-            .set("min.insync.replicas", &min_isr)
-            .set("unclean.leader.election.enable", "false")
-            .set("max.message.bytes", MAX_MESSAGE_BYTES_TEXT)
-    });
+        node_topic(&topics.blocks, 1, kafka, &min_isr).set(TIMESTAMP_TYPE, LOG_APPEND_TIME),
+        node_topic(&topics.transactions, kafka.transaction_partitions, kafka, &min_isr),
+    ];
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     // Only missing topics are created: on a cluster with ACLs the admin creates them, and a
     // node that may not create topics is refused even for one that exists.
@@ -212,6 +206,17 @@ pub async fn ensure_topics(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A topic as a node creates it when missing: `partitions` partitions, replication and
+/// `min.insync.replicas` (`min_isr`) from `kafka`, infinite retention, unclean election off, and
+/// messages up to a full block.
+pub(super) fn node_topic<'a>(name: &'a str, partitions: i32, kafka: &KafkaConfig, min_isr: &'a str) -> NewTopic<'a> {
+    NewTopic::new(name, partitions, TopicReplication::Fixed(kafka.replication_factor))
+        .set("retention.ms", "-1")
+        .set("min.insync.replicas", min_isr)
+        .set("unclean.leader.election.enable", "false")
+        .set("max.message.bytes", MAX_MESSAGE_BYTES_TEXT)
 }
 
 /// The topic setting that says whose clock stamps messages, and the value the blocks topic needs.

@@ -8,7 +8,9 @@ use super::stats::{NodeStats, PROPAGATION_BUCKETS};
 use crate::config::LedgerConfig;
 use crate::core::chain::Tip;
 use crate::core::hash::BlockHash;
-use crate::kafka::{last_committed_event, BrokerHealth, Connection, EncodedEvent, LedgerError, LedgerProducer};
+use crate::kafka::{
+    ensure_ledger_topic, last_committed_event, BrokerHealth, Connection, EncodedEvent, LedgerError, LedgerProducer,
+};
 use crate::store::{Store, StoreError};
 use crate::stream::{next_events, LedgerEvent, PlanError, StreamPosition};
 use crate::sync::lock;
@@ -93,12 +95,13 @@ impl LedgerProgress {
         self.lag_histogram.clone()
     }
 
-    /// The `quantile` (0 to 1) of the recent publishing lags, in milliseconds.
-    pub(super) fn lag_quantile_ms(&self, quantile: f64) -> Option<u64> {
+    /// The median and the 99th percentile of the recent publishing lags, in milliseconds.
+    pub(super) fn lag_p50_p99_ms(&self) -> Option<(u64, u64)> {
         let mut lags: Vec<u64> = lock(&self.lags).iter().copied().collect();
         lags.sort_unstable();
         let last = lags.len().checked_sub(1)?;
-        lags.get(((last as f64) * quantile).round() as usize).copied()
+        let at = |quantile: f64| lags[((last as f64) * quantile).round() as usize];
+        Some((at(0.5), at(0.99)))
     }
 
     fn set(&self, state: LedgerState, error: Option<String>) {
@@ -138,10 +141,7 @@ fn encode_within(events: &[LedgerEvent], max_bytes: usize) -> Result<Vec<Encoded
     let mut encoded: Vec<EncodedEvent> = Vec::new();
     let mut bytes = 0;
     for event in events {
-        let one = EncodedEvent::new(event).map_err(|e| LedgerError::Topic {
-            topic: "ledger".into(),
-            problem: format!("an event could not be written as JSON: {e}"),
-        })?;
+        let one = EncodedEvent::new(event).map_err(LedgerError::Encoding)?;
         bytes += one.json.len();
         if bytes > max_bytes && !encoded.is_empty() {
             break;
@@ -207,7 +207,13 @@ impl LedgerPublisher {
     fn run(mut self) {
         let mut pause = RETRY_FIRST;
         while !self.shutdown.is_cancelled() {
-            let error = match self.session() {
+            let published_before = self.progress.report().published_since_start;
+            let outcome = self.session();
+            if self.progress.report().published_since_start > published_before {
+                // A session that got events out starts the backoff again from its first step.
+                pause = RETRY_FIRST;
+            }
+            let error = match outcome {
                 Ok(()) => return,
                 Err(e) => e,
             };
@@ -238,13 +244,9 @@ impl LedgerPublisher {
     fn session(&mut self) -> Result<(), SessionError> {
         self.progress.set(LedgerState::Starting, None);
         let health = Arc::new(BrokerHealth::default());
-        let producer = self.runtime.block_on(LedgerProducer::start(
-            &self.connection,
-            &self.topic,
-            &self.transactional_id,
-            &self.client_id,
-            health.clone(),
-        ))?;
+        let (connection, topic, client_id) = (&self.connection, &self.topic, &self.client_id);
+        self.runtime.block_on(ensure_ledger_topic(connection, topic, client_id, health.clone()))?;
+        let producer = LedgerProducer::register(connection, topic, &self.transactional_id, client_id, health.clone())?;
         let last = last_committed_event(&self.connection, &self.topic, &self.client_id, health)?;
         let mut position = last.map(|event| event.position_after()).unwrap_or_default();
         self.progress.stands_at(position, 0);
@@ -356,6 +358,7 @@ impl LedgerStatus {
         confirmations: u64,
     ) -> Self {
         let report = progress.report();
+        let lags = progress.lag_p50_p99_ms();
         Self {
             topic,
             transactional_id,
@@ -366,8 +369,8 @@ impl LedgerStatus {
             hash: report.position.tip.map(|(_, hash)| hash),
             lag_blocks: lag_blocks(tip, confirmations, &report.position),
             published_since_start: report.published_since_start,
-            publish_lag_p50_ms: progress.lag_quantile_ms(0.5),
-            publish_lag_p99_ms: progress.lag_quantile_ms(0.99),
+            publish_lag_p50_ms: lags.map(|(p50, _)| p50),
+            publish_lag_p99_ms: lags.map(|(_, p99)| p99),
             error: report.error,
         }
     }
