@@ -1,63 +1,25 @@
-//! The explorer page in a real browser. Headless Chromium, run as a subprocess, loads `/` from a
-//! node on a real broker and dumps the DOM once the page's script has fetched and rendered
-//! (`--virtual-time-budget`: virtual time stands still while a fetch is pending). The page must
-//! show the tip `/status` gives and the block list and mempool around it; a block mined while the
-//! page is open must appear without a reload; a page further back must link to either side; the
-//! search box must find a height, a block hash, a transaction id and an address. `scripts/test` installs Chromium when it is missing; without it
-//! this test fails and says how to install it.
+//! The explorer page in a real browser. Headless Chromium, driven through its DevTools protocol
+//! in real time ([`Browser`]), loads `/` from a node on a real broker. The page must show the tip
+//! `/status` gives and the block list and mempool around it; it must follow the node through
+//! `GET /events` without polling, so that a block mined while it is open appears by itself; when
+//! the node refuses the stream it must fall back to polling `/status`; a page further back must
+//! link to either side; the search box must find a height, a block hash, a transaction id and an
+//! address. `scripts/test` installs Chromium when it is missing; without it this test fails and
+//! says how to install it.
 
+use crate::common::browser::{chromium, Browser, Seen};
 use crate::common::{wait_for, NodeProc, TestNet};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// Virtual time each page gets: two status polls (every 2.5 s) and the renders they cause.
-const BUDGET_MS: u64 = 5_000;
+/// How often the page polls `/status` when it cannot follow `/events` (`POLL_MS` in the script).
+const POLL: Duration = Duration::from_millis(2_500);
 
-/// The `chromium` on PATH.
-fn chromium() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|dir| dir.join("chromium")).find(|exe| exe.is_file()).unwrap_or_else(|| {
-        panic!("chromium is not installed: `apt-get update && apt-get install -y chromium` (scripts/test installs it)")
-    })
-}
+/// Time allowed for a page to load and render, on a loaded machine.
+const LOAD: Duration = Duration::from_secs(30);
 
-/// The DOM of `url` after its script ran for [`BUDGET_MS`] of virtual time, in a fresh profile.
-fn dump_dom(url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(chromium())
-        .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--virtual-time-budget={BUDGET_MS}"))
-        .args(["--dump-dom", url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start chromium: {e}"));
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut dom = String::new();
-        stdout.read_to_string(&mut dom).map(|_| dom)
-    });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("chromium did not finish loading {url} within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let dom = reader.join().unwrap().unwrap();
-    assert!(dom.contains("</html>"), "chromium dumped no page for {url}: {dom:?}");
-    dom
-}
-
-/// The text of the element with `id` in a dumped DOM, up to its first child tag.
+/// The text of the element with `id` in a DOM, up to its first child tag.
 fn text_of(dom: &str, id: &str) -> String {
     let at = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in the page:\n{dom}"));
     let open = at + dom[at..].find('>').unwrap() + 1;
@@ -70,68 +32,39 @@ fn tip(node: &NodeProc) -> (String, String) {
     (status["height"].to_string(), status["tip"].as_str().unwrap().to_owned())
 }
 
-/// Serves one request from `client` by asking the node at `upstream` (one request per
-/// connection), after `before` saw its path.
-fn forward(mut client: TcpStream, upstream: &str, http: &reqwest::blocking::Client, before: impl Fn(&str)) {
-    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match client.read(&mut byte) {
-            Ok(1) if head.len() < 16 * 1024 => head.push(byte[0]),
-            _ => return, // a connection opened ahead and never used, or closed
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    before(&path);
-    let answer = http.get(format!("{upstream}{path}")).send().unwrap();
-    let mut reply = format!("HTTP/1.1 {}\r\n", answer.status());
-    for (name, value) in answer.headers() {
-        if !matches!(name.as_str(), "connection" | "content-length" | "transfer-encoding") {
-            reply.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
-        }
-    }
-    let body = answer.bytes().unwrap();
-    reply.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
-    // The browser may have given up on the connection; the test checks what it rendered.
-    let _ = client.write_all(reply.as_bytes()).and_then(|()| client.write_all(&body));
+/// Opens `url` and waits until the page shows the view `view`, its status read while it follows
+/// the node the way `live` says (`events` or `polling`); returns the DOM.
+fn show(browser: &mut Browser, url: &str, view: &str, live: &str) -> String {
+    browser.open(url);
+    let shown =
+        format!("document.getElementById('view').dataset.view === '{view}' && document.body.dataset.live === '{live}'");
+    browser.wait_until(&format!("the {view} view, {live}"), LOAD, &shown);
+    browser.dom()
 }
 
-/// Loads the page through a proxy that mines a block just before it forwards the page's second
-/// `/status` poll: the page has then rendered the old tip and must show the new one by itself.
-/// Returns the dumped DOM and the paths the page asked for, in order.
-fn dom_with_a_block_mined_meanwhile(node: &NodeProc) -> (String, Vec<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let http = reqwest::blocking::Client::new();
-    let paths = Mutex::new(Vec::new());
-    let polls = AtomicUsize::new(0);
-    let done = AtomicBool::new(false);
-    let before = |path: &str| {
-        paths.lock().unwrap().push(path.to_owned());
-        if path == "/status" && polls.fetch_add(1, Ordering::SeqCst) == 1 {
-            node.mine();
-        }
+/// The order numbers of the page's requests for `path` from the order number `from` on.
+fn requests_for(seen: &[Seen], path: &str, from: usize) -> Vec<usize> {
+    let asked = |s: &Seen| match s {
+        Seen::Request { order, path: asked, .. } if *order >= from && asked == path => Some(*order),
+        _ => None,
     };
-    let (listener, done, http, before) = (&listener, &done, &http, &before);
-    let dom = std::thread::scope(|scope| {
-        scope.spawn(move || {
-            for client in listener.incoming() {
-                if done.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(client) = client {
-                    scope.spawn(move || forward(client, &node.url, http, before));
-                }
-            }
-        });
-        let dom = dump_dom(&format!("http://127.0.0.1:{port}/"));
-        done.store(true, Ordering::SeqCst);
-        TcpStream::connect(("127.0.0.1", port)).unwrap(); // wakes the accept loop up to stop
-        dom
-    });
-    (dom, paths.into_inner().unwrap())
+    seen.iter().filter_map(asked).collect()
+}
+
+/// The order number of the first `tip` event announcing `hash` the page received.
+fn tip_event(seen: &[Seen], hash: &str) -> Option<usize> {
+    seen.iter().find_map(|s| match s {
+        Seen::Event { order, name, data } if name == "tip" && data.contains(hash) => Some(*order),
+        _ => None,
+    })
+}
+
+/// Whether the page shows `hash` as its tip and lists the block at `height`.
+fn shows_block(height: &str, hash: &str) -> String {
+    format!(
+        "document.getElementById('tip-hash').textContent === '{hash}' \
+         && document.querySelector('tr[data-height=\"{height}\"][data-hash=\"{hash}\"]') !== null"
+    )
 }
 
 #[test]
@@ -161,56 +94,126 @@ fn the_explorer_shows_the_chain_and_follows_it() {
         assert_eq!(header("x-content-type-options"), "nosniff");
     }
     let script = http.get(format!("{}/explorer/explorer.js", node.url)).send().unwrap().text().unwrap();
-    assert!(script.contains("setInterval(poll, POLL_MS)"), "the page polls /status by itself");
+    assert!(script.contains("new EventSource(\"/events\")"), "the page follows /events");
 
     // The page shows the tip /status gives, the block list up to it and the pending transfer.
     let (height, hash) = tip(node);
     assert_eq!(height, "1");
-    let dom = dump_dom(&format!("{}/", node.url));
+    let mut browser = Browser::start();
+    let dom = show(&mut browser, &format!("{}/", node.url), "home", "events");
     assert_eq!(text_of(&dom, "tip-height"), height, "{dom}");
     assert_eq!(text_of(&dom, "tip-hash"), hash);
     assert_eq!(text_of(&dom, "mempool-size"), "1");
     assert_eq!(text_of(&dom, "kafka"), "reachable");
-    assert!(dom.contains("data-view=\"home\""), "{dom}");
     assert!(dom.contains(&format!("<tr data-height=\"1\" data-hash=\"{hash}\">")), "the tip is listed: {dom}");
     assert!(dom.contains("<tr data-height=\"0\""), "and genesis");
     assert!(dom.contains(&format!(">{pending}</a>")), "the pending transfer is listed: {dom}");
 
-    // A block mined while the page is open: shown without a reload, the list redrawn.
-    let (dom, paths) = dom_with_a_block_mined_meanwhile(node);
+    // It follows one stream of /events and does not poll: two poll intervals go by with at most
+    // one read of /status (the one the stream's first `tip` event asks for, when it came just
+    // after the page showed the first read), where polling would have made two.
+    let loaded = browser.seen().len();
+    std::thread::sleep(POLL * 5 / 2);
+    let seen = browser.seen();
+    assert!(requests_for(&seen, "/status", loaded).len() <= 1, "the page polled /status: {seen:?}");
+    let streams: Vec<&Seen> =
+        seen.iter().filter(|s| matches!(s, Seen::Request { path, .. } if path == "/events")).collect();
+    assert!(
+        matches!(streams[..], [Seen::Request { kind, .. }] if kind == "EventSource"),
+        "one EventSource on /events: {seen:?}"
+    );
+
+    // A block mined while the page is open appears by itself: the tip from the `tip` event, then
+    // the status and the list, read because of that event.
+    let before = browser.seen().len();
+    let mined = Instant::now();
+    node.mine();
     let (height, hash) = tip(node);
     assert_eq!(height, "2");
-    assert_eq!(text_of(&dom, "tip-height"), height, "the page followed the tip: {dom}");
-    assert_eq!(text_of(&dom, "tip-hash"), hash);
-    assert_eq!(text_of(&dom, "mempool-size"), "0");
-    assert!(dom.contains(&format!("<tr data-height=\"2\" data-hash=\"{hash}\">")), "the list was redrawn: {dom}");
-    let lists = paths.iter().filter(|p| p.starts_with("/blocks?")).count();
-    assert!(lists >= 2, "the page asked for the block list again by itself: {paths:?}");
+    browser.wait_until(
+        "the mined tip on the page",
+        LOAD,
+        &format!("document.getElementById('tip-hash').textContent === '{hash}'"),
+    );
+    let appeared = mined.elapsed();
+    browser.wait_until("the mined block listed", LOAD, &shows_block(&height, &hash));
+    eprintln!("the block mined appeared on the page {} ms after /mine answered", appeared.as_millis());
+    let dom = browser.dom();
+    assert_eq!(text_of(&dom, "tip-height"), height, "{dom}");
+    assert_eq!(text_of(&dom, "mempool-size"), "0", "the status was read again: {dom}");
+    let seen = browser.seen();
+    let announced = tip_event(&seen, &hash).unwrap_or_else(|| panic!("no tip event for {hash}: {seen:?}"));
+    let reads = requests_for(&seen, "/status", before);
+    assert!(!reads.is_empty() && reads.iter().all(|r| *r > announced), "/status read after the event only: {seen:?}");
+    assert!(!requests_for(&seen, "/blocks?limit=20", announced).is_empty(), "the list redrawn: {seen:?}");
 
     // A page of the list further back, with links to either side.
-    let dom = dump_dom(&format!("{}/#/blocks?from=1&limit=1", node.url));
+    let dom = show(&mut browser, &format!("{}/#/blocks?from=1&limit=1", node.url), "blocks", "events");
     assert_eq!(dom.matches("<tr data-height=").count(), 1, "{dom}");
     assert!(dom.contains("<tr data-height=\"1\""), "{dom}");
     assert!(dom.contains("id=\"newer\" href=\"#/blocks?from=2\""), "{dom}");
     assert!(dom.contains("id=\"older\" href=\"#/blocks?from=0&amp;limit=1\""), "{dom}");
 
     // The search box: a height, a block hash (any case), a transaction id, an address.
-    let search = |text: &str| dump_dom(&format!("{}/#/search/{text}", node.url));
-    let dom = search("2");
+    let mut search =
+        |text: &str, view: &str| show(&mut browser, &format!("{}/#/search/{text}", node.url), view, "events");
+    let dom = search("2", "block");
     assert!(dom.contains("data-view=\"block\""), "{dom}");
     assert_eq!(text_of(&dom, "block-hash"), hash);
-    let dom = search(&hash.to_uppercase());
+    let dom = search(&hash.to_uppercase(), "block");
     assert_eq!(text_of(&dom, "block-hash"), hash);
-    let dom = search(&pending);
+    let dom = search(&pending, "tx");
     assert!(dom.contains("data-view=\"tx\""), "{dom}");
     assert_eq!(text_of(&dom, "tx-status"), "confirmed");
     let (_, found) = node.get(&format!("/transactions/{pending}"));
     let bob = found["transaction"]["recipient"].as_str().unwrap().to_owned();
-    let dom = search(&bob);
+    let dom = search(&bob, "account");
     assert!(dom.contains("data-view=\"account\""), "{dom}");
     let balance = node.get(&format!("/accounts/{bob}")).1["balance"].to_string();
     assert_eq!(text_of(&dom, "account-balance").replace(',', ""), balance, "{dom}");
-    let dom = search("not-a-key");
+    let dom = search("not-a-key", "error");
     assert!(dom.contains("data-view=\"error\""), "{dom}");
     assert!(text_of(&dom, "error").contains("Search for a block hash"), "{dom}");
+}
+
+/// Holds one `GET /events` stream open on `node` until dropped (the test's own subscriber).
+fn hold_events_stream(node: &NodeProc) -> TcpStream {
+    let address = node.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(stream, "GET /events HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    stream
+}
+
+#[test]
+fn the_explorer_polls_when_the_node_refuses_its_event_stream() {
+    chromium();
+    let net = TestNet::start_with("explorer-polling", 1, |spec| spec.http.max_event_subscribers = 1);
+    let node = &net.nodes[0];
+    let _taken = hold_events_stream(node);
+
+    // Refused with 503 (the one subscriber allowed is taken), the page polls /status instead.
+    let mut browser = Browser::start();
+    let dom = show(&mut browser, &format!("{}/", node.url), "home", "polling");
+    assert_eq!(text_of(&dom, "tip-height"), "0", "{dom}");
+    assert!(text_of(&dom, "live").starts_with("Polling the node"), "{dom}");
+    let loaded = browser.seen().len();
+
+    // A block mined meanwhile appears through those polls, with no event received.
+    node.mine();
+    let (height, hash) = tip(node);
+    browser.wait_until("the mined block through polling", LOAD, &shows_block(&height, &hash));
+    let seen = browser.seen();
+    assert!(!requests_for(&seen, "/status", loaded).is_empty(), "{seen:?}");
+    assert!(!seen.iter().any(|s| matches!(s, Seen::Event { .. })), "no event got through: {seen:?}");
+    wait_for("a further poll", POLL * 4, || {
+        (requests_for(&browser.seen(), "/status", loaded).len() >= 2).then_some(())
+    });
 }

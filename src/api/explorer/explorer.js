@@ -1,11 +1,17 @@
 // The kafkachain explorer: reads this node's JSON API and renders it. Every text from the API
 // goes into the page as a text node (append/textContent), never as HTML. Pages are routed by
 // the URL fragment (#/block/<hash>, #/tx/<id>, #/account/<address>, #/blocks?from=N,
-// #/mempool, #/search/<text>) so each can be linked.
+// #/mempool, #/search/<text>) so each can be linked. The page follows the node through its
+// Server-Sent Events (/events) and reads /status when an event says the chain changed; while the
+// stream is down it polls /status instead.
 "use strict";
 
-/** How often the node's status is read, in milliseconds. */
+/** How often the node's status is read while the event stream is down, in milliseconds. */
 const POLL_MS = 2500;
+/** How long after the node refused the event stream it is asked again, in milliseconds. */
+const STREAM_RETRY_MS = 30000;
+/** How often the figures no event carries (hash rates, mempool) are read while the stream is up. */
+const REFRESH_MS = 30000;
 /** Blocks per page of the blocks list. */
 const PAGE = 20;
 /** A block hash, a transaction id and an address all look like this. */
@@ -15,6 +21,10 @@ const view = document.getElementById("view");
 let tip = null;
 let mempoolSize = null;
 let polling = false;
+let pollAgain = false;
+let pollTimer = null;
+let following = "polling";
+let stream = null;
 let renderSeq = 0;
 let notice = "";
 
@@ -303,9 +313,13 @@ function showStatus(s) {
 }
 
 /** Reads `/status`, shows it, and redraws a page that shows the tip or the mempool when they
- * changed. */
+ * changed. A call made while a read is under way reads again once it ends, so the page never
+ * stays on an answer older than the event that asked for it. */
 async function poll() {
-  if (polling) return;
+  if (polling) {
+    pollAgain = true;
+    return;
+  }
   polling = true;
   try {
     const s = await get("/status");
@@ -314,8 +328,9 @@ async function poll() {
     const pooled = mempoolSize !== null && s.mempool !== mempoolSize;
     tip = s.tip;
     mempoolSize = s.mempool;
-    document.body.dataset.live = "yes";
-    setText("live", `Updated ${new Date().toLocaleTimeString()}.`);
+    document.body.dataset.live = following;
+    const how = following === "events" ? "Following the node's events" : "Polling the node";
+    setText("live", `${how}; updated ${new Date().toLocaleTimeString()}.`);
     const name = currentRoute().name;
     if ((name === "home" && (moved || pooled)) || (name === "mempool" && pooled)) render();
   } catch (e) {
@@ -323,8 +338,65 @@ async function poll() {
     setText("live", `The node does not answer: ${e.message}`);
   } finally {
     polling = false;
+    if (pollAgain) {
+      pollAgain = false;
+      poll();
+    }
   }
 }
+
+function startPolling() {
+  following = "polling";
+  if (pollTimer === null) pollTimer = setInterval(poll, POLL_MS);
+}
+
+function stopPolling() {
+  following = "events";
+  if (pollTimer !== null) clearInterval(pollTimer);
+  pollTimer = null;
+}
+
+/** Shows the tip an event announced, before `/status` is read for the rest. */
+function showTip(event) {
+  const announced = JSON.parse(event.data, exact);
+  setText("tip-height", announced.height);
+  setText("tip-hash", announced.hash);
+  document.getElementById("tip-link").setAttribute("href", `#/block/${encodeURIComponent(announced.hash)}`);
+  poll();
+}
+
+/** Follows the node through `/events`. While the stream is down the page polls; the browser
+ * reconnects a dropped stream by itself, and a refused one (503 past the node's subscriber
+ * bound) is asked for again after `STREAM_RETRY_MS`. */
+function listen() {
+  if (typeof EventSource !== "function") {
+    startPolling();
+    return;
+  }
+  stream = new EventSource("/events");
+  stream.addEventListener("open", stopPolling);
+  stream.addEventListener("tip", showTip);
+  for (const name of ["halted", "resumed"]) stream.addEventListener(name, poll);
+  stream.addEventListener("reset", () => {
+    poll();
+    render();
+  });
+  stream.addEventListener("error", () => {
+    startPolling();
+    poll();
+    if (stream.readyState === EventSource.CLOSED) setTimeout(listen, STREAM_RETRY_MS);
+  });
+}
+
+// A page left for another one may be kept whole in the back/forward cache, its stream open:
+// a few such pages would take all of the browser's six connections to this node. The stream is
+// closed when the page is left and opened again if the page comes back.
+window.addEventListener("pagehide", () => stream?.close());
+window.addEventListener("pageshow", (event) => {
+  if (!event.persisted) return;
+  listen();
+  poll();
+});
 
 document.getElementById("search").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -337,4 +409,7 @@ document.getElementById("search").addEventListener("submit", (event) => {
 window.addEventListener("hashchange", render);
 poll();
 render();
-setInterval(poll, POLL_MS);
+listen();
+setInterval(() => {
+  if (following === "events") poll();
+}, REFRESH_MS);

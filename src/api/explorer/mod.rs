@@ -71,11 +71,12 @@ mod tests {
     }
 
     #[test]
-    fn the_script_never_writes_html_and_polls_the_status() {
+    fn the_script_never_writes_html_and_follows_the_events() {
         for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
             assert!(!SCRIPT.body.contains(sink), "the script uses {sink}");
         }
-        assert!(SCRIPT.body.contains("setInterval(poll, POLL_MS)"));
+        assert!(SCRIPT.body.contains("new EventSource(\"/events\")"));
+        assert!(SCRIPT.body.contains("setInterval(poll, POLL_MS)"), "it polls while the stream is down");
         assert!(SCRIPT.body.contains("get(\"/status\")"));
     }
 

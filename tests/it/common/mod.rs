@@ -243,6 +243,7 @@ pub fn transfer_ids(chain: &[Value]) -> Vec<String> {
         .collect()
 }
 
+pub mod browser;
 pub mod fake_peer;
 
 /// Resident memory of a process, in MiB, from `/proc`.
