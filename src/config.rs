@@ -536,6 +536,16 @@ impl NodeConfig {
         if ledger.transactional_id.as_ref().is_some_and(String::is_empty) {
             return invalid("ledger.transactional_id must not be empty");
         }
+        let largest_event = crate::stream::max_event_bytes(self.chain.max_block_bytes);
+        let message_bound = crate::core::encoding::MAX_DECODED_BYTES;
+        if ledger.enabled && largest_event > message_bound {
+            return Err(ConfigError::Invalid(format!(
+                "the ledger stream needs chain.max_block_bytes of at most {}: a block of {} bytes may make a \
+                 connect event of {largest_event} bytes, past the {message_bound} bytes a Kafka message may take",
+                (message_bound - crate::stream::EVENT_OVERHEAD_BYTES) / crate::stream::JSON_BYTES_PER_BLOCK_BYTE,
+                self.chain.max_block_bytes
+            )));
+        }
         match (&self.kafka.sasl, &ledger.sasl) {
             (Some(_), None) if ledger.enabled => invalid(
                 "ledger.sasl must be set when kafka.sasl is: the ledger publisher logs in as a principal of its own \
@@ -695,6 +705,23 @@ mod tests {
         let none_deep = own("ledger1").replace("enabled = true\n", "enabled = true\nconfirmations = 0\n");
         let err = NodeConfig::parse(&none_deep).unwrap_err().to_string();
         assert!(err.contains("ledger.confirmations must be at least 1"), "{err}");
+    }
+
+    #[test]
+    fn a_ledger_stream_refuses_blocks_whose_event_a_kafka_message_cannot_hold() {
+        let config = |max_block_bytes: usize| {
+            format!(
+                "node_id = \"a\"\ndata_dir = \"d\"\n[chain]\nchain_id = \"x\"\nbits = 20\nreward = 1\n\
+                 genesis_timestamp_ms = 0\nmax_block_txs = 5\nmax_orphans = 1\nmax_block_bytes = {max_block_bytes}\n\
+                 [mining]\n\
+                 address = \"{}\"\n[ledger]\nenabled = true\n",
+                "ab".repeat(32)
+            )
+        };
+        NodeConfig::parse(&config(4 * 1024 * 1024)).unwrap();
+        let err = NodeConfig::parse(&config(8 * 1024 * 1024)).unwrap_err().to_string();
+        assert!(err.contains("chain.max_block_bytes of at most 5591040"), "{err}");
+        assert!(NodeConfig::parse(&config(8 * 1024 * 1024).replace("enabled = true", "enabled = false")).is_ok());
     }
 
     #[test]

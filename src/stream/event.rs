@@ -6,6 +6,21 @@ use crate::core::hash::{BlockHash, TxId};
 use crate::core::transaction::{ChainTag, Transaction};
 use serde::{Deserialize, Serialize};
 
+/// A `connect` event's JSON takes at most this many bytes per byte of its block's canonical
+/// encoding, plus [`EVENT_OVERHEAD_BYTES`]: a transfer's JSON spells out in hex what the block
+/// holds as bytes, adds the id, and leaves the signature out.
+pub const JSON_BYTES_PER_BLOCK_BYTE: usize = 3;
+
+/// The bytes of a `connect` event that do not grow with its block (field names, hashes, the
+/// reward).
+pub const EVENT_OVERHEAD_BYTES: usize = 4096;
+
+/// The most bytes a `connect` event's JSON takes for a block of at most `max_block_bytes`: the
+/// ledger topic must accept a message of that size.
+pub fn max_event_bytes(max_block_bytes: usize) -> usize {
+    max_block_bytes.saturating_mul(JSON_BYTES_PER_BLOCK_BYTE).saturating_add(EVENT_OVERHEAD_BYTES)
+}
+
 /// One change of the main chain. Every event carries the next number of one sequence with no
 /// gap, so a consumer can tell a lost or repeated event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +203,44 @@ mod tests {
         let json = serde_json::to_value(&disconnect).unwrap();
         assert_eq!(json["type"], "disconnect");
         assert_eq!(serde_json::from_value::<LedgerEvent>(json).unwrap(), disconnect);
+    }
+
+    #[test]
+    fn a_connect_event_stays_within_its_bound_for_the_costliest_transfers() {
+        use crate::core::account::Address;
+        use crate::core::block::Block;
+        use crate::core::header::BlockHeader;
+        use crate::core::signature::Signature;
+        use crate::core::transaction::{Reward, Transfer};
+        // The widest numbers in JSON against their varint encoding; any value takes fewer digits.
+        let transfer = |n: u8| {
+            Transaction::Transfer(Transfer {
+                sender: Address::new([n; 32]),
+                recipient: Address::new([n.wrapping_add(1); 32]),
+                amount: u64::MAX,
+                fee: u64::MAX,
+                nonce: u64::MAX,
+                signature: Signature([n; 64]),
+            })
+        };
+        let params = ChainParams::default();
+        for count in [0, 1, 10, 1000] {
+            let reward =
+                Transaction::Reward(Reward { recipient: Address::new([9; 32]), amount: u64::MAX, height: u64::MAX });
+            let header =
+                BlockHeader { height: u64::MAX, timestamp_ms: u64::MAX, ..crate::core::block::genesis(&params).header };
+            let block = Block {
+                header,
+                transactions: std::iter::once(reward).chain((0..count).map(|n| transfer(n as u8))).collect(),
+            };
+            let json = serde_json::to_vec(&LedgerEvent::connect(u64::MAX, &block, params.chain_tag())).unwrap();
+            let encoded = crate::core::encoding::encoded_len(&block);
+            assert!(
+                json.len() <= max_event_bytes(encoded),
+                "{count} transfers: {} JSON bytes for {encoded}",
+                json.len()
+            );
+        }
     }
 
     #[test]

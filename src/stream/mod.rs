@@ -6,5 +6,8 @@
 mod event;
 mod plan;
 
-pub use event::{Connected, Disconnected, LedgerEvent, RewardEvent, StreamPosition, TransferEvent};
+pub use event::{
+    max_event_bytes, Connected, Disconnected, LedgerEvent, RewardEvent, StreamPosition, TransferEvent,
+    EVENT_OVERHEAD_BYTES, JSON_BYTES_PER_BLOCK_BYTE,
+};
 pub use plan::{next_events, PlanError};
