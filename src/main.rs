@@ -81,6 +81,11 @@ enum Command {
         /// Node 1 publishes the ledger stream (one confirmation); report its publishing lag.
         #[arg(long)]
         ledger: bool,
+        /// A command that runs one of Kafka's tool classes (`scripts/bench-e2e` passes
+        /// "scripts/kafka tool"): the run then ends with Kafka's ProducerPerformance and
+        /// EndToEndLatency on the same broker, and the ratios to them.
+        #[arg(long)]
+        kafka_tools: Option<String>,
         /// End with the report as one JSON line.
         #[arg(long)]
         json: bool,
@@ -290,9 +295,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchPow { threads, seconds, kernel, sweep, json, svg } => {
             bench_pow::command(&PowBenchCommand { threads, seconds, kernel, sweep, json, svg })?
         }
-        Command::BenchE2e { seconds, brokers, clients, batch, rate, bits, max_block_txs, secure_dir, ledger, json } => {
-            let options =
-                E2eOptions { seconds, brokers, clients, batch, rate, bits, max_block_txs, secure: secure_dir, ledger };
+        Command::BenchE2e {
+            seconds,
+            brokers,
+            clients,
+            batch,
+            rate,
+            bits,
+            max_block_txs,
+            secure_dir,
+            ledger,
+            kafka_tools,
+            json,
+        } => {
+            let kafka_tools = kafka_tools.map(|command| command.split_whitespace().map(str::to_owned).collect());
+            let options = E2eOptions {
+                seconds,
+                brokers,
+                clients,
+                batch,
+                rate,
+                bits,
+                max_block_txs,
+                secure: secure_dir,
+                ledger,
+                kafka_tools,
+            };
             bench_e2e::command(&options, json)?
         }
         Command::BenchSync { blocks, brokers, ledger, json } => bench_sync::command(&brokers, blocks, ledger, json)?,

@@ -6,6 +6,7 @@
 
 use super::cluster::LOAD_ACCOUNTS;
 use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
+use super::kafka_baseline::{BaselineError, KafkaBaseline, KafkaTools};
 use super::load::LoadAccounts;
 use crate::clock::now_ms;
 use crate::config::{SaslConfig, SaslMechanism, TlsConfig};
@@ -45,6 +46,9 @@ pub struct E2eOptions {
     /// Node 1 publishes the ledger stream (one confirmation), and the report gives its
     /// publishing lag (open cluster only).
     pub ledger: bool,
+    /// How to run Kafka's own tools: with it, once the nodes stopped, the run measures Kafka's
+    /// producer rate and end-to-end latency on the same broker and reports the ratios.
+    pub kafka_tools: Option<Vec<String>>,
 }
 
 impl E2eOptions {
@@ -95,6 +99,12 @@ pub struct E2eReport {
     pub ledger_lag_p50_ms: Option<u64>,
     /// Its 99th percentile.
     pub ledger_lag_p99_ms: Option<u64>,
+    /// Kafka's own producer rate and end-to-end latency, measured on the same broker right after.
+    pub kafka: Option<KafkaBaseline>,
+    /// Committed transfers per second against Kafka's producer records per second.
+    pub throughput_ratio: Option<f64>,
+    /// Block propagation p99 against Kafka's end-to-end p99.
+    pub propagation_p99_ratio: Option<f64>,
     /// Where each node spent its time (from `/status`).
     pub busy_ms: BTreeMap<String, Value>,
     /// What each node refused, by reason (from `/status`): an accepted transfer that is not
@@ -121,6 +131,19 @@ impl fmt::Display for E2eReport {
         if let (Some(p50), Some(p99)) = (self.ledger_lag_p50_ms, self.ledger_lag_p99_ms) {
             writeln!(f, "ledger stream: publishing lag p50 {p50} ms, p99 {p99} ms")?;
         }
+        if let (Some(kafka), Some(throughput), Some(latency)) =
+            (&self.kafka, self.throughput_ratio, self.propagation_p99_ratio)
+        {
+            writeln!(
+                f,
+                "Kafka's own tools, same broker: ProducerPerformance {} records/s (200 B, acks=all, idempotent), \
+                 EndToEndLatency p50 {} ms, p99 {} ms; committed tx/s {throughput:.3} of the producer's, \
+                 propagation p99 {latency:.1}x Kafka's",
+                kafka.producer_records_per_sec.round(),
+                kafka.end_to_end_p50_ms,
+                kafka.end_to_end_p99_ms,
+            )?;
+        }
         writeln!(f, "time spent (ms): {}", by_node(&self.busy_ms))?;
         write!(f, "rejected: {}", by_node(&self.rejected))
     }
@@ -132,6 +155,9 @@ pub enum E2eError {
     /// Files or processes.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Kafka's own tools gave no figure to compare with.
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
     /// A node or the network misbehaved; its log is kept in the run directory.
     #[error("{0} (logs in {1})")]
     Network(String, PathBuf),
@@ -310,18 +336,33 @@ fn run(exe: &Path, options: &E2eOptions) -> Result<E2eReport, E2eError> {
     }
     std::fs::remove_dir_all(&dir)?;
     let commit_seconds = (last_commit_ms.saturating_sub(load_start_ms)) as f64 / 1000.0;
+    let committed_tx_per_sec = if commit_seconds > 0.0 { committed as f64 / commit_seconds } else { 0.0 };
+    let propagation_p99_ms = percentile(0.99);
+    let kafka = match &options.kafka_tools {
+        Some(command) => {
+            let client_config = options.secure.as_ref().map(|secure| secure.join("clients/admin.java.properties"));
+            let tools = KafkaTools { command: command.clone(), client_config };
+            Some(tools.measure(&options.brokers, &prefix)?)
+        }
+        None => None,
+    };
+    let throughput_ratio = kafka.as_ref().map(|k| committed_tx_per_sec / k.producer_records_per_sec);
+    let propagation_p99_ratio = kafka.as_ref().map(|k| propagation_p99_ms as f64 / k.end_to_end_p99_ms.max(1) as f64);
     Ok(E2eReport {
         seconds: options.seconds,
         accepted_txs: accepted,
         committed_txs: committed,
         accepted_tx_per_sec: accepted as f64 / options.seconds,
-        committed_tx_per_sec: if commit_seconds > 0.0 { committed as f64 / commit_seconds } else { 0.0 },
+        committed_tx_per_sec,
         blocks: chain.len().saturating_sub(1),
         propagation_p50_ms: percentile(0.50),
-        propagation_p99_ms: percentile(0.99),
+        propagation_p99_ms,
         propagation_max_ms: propagation.last().copied().unwrap_or(0),
         ledger_lag_p50_ms: ledger_lag("publish_lag_p50_ms"),
         ledger_lag_p99_ms: ledger_lag("publish_lag_p99_ms"),
+        kafka,
+        throughput_ratio,
+        propagation_p99_ratio,
         busy_ms,
         rejected,
     })
@@ -382,6 +423,7 @@ mod tests {
             max_block_txs: 5_000,
             secure: None,
             ledger: false,
+            kafka_tools: None,
         }
     }
 
@@ -417,6 +459,13 @@ mod tests {
             propagation_max_ms: 131,
             ledger_lag_p50_ms: None,
             ledger_lag_p99_ms: None,
+            kafka: Some(KafkaBaseline {
+                producer_records_per_sec: 90_700.4,
+                end_to_end_p50_ms: 2,
+                end_to_end_p99_ms: 8,
+            }),
+            throughput_ratio: Some(0.19996),
+            propagation_p99_ratio: Some(15.0),
             busy_ms: by_node(json!({ "apply": 1200, "consume": 80 })),
             rejected: by_node(json!({})),
         };
@@ -427,11 +476,14 @@ mod tests {
             [
                 "18136 committed tx/s (199500 of 200000 accepted), 41 blocks, propagation p50 35 ms, p99 120 ms, \
                  max 131 ms",
+                "Kafka's own tools, same broker: ProducerPerformance 90700 records/s (200 B, acks=all, idempotent), \
+                 EndToEndLatency p50 2 ms, p99 8 ms; committed tx/s 0.200 of the producer's, propagation p99 15.0x \
+                 Kafka's",
                 "time spent (ms): {\"n1\":{\"apply\":1200,\"consume\":80},\"n2\":{\"apply\":1200,\"consume\":80}}",
                 "rejected: {\"n1\":{},\"n2\":{}}",
             ]
         );
         assert!(text.ends_with("{}}"), "no line break after the last line: println adds it");
-        assert_eq!(lines[1], format!("time spent (ms): {}", serde_json::to_string(&report.busy_ms).unwrap()));
+        assert_eq!(lines[2], format!("time spent (ms): {}", serde_json::to_string(&report.busy_ms).unwrap()));
     }
 }
