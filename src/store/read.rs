@@ -2,9 +2,7 @@
 //! the node and its HTTP API make.
 
 use super::keys::{self, key, numbered};
-use super::{
-    be_u64, corrupt, decode, MissingRecord, Positions, Store, StoreError, StoredBlock, StoredOrphan, TopicPartition,
-};
+use super::{be_u64, corrupt, decode, MissingRecord, Positions, Store, StoreError, StoredOrphan, TopicPartition};
 use crate::core::account::{Account, AccountEntry, Address};
 use crate::core::admission::Refusal;
 use crate::core::block::Block;
@@ -21,13 +19,13 @@ impl ChainView for Store {
     }
 
     fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, StoreError> {
-        let k = key(keys::BLOCK, hash.as_bytes());
-        self.tree.get(&k)?.map(|raw| encoding::decode_prefix(&raw).map_err(|e| corrupt(&k, e.to_string()))).transpose()
+        self.get_decoded(&key(keys::META, hash.as_bytes()))
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
-        let record: Option<StoredBlock<'static>> = self.get_decoded(&key(keys::BLOCK, hash.as_bytes()))?;
-        Ok(record.map(|r| r.block.into_owned()))
+        let Some(meta) = self.meta(hash)? else { return Ok(None) };
+        let block = self.get_decoded(&keys::block(meta.height, hash))?;
+        block.map(Some).ok_or(StoreError::Missing(MissingRecord::Block(*hash)))
     }
 
     fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {
@@ -91,14 +89,13 @@ impl Store {
         for entry in self.tree.range(&numbered(keys::MAIN, from)[..]..&[keys::MAIN + 1][..]).take(limit) {
             let (k, raw) = entry?;
             let hash = BlockHash::new(digest(&k, &raw)?);
-            let block_key = key(keys::BLOCK, hash.as_bytes());
-            let record = self.tree.get(&block_key)?.ok_or_else(|| StoreError::Missing(MissingRecord::Block(hash)))?;
+            let block_key = keys::block(be_u64(&k, &k[1..])?, &hash);
+            let record = self.tree.get(block_key)?.ok_or(StoreError::Missing(MissingRecord::Block(hash)))?;
             bytes += record.len();
             if bytes > max_bytes && !blocks.is_empty() {
                 break;
             }
-            let stored: StoredBlock<'static> = decode(&block_key, &record)?;
-            blocks.push(stored.block.into_owned());
+            blocks.push(decode(&block_key, &record)?);
         }
         Ok(blocks)
     }

@@ -65,6 +65,90 @@ fn a_store_of_another_layout_is_refused_not_misread() {
     assert!(matches!(err, StoreError::Layout { .. }), "{err}");
 }
 
+/// A copy of a data directory that layout 7 wrote (commit 4bf4ccc, the last of that layout):
+/// genesis, `main1..main3` on the main chain, `side2` and `side3` on a branch from `main1`, an
+/// orphan whose parent never came, one pooled transfer, and offsets. The blocks are the
+/// testkit's, so they are made again here to compare.
+fn layout_7_directory() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/fixtures/layout-7");
+    for file in ["conf", "db"] {
+        std::fs::copy(fixture.join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+/// The blocks of [`layout_7_directory`]: main1..main3, side2, side3, and the orphan's parent.
+fn layout_7_blocks() -> [crate::core::block::Block; 6] {
+    let p = params();
+    let main1 = child(&p, &genesis_block(), "main", &[transfer(1, 0)]);
+    let main2 = child(&p, &main1, "main", &[]);
+    let main3 = child(&p, &main2, "main", &[transfer(1, 1)]);
+    let side2 = child(&p, &main1, "side", &[transfer(2, 0)]);
+    let side3 = child(&p, &side2, "side", &[transfer(3, 0)]);
+    let unknown = child(&p, &main3, "elsewhere", &[]);
+    [main1, main2, main3, side2, side3, unknown]
+}
+
+#[test]
+fn a_store_of_layout_7_is_upgraded_in_place_and_reads_as_before() {
+    let dir = layout_7_directory();
+    let p = params();
+    let [main1, main2, main3, side2, side3, unknown] = layout_7_blocks();
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.state_counter(keys::LAYOUT).unwrap(), LAYOUT_VERSION);
+    assert_eq!(store.count(keys::LAYOUT_7_BLOCK), 0, "every block record moved");
+    assert_eq!((store.count(keys::META), store.count(keys::BLOCK)), (6, 6), "genesis, three main, two side");
+    assert_eq!(store.tip().unwrap().hash, main3.hash());
+    let main = vec![genesis_block(), main1.clone(), main2, main3.clone()];
+    assert_eq!(store.main_blocks(0, 10, usize::MAX).unwrap(), main);
+    assert_eq!(store.block(&side3.hash()).unwrap(), Some(side3.clone()));
+    assert_eq!(store.meta(&side2.hash()).unwrap().map(|m| (m.height, m.parent)), Some((2, main1.hash())));
+    assert_eq!(store.orphan_entries().unwrap().len(), 1);
+    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(4, 0)]);
+    assert_eq!(store.offset(&blocks_position()).unwrap(), Some(6));
+    assert_eq!(store.offset(&TopicPartition::new("tx", 3)).unwrap(), Some(5));
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+
+    // It goes on from there: the side branch overtakes the main chain; then the orphan's parent
+    // comes, and with the orphan it makes the first branch the longer again.
+    let side4 = child(&p, &side3, "side", &[transfer(2, 1)]);
+    let applied = store.apply_block(side4.clone(), side4.header.timestamp_ms, &[offset(7)]).unwrap();
+    assert!(matches!(applied.as_slice(), [Outcome::Stored { tip_moved: true, .. }]), "{applied:?}");
+    assert_eq!(store.tip().unwrap().hash, side4.hash());
+    store.apply_block(unknown.clone(), unknown.header.timestamp_ms, &[offset(8)]).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    let tip = store.tip().unwrap();
+    assert_eq!(tip.height, 5, "the adopted orphan is the tip");
+    assert_eq!(store.main_hash_at(4).unwrap(), Some(unknown.hash()));
+    assert_eq!(store.main_hash_at(3).unwrap(), Some(main3.hash()));
+    assert_eq!(store.block(&side4.hash()).unwrap(), Some(side4), "the side branch is kept");
+    assert!(store.orphan_entries().unwrap().is_empty(), "the orphan was adopted");
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+}
+
+#[test]
+fn an_upgrade_cut_short_goes_on_at_the_next_start() {
+    let dir = layout_7_directory();
+    {
+        // A node killed after the first batch of the upgrade: two records moved, layout still 7.
+        let store = Store::with_db(open_db(dir.path(), DEFAULT_CACHE_BYTES).unwrap(), params()).unwrap();
+        assert_eq!(store.move_layout_7_blocks(2).unwrap(), 2);
+        assert_eq!(store.state_counter(keys::LAYOUT).unwrap(), 7);
+        assert_eq!((store.count(keys::LAYOUT_7_BLOCK), store.count(keys::BLOCK)), (4, 2));
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.state_counter(keys::LAYOUT).unwrap(), LAYOUT_VERSION);
+    assert_eq!((store.count(keys::LAYOUT_7_BLOCK), store.count(keys::META), store.count(keys::BLOCK)), (0, 6, 6));
+    let [main1, .., side3, _] = layout_7_blocks();
+    assert_eq!(store.block(&side3.hash()).unwrap(), Some(side3));
+    assert_eq!(store.main_hash_at(1).unwrap(), Some(main1.hash()));
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+}
+
 #[test]
 fn an_offset_key_naming_no_partition_is_reported_not_misread() {
     let dir = tempfile::tempdir().unwrap();
