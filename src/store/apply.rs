@@ -265,7 +265,7 @@ impl Store {
     /// Adds a consensus update to `batch`.
     fn write_update(&self, update: &ChainUpdate, batch: &mut Batch) {
         for (hash, block, meta) in &update.blocks {
-            super::insert_block(batch, hash, block, meta);
+            batch.insert(key(keys::BLOCK, hash.as_bytes()), super::block_record(block, *meta));
         }
         for (height, entry) in &update.main_index {
             let k = &numbered(keys::MAIN, *height)[..];

@@ -79,10 +79,6 @@ impl Store {
         if tx_entries != expected {
             problems.push(format!("tx index has {tx_entries} entries where {expected} were expected"));
         }
-        let (metas, blocks) = (self.count(keys::META), self.count(keys::BLOCK));
-        if metas != blocks {
-            problems.push(format!("{metas} block metadata records for {blocks} block records"));
-        }
         let stored: BTreeMap<_, _> = self.stored_accounts()?.into_iter().collect();
         if stored != replayed {
             problems.push(format!(

@@ -2,19 +2,9 @@
 //! prefix; integers in keys are big-endian so ranges scan in numeric order. Keeping everything in
 //! one tree lets a single `apply_batch` commit a message's whole effect atomically.
 
-use crate::core::hash::BlockHash;
-
-/// `M` ++ block hash → the block's metadata (height, parent, time, bits, work): what fork choice
-/// and validation read by hash. These records are small, so the random places new hashes land
-/// at are small leaves.
-pub(super) const META: u8 = b'M';
-/// `C` ++ height ++ block hash → the block. Keyed by height first, so a node applying the main
-/// chain appends at the tree's end instead of inserting at random; side-branch blocks of a
-/// height sit beside the main one.
-pub(super) const BLOCK: u8 = b'C';
-/// `B` ++ block hash → the block's metadata followed by the block: layout 7's block record,
-/// read only by the upgrade to layout 8.
-pub(super) const LAYOUT_7_BLOCK: u8 = b'B';
+/// `B` ++ block hash → the block's metadata followed by the block (one record per block, so the
+/// tree holds fewer entries; sled's memory grows with its entry count).
+pub(super) const BLOCK: u8 = b'B';
 /// `H` ++ height → hash of the main-chain block there.
 pub(super) const MAIN: u8 = b'H';
 /// `T` ++ txid → height of the main-chain block holding it (transfers only: a reward is unique
@@ -52,14 +42,6 @@ pub(super) fn key(prefix: u8, id: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + id.len());
     out.push(prefix);
     out.extend_from_slice(id);
-    out
-}
-
-/// The key of the block `hash` at `height`.
-pub(super) fn block(height: u64, hash: &BlockHash) -> [u8; 41] {
-    let mut out = [BLOCK; 41];
-    out[1..9].copy_from_slice(&height.to_be_bytes());
-    out[9..].copy_from_slice(hash.as_bytes());
     out
 }
 

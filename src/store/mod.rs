@@ -11,7 +11,6 @@ mod keys;
 mod mempool;
 mod position;
 mod read;
-mod upgrade;
 
 pub use apply::{MempoolLimits, Offered, OffsetUpdate};
 pub use check::Consistency;
@@ -102,7 +101,15 @@ pub enum MissingRecord {
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.
-const LAYOUT_VERSION: u64 = 8;
+const LAYOUT_VERSION: u64 = 7;
+
+/// What is stored per block: the metadata first, so fork choice reads it without decoding the
+/// transactions.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredBlock<'a> {
+    meta: BlockMeta,
+    block: Cow<'a, Block>,
+}
 
 /// What is stored per orphan: its index entry first, so opening the store rebuilds the pool's
 /// index without decoding the blocks.
@@ -117,10 +124,9 @@ fn orphan_record(entry: &OrphanEntry, block: &Block) -> Vec<u8> {
     encoding::encode(&StoredOrphan { entry: *entry, block: Cow::Borrowed(block) })
 }
 
-/// Adds `block` and its metadata to `batch`.
-fn insert_block(batch: &mut sled::Batch, hash: &BlockHash, block: &Block, meta: &BlockMeta) {
-    batch.insert(keys::key(keys::META, hash.as_bytes()), encoding::encode(meta));
-    batch.insert(&keys::block(meta.height, hash)[..], encoding::encode(block));
+/// The stored record of `block`.
+fn block_record(block: &Block, meta: BlockMeta) -> Vec<u8> {
+    encoding::encode(&StoredBlock { meta, block: Cow::Borrowed(block) })
 }
 
 /// Default bound of sled's page cache. sled counts pages at their on-disk size and holds them in
@@ -187,22 +193,11 @@ impl Store {
         self.tree.is_empty()
     }
 
-    /// Upgrades a store of layout 7 (the last one of this consensus format) and refuses one of
-    /// any other layout rather than misreading it. Layouts before 7 hold chains of an older
-    /// consensus format (their genesis and blocks are not valid here), so they are not upgraded:
-    /// a node syncs a new data directory from its topics.
+    /// Refuses a store written with another layout rather than misreading it. Layouts before 5
+    /// hold chains of an older consensus format (their genesis and blocks are not valid here),
+    /// so they are not upgraded: a node syncs a new data directory from its topics.
     fn check_layout(self) -> Result<Self, StoreError> {
         let found = self.state_counter(keys::LAYOUT)?;
-        if found == upgrade::FROM_LAYOUT {
-            let started = Instant::now();
-            let moved = self.upgrade_from_layout_7()?;
-            tracing::info!(
-                blocks = moved,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "store upgraded from layout 7 to 8 (blocks keyed by height)"
-            );
-            return Ok(self);
-        }
         if found != LAYOUT_VERSION {
             return Err(StoreError::Layout { found, expected: LAYOUT_VERSION });
         }
@@ -262,7 +257,7 @@ impl Store {
         let meta = BlockMeta::genesis(&block);
         let tip = Tip::genesis(hash);
         let mut batch = sled::Batch::default();
-        insert_block(&mut batch, &hash, &block, &meta);
+        batch.insert(keys::key(keys::BLOCK, hash.as_bytes()), block_record(&block, meta));
         batch.insert(keys::key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
         batch.insert(&keys::numbered(keys::MAIN, 0), hash.as_bytes());
         batch.insert(keys::key(keys::STATE, keys::TIP), encoding::encode(&tip));

@@ -2,7 +2,9 @@
 //! the node and its HTTP API make.
 
 use super::keys::{self, key, numbered};
-use super::{be_u64, corrupt, decode, MissingRecord, Positions, Store, StoreError, StoredOrphan, TopicPartition};
+use super::{
+    be_u64, corrupt, decode, MissingRecord, Positions, Store, StoreError, StoredBlock, StoredOrphan, TopicPartition,
+};
 use crate::core::account::{Account, AccountEntry, Address};
 use crate::core::admission::Refusal;
 use crate::core::block::Block;
@@ -19,13 +21,13 @@ impl ChainView for Store {
     }
 
     fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, StoreError> {
-        self.get_decoded(&key(keys::META, hash.as_bytes()))
+        let k = key(keys::BLOCK, hash.as_bytes());
+        self.tree.get(&k)?.map(|raw| encoding::decode_prefix(&raw).map_err(|e| corrupt(&k, e.to_string()))).transpose()
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
-        let Some(meta) = self.meta(hash)? else { return Ok(None) };
-        let block = self.get_decoded(&keys::block(meta.height, hash))?;
-        block.map(Some).ok_or(StoreError::Missing(MissingRecord::Block(*hash)))
+        let record: Option<StoredBlock<'static>> = self.get_decoded(&key(keys::BLOCK, hash.as_bytes()))?;
+        Ok(record.map(|r| r.block.into_owned()))
     }
 
     fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {
@@ -89,13 +91,14 @@ impl Store {
         for entry in self.tree.range(&numbered(keys::MAIN, from)[..]..&[keys::MAIN + 1][..]).take(limit) {
             let (k, raw) = entry?;
             let hash = BlockHash::new(digest(&k, &raw)?);
-            let block_key = keys::block(be_u64(&k, &k[1..])?, &hash);
-            let record = self.tree.get(block_key)?.ok_or(StoreError::Missing(MissingRecord::Block(hash)))?;
+            let block_key = key(keys::BLOCK, hash.as_bytes());
+            let record = self.tree.get(&block_key)?.ok_or_else(|| StoreError::Missing(MissingRecord::Block(hash)))?;
             bytes += record.len();
             if bytes > max_bytes && !blocks.is_empty() {
                 break;
             }
-            blocks.push(decode(&block_key, &record)?);
+            let stored: StoredBlock<'static> = decode(&block_key, &record)?;
+            blocks.push(stored.block.into_owned());
         }
         Ok(blocks)
     }
