@@ -101,6 +101,10 @@ enum Command {
         /// Publish the ledger stream during the sync (one confirmation) and measure its rate.
         #[arg(long)]
         ledger: bool,
+        /// The broker's log directory (its `log.dirs`; `scripts/bench-sync` passes the local
+        /// broker's): the report then weighs the blocks topic there against the store.
+        #[arg(long)]
+        kafka_log_dir: Option<PathBuf>,
         /// End with the report as one JSON line.
         #[arg(long)]
         json: bool,
@@ -323,7 +327,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             bench_e2e::command(&options, json)?
         }
-        Command::BenchSync { blocks, brokers, ledger, json } => bench_sync::command(&brokers, blocks, ledger, json)?,
+        Command::BenchSync { blocks, brokers, ledger, kafka_log_dir, json } => {
+            bench_sync::command(&bench_sync::SyncOptions { brokers, blocks, ledger, kafka_log_dir }, json)?
+        }
         Command::BenchStore { txs, backlog, max_block_txs, cache_bytes, tx_index, dir, json } => {
             let options = StoreBenchOptions { txs, backlog, max_block_txs, cache_bytes, tx_index };
             bench_store::command(&options, dir.as_deref(), json)?

@@ -125,8 +125,9 @@ impl Applier {
         // A batch read and prepared while the one before it was applied (catch-up only).
         let mut ahead: Option<Result<Prepared, ReadError>> = None;
         while !self.parts.shutdown.is_cancelled() {
-            let read =
-                ahead.take().unwrap_or_else(|| self.next_batch(IDLE_WAIT).map(|batch| self.preparer().prepare(batch)));
+            let read = ahead.take().unwrap_or_else(|| {
+                self.next_batch(IDLE_WAIT).map(|batch| self.preparer().prepare(batch, HashMap::new()))
+            });
             let batch = match read {
                 Ok(batch) => batch,
                 Err(ReadError::OffsetLost) => {
@@ -250,9 +251,12 @@ impl Applier {
         let next = self.next_batch(Duration::ZERO);
         // One thread for the read-ahead: the applier keeps a core of its own.
         let preparer = Preparer { spread: false, ..self.preparer() };
+        // The next batch's first block is most likely a child of this batch's last, which is
+        // not stored until this batch is applied: its blocks count as known parents ahead.
+        let parents = batch.blocks.iter().flatten().flatten().map(|block| (block.hash(), block.header.bits)).collect();
         let mut prepared = None;
         let applied = rayon::in_place_scope(|scope| {
-            scope.spawn(|_| prepared = Some(next.map(|batch| preparer.prepare(batch))));
+            scope.spawn(|_| prepared = Some(next.map(|batch| preparer.prepare(batch, parents))));
             self.apply(batch)
         });
         applied.map(|()| prepared)
@@ -569,13 +573,15 @@ struct Preparer<'a> {
 }
 
 impl Preparer<'_> {
-    /// Decodes the blocks of `messages` and verifies their transfers' signatures.
-    fn prepare(&self, messages: Vec<LogMessage>) -> Prepared {
+    /// Decodes the blocks of `messages` and verifies their transfers' signatures. `parents`
+    /// names blocks not stored yet that the batch's blocks may extend (those of the batch being
+    /// applied meanwhile), with the bits each carries.
+    fn prepare(&self, messages: Vec<LogMessage>, parents: HashMap<BlockHash, u32>) -> Prepared {
         let blocks: Vec<Option<Result<Block, Rejected>>> = messages
             .iter()
             .map(|message| (message.kind == Payload::Block).then(|| self.decode_block(message)))
             .collect();
-        let verified = self.verify_block_signatures(&blocks);
+        let verified = self.verify_block_signatures(&blocks, parents);
         Prepared { messages, blocks, verified }
     }
 
@@ -600,15 +606,19 @@ impl Preparer<'_> {
     /// their height requires, are worth it: anything else (junk, an orphan, a block at the
     /// starting difficulty where more is required) costs one hash and a lookup, whatever it
     /// holds. A block left out is not trusted for it: applying it verifies what it needs, after
-    /// the cheaper ledger checks.
-    fn verify_block_signatures(&self, blocks: &[Option<Result<Block, Rejected>>]) -> Vec<HashSet<TxId>> {
+    /// the cheaper ledger checks. `linked` starts with the unstored parents [`Preparer::prepare`]
+    /// was given: their bits are what they claim, which only decides what is worth verifying.
+    fn verify_block_signatures(
+        &self,
+        blocks: &[Option<Result<Block, Rejected>>],
+        mut linked: HashMap<BlockHash, u32>,
+    ) -> Vec<HashSet<TxId>> {
         let mut verified = vec![HashSet::new(); blocks.len()];
         let started = Instant::now();
         let chain = self.store.params().chain_tag();
         let mut unchecked: Vec<(usize, TxId, [u8; SIGNING_BYTES_LEN], &Transfer)> = Vec::new();
         let params = self.store.params();
-        // Blocks of this batch found worth verifying, with their bits: children may link to them.
-        let mut linked: HashMap<BlockHash, u32> = HashMap::new();
+        // Blocks found worth verifying, with their bits: children may link to them.
         for (index, block) in blocks.iter().enumerate() {
             let Some(Ok(block)) = block else { continue };
             if check_block(block, params, chain).is_err()
@@ -650,5 +660,43 @@ impl Preparer<'_> {
         }
         // An unknown parent is an error of next_bits, hence `None`.
         next_bits(self.store, self.store.params(), &parent).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testkit::{child, genesis_block, params, transfer};
+    use crate::kafka::wire::encode_message;
+    use crate::store::DEFAULT_CACHE_BYTES;
+
+    fn message(offset: u64, block: &Block) -> LogMessage {
+        LogMessage {
+            kind: Payload::Block,
+            offset,
+            value: encode_message(block),
+            position: TopicPartition::new("blocks", 0),
+            created_ms: None,
+            append_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_read_ahead_verifies_blocks_whose_parent_is_still_being_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = params();
+        let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+        let stats = NodeStats::default();
+        let preparer = Preparer { store: &store, stats: &stats, spread: false };
+        // b1 closes the batch being applied: not stored yet while b2 and b3 are read ahead.
+        let b1 = child(&p, &genesis_block(), "m", &[transfer(1, 0)]);
+        let b2 = child(&p, &b1, "m", &[transfer(1, 1)]);
+        let b3 = child(&p, &b2, "m", &[transfer(2, 0)]);
+        let ahead = || vec![message(1, &b2), message(2, &b3)];
+        let verified_per_block = |prepared: Prepared| prepared.verified.iter().map(HashSet::len).collect::<Vec<_>>();
+        let unlinked = preparer.prepare(ahead(), HashMap::new());
+        assert_eq!(verified_per_block(unlinked), [0, 0], "an unknown parent: nothing is worth verifying ahead");
+        let parents = HashMap::from([(b1.hash(), b1.header.bits)]);
+        assert_eq!(verified_per_block(preparer.prepare(ahead(), parents)), [1, 1]);
     }
 }

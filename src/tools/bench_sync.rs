@@ -46,6 +46,18 @@ pub struct SyncReport {
     pub ledger_secs: Option<f64>,
     /// With the ledger stream: events committed per second over that time.
     pub ledger_events_per_sec: Option<f64>,
+    /// Bytes the node's data directory takes on disk once it stopped after the sync.
+    pub store_bytes: u64,
+    /// Bytes the blocks topic takes in Kafka's log directory (when it was given), for the same
+    /// blocks: the log the store copies.
+    pub topic_bytes: Option<u64>,
+}
+
+impl SyncReport {
+    /// The store's size against the blocks topic's: sled's space amplification over the log.
+    pub fn space_amplification(&self) -> Option<f64> {
+        self.topic_bytes.filter(|bytes| *bytes > 0).map(|topic| self.store_bytes as f64 / topic as f64)
+    }
 }
 
 /// Every figure on one line; an unknown store-opening time shows as `?`.
@@ -69,6 +81,11 @@ impl fmt::Display for SyncReport {
         )?;
         if let (Some(secs), Some(rate)) = (self.ledger_secs, self.ledger_events_per_sec) {
             write!(f, "; ledger stream published in {secs:.1} s ({rate:.0} events/s)")?;
+        }
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        write!(f, "; store {:.1} MiB on disk", mib(self.store_bytes))?;
+        if let (Some(topic), Some(ratio)) = (self.topic_bytes, self.space_amplification()) {
+            write!(f, ", blocks topic {:.1} MiB in Kafka's log directory ({ratio:.2}x)", mib(topic))?;
         }
         Ok(())
     }
@@ -103,16 +120,30 @@ pub enum SyncError {
     Json(#[from] serde_json::Error),
 }
 
-/// Runs `bench-sync` on a chain of `blocks` blocks with this executable as the node (publishing
-/// the ledger stream if `ledger`), and prints the report, then as one JSON line if `json`.
-pub fn command(brokers: &str, blocks: u64, ledger: bool, json: bool) -> Result<(), SyncError> {
-    let report = run(&std::env::current_exe()?, brokers, blocks, ledger)?;
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Blocks in the chain.
+    pub blocks: u64,
+    /// Whether the node publishes the ledger stream (one confirmation) during the sync.
+    pub ledger: bool,
+    /// The broker's log directory (`log.dirs`), to weigh the blocks topic against the store.
+    pub kafka_log_dir: Option<PathBuf>,
+}
+
+/// Runs `bench-sync` with this executable as the node, and prints the report, then as one JSON
+/// line if `json`.
+pub fn command(options: &SyncOptions, json: bool) -> Result<(), SyncError> {
+    let report = run(&std::env::current_exe()?, options)?;
     Ok(super::print_report(&report, json)?)
 }
 
-/// Runs the benchmark for a chain of `blocks` blocks with the executable at `exe`, with the
-/// ledger stream (one confirmation) if `ledger`.
-pub fn run(exe: &Path, brokers: &str, blocks: u64, ledger: bool) -> Result<SyncReport, SyncError> {
+/// Runs the benchmark with the executable at `exe`.
+pub fn run(exe: &Path, options: &SyncOptions) -> Result<SyncReport, SyncError> {
+    let SyncOptions { brokers, blocks, ledger, .. } = options;
+    let (brokers, blocks, ledger) = (brokers.as_str(), *blocks, *ledger);
     let prefix = unique_prefix("bench-sync");
     let dir = std::env::temp_dir().join(&prefix);
     std::fs::create_dir_all(&dir)?;
@@ -155,6 +186,11 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64, ledger: bool) -> Result<SyncR
     let stopping = Instant::now();
     node.terminate()?;
     let stop_after_sync_ms = stopping.elapsed().as_millis() as u64;
+    let store_bytes = super::disk::allocated_bytes(&node.data_dir)?;
+    let topic_bytes = match &options.kafka_log_dir {
+        Some(log_dir) => Some(super::disk::allocated_bytes(&log_dir.join(format!("{prefix}.blocks-0")))?),
+        None => None,
+    };
 
     let started = Instant::now();
     node.spawn()?;
@@ -180,6 +216,8 @@ pub fn run(exe: &Path, brokers: &str, blocks: u64, ledger: bool) -> Result<SyncR
         restart_consumed: status["consumed_since_start"].as_u64().unwrap_or(u64::MAX),
         ledger_secs,
         ledger_events_per_sec: ledger_secs.map(|secs| events as f64 / secs),
+        store_bytes,
+        topic_bytes,
     })
 }
 
@@ -246,16 +284,26 @@ mod tests {
             sync_busy_ms: serde_json::json!({ "apply": 900 }),
             ledger_secs: None,
             ledger_events_per_sec: None,
+            store_bytes: 3 * 1024 * 1024,
+            topic_bytes: None,
         };
         assert_eq!(
             report.to_string(),
             "1000 blocks: loaded in 2.0 s; cold sync 3.3 s (307 blocks/s), 40.2 MiB resident after; stopped in 95 ms; \
              restart caught up in 812 ms (opening the store: 31 ms) reading 0 messages; time of the sync by stage \
-             (ms): {\"apply\":900}"
+             (ms): {\"apply\":900}; store 3.0 MiB on disk"
         );
         report.restart_store_open_ms = None;
         assert!(report.to_string().contains("(opening the store: ? ms)"), "{report}");
         (report.ledger_secs, report.ledger_events_per_sec) = (Some(3.5), Some(286.0));
-        assert!(report.to_string().ends_with("; ledger stream published in 3.5 s (286 events/s)"), "{report}");
+        assert!(report.to_string().contains("; ledger stream published in 3.5 s (286 events/s);"), "{report}");
+        report.topic_bytes = Some(2 * 1024 * 1024);
+        assert_eq!(report.space_amplification(), Some(1.5));
+        assert!(
+            report
+                .to_string()
+                .ends_with("; store 3.0 MiB on disk, blocks topic 2.0 MiB in Kafka's log directory (1.50x)"),
+            "{report}"
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod bench_store;
 pub mod bench_sync;
 pub mod check_store;
 pub mod cluster;
+pub mod disk;
 pub mod kafka_baseline;
 pub mod load;
 pub mod pow_chart;
