@@ -9,7 +9,7 @@ use kafkachain::store::DEFAULT_CACHE_BYTES;
 use kafkachain::tools::bench_e2e::E2eOptions;
 use kafkachain::tools::bench_pow::PowBenchCommand;
 use kafkachain::tools::bench_store::StoreBenchOptions;
-use kafkachain::tools::{bench_e2e, bench_pow, bench_store, bench_sync, check_store, store_writer};
+use kafkachain::tools::{bench_e2e, bench_pow, bench_store, bench_sync, check_store, soak, store_writer};
 use kafkachain::wallet;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +86,35 @@ enum Command {
         /// EndToEndLatency on the same broker, and the ratios to them.
         #[arg(long)]
         kafka_tools: Option<String>,
+        /// End with the report as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run three mining nodes under a steady signed load for a while, sampling what grows on a
+    /// long-running node (memory, open files, threads, store, mempool, propagation) into a CSV
+    /// and an SVG, and report the slopes after a warm-up.
+    Soak {
+        /// Minutes of load.
+        #[arg(long, default_value_t = 60.0)]
+        minutes: f64,
+        /// Offered transfers per second.
+        #[arg(long, default_value_t = 2_000.0)]
+        rate: f64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 10)]
+        sample_secs: u64,
+        /// Minutes at the start the slopes leave out.
+        #[arg(long, default_value_t = 10.0)]
+        warmup_minutes: f64,
+        /// Directory for soak.csv and soak.svg.
+        #[arg(long, default_value = "soak")]
+        out: PathBuf,
+        /// Kafka bootstrap servers.
+        #[arg(long, env = "KAFKACHAIN_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// The broker's log directory: the samples then carry the blocks topic's size.
+        #[arg(long)]
+        kafka_log_dir: Option<PathBuf>,
         /// End with the report as one JSON line.
         #[arg(long)]
         json: bool,
@@ -326,6 +355,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 kafka_tools,
             };
             bench_e2e::command(&options, json)?
+        }
+        Command::Soak { minutes, rate, sample_secs, warmup_minutes, out, brokers, kafka_log_dir, json } => {
+            let options = soak::SoakOptions { brokers, minutes, rate, sample_secs, warmup_minutes, out, kafka_log_dir };
+            soak::command(&options, json)?
         }
         Command::BenchSync { blocks, brokers, ledger, kafka_log_dir, json } => {
             bench_sync::command(&bench_sync::SyncOptions { brokers, blocks, ledger, kafka_log_dir }, json)?

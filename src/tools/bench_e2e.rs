@@ -7,14 +7,13 @@
 use super::cluster::LOAD_ACCOUNTS;
 use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
 use super::kafka_baseline::{BaselineError, KafkaBaseline, KafkaTools};
-use super::load::LoadAccounts;
+use super::load::ClientLoad;
 use crate::clock::now_ms;
 use crate::config::{SaslConfig, SaslMechanism, TlsConfig};
-use crate::core::transaction::{ChainTag, Transfer};
-use crate::json::SignedTransferJson;
+use crate::core::transaction::ChainTag;
 use rayon::prelude::*;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -383,33 +382,16 @@ fn mine_while_pending(miner: &LocalNode, loading: &AtomicBool, deadline: Instant
 /// Offered rate the signed load is sized for when `--rate 0` asks for as fast as possible.
 const UNBOUNDED_SIGNING_RATE: f64 = 40_000.0;
 
-/// The request bodies of client `client` (of `clients`): `count` batches of `batch` transfers
-/// from its own share of the load accounts the genesis funds, round them with rising nonces. No
-/// two clients share a sender, so no transfer is signed twice.
+/// The request bodies of client `client` (of `clients`): `count` batches of `batch` transfers.
 fn signed_batches(client: usize, clients: usize, chain: ChainTag, count: usize, batch: usize) -> Vec<String> {
-    let accounts = LoadAccounts::new(LOAD_ACCOUNTS);
-    let share = (LOAD_ACCOUNTS / clients).max(1);
-    let mut nonces = vec![0u64; share];
-    (0..count)
-        .map(|b| {
-            let transfers: Vec<Value> = (0..batch)
-                .map(|i| {
-                    let slot = (b * batch + i) % share;
-                    let sender = client * share + slot;
-                    let transfer =
-                        Transfer::sign(accounts.key(sender), chain, accounts.address(sender + 1), 1, 0, nonces[slot]);
-                    nonces[slot] += 1;
-                    json!(SignedTransferJson::from(&transfer))
-                })
-                .collect();
-            json!({ "transactions": transfers }).to_string()
-        })
-        .collect()
+    let mut load = ClientLoad::new(client, clients, chain);
+    (0..count).map(|_| load.next_body(batch)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn options(seconds: f64, rate: f64, clients: usize) -> E2eOptions {
         let brokers = "127.0.0.1:9092".to_owned();

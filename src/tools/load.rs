@@ -72,6 +72,42 @@ impl LoadAccounts {
     }
 }
 
+/// One load client's signed transfers: request bodies for `POST /transactions/batch`, from the
+/// client's own share of the load accounts, round them with rising nonces. No two clients of a
+/// load share a sender, so no transfer is signed twice and none waits on another client's.
+pub struct ClientLoad {
+    accounts: LoadAccounts,
+    chain: ChainTag,
+    first_sender: usize,
+    nonces: Vec<u64>,
+    next_slot: usize,
+}
+
+impl ClientLoad {
+    /// Client `client` of `clients`, signing for the chain tagged `chain`.
+    pub fn new(client: usize, clients: usize, chain: ChainTag) -> Self {
+        let accounts = LoadAccounts::new(crate::tools::cluster::LOAD_ACCOUNTS);
+        let share = (accounts.len() / clients.max(1)).max(1);
+        ClientLoad { accounts, chain, first_sender: client * share, nonces: vec![0; share], next_slot: 0 }
+    }
+
+    /// The next request body: `batch` transfers of 1 unit, without fee.
+    pub fn next_body(&mut self, batch: usize) -> String {
+        let transfers: Vec<serde_json::Value> = (0..batch)
+            .map(|_| {
+                let slot = self.next_slot;
+                self.next_slot = (slot + 1) % self.nonces.len();
+                let sender = self.first_sender + slot;
+                let to = self.accounts.address(sender + 1);
+                let transfer = Transfer::sign(self.accounts.key(sender), self.chain, to, 1, 0, self.nonces[slot]);
+                self.nonces[slot] += 1;
+                serde_json::json!(crate::json::SignedTransferJson::from(&transfer))
+            })
+            .collect();
+        serde_json::json!({ "transactions": transfers }).to_string()
+    }
+}
+
 /// Next nonce of each load account on each network, for [`named_transfer`]: tools and tests
 /// sign as wallets do, counting their own nonces instead of asking a node that may not have read
 /// their last transfer back yet.

@@ -11,6 +11,8 @@ pub mod disk;
 pub mod kafka_baseline;
 pub mod load;
 pub mod pow_chart;
+pub mod soak;
+pub mod soak_chart;
 pub mod store_writer;
 
 /// Prints `report` as one line of JSON, the form scripts read (`--json`).
