@@ -134,6 +134,9 @@ pub struct HttpConfig {
     /// Events `GET /events` keeps for clients that reconnect with `Last-Event-ID` (older ones
     /// get a `reset`); also how far behind a client may fall before it is dropped.
     pub events_history: usize,
+    /// Bytes of JSON those events may hold at most (the latest is always kept): a busy chain's
+    /// `connect` events carry every transfer, so the count alone would not bound the memory.
+    pub events_history_bytes: usize,
     /// Interval of the comments `GET /events` sends on a quiet stream, so proxies keep it open
     /// (milliseconds).
     pub events_heartbeat_ms: u64,
@@ -155,6 +158,7 @@ impl Default for HttpConfig {
             verify_threads: 1,
             max_event_subscribers: 64,
             events_history: 1_024,
+            events_history_bytes: 32 * 1024 * 1024,
             events_heartbeat_ms: 15_000,
         }
     }
@@ -499,9 +503,13 @@ impl NodeConfig {
                  {MAX_BATCH_TRANSFERS} (one batch)"
             ));
         }
-        if h.max_event_subscribers == 0 || h.events_history == 0 || h.events_heartbeat_ms == 0 {
+        if h.max_event_subscribers == 0
+            || h.events_history == 0
+            || h.events_history_bytes == 0
+            || h.events_heartbeat_ms == 0
+        {
             return invalid(
-                "http.max_event_subscribers, http.events_history and http.events_heartbeat_ms must be at least 1",
+                "http.max_event_subscribers, http.events_history, http.events_history_bytes and http.events_heartbeat_ms must be at least 1",
             );
         }
         if self.storage.max_mempool == 0 {

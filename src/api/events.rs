@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
 
 /// What the events route shares: the node and the heartbeat interval.
 #[derive(Clone)]
@@ -32,28 +31,17 @@ pub(super) async fn events(State(state): State<EventsState>, headers: HeaderMap)
     }
 }
 
-/// The SSE frame of one event: its name, its id and its JSON (without the `type`, which the
-/// name says).
+/// The SSE frame of one event.
 fn frame(numbered: Numbered) -> Event {
-    let mut data = serde_json::to_value(&numbered.event).unwrap_or_default();
-    if let Some(object) = data.as_object_mut() {
-        object.remove("type");
-    }
-    Event::default().event(numbered.event.name()).id(numbered.id).data(data.to_string())
+    Event::default().event(numbered.name).id(numbered.id).data(&*numbered.data)
 }
 
-/// The events first owed, then the live ones until the client lags or the node stops.
-fn sse_stream(subscription: Subscription) -> impl Stream<Item = Result<Event, Infallible>> {
-    let Subscription { first, live, epoch, counted } = subscription;
-    let live = stream::unfold((live, counted), move |(mut live, counted)| async move {
-        match live.recv().await {
-            Ok((number, event)) => {
-                let numbered = Numbered { id: format!("{epoch}-{number}"), event };
-                Some((numbered, (live, counted)))
-            }
-            // Behind by more than the history: dropped; it reconnects with its last id.
-            Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => None,
-        }
+/// The events first owed, then the history's from the client's place on, until it falls
+/// behind the history or the node stops.
+fn sse_stream(mut subscription: Subscription) -> impl Stream<Item = Result<Event, Infallible>> {
+    let first = std::mem::take(&mut subscription.first);
+    let rest = stream::unfold(subscription, |mut subscription| async move {
+        subscription.next().await.map(|numbered| (numbered, subscription))
     });
-    stream::iter(first).chain(live).map(|numbered| Ok(frame(numbered)))
+    stream::iter(first).chain(rest).map(|numbered| Ok(frame(numbered)))
 }

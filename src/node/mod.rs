@@ -36,7 +36,7 @@ pub use error::{NodeError, NotReady, StartError};
 use events::ChainEvents;
 pub use halt::HaltReason;
 pub use ledger::{LedgerState, LedgerStatus};
-pub use live::{LiveEvent, Numbered, SubscriberCount, Subscription, TooManySubscribers};
+pub use live::{LiveEvent, Numbered, Subscription, TooManySubscribers};
 use mining::{MineRequest, OwnTransactions};
 pub use queries::{MempoolView, StoredBlock, TxStatus};
 pub use resolve::Resolution;

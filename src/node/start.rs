@@ -5,7 +5,7 @@ use super::applier::{Applier, ApplierParts};
 use super::error::StartError;
 use super::events::ChainEvents;
 use super::ledger::{LedgerProgress, LedgerPublisher};
-use super::live::{self, LiveFeed};
+use super::live::{self, FeedBounds, LiveFeed};
 use super::mining::{Mining, OwnTransactions};
 use super::stats::NodeStats;
 use super::sync::PeerClient;
@@ -156,7 +156,12 @@ impl Node {
         };
         let (ledger, ledger_thread) = ledger.unzip();
         let start_tip = store.tip()?;
-        let live = Arc::new(LiveFeed::new(&start_tip, config.http.events_history, config.http.max_event_subscribers));
+        let bounds = FeedBounds {
+            events: config.http.events_history,
+            bytes: config.http.events_history_bytes,
+            subscribers: config.http.max_event_subscribers,
+        };
+        let live = Arc::new(LiveFeed::new(&start_tip, bounds));
         let following = tokio::spawn(live::follow(
             live.clone(),
             store.clone(),
