@@ -65,7 +65,10 @@ macro_rules! digest_newtype {
         impl ::serde::Serialize for $name {
             fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 if s.is_human_readable() {
-                    s.serialize_str(&self.to_hex())
+                    // Encoded on the stack: JSON of a block writes dozens of these.
+                    let mut text = [0u8; 64];
+                    hex::encode_to_slice(self.0, &mut text).map_err(::serde::ser::Error::custom)?;
+                    s.serialize_str(::std::str::from_utf8(&text).map_err(::serde::ser::Error::custom)?)
                 } else {
                     ::serde::Serialize::serialize(&self.0, s)
                 }

@@ -76,6 +76,9 @@ impl Node {
                 "transaction index switched (storage.tx_index)"
             );
         }
+        if config.ledger.enabled {
+            store.keep_recent_blocks(crate::store::RECENT_BLOCKS_BYTES);
+        }
         let topics = Topics::new(&config.kafka.topic_prefix);
         let health = Arc::new(BrokerHealth::default());
         let ready = Self::topics_when_brokers_answer(&connection, &topics, &config, health.clone()).await?;

@@ -95,6 +95,11 @@ impl Store {
         }
         orphans.extend(update.orphans_added.iter().map(|(entry, _)| (entry.seq, *entry)));
         drop(orphans);
+        let mut recent = lock(&self.recent);
+        for (hash, block, _) in update.blocks {
+            recent.insert(hash, block);
+        }
+        drop(recent);
         // A moved tip invalidates the kept branch; a message that neither moved the tip nor
         // extended a side branch leaves it as it was (still valid under the same tip).
         match update.side_branch {

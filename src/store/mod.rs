@@ -11,10 +11,12 @@ mod keys;
 mod mempool;
 mod position;
 mod read;
+mod recent;
 
 pub use apply::{MempoolLimits, Offered, OffsetUpdate};
 pub use check::Consistency;
 pub use position::TopicPartition;
+pub use recent::RECENT_BLOCKS_BYTES;
 
 /// The next offset to read in each topic partition the node has read.
 pub type Positions = BTreeMap<TopicPartition, u64>;
@@ -151,6 +153,8 @@ pub struct Store {
     side_branch: Arc<Mutex<Option<KeptSideBranch>>>,
     /// Whether the transaction index (`T` records) is kept; see [`Store::set_tx_index`].
     tx_index: Arc<std::sync::atomic::AtomicBool>,
+    /// The blocks stored lately, decoded, added after the batch that stores them is written.
+    recent: Arc<Mutex<recent::RecentBlocks>>,
 }
 
 /// A side branch kept between messages.
@@ -239,7 +243,14 @@ impl Store {
             orphans: Arc::default(),
             side_branch: Arc::default(),
             tx_index: Arc::default(),
+            recent: Arc::default(),
         })
+    }
+
+    /// Keeps the last `max_bytes` of blocks stored decoded in memory, for a reader that follows
+    /// close behind the applier (the ledger stream); 0 keeps none (the default).
+    pub fn keep_recent_blocks(&self, max_bytes: usize) {
+        lock(&self.recent).set_bound(max_bytes);
     }
 
     /// The mempool index, for reading it or (holding the write lock) changing it.

@@ -12,6 +12,7 @@ use crate::core::chain::{BlockMeta, ChainView, OrphanEntry, SideBranch, Tip, Und
 use crate::core::encoding;
 use crate::core::hash::{BlockHash, TxId};
 use crate::core::transaction::Transfer;
+use crate::sync::lock;
 
 impl ChainView for Store {
     type Error = StoreError;
@@ -26,6 +27,9 @@ impl ChainView for Store {
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+        if let Some(recent) = lock(&self.recent).get(hash) {
+            return Ok(Some(Block::clone(&recent)));
+        }
         let record: Option<StoredBlock<'static>> = self.get_decoded(&key(keys::BLOCK, hash.as_bytes()))?;
         Ok(record.map(|r| r.block.into_owned()))
     }

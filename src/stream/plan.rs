@@ -37,8 +37,11 @@ where
     let tip_height = chain.tip().map_err(PlanError::Chain)?.height;
     let mut events = Vec::new();
     let mut at = from;
+    // Whether `at.tip` was connected by this plan: then it is known to be on the main chain (the
+    // next block's parent check below catches a reorganization), and is not looked up again.
+    let mut tip_connected_here = false;
     while events.len() < max {
-        if let Some((height, hash)) = at.tip {
+        if let Some((height, hash)) = at.tip.filter(|_| !tip_connected_here) {
             if chain.main_hash_at(height).map_err(PlanError::Chain)? != Some(hash) {
                 let block = chain.block(&hash).map_err(PlanError::Chain)?.ok_or(PlanError::UnknownBlock(hash))?;
                 let event = LedgerEvent::disconnect(at.next_seq, &block);
@@ -60,6 +63,7 @@ where
         }
         let event = LedgerEvent::connect(at.next_seq, &block, chain_tag);
         at = event.position_after();
+        tip_connected_here = true;
         events.push(event);
     }
     Ok((events, at))
