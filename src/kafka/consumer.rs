@@ -149,8 +149,9 @@ impl LogReader {
             .set("isolation.level", "read_uncommitted")
             .set("fetch.wait.max.ms", "10")
             // Bounds the prefetch buffer of each partition, so catching up on a long topic does
-            // not grow memory: 1 MiB (about 10,000 transactions) keeps the applier fed, and took
-            // the memory after syncing 100 k blocks from 62-79 MiB to 55-57 MiB (8 MiB before).
+            // not grow memory: 1 MiB took the memory after syncing 100 k blocks from 62-79 MiB
+            // to 55-57 MiB (8 MiB before); 4 MiB since b76f377 (about 40,000 transactions), so the
+            // applier's batches of a cold sync stay full.
             .set("queued.max.messages.kbytes", "4096")
             .set("enable.partition.eof", "false")
             // The node never joins the group (it assigns its partitions), so this only bounds how
