@@ -576,8 +576,8 @@ impl NodeConfig {
         let accounts = devnet_test_accounts();
         let refuse = |setting: &str, name: &str| {
             Err(ConfigError::Invalid(format!(
-                "{setting} is the devnet test account {name}, whose secret key is published in \
-                 config/devnet-accounts.toml: on chain {} anyone could spend its funds; use an address of your \
+                "{setting} is the devnet test account {name}, whose secret key anyone can derive \
+                 (config/devnet-accounts.toml): on chain {} anyone could spend its funds; use an address of your \
                  own (`kafkachain wallet new NAME`)",
                 self.chain.chain_id
             )))
@@ -672,6 +672,16 @@ mod tests {
             elsewhere.replace("750de32c1c19b13bacb32c3364b3fe22d3d3f3672c43342caca4d4bb6ce72a75", &"ab".repeat(32));
         let err = NodeConfig::parse(&own_miner).unwrap_err().to_string();
         assert!(err.contains("chain.allocations is the devnet test account"), "{err}");
+    }
+
+    #[test]
+    fn each_test_account_is_the_key_its_name_derives() {
+        use sha2::{Digest, Sha256};
+        for (address, name) in devnet_test_accounts() {
+            let seed: [u8; 32] = Sha256::digest(format!("kafkachain-devnet-account/{name}")).into();
+            let derived = ed25519_consensus::SigningKey::from(seed).verification_key().to_bytes();
+            assert_eq!(address, Address::new(derived), "{name}");
+        }
     }
 
     #[test]
