@@ -198,6 +198,11 @@ impl LiveFeed {
         Numbered { id: format!("{}-{number}", self.epoch), name, data }
     }
 
+    /// `event`, not kept in the history, as sent numbered `number`.
+    fn unkept(&self, number: u64, event: &LiveEvent) -> Numbered {
+        self.numbered(number, event.name(), event_json(event))
+    }
+
     fn push(&self, event: LiveEvent) {
         let data = event_json(&event);
         let mut history = lock(&self.history);
@@ -254,13 +259,10 @@ impl LiveFeed {
         });
         let (first, next) = match resume {
             Some(Some(seen)) => (Vec::new(), seen + 1),
-            Some(None) => {
-                (vec![self.numbered(latest, LiveEvent::Reset.name(), event_json(&LiveEvent::Reset))], latest + 1)
-            }
+            Some(None) => (vec![self.unkept(latest, &LiveEvent::Reset)], latest + 1),
             None => {
-                let tip = history.tip.map(|(height, hash)| LiveEvent::Tip { height, hash });
-                let first = tip.map(|tip| self.numbered(latest, tip.name(), event_json(&tip)));
-                (first.into_iter().collect(), latest + 1)
+                let tip = history.tip.map(|(height, hash)| self.unkept(latest, &LiveEvent::Tip { height, hash }));
+                (tip.into_iter().collect(), latest + 1)
             }
         };
         drop(history);

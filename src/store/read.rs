@@ -27,7 +27,9 @@ impl ChainView for Store {
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
-        if let Some(recent) = lock(&self.recent).get(hash) {
+        // Taken out first, so the copy is made after the lock is let go.
+        let recent = lock(&self.recent).get(hash);
+        if let Some(recent) = recent {
             return Ok(Some(Block::clone(&recent)));
         }
         let record: Option<StoredBlock<'static>> = self.get_decoded(&key(keys::BLOCK, hash.as_bytes()))?;

@@ -13,6 +13,11 @@ use std::sync::Arc;
 /// cold sync both fit). Other nodes keep none: nothing reads behind their applier that closely.
 pub const RECENT_BLOCKS_BYTES: usize = 8 * 1024 * 1024;
 
+/// The memory `block` takes, as the bound counts it.
+fn footprint(block: &Block) -> usize {
+    size_of::<Block>() + block.transactions.len() * size_of::<crate::core::transaction::Transaction>()
+}
+
 /// The last blocks stored, up to a bound in bytes, oldest dropped first; none by default.
 #[derive(Default)]
 pub(super) struct RecentBlocks {
@@ -47,7 +52,7 @@ impl RecentBlocks {
     /// Keeps `block`, just stored under `hash`, dropping the oldest past the bound. A block
     /// larger than the whole bound is not kept.
     pub(super) fn insert(&mut self, hash: BlockHash, block: Block) {
-        let size = size_of::<Block>() + block.transactions.len() * size_of::<crate::core::transaction::Transaction>();
+        let size = footprint(&block);
         if size > self.max_bytes || self.blocks.contains_key(&hash) {
             return;
         }
@@ -78,8 +83,7 @@ mod tests {
             parent = block.clone();
             blocks.push(block);
         }
-        let one =
-            size_of::<Block>() + blocks[0].transactions.len() * size_of::<crate::core::transaction::Transaction>();
+        let one = footprint(&blocks[0]);
         let mut recent = bounded(one * 3);
         for block in &blocks {
             recent.insert(block.hash(), block.clone());
