@@ -1,6 +1,7 @@
 //! Writing the chain state: each consumed message's effects and its new offset, as one atomic
 //! sled batch. A write lock makes the read-decide-write sequence of one message exclusive.
 
+use super::block_files::Appended;
 use super::keys::{self, key, numbered};
 use super::mempool::MempoolIndex;
 use super::MissingRecord;
@@ -83,12 +84,16 @@ impl Store {
         }
         let update = overlay.into_update();
         let mut batch = Batch::default();
+        let appended = self.append_bodies(&update, &mut batch)?;
         self.write_update(&update, &mut batch);
         // Read before the mempool's lock is taken: readers never wait on a disk read.
         let accounts = self.accounts_after(&update)?;
         self.update_mempool(&update, &accounts, &mut self.lock_mempool(), &mut batch);
         write_offsets(offsets, &mut batch);
         self.commit_after_index(batch)?;
+        if let Some(appended) = appended {
+            self.bodies.advance(appended.end);
+        }
         let mut orphans = self.lock_orphans();
         for seq in &update.orphans_removed {
             orphans.remove(seq);
@@ -267,11 +272,23 @@ impl Store {
         Ok(accounts)
     }
 
-    /// Adds a consensus update to `batch`.
-    fn write_update(&self, update: &ChainUpdate, batch: &mut Batch) {
-        for (hash, block, meta) in &update.blocks {
-            batch.insert(key(keys::BLOCK, hash.as_bytes()), super::block_record(block, *meta));
+    /// Writes the bodies of the blocks `update` stores to the block files (synced) and adds
+    /// their records and the files' new end to `batch`; none when it stores no block.
+    fn append_bodies(&self, update: &ChainUpdate, batch: &mut Batch) -> Result<Option<Appended>, StoreError> {
+        if update.blocks.is_empty() {
+            return Ok(None);
         }
+        let bodies: Vec<Vec<u8>> = update.blocks.iter().map(|(_, block, _)| encoding::encode(block)).collect();
+        let appended = self.bodies.append(&bodies)?;
+        for ((hash, _, meta), body) in update.blocks.iter().zip(&appended.at) {
+            batch.insert(key(keys::BLOCK, hash.as_bytes()), super::block_record(*meta, *body));
+        }
+        batch.insert(key(keys::STATE, keys::FILES_END), encoding::encode(&appended.end));
+        Ok(Some(appended))
+    }
+
+    /// Adds a consensus update, but for the blocks it stores, to `batch`.
+    fn write_update(&self, update: &ChainUpdate, batch: &mut Batch) {
         for (height, entry) in &update.main_index {
             let k = &numbered(keys::MAIN, *height)[..];
             match entry {

@@ -2,8 +2,9 @@
 //! prefix; integers in keys are big-endian so ranges scan in numeric order. Keeping everything in
 //! one tree lets a single `apply_batch` commit a message's whole effect atomically.
 
-/// `B` ++ block hash → the block's metadata followed by the block (one record per block, so the
-/// tree holds fewer entries; sled's memory grows with its entry count).
+/// `B` ++ block hash → the block's metadata followed by where its body is in the block files
+/// (one record per block, so the tree holds fewer entries; sled's memory grows with its entry
+/// count).
 pub(super) const BLOCK: u8 = b'B';
 /// `H` ++ height → hash of the main-chain block there.
 pub(super) const MAIN: u8 = b'H';
@@ -34,6 +35,10 @@ pub(super) const TIP: &[u8] = b"tip";
 pub(super) const PARAMS: &[u8] = b"chain_params";
 /// Whether the transaction index is kept (1) or not (absent or 0).
 pub(super) const TX_INDEX: &[u8] = b"tx_index";
+/// The end of the block files that the records reference.
+pub(super) const FILES_END: &[u8] = b"block_files_end";
+/// The last block record an unfinished layout upgrade converted.
+pub(super) const UPGRADE_CURSOR: &[u8] = b"upgrade_cursor";
 /// The version of this key layout the store was written with.
 pub(super) const LAYOUT: &[u8] = b"layout";
 

@@ -1,19 +1,23 @@
 //! The sled store: the only code that knows the key layout (see `keys`).
 //!
-//! One tree holds blocks, their metadata, the main-chain height index, the transaction index,
+//! Block bodies are kept in append-only files beside sled (see `block_files`). One sled tree
+//! holds the blocks' metadata and where their bodies are, the main-chain height index, the transaction index,
 //! the accounts and the blocks' undo records, the tip, the mempool, the orphan pool, registered peers and the consumer offsets. Every change
 //! a consumed message causes, its new offset included, is written with one atomic
 //! `apply_batch`, so after a crash the stored offsets always describe the stored state.
 
 mod apply;
+mod block_files;
 mod check;
 mod keys;
 mod mempool;
 mod position;
 mod read;
 mod recent;
+mod upgrade;
 
 pub use apply::{MempoolLimits, Offered, OffsetUpdate};
+pub use block_files::BlockFileError;
 pub use check::Consistency;
 pub use position::TopicPartition;
 pub use recent::RECENT_BLOCKS_BYTES;
@@ -28,6 +32,7 @@ use crate::core::hash::BlockHash;
 use crate::core::memory::genesis_accounts;
 use crate::core::params::ChainParams;
 use crate::sync::lock;
+use block_files::{BlockFiles, BodyAt};
 use mempool::MempoolIndex;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -41,6 +46,9 @@ pub enum StoreError {
     /// sled itself failed (I/O, corruption it detected).
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
+    /// The block files failed or are shorter than the records say.
+    #[error(transparent)]
+    BlockFile(#[from] BlockFileError),
     /// A stored value does not decode: the data directory is damaged or from another version.
     #[error("stored value under key {key} is damaged: {reason}")]
     Corrupt {
@@ -103,14 +111,14 @@ pub enum MissingRecord {
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.
-const LAYOUT_VERSION: u64 = 7;
+const LAYOUT_VERSION: u64 = 8;
 
-/// What is stored per block: the metadata first, so fork choice reads it without decoding the
-/// transactions.
+/// What sled holds per block: the metadata first, so fork choice reads it alone, then where the
+/// body is in the block files.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct StoredBlock<'a> {
+struct StoredBlock {
     meta: BlockMeta,
-    block: Cow<'a, Block>,
+    body: BodyAt,
 }
 
 /// What is stored per orphan: its index entry first, so opening the store rebuilds the pool's
@@ -126,10 +134,13 @@ fn orphan_record(entry: &OrphanEntry, block: &Block) -> Vec<u8> {
     encoding::encode(&StoredOrphan { entry: *entry, block: Cow::Borrowed(block) })
 }
 
-/// The stored record of `block`.
-fn block_record(block: &Block, meta: BlockMeta) -> Vec<u8> {
-    encoding::encode(&StoredBlock { meta, block: Cow::Borrowed(block) })
+/// The stored record of a block with `meta` whose body is at `body`.
+fn block_record(meta: BlockMeta, body: BodyAt) -> Vec<u8> {
+    encoding::encode(&StoredBlock { meta, body })
 }
+
+/// The directory of the block files, inside the data directory.
+const BLOCK_FILES_DIR: &str = "blocks";
 
 /// Default bound of sled's page cache. sled counts pages at their on-disk size and holds them in
 /// memory at about three times that, so 4 MiB keeps a node's resident memory small; the hot
@@ -141,6 +152,8 @@ pub const DEFAULT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
+    /// The blocks' bodies.
+    bodies: Arc<BlockFiles>,
     params: ChainParams,
     /// Serializes writers: the consensus rules read the state, then the batch writes it.
     write_lock: Arc<Mutex<()>>,
@@ -168,7 +181,7 @@ impl Store {
     /// Opens (or creates, with the genesis of `params`) the store at `path`, with sled's cache
     /// bounded to `cache_bytes`. Refuses a directory that holds another chain.
     pub fn open(path: &Path, params: &ChainParams, cache_bytes: u64) -> Result<Self, StoreError> {
-        let store = Self::with_db(open_db(path, cache_bytes)?, params.clone())?;
+        let store = Self::with_db(open_db(path, cache_bytes)?, path, params.clone())?;
         if store.is_empty() {
             store.init_genesis()?;
             return Ok(store);
@@ -186,7 +199,7 @@ impl Store {
     /// Opens an existing store with the chain parameters it was created with, for tools that
     /// inspect a data directory without its node's configuration.
     pub fn open_existing(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let mut store = Self::with_db(open_db(path, cache_bytes)?, ChainParams::default())?.check_layout()?;
+        let mut store = Self::with_db(open_db(path, cache_bytes)?, path, ChainParams::default())?.check_layout()?;
         store.params =
             store.stored_params()?.ok_or_else(|| StoreError::Missing(MissingRecord::ChainParamsIn(path.to_owned())))?;
         store.load_indexes()
@@ -197,15 +210,19 @@ impl Store {
         self.tree.is_empty()
     }
 
-    /// Refuses a store written with another layout rather than misreading it. Layouts before 5
+    /// Upgrades a store of layout 7 (the same consensus format, block bodies inside sled) in
+    /// place, and refuses one of any other layout rather than misreading it. Layouts before 7
     /// hold chains of an older consensus format (their genesis and blocks are not valid here),
     /// so they are not upgraded: a node syncs a new data directory from its topics.
     fn check_layout(self) -> Result<Self, StoreError> {
-        let found = self.state_counter(keys::LAYOUT)?;
-        if found != LAYOUT_VERSION {
-            return Err(StoreError::Layout { found, expected: LAYOUT_VERSION });
+        match self.state_counter(keys::LAYOUT)? {
+            LAYOUT_VERSION => Ok(self),
+            upgrade::UPGRADABLE_LAYOUT => {
+                self.upgrade_layout(upgrade::UPGRADE_BATCH_BYTES)?;
+                Ok(self)
+            }
+            found => Err(StoreError::Layout { found, expected: LAYOUT_VERSION }),
         }
-        Ok(self)
     }
 
     /// Indexes the stored mempool and orphan pool.
@@ -233,9 +250,15 @@ impl Store {
         lock(&self.orphans)
     }
 
-    fn with_db(db: sled::Db, params: ChainParams) -> Result<Self, StoreError> {
+    /// The store over sled's `db` and the block files in `path`, cut to what the records
+    /// reference.
+    fn with_db(db: sled::Db, path: &Path, params: ChainParams) -> Result<Self, StoreError> {
+        let tree = db.open_tree("chain")?;
+        let end_key = keys::key(keys::STATE, keys::FILES_END);
+        let end = tree.get(&end_key)?.map(|raw| decode(&end_key, &raw)).transpose()?.unwrap_or_default();
         Ok(Store {
-            tree: db.open_tree("chain")?,
+            bodies: Arc::new(BlockFiles::open(&path.join(BLOCK_FILES_DIR), end, block_files::FILE_BYTES)?),
+            tree,
             db,
             params,
             write_lock: Arc::default(),
@@ -267,8 +290,10 @@ impl Store {
         let hash = block.hash();
         let meta = BlockMeta::genesis(&block);
         let tip = Tip::genesis(hash);
+        let appended = self.bodies.append(&[encoding::encode(&block)])?;
         let mut batch = sled::Batch::default();
-        batch.insert(keys::key(keys::BLOCK, hash.as_bytes()), block_record(&block, meta));
+        batch.insert(keys::key(keys::BLOCK, hash.as_bytes()), block_record(meta, appended.at[0]));
+        batch.insert(keys::key(keys::STATE, keys::FILES_END), encoding::encode(&appended.end));
         batch.insert(keys::key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
         batch.insert(&keys::numbered(keys::MAIN, 0), hash.as_bytes());
         batch.insert(keys::key(keys::STATE, keys::TIP), encoding::encode(&tip));
@@ -277,6 +302,7 @@ impl Store {
             batch.insert(keys::key(keys::ACCOUNT, address.as_bytes()), encoding::encode(&account));
         }
         self.tree.apply_batch(batch)?;
+        self.bodies.advance(appended.end);
         self.db.flush()?;
         Ok(())
     }

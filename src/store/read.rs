@@ -32,8 +32,8 @@ impl ChainView for Store {
         if let Some(recent) = recent {
             return Ok(Some(Block::clone(&recent)));
         }
-        let record: Option<StoredBlock<'static>> = self.get_decoded(&key(keys::BLOCK, hash.as_bytes()))?;
-        Ok(record.map(|r| r.block.into_owned()))
+        let record: Option<StoredBlock> = self.get_decoded(&key(keys::BLOCK, hash.as_bytes()))?;
+        record.map(|r| self.body(hash, &r)).transpose()
     }
 
     fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {
@@ -97,16 +97,28 @@ impl Store {
         for entry in self.tree.range(&numbered(keys::MAIN, from)[..]..&[keys::MAIN + 1][..]).take(limit) {
             let (k, raw) = entry?;
             let hash = BlockHash::new(digest(&k, &raw)?);
-            let block_key = key(keys::BLOCK, hash.as_bytes());
-            let record = self.tree.get(&block_key)?.ok_or_else(|| StoreError::Missing(MissingRecord::Block(hash)))?;
-            bytes += record.len();
+            let stored: StoredBlock = self
+                .get_decoded(&key(keys::BLOCK, hash.as_bytes()))?
+                .ok_or_else(|| StoreError::Missing(MissingRecord::Block(hash)))?;
+            bytes += stored.body.len as usize;
             if bytes > max_bytes && !blocks.is_empty() {
                 break;
             }
-            let stored: StoredBlock<'static> = decode(&block_key, &record)?;
-            blocks.push(stored.block.into_owned());
+            blocks.push(self.body(&hash, &stored)?);
         }
         Ok(blocks)
+    }
+
+    /// The body of the block `hash`, whose record is `stored`, read from the block files and
+    /// checked to be that block (a damaged file is reported, not served).
+    fn body(&self, hash: &BlockHash, stored: &StoredBlock) -> Result<Block, StoreError> {
+        let raw = self.bodies.read(stored.body)?;
+        let block_key = key(keys::BLOCK, hash.as_bytes());
+        let block: Block = decode(&block_key, &raw)?;
+        if block.hash() != *hash {
+            return Err(corrupt(&block_key, format!("the body at {:?} is another block's", stored.body)));
+        }
+        Ok(block)
     }
 
     /// Height of the main-chain block holding the transfer `id`, from the transaction index.
@@ -224,10 +236,10 @@ impl Store {
         self.tree.scan_prefix([keys::PEER]).keys().map(|k| Ok(String::from_utf8_lossy(&k?[1..]).into_owned())).collect()
     }
 
-    /// Bytes the store's files take on disk (sled's own account: its log file and any blobs;
-    /// one `stat` and a directory listing).
+    /// Bytes the store's files take on disk: sled's own account (its log file and any blobs)
+    /// and the block files (a few `stat`s and two directory listings).
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.db.size_on_disk()? + self.bodies.bytes()?)
     }
 
     /// Blocks waiting for their parent.

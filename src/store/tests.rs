@@ -428,3 +428,117 @@ fn a_side_branch_is_kept_for_its_next_block_until_the_tip_moves() {
     assert!(store.check_consistency().unwrap().problems.is_empty(), "the reorg restored and replayed the accounts");
     assert!(store.take_side_branch(&side4.hash(), &side4.hash()).unwrap().is_none(), "a moved tip drops it");
 }
+
+/// Stores `count` blocks on genesis, one message each, and returns them.
+fn stored_chain(store: &Store, count: u64) -> Vec<Block> {
+    let mut parent = genesis_block();
+    let mut blocks = Vec::new();
+    for next in 1..=count {
+        let block = child(&params(), &parent, "a", &[]);
+        store.apply_block(block.clone(), 0, &[offset(next)]).unwrap();
+        parent = block.clone();
+        blocks.push(block);
+    }
+    blocks
+}
+
+#[test]
+fn bodies_written_for_a_batch_that_never_landed_are_cut_off_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let blocks = stored_chain(&store, 3);
+    let referenced = store.bodies.bytes().unwrap();
+    // The process died after the bodies of its next batch reached the files, before the batch.
+    store.bodies.append(&[vec![0xAB; 5000]]).unwrap();
+    store.flush().unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.bodies.bytes().unwrap(), referenced, "the unreferenced body is gone");
+    assert_eq!(store.check_consistency().unwrap().problems, Vec::<String>::new());
+    let more = child(&params(), &blocks[2], "a", &[]);
+    store.apply_block(more.clone(), 0, &[offset(4)]).unwrap();
+    for block in blocks.iter().chain([&more]) {
+        assert_eq!(store.block(&block.hash()).unwrap().as_ref(), Some(block));
+    }
+    assert_eq!(store.main_blocks(1, 10, usize::MAX).unwrap(), [blocks, vec![more]].concat());
+}
+
+#[test]
+fn a_damaged_body_is_reported_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let blocks = stored_chain(&store, 2);
+    let record: StoredBlock = store.get_decoded(&keys::key(keys::BLOCK, blocks[1].hash().as_bytes())).unwrap().unwrap();
+    let file = dir.path().join(BLOCK_FILES_DIR).join(format!("{:08}.blk", record.body.file));
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[record.body.offset as usize + 40] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let err = store.block(&blocks[1].hash()).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(store.check_consistency().is_err());
+    assert_eq!(store.block(&blocks[0].hash()).unwrap().as_ref(), Some(&blocks[0]), "the other blocks still read");
+}
+
+#[test]
+fn a_store_whose_block_files_lost_their_end_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    stored_chain(&store, 2);
+    store.flush().unwrap();
+    drop(store);
+    let file = dir.path().join(BLOCK_FILES_DIR).join("00000000.blk");
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::File::options().write(true).open(&file).unwrap().set_len(len - 1).unwrap();
+    let err = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).err().unwrap();
+    assert!(matches!(err, StoreError::BlockFile(BlockFileError::Short { .. })), "{err}");
+}
+
+/// Turns the store in `dir` back into layout 7: block records with their
+/// bodies inline, and no block files.
+fn write_layout_7(dir: &Path) {
+    let store = Store::open(dir, &params(), DEFAULT_CACHE_BYTES).unwrap();
+    for entry in store.tree.scan_prefix([keys::BLOCK]) {
+        let (k, raw) = entry.unwrap();
+        let stored: StoredBlock = encoding::decode(&raw).unwrap();
+        let block = store.block(&BlockHash::new(k[1..].try_into().unwrap())).unwrap().unwrap();
+        let inline = upgrade::InlineBlock { meta: stored.meta, block };
+        store.tree.insert(k, encoding::encode(&inline)).unwrap();
+    }
+    store.tree.remove(keys::key(keys::STATE, keys::FILES_END)).unwrap();
+    store.tree.insert(keys::key(keys::STATE, keys::LAYOUT), &7u64.to_be_bytes()).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    std::fs::remove_dir_all(dir.join(BLOCK_FILES_DIR)).unwrap();
+}
+
+#[test]
+fn a_store_of_layout_7_is_upgraded_in_place_even_when_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let blocks = stored_chain(&store, 12);
+    let before = store.check_consistency().unwrap();
+    drop(store);
+    write_layout_7(dir.path());
+
+    // An upgrade cut short after two batches of about three blocks.
+    let db = open_db(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
+    let partial = Store::with_db(db, dir.path(), params()).unwrap();
+    let record_bytes = encoding::encoded_len(&blocks[0]) * 3;
+    assert!(partial.upgrade_step(record_bytes).unwrap() >= 3);
+    assert!(partial.upgrade_step(record_bytes).unwrap() >= 3);
+    partial.flush().unwrap();
+    drop(partial);
+
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.state_counter(keys::LAYOUT).unwrap(), LAYOUT_VERSION);
+    assert_eq!(store.check_consistency().unwrap(), before);
+    let genesis = genesis_block();
+    for block in blocks.iter().chain([&genesis]) {
+        assert_eq!(store.block(&block.hash()).unwrap().as_ref(), Some(block));
+    }
+    assert!(store.tree.get(keys::key(keys::STATE, keys::UPGRADE_CURSOR)).unwrap().is_none());
+    let next = child(&params(), &blocks[11], "a", &[]);
+    store.apply_block(next.clone(), 0, &[offset(13)]).unwrap();
+    assert_eq!(store.tip().unwrap().hash, next.hash());
+}
