@@ -36,6 +36,13 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, config()).expect("serializing plain data into a Vec")
 }
 
+/// Appends `value`'s canonical encoding to `out` (a buffer reused across values) and returns its
+/// length.
+pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> usize {
+    // As `encode`: writing plain data into a Vec cannot fail.
+    bincode::serde::encode_into_std_write(value, out, config()).expect("serializing plain data into a Vec")
+}
+
 /// Length of `value`'s canonical encoding, computed without building it.
 pub fn encoded_len<T: Serialize>(value: &T) -> usize {
     let mut size = bincode::enc::write::SizeWriter::default();

@@ -278,8 +278,7 @@ impl Store {
         if update.blocks.is_empty() {
             return Ok(None);
         }
-        let bodies: Vec<Vec<u8>> = update.blocks.iter().map(|(_, block, _)| encoding::encode(block)).collect();
-        let appended = self.bodies.append(&bodies)?;
+        let appended = self.bodies.append(update.blocks.iter().map(|(_, block, _)| block))?;
         for ((hash, _, meta), body) in update.blocks.iter().zip(&appended.at) {
             batch.insert(key(keys::BLOCK, hash.as_bytes()), super::block_record(*meta, *body));
         }

@@ -1,14 +1,14 @@
 //! Block bodies in append-only files beside sled (`<data dir>/blocks/NNNNNNNN.blk`).
 //!
 //! A block is written once and never changed, so it needs none of sled's page management. Kept
-//! in sled, the bodies made up most of its pages, and sled's size on disk (five to seven times
-//! the records it holds) and its memory (bookkeeping for every page, whatever the cache bound)
-//! grew with them. sled keeps each block's metadata and where its body is ([`BodyAt`]), and the
+//! in sled, the bodies made up most of its bytes, and sled's size on disk (three to seven times
+//! the records it holds) and its log's bookkeeping in memory grew with them. sled keeps each block's metadata and where its body is ([`BodyAt`]), and the
 //! end of the written files ([`FilesEnd`]), all in the batch that stores the block. The bodies
 //! reach the disk (fsynced) before that batch is written, so every stored location holds its
 //! body whatever the moment of a crash; what lies past the stored end was written for a batch
 //! that never landed, and is cut off when the store opens.
 
+use crate::core::encoding;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -75,10 +75,18 @@ pub enum BlockFileError {
     },
 }
 
+/// Capacity of the append buffer kept between batches: what a batch of the largest blocks needs,
+/// without holding on to what a rare larger one took.
+const KEPT_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
 /// The file being appended to, and the end of what the stored records reference in it.
 struct Appender {
     end: FilesEnd,
     file: File,
+    /// The bodies of the batch being written; kept between batches so that a cold sync does not
+    /// allocate and free a buffer of hundreds of kilobytes for every batch (which raises glibc's
+    /// mmap threshold and leaves the heap fragmented).
+    buffer: Vec<u8>,
 }
 
 /// The block files of one data directory. Appends are made by one writer at a time (the
@@ -120,14 +128,18 @@ impl BlockFiles {
         Ok(BlockFiles {
             dir: dir.to_owned(),
             file_bytes,
-            appender: Mutex::new(Appender { end, file }),
+            appender: Mutex::new(Appender { end, file, buffer: Vec::new() }),
             readers: Mutex::default(),
         })
     }
 
-    /// Writes `bodies` after the referenced end and syncs them to disk. They stay unreferenced
-    /// (the next append writes over them) until [`Self::advance`] to the returned end.
-    pub(super) fn append(&self, bodies: &[Vec<u8>]) -> Result<Appended, BlockFileError> {
+    /// Writes the encodings of `bodies` after the referenced end and syncs them to disk. They
+    /// stay unreferenced (the next append writes over them) until [`Self::advance`] to the
+    /// returned end.
+    pub(super) fn append<'a, T: Serialize + 'a>(
+        &self,
+        bodies: impl IntoIterator<Item = &'a T>,
+    ) -> Result<Appended, BlockFileError> {
         let mut appender = crate::sync::lock(&self.appender);
         if appender.end.len >= self.file_bytes {
             let next = appender.end.file + 1;
@@ -137,19 +149,22 @@ impl BlockFiles {
             appender.end = FilesEnd { file: next, len: 0 };
         }
         let start = appender.end;
-        let mut written = Vec::with_capacity(bodies.iter().map(Vec::len).sum());
-        let mut at = Vec::with_capacity(bodies.len());
         let io_error = |source| BlockFileError::Io { path: file_path(&self.dir, start.file), source };
+        let Appender { file, buffer, .. } = &mut *appender;
+        buffer.clear();
+        let mut at = Vec::new();
         for body in bodies {
-            let len = u32::try_from(body.len()).map_err(|_| {
-                io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a body of 4 GiB or more"))
-            })?;
-            at.push(BodyAt { file: start.file, offset: start.len + written.len() as u64, len });
-            written.extend_from_slice(body);
+            let offset = start.len + buffer.len() as u64;
+            let len = u32::try_from(encoding::encode_into(body, buffer))
+                .map_err(|_| io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a body of 4 GiB or more")))?;
+            at.push(BodyAt { file: start.file, offset, len });
         }
-        appender.file.write_all_at(&written, start.len).map_err(io_error)?;
-        appender.file.sync_data().map_err(io_error)?;
-        Ok(Appended { at, end: FilesEnd { file: start.file, len: start.len + written.len() as u64 } })
+        let written = buffer.len() as u64;
+        let result = file.write_all_at(buffer, start.len).and_then(|()| file.sync_data());
+        buffer.clear();
+        buffer.shrink_to(KEPT_BUFFER_BYTES);
+        result.map_err(io_error)?;
+        Ok(Appended { at, end: FilesEnd { file: start.file, len: start.len + written } })
     }
 
     /// Moves the referenced end to `end`, once the batch that references the bodies up to it
@@ -215,7 +230,7 @@ mod tests {
     }
 
     fn read_all(files: &BlockFiles, at: &[BodyAt]) -> Vec<Vec<u8>> {
-        at.iter().map(|&at| files.read(at).unwrap()).collect()
+        at.iter().map(|&at| encoding::decode(&files.read(at).unwrap()).unwrap()).collect()
     }
 
     #[test]
@@ -234,7 +249,7 @@ mod tests {
         assert_eq!(read_all(&files, &at), written);
         let used: std::collections::BTreeSet<u32> = at.iter().map(|a| a.file).collect();
         assert_eq!(used.len(), 2, "a file past its bound is followed by a new one: {at:?}");
-        let total: u64 = written.iter().map(|b| b.len() as u64).sum();
+        let total: u64 = written.iter().map(|b| encoding::encoded_len(b) as u64).sum();
         assert_eq!(files.bytes().unwrap(), total);
     }
 
@@ -257,7 +272,7 @@ mod tests {
         assert!(!file_path(dir.path(), lost_more.end.file).exists());
         assert_eq!(read_all(&files, &kept.at), bodies(1, 2));
         let next = files.append(&bodies(3, 1)).unwrap();
-        assert_eq!(next.at[0], BodyAt { file: kept.end.file, offset: kept.end.len, len: 13 });
+        assert_eq!(next.at[0], BodyAt { file: kept.end.file, offset: kept.end.len, len: 14 });
         files.advance(next.end);
         assert_eq!(read_all(&files, &next.at), bodies(3, 1));
     }

@@ -290,7 +290,7 @@ impl Store {
         let hash = block.hash();
         let meta = BlockMeta::genesis(&block);
         let tip = Tip::genesis(hash);
-        let appended = self.bodies.append(&[encoding::encode(&block)])?;
+        let appended = self.bodies.append([&block])?;
         let mut batch = sled::Batch::default();
         batch.insert(keys::key(keys::BLOCK, hash.as_bytes()), block_record(meta, appended.at[0]));
         batch.insert(keys::key(keys::STATE, keys::FILES_END), encoding::encode(&appended.end));

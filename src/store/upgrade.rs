@@ -68,8 +68,7 @@ impl Store {
             }
         }
         let Some(last) = keys_read.last() else { return Ok(0) };
-        let bodies: Vec<Vec<u8>> = records.iter().map(|r| encoding::encode(&r.block)).collect();
-        let appended = self.bodies.append(&bodies)?;
+        let appended = self.bodies.append(records.iter().map(|r| &r.block))?;
         let mut batch = sled::Batch::default();
         for ((k, record), body) in keys_read.iter().zip(&records).zip(&appended.at) {
             batch.insert(k, block_record(record.meta, *body));
