@@ -155,8 +155,9 @@ impl BlockFiles {
         let mut at = Vec::new();
         for body in bodies {
             let offset = start.len + buffer.len() as u64;
-            let len = u32::try_from(encoding::encode_into(body, buffer))
-                .map_err(|_| io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a body of 4 GiB or more")))?;
+            let len = u32::try_from(encoding::encode_into(body, buffer)).map_err(|_| {
+                io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a body of 4 GiB or more"))
+            })?;
             at.push(BodyAt { file: start.file, offset, len });
         }
         let written = buffer.len() as u64;
