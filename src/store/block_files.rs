@@ -62,6 +62,12 @@ pub enum BlockFileError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// A file before the last is gone, and with it the blocks it held.
+    #[error("block file {} is missing", path.display())]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
     /// A file holds less than the store's records reference: it was cut or replaced outside
     /// the node, and the blocks past its end are gone.
     #[error("block file {} holds {found} bytes, but the store's records reach byte {expected}", path.display())]
@@ -114,6 +120,9 @@ impl BlockFiles {
                 std::fs::remove_file(&path).map_err(io_error(&path))?;
             }
         }
+        if let Some(path) = (0..end.file).map(|n| file_path(dir, n)).find(|path| !path.exists()) {
+            return Err(BlockFileError::Missing { path });
+        }
         let path = file_path(dir, end.file);
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
         let file = file.map_err(io_error(&path))?;
@@ -124,6 +133,12 @@ impl BlockFiles {
         if found > end.len {
             file.set_len(end.len).map_err(io_error(&path))?;
             file.sync_all().map_err(io_error(&path))?;
+        }
+        // The directory and the file may be new: their entries must outlast a power loss as the
+        // bodies do.
+        sync_dir(dir).map_err(io_error(dir))?;
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent).map_err(io_error(parent))?;
         }
         Ok(BlockFiles {
             dir: dir.to_owned(),
@@ -146,26 +161,17 @@ impl BlockFiles {
             let path = file_path(&self.dir, next);
             let file = File::options().read(true).write(true).create(true).truncate(true).open(&path);
             appender.file = file.map_err(|source| BlockFileError::Io { path, source })?;
+            sync_dir(&self.dir).map_err(|source| BlockFileError::Io { path: self.dir.clone(), source })?;
             appender.end = FilesEnd { file: next, len: 0 };
         }
         let start = appender.end;
-        let io_error = |source| BlockFileError::Io { path: file_path(&self.dir, start.file), source };
         let Appender { file, buffer, .. } = &mut *appender;
-        buffer.clear();
-        let mut at = Vec::new();
-        for body in bodies {
-            let offset = start.len + buffer.len() as u64;
-            let len = u32::try_from(encoding::encode_into(body, buffer)).map_err(|_| {
-                io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a body of 4 GiB or more"))
-            })?;
-            at.push(BodyAt { file: start.file, offset, len });
-        }
-        let written = buffer.len() as u64;
-        let result = file.write_all_at(buffer, start.len).and_then(|()| file.sync_data());
+        let written = write_synced(file, buffer, start, bodies);
         buffer.clear();
         buffer.shrink_to(KEPT_BUFFER_BYTES);
-        result.map_err(io_error)?;
-        Ok(Appended { at, end: FilesEnd { file: start.file, len: start.len + written } })
+        let at = written.map_err(|source| BlockFileError::Io { path: file_path(&self.dir, start.file), source })?;
+        let len = at.last().map_or(start.len, |last| last.offset + u64::from(last.len));
+        Ok(Appended { at, end: FilesEnd { file: start.file, len } })
     }
 
     /// Moves the referenced end to `end`, once the batch that references the bodies up to it
@@ -209,6 +215,32 @@ impl BlockFiles {
         }
         Ok(total)
     }
+}
+
+/// Encodes `bodies` into `buffer`, writes them to `file` at `start` and syncs them; returns
+/// where each is.
+fn write_synced<'a, T: Serialize + 'a>(
+    file: &File,
+    buffer: &mut Vec<u8>,
+    start: FilesEnd,
+    bodies: impl IntoIterator<Item = &'a T>,
+) -> std::io::Result<Vec<BodyAt>> {
+    buffer.clear();
+    let mut at = Vec::new();
+    for body in bodies {
+        let offset = start.len + buffer.len() as u64;
+        let len = u32::try_from(encoding::encode_into(body, buffer))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a body of 4 GiB or more"))?;
+        at.push(BodyAt { file: start.file, offset, len });
+    }
+    file.write_all_at(buffer, start.len)?;
+    file.sync_data()?;
+    Ok(at)
+}
+
+/// Makes the entries of directory `dir` (a file created or removed in it) durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// The path of file `number`.
@@ -287,6 +319,22 @@ mod tests {
         assert_eq!(next.at[0].offset, failed.at[0].offset);
         files.advance(next.end);
         assert_eq!(read_all(&files, &next.at), bodies(2, 1));
+    }
+
+    #[test]
+    fn a_missing_earlier_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = BlockFiles::open(dir.path(), FilesEnd::default(), 10).unwrap();
+        for round in 0..3 {
+            let appended = files.append(&bodies(round, 1)).unwrap();
+            files.advance(appended.end);
+        }
+        let end = crate::sync::lock(&files.appender).end;
+        assert_eq!(end.file, 2);
+        drop(files);
+        std::fs::remove_file(file_path(dir.path(), 1)).unwrap();
+        let err = BlockFiles::open(dir.path(), end, 10).err().unwrap();
+        assert!(matches!(&err, BlockFileError::Missing { path } if path.ends_with("00000001.blk")), "{err}");
     }
 
     #[test]

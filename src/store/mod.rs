@@ -181,48 +181,35 @@ impl Store {
     /// Opens (or creates, with the genesis of `params`) the store at `path`, with sled's cache
     /// bounded to `cache_bytes`. Refuses a directory that holds another chain.
     pub fn open(path: &Path, params: &ChainParams, cache_bytes: u64) -> Result<Self, StoreError> {
-        let store = Self::with_db(open_db(path, cache_bytes)?, path, params.clone())?;
-        if store.is_empty() {
+        let db = open_db(path, cache_bytes)?;
+        let tree = db.open_tree("chain")?;
+        if tree.is_empty() {
+            let store = Self::with_db(db, tree, path, params.clone())?;
             store.init_genesis()?;
             return Ok(store);
         }
-        let store = store.check_layout()?;
-        match store.stored_params()? {
+        // Checked before the block files are opened (and cut to the stored end): a directory
+        // that is refused is left as it was.
+        let layout = upgrade::layout_state(&tree)?;
+        match get_decoded_in::<ChainParams>(&tree, &keys::key(keys::STATE, keys::PARAMS))? {
             Some(stored) if &stored != params => {
                 Err(StoreError::WrongChain { stored: Box::new(stored), configured: Box::new(params.clone()) })
             }
-            Some(_) => store.load_indexes(),
+            Some(_) => Self::with_db(db, tree, path, params.clone())?.bring_to_layout(layout)?.load_indexes(),
             None => Err(StoreError::Missing(MissingRecord::ChainParams)),
         }
     }
 
     /// Opens an existing store with the chain parameters it was created with, for tools that
-    /// inspect a data directory without its node's configuration.
+    /// inspect a data directory without its node's configuration. Like [`Store::open`], it cuts
+    /// off unreferenced block file bytes and finishes a layout upgrade.
     pub fn open_existing(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let mut store = Self::with_db(open_db(path, cache_bytes)?, path, ChainParams::default())?.check_layout()?;
-        store.params =
-            store.stored_params()?.ok_or_else(|| StoreError::Missing(MissingRecord::ChainParamsIn(path.to_owned())))?;
-        store.load_indexes()
-    }
-
-    /// Whether nothing was ever written (a new data directory).
-    fn is_empty(&self) -> bool {
-        self.tree.is_empty()
-    }
-
-    /// Upgrades a store of layout 7 (the same consensus format, block bodies inside sled) in
-    /// place, and refuses one of any other layout rather than misreading it. Layouts before 7
-    /// hold chains of an older consensus format (their genesis and blocks are not valid here),
-    /// so they are not upgraded: a node syncs a new data directory from its topics.
-    fn check_layout(self) -> Result<Self, StoreError> {
-        match self.state_counter(keys::LAYOUT)? {
-            LAYOUT_VERSION => Ok(self),
-            upgrade::UPGRADABLE_LAYOUT => {
-                self.upgrade_layout(upgrade::UPGRADE_BATCH_BYTES)?;
-                Ok(self)
-            }
-            found => Err(StoreError::Layout { found, expected: LAYOUT_VERSION }),
-        }
+        let db = open_db(path, cache_bytes)?;
+        let tree = db.open_tree("chain")?;
+        let layout = upgrade::layout_state(&tree)?;
+        let params = get_decoded_in(&tree, &keys::key(keys::STATE, keys::PARAMS))?
+            .ok_or_else(|| StoreError::Missing(MissingRecord::ChainParamsIn(path.to_owned())))?;
+        Self::with_db(db, tree, path, params)?.bring_to_layout(layout)?.load_indexes()
     }
 
     /// Indexes the stored mempool and orphan pool.
@@ -250,12 +237,10 @@ impl Store {
         lock(&self.orphans)
     }
 
-    /// The store over sled's `db` and the block files in `path`, cut to what the records
-    /// reference.
-    fn with_db(db: sled::Db, path: &Path, params: ChainParams) -> Result<Self, StoreError> {
-        let tree = db.open_tree("chain")?;
-        let end_key = keys::key(keys::STATE, keys::FILES_END);
-        let end = tree.get(&end_key)?.map(|raw| decode(&end_key, &raw)).transpose()?.unwrap_or_default();
+    /// The store over sled's `db` and its `tree`, with the block files in `path` cut to what
+    /// the records reference.
+    fn with_db(db: sled::Db, tree: sled::Tree, path: &Path, params: ChainParams) -> Result<Self, StoreError> {
+        let end = get_decoded_in(&tree, &keys::key(keys::STATE, keys::FILES_END))?.unwrap_or_default();
         Ok(Store {
             bodies: Arc::new(BlockFiles::open(&path.join(BLOCK_FILES_DIR), end, block_files::FILE_BYTES)?),
             tree,
@@ -279,10 +264,6 @@ impl Store {
     /// The mempool index, for reading it or (holding the write lock) changing it.
     fn lock_mempool(&self) -> MutexGuard<'_, MempoolIndex> {
         lock(&self.mempool)
-    }
-
-    fn stored_params(&self) -> Result<Option<ChainParams>, StoreError> {
-        self.get_decoded(&keys::key(keys::STATE, keys::PARAMS))
     }
 
     fn init_genesis(&self) -> Result<(), StoreError> {
@@ -320,7 +301,7 @@ impl Store {
 
     /// Reads and decodes the value under `key`.
     fn get_decoded<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        self.tree.get(key)?.map(|raw| decode(key, &raw)).transpose()
+        get_decoded_in(&self.tree, key)
     }
 }
 
@@ -366,6 +347,11 @@ fn open_db_waiting(path: &Path, cache_bytes: u64, wait: Duration) -> Result<sled
 /// reports this only as an `Other` I/O error with this message, wrapping the lock's `WouldBlock`.
 fn is_lock_conflict(error: &std::io::Error) -> bool {
     error.kind() == std::io::ErrorKind::Other && error.to_string().starts_with("could not acquire lock")
+}
+
+/// Reads and decodes the value under `key` in `tree`.
+fn get_decoded_in<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+    tree.get(key)?.map(|raw| decode(key, &raw)).transpose()
 }
 
 /// Decodes a stored value, naming its key if it does not decode.

@@ -206,12 +206,6 @@ impl Store {
         Ok(self.lock_mempool().len())
     }
 
-    /// A counter kept under the state prefix (0 when never written).
-    pub(super) fn state_counter(&self, name: &[u8]) -> Result<u64, StoreError> {
-        let k = key(keys::STATE, name);
-        self.tree.get(&k)?.map_or(Ok(0), |raw| be_u64(&k, &raw))
-    }
-
     /// The next offset to read in `position`, if one was stored.
     pub fn offset(&self, position: &TopicPartition) -> Result<Option<u64>, StoreError> {
         let k = key(keys::OFFSET, &position.encode());

@@ -56,6 +56,9 @@ fn a_store_of_another_layout_is_refused_not_misread() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
     store.tree.insert(keys::key(keys::STATE, keys::LAYOUT), &3u64.to_be_bytes()).unwrap();
+    // Bytes past the stored end, which opening a store of this layout would cut off.
+    store.bodies.append(&[vec![7u8; 100]]).unwrap();
+    let files = store.bodies.bytes().unwrap();
     store.flush().unwrap();
     drop(store);
     let err = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).err().unwrap();
@@ -63,6 +66,8 @@ fn a_store_of_another_layout_is_refused_not_misread() {
     assert!(err.to_string().contains("new data directory"), "{err}");
     let err = Store::open_existing(dir.path(), DEFAULT_CACHE_BYTES).err().unwrap();
     assert!(matches!(err, StoreError::Layout { .. }), "{err}");
+    let left = std::fs::metadata(dir.path().join(BLOCK_FILES_DIR).join("00000000.blk")).unwrap().len();
+    assert_eq!(left, files, "a refused directory is left as it was");
 }
 
 #[test]
@@ -521,17 +526,23 @@ fn a_store_of_layout_7_is_upgraded_in_place_even_when_cut_short() {
     drop(store);
     write_layout_7(dir.path());
 
-    // An upgrade cut short after two batches of about three blocks.
+    // An upgrade cut short after two batches of about three blocks: the store already says
+    // layout 8, so the version before (which reads only 7) refuses it instead of misreading.
     let db = open_db(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
-    let partial = Store::with_db(db, dir.path(), params()).unwrap();
+    let tree = db.open_tree("chain").unwrap();
+    assert_eq!(upgrade::layout_state(&tree).unwrap(), upgrade::LayoutState::ToUpgrade);
+    let partial = Store::with_db(db, tree, dir.path(), params()).unwrap();
+    partial.begin_upgrade().unwrap();
     let record_bytes = encoding::encoded_len(&blocks[0]) * 3;
     assert!(partial.upgrade_step(record_bytes).unwrap() >= 3);
     assert!(partial.upgrade_step(record_bytes).unwrap() >= 3);
     partial.flush().unwrap();
+    assert_eq!(upgrade::stored_layout(&partial.tree).unwrap(), LAYOUT_VERSION);
+    assert_eq!(upgrade::layout_state(&partial.tree).unwrap(), upgrade::LayoutState::ToUpgrade);
     drop(partial);
 
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
-    assert_eq!(store.state_counter(keys::LAYOUT).unwrap(), LAYOUT_VERSION);
+    assert_eq!(upgrade::layout_state(&store.tree).unwrap(), upgrade::LayoutState::Current);
     assert_eq!(store.check_consistency().unwrap(), before);
     let genesis = genesis_block();
     for block in blocks.iter().chain([&genesis]) {
