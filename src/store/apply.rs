@@ -1,7 +1,7 @@
 //! Writing the chain state: each consumed message's effects and its new offset, as one atomic
 //! sled batch. A write lock makes the read-decide-write sequence of one message exclusive.
 
-use super::block_files::Appended;
+use super::block_files::FilesEnd;
 use super::keys::{self, key, numbered};
 use super::mempool::MempoolIndex;
 use super::MissingRecord;
@@ -84,15 +84,15 @@ impl Store {
         }
         let update = overlay.into_update();
         let mut batch = Batch::default();
-        let appended = self.append_bodies(&update, &mut batch)?;
+        let files_end = self.stage_update_blocks(&update, &mut batch)?;
         self.write_update(&update, &mut batch);
         // Read before the mempool's lock is taken: readers never wait on a disk read.
         let accounts = self.accounts_after(&update)?;
         self.update_mempool(&update, &accounts, &mut self.lock_mempool(), &mut batch);
         write_offsets(offsets, &mut batch);
         self.commit_after_index(batch)?;
-        if let Some(appended) = appended {
-            self.bodies.advance(appended.end);
+        if let Some(end) = files_end {
+            self.bodies.advance(end);
         }
         let mut orphans = self.lock_orphans();
         for seq in &update.orphans_removed {
@@ -272,18 +272,15 @@ impl Store {
         Ok(accounts)
     }
 
-    /// Writes the bodies of the blocks `update` stores to the block files (synced) and adds
-    /// their records and the files' new end to `batch`; none when it stores no block.
-    fn append_bodies(&self, update: &ChainUpdate, batch: &mut Batch) -> Result<Option<Appended>, StoreError> {
+    /// Stages the blocks `update` stores (see [`Store::stage_blocks`]); none when it stores no
+    /// block.
+    fn stage_update_blocks(&self, update: &ChainUpdate, batch: &mut Batch) -> Result<Option<FilesEnd>, StoreError> {
         if update.blocks.is_empty() {
             return Ok(None);
         }
-        let appended = self.bodies.append(update.blocks.iter().map(|(_, block, _)| block))?;
-        for ((hash, _, meta), body) in update.blocks.iter().zip(&appended.at) {
-            batch.insert(key(keys::BLOCK, hash.as_bytes()), super::block_record(*meta, *body));
-        }
-        batch.insert(key(keys::STATE, keys::FILES_END), encoding::encode(&appended.end));
-        Ok(Some(appended))
+        let blocks: Vec<_> =
+            update.blocks.iter().map(|(hash, block, meta)| (key(keys::BLOCK, hash.as_bytes()), *meta, block)).collect();
+        self.stage_blocks(&blocks, batch).map(Some)
     }
 
     /// Adds a consensus update, but for the blocks it stores, to `batch`.

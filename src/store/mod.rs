@@ -32,7 +32,7 @@ use crate::core::hash::BlockHash;
 use crate::core::memory::genesis_accounts;
 use crate::core::params::ChainParams;
 use crate::sync::lock;
-use block_files::{BlockFiles, BodyAt};
+use block_files::{BlockFiles, BodyAt, FilesEnd};
 use mempool::MempoolIndex;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -271,10 +271,8 @@ impl Store {
         let hash = block.hash();
         let meta = BlockMeta::genesis(&block);
         let tip = Tip::genesis(hash);
-        let appended = self.bodies.append([&block])?;
         let mut batch = sled::Batch::default();
-        batch.insert(keys::key(keys::BLOCK, hash.as_bytes()), block_record(meta, appended.at[0]));
-        batch.insert(keys::key(keys::STATE, keys::FILES_END), encoding::encode(&appended.end));
+        let end = self.stage_blocks(&[(keys::key(keys::BLOCK, hash.as_bytes()), meta, &block)], &mut batch)?;
         batch.insert(keys::key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
         batch.insert(&keys::numbered(keys::MAIN, 0), hash.as_bytes());
         batch.insert(keys::key(keys::STATE, keys::TIP), encoding::encode(&tip));
@@ -283,7 +281,7 @@ impl Store {
             batch.insert(keys::key(keys::ACCOUNT, address.as_bytes()), encoding::encode(&account));
         }
         self.tree.apply_batch(batch)?;
-        self.bodies.advance(appended.end);
+        self.bodies.advance(end);
         self.db.flush()?;
         Ok(())
     }
@@ -297,6 +295,22 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Writes the bodies of `blocks` (each with its record's key and metadata) to the block
+    /// files, synced, and adds their records and the files' new end to `batch`. Returns that
+    /// end, for [`BlockFiles::advance`] once the batch is written.
+    fn stage_blocks(
+        &self,
+        blocks: &[(Vec<u8>, BlockMeta, &Block)],
+        batch: &mut sled::Batch,
+    ) -> Result<FilesEnd, StoreError> {
+        let appended = self.bodies.append(blocks.iter().map(|(_, _, block)| *block))?;
+        for ((k, meta, _), body) in blocks.iter().zip(&appended.at) {
+            batch.insert(k.as_slice(), block_record(*meta, *body));
+        }
+        batch.insert(keys::key(keys::STATE, keys::FILES_END), encoding::encode(&appended.end));
+        Ok(appended.end)
     }
 
     /// Reads and decodes the value under `key`.

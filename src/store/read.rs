@@ -113,10 +113,11 @@ impl Store {
     /// checked to be that block (a damaged file is reported, not served).
     fn body(&self, hash: &BlockHash, stored: &StoredBlock) -> Result<Block, StoreError> {
         let raw = self.bodies.read(stored.body)?;
-        let block_key = key(keys::BLOCK, hash.as_bytes());
-        let block: Block = decode(&block_key, &raw)?;
+        // The record's key names a damaged body; built only then.
+        let damaged = |reason: String| corrupt(&key(keys::BLOCK, hash.as_bytes()), reason);
+        let block: Block = encoding::decode(&raw).map_err(|e| damaged(e.to_string()))?;
         if block.hash() != *hash {
-            return Err(corrupt(&block_key, format!("the body at {:?} is another block's", stored.body)));
+            return Err(damaged(format!("the body at {:?} is another block's", stored.body)));
         }
         Ok(block)
     }

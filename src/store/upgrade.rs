@@ -3,7 +3,7 @@
 //! resumable, so a node of the same consensus format keeps its chain without a re-sync.
 
 use super::keys::{self, key};
-use super::{be_u64, block_record, corrupt, Store, StoreError, LAYOUT_VERSION};
+use super::{be_u64, corrupt, Store, StoreError, LAYOUT_VERSION};
 use crate::core::block::Block;
 use crate::core::chain::BlockMeta;
 use crate::core::encoding;
@@ -113,15 +113,12 @@ impl Store {
             }
         }
         let Some(last) = keys_read.last() else { return Ok(0) };
-        let appended = self.bodies.append(records.iter().map(|r| &r.block))?;
+        let blocks: Vec<_> = keys_read.iter().zip(&records).map(|(k, r)| (k.to_vec(), r.meta, &r.block)).collect();
         let mut batch = sled::Batch::default();
-        for ((k, record), body) in keys_read.iter().zip(&records).zip(&appended.at) {
-            batch.insert(k, block_record(record.meta, *body));
-        }
-        batch.insert(key(keys::STATE, keys::FILES_END), encoding::encode(&appended.end));
+        let end = self.stage_blocks(&blocks, &mut batch)?;
         batch.insert(key(keys::STATE, keys::UPGRADE_CURSOR), last.clone());
         self.tree.apply_batch(batch)?;
-        self.bodies.advance(appended.end);
+        self.bodies.advance(end);
         Ok(records.len())
     }
 }
