@@ -85,7 +85,7 @@ impl Store {
         let update = overlay.into_update();
         let mut batch = Batch::default();
         let files_end = self.stage_update_blocks(&update, &mut batch)?;
-        self.write_update(&update, &mut batch);
+        self.write_update(&update, &mut batch)?;
         // Read before the mempool's lock is taken: readers never wait on a disk read.
         let accounts = self.accounts_after(&update)?;
         self.update_mempool(&update, &accounts, &mut self.lock_mempool(), &mut batch);
@@ -283,15 +283,10 @@ impl Store {
         self.stage_blocks(&blocks, batch).map(Some)
     }
 
-    /// Adds a consensus update, but for the blocks it stores, to `batch`.
-    fn write_update(&self, update: &ChainUpdate, batch: &mut Batch) {
-        for (height, entry) in &update.main_index {
-            let k = &numbered(keys::MAIN, *height)[..];
-            match entry {
-                Some(hash) => batch.insert(k, &hash.as_bytes()[..]),
-                None => batch.remove(k),
-            }
-        }
+    /// Adds a consensus update, but for the blocks it stores, to `batch` (reading the main
+    /// index's groups it changes).
+    fn write_update(&self, update: &ChainUpdate, batch: &mut Batch) -> Result<(), StoreError> {
+        self.stage_main_index(&update.main_index, batch)?;
         let indexed = self.tx_index_kept();
         for (id, entry) in update.tx_index.iter().filter(|_| indexed) {
             let k = key(keys::TX, id.as_bytes());
@@ -323,6 +318,7 @@ impl Store {
         for (entry, block) in &update.orphans_added {
             batch.insert(&numbered(keys::ORPHAN, entry.seq)[..], super::orphan_record(entry, block));
         }
+        Ok(())
     }
 
     /// Brings the mempool in line with the new tip: the transfers a reorganization handed back

@@ -32,7 +32,7 @@ impl Store {
         if self.block(&tip.hash)?.is_none() {
             problems.push(format!("tip block {} is missing", tip.hash));
         }
-        let main_len = self.count(keys::MAIN);
+        let main_len = self.main_index_len()?;
         if main_len != tip.height + 1 {
             problems.push(format!("main index has {main_len} entries for tip height {}", tip.height));
         }

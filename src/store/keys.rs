@@ -6,8 +6,12 @@
 /// (one record per block, so the tree holds fewer entries; sled's memory grows with its entry
 /// count).
 pub(super) const BLOCK: u8 = b'B';
-/// `H` ++ height → hash of the main-chain block there.
-pub(super) const MAIN: u8 = b'H';
+/// `G` ++ group (height / 64) → the hashes of the main-chain blocks at that group's heights, as
+/// far as the chain reaches (see `main_index`).
+pub(super) const MAIN_GROUP: u8 = b'G';
+/// `H` ++ height → hash of the main-chain block there: the main-chain index of layouts 7 and 8,
+/// read only to upgrade it.
+pub(super) const MAIN_BY_HEIGHT: u8 = b'H';
 /// `T` ++ txid → height of the main-chain block holding it (transfers only: a reward is unique
 /// by its height).
 pub(super) const TX: u8 = b'T';

@@ -10,6 +10,7 @@ mod apply;
 mod block_files;
 mod check;
 mod keys;
+mod main_index;
 mod mempool;
 mod position;
 mod read;
@@ -111,7 +112,7 @@ pub enum MissingRecord {
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.
-const LAYOUT_VERSION: u64 = 8;
+const LAYOUT_VERSION: u64 = 9;
 
 /// What sled holds per block: the metadata first, so fork choice reads it alone, then where the
 /// body is in the block files.
@@ -274,7 +275,7 @@ impl Store {
         let mut batch = sled::Batch::default();
         let end = self.stage_blocks(&[(keys::key(keys::BLOCK, hash.as_bytes()), meta, &block)], &mut batch)?;
         batch.insert(keys::key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
-        batch.insert(&keys::numbered(keys::MAIN, 0), hash.as_bytes());
+        self.stage_main_index(&BTreeMap::from([(0, Some(hash))]), &mut batch)?;
         batch.insert(keys::key(keys::STATE, keys::TIP), encoding::encode(&tip));
         batch.insert(keys::key(keys::STATE, keys::PARAMS), encoding::encode(&self.params));
         for (address, account) in genesis_accounts(&self.params) {

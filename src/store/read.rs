@@ -37,8 +37,7 @@ impl ChainView for Store {
     }
 
     fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {
-        let k = numbered(keys::MAIN, height);
-        self.tree.get(k)?.map(|raw| digest(&k, &raw).map(BlockHash::new)).transpose()
+        self.main_index_at(height)
     }
 
     fn account(&self, address: &Address) -> Result<AccountEntry, StoreError> {
@@ -94,9 +93,7 @@ impl Store {
     pub fn main_blocks(&self, from: u64, limit: usize, max_bytes: usize) -> Result<Vec<Block>, StoreError> {
         let mut blocks = Vec::new();
         let mut bytes = 0;
-        for entry in self.tree.range(&numbered(keys::MAIN, from)[..]..&[keys::MAIN + 1][..]).take(limit) {
-            let (k, raw) = entry?;
-            let hash = BlockHash::new(digest(&k, &raw)?);
+        for hash in self.main_index_from(from, limit)? {
             let stored: StoredBlock = self
                 .get_decoded(&key(keys::BLOCK, hash.as_bytes()))?
                 .ok_or_else(|| StoreError::Missing(MissingRecord::Block(hash)))?;
@@ -249,7 +246,7 @@ impl Store {
 }
 
 /// Reads a stored 32-byte digest.
-fn digest(k: &[u8], raw: &[u8]) -> Result<[u8; 32], StoreError> {
+pub(super) fn digest(k: &[u8], raw: &[u8]) -> Result<[u8; 32], StoreError> {
     raw.try_into().map_err(|_| corrupt(k, format!("{} bytes where 32 were expected", raw.len())))
 }
 

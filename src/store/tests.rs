@@ -499,10 +499,30 @@ fn a_store_whose_block_files_lost_their_end_is_refused() {
     assert!(matches!(err, StoreError::BlockFile(BlockFileError::Short { .. })), "{err}");
 }
 
+/// Rewrites the main-chain index of `store` as one record per height, as layouts 7 and 8 kept it.
+fn index_by_height(store: &Store) {
+    let tip = store.tip().unwrap().height;
+    for (height, hash) in store.main_index_from(0, usize::MAX).unwrap().into_iter().enumerate() {
+        store.tree.insert(keys::numbered(keys::MAIN_BY_HEIGHT, height as u64), &hash.as_bytes()[..]).unwrap();
+    }
+    for group in 0..=tip / main_index::GROUP_HEIGHTS {
+        store.tree.remove(keys::numbered(keys::MAIN_GROUP, group)).unwrap();
+    }
+}
+
+/// Turns the store in `dir` back into layout 8: one main-index record per height.
+fn write_layout_8(dir: &Path) {
+    let store = Store::open(dir, &params(), DEFAULT_CACHE_BYTES).unwrap();
+    index_by_height(&store);
+    store.tree.insert(keys::key(keys::STATE, keys::LAYOUT), &8u64.to_be_bytes()).unwrap();
+    store.flush().unwrap();
+}
+
 /// Turns the store in `dir` back into layout 7: block records with their
-/// bodies inline, and no block files.
+/// bodies inline, one main-index record per height, and no block files.
 fn write_layout_7(dir: &Path) {
     let store = Store::open(dir, &params(), DEFAULT_CACHE_BYTES).unwrap();
+    index_by_height(&store);
     for entry in store.tree.scan_prefix([keys::BLOCK]) {
         let (k, raw) = entry.unwrap();
         let stored: StoredBlock = encoding::decode(&raw).unwrap();
@@ -530,15 +550,15 @@ fn a_store_of_layout_7_is_upgraded_in_place_even_when_cut_short() {
     // layout 8, so the version before (which reads only 7) refuses it instead of misreading.
     let db = open_db(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
     let tree = db.open_tree("chain").unwrap();
-    assert_eq!(upgrade::layout_state(&tree).unwrap(), upgrade::LayoutState::ToUpgrade);
+    assert_eq!(upgrade::layout_state(&tree).unwrap(), upgrade::LayoutState::BodiesInline);
     let partial = Store::with_db(db, tree, dir.path(), params()).unwrap();
-    partial.begin_upgrade().unwrap();
+    partial.begin_moving_bodies().unwrap();
     let record_bytes = encoding::encoded_len(&blocks[0]) * 3;
-    assert!(partial.upgrade_step(record_bytes).unwrap() >= 3);
-    assert!(partial.upgrade_step(record_bytes).unwrap() >= 3);
+    assert!(partial.move_bodies_step(record_bytes).unwrap() >= 3);
+    assert!(partial.move_bodies_step(record_bytes).unwrap() >= 3);
     partial.flush().unwrap();
-    assert_eq!(upgrade::stored_layout(&partial.tree).unwrap(), LAYOUT_VERSION);
-    assert_eq!(upgrade::layout_state(&partial.tree).unwrap(), upgrade::LayoutState::ToUpgrade);
+    assert_eq!(upgrade::stored_layout(&partial.tree).unwrap(), upgrade::INDEX_BY_HEIGHT_LAYOUT);
+    assert_eq!(upgrade::layout_state(&partial.tree).unwrap(), upgrade::LayoutState::BodiesInline);
     drop(partial);
 
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
@@ -552,4 +572,74 @@ fn a_store_of_layout_7_is_upgraded_in_place_even_when_cut_short() {
     let next = child(&params(), &blocks[11], "a", &[]);
     store.apply_block(next.clone(), 0, &[offset(13)]).unwrap();
     assert_eq!(store.tip().unwrap().hash, next.hash());
+}
+
+#[test]
+fn a_store_of_layout_8_has_its_main_index_regrouped_even_when_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let blocks = stored_chain(&store, 140);
+    let before = store.check_consistency().unwrap();
+    drop(store);
+    write_layout_8(dir.path());
+
+    // Cut short after one group: the store already says layout 9, so the version before
+    // refuses it, and the per-height records left say the regrouping is unfinished.
+    let db = open_db(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
+    let tree = db.open_tree("chain").unwrap();
+    assert_eq!(upgrade::layout_state(&tree).unwrap(), upgrade::LayoutState::IndexByHeight);
+    let partial = Store::with_db(db, tree, dir.path(), params()).unwrap();
+    assert_eq!(partial.regroup_step(1).unwrap(), 64);
+    partial.flush().unwrap();
+    assert_eq!(upgrade::stored_layout(&partial.tree).unwrap(), LAYOUT_VERSION);
+    assert_eq!(upgrade::layout_state(&partial.tree).unwrap(), upgrade::LayoutState::IndexByHeight);
+    drop(partial);
+
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(upgrade::layout_state(&store.tree).unwrap(), upgrade::LayoutState::Current);
+    assert_eq!(store.count(keys::MAIN_BY_HEIGHT), 0);
+    assert_eq!(store.count(keys::MAIN_GROUP), 3, "141 heights in groups of 64");
+    assert_eq!(store.check_consistency().unwrap(), before);
+    let page: Vec<_> = store.main_blocks(60, 10, usize::MAX).unwrap().iter().map(Block::hash).collect();
+    let expected: Vec<_> = blocks[59..69].iter().map(Block::hash).collect();
+    assert_eq!(page, expected, "a page across a group's end");
+    let next = child(&params(), &blocks[139], "a", &[]);
+    store.apply_block(next.clone(), 0, &[offset(141)]).unwrap();
+    assert_eq!(store.main_hash_at(141).unwrap(), Some(next.hash()));
+}
+
+#[test]
+fn a_reorganization_across_a_group_boundary_rewrites_the_main_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let blocks = stored_chain(&store, 66);
+    // A branch from height 62 that overtakes the main chain at height 67 replaces heights
+    // 63..=66 (both sides of the group boundary at 64) and adds 67.
+    let mut parent = blocks[61].clone();
+    let mut branch = Vec::new();
+    for height in 63..=67u64 {
+        let block = child(&params(), &parent, "branch", &[]);
+        store.apply_block(block.clone(), 0, &[offset(height + 1)]).unwrap();
+        branch.push(block.clone());
+        parent = block;
+    }
+    assert_eq!(store.tip().unwrap().hash, parent.hash());
+    for (block, height) in branch.iter().zip(63u64..) {
+        assert_eq!(store.main_hash_at(height).unwrap(), Some(block.hash()), "height {height}");
+    }
+    assert_eq!(store.main_hash_at(62).unwrap(), Some(blocks[61].hash()));
+    assert_eq!(store.main_hash_at(68).unwrap(), None);
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_main_index_change_that_leaves_a_gap_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let hash = genesis_block().hash();
+    let mut batch = sled::Batch::default();
+    let gap = main_index::MainIndexChange::from([(2, Some(hash))]);
+    assert!(matches!(store.stage_main_index(&gap, &mut batch), Err(StoreError::Corrupt { .. })));
+    let set_above_cut = main_index::MainIndexChange::from([(0, None), (1, Some(hash))]);
+    assert!(matches!(store.stage_main_index(&set_above_cut, &mut batch), Err(StoreError::Corrupt { .. })));
 }

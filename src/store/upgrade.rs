@@ -1,16 +1,26 @@
-//! Upgrading a data directory of layout 7, whose block records held the blocks' bodies, to
-//! layout 8, where the bodies are in the block files: in place, in bounded batches, and
-//! resumable, so a node of the same consensus format keeps its chain without a re-sync.
+//! Upgrading a data directory of an earlier layout of the same consensus format, in place, in
+//! bounded batches, and resumable, so a node keeps its chain without a re-sync:
+//! - layout 7 → 8: the block bodies move out of sled into the block files;
+//! - layout 8 → 9: the main-chain index, one record per height, becomes groups of heights.
 
 use super::keys::{self, key};
+use super::main_index::{MainIndexChange, GROUP_HEIGHTS};
+use super::read::digest;
 use super::{be_u64, corrupt, Store, StoreError, LAYOUT_VERSION};
 use crate::core::block::Block;
 use crate::core::chain::BlockMeta;
 use crate::core::encoding;
+use crate::core::hash::BlockHash;
 use std::ops::Bound;
 
-/// The layout this version upgrades from.
-pub(super) const UPGRADABLE_LAYOUT: u64 = 7;
+/// The layout whose block records hold the blocks' bodies.
+pub(super) const BODIES_INLINE_LAYOUT: u64 = 7;
+
+/// The layout with the bodies in the block files and one main-index record per height.
+pub(super) const INDEX_BY_HEIGHT_LAYOUT: u64 = 8;
+
+/// Main-index groups regrouped per batch (64 heights each; 4 MiB of records).
+const REGROUP_BATCH_GROUPS: usize = 1024;
 
 /// Bytes of block records converted per batch (at least one record each): the memory the
 /// upgrade takes, whatever the chain's length.
@@ -28,8 +38,10 @@ pub(super) struct InlineBlock {
 pub(super) enum LayoutState {
     /// The layout this version writes.
     Current,
-    /// Layout 7, or an upgrade from it that was cut short.
-    ToUpgrade,
+    /// Layout 7, or a move of its bodies to the block files that was cut short.
+    BodiesInline,
+    /// Layout 8, or a regrouping of its main-chain index that was cut short.
+    IndexByHeight,
 }
 
 /// The layout version the store in `tree` records (0 when none is recorded).
@@ -41,21 +53,30 @@ pub(super) fn stored_layout(tree: &sled::Tree) -> Result<u64, StoreError> {
 /// What opening the store in `tree` must do about its layout; a layout this version neither
 /// reads nor upgrades is refused rather than misread. Layouts before 7 hold chains of an older
 /// consensus format (their genesis and blocks are not valid here), so they are not upgraded: a
-/// node syncs a new data directory from its topics.
+/// node syncs a new data directory from its topics. Each upgrade marks the store with its target
+/// layout in its first batch, so the version before refuses a half-converted store; what is left
+/// to convert (a cursor, per-height records) says the upgrade is unfinished.
 pub(super) fn layout_state(tree: &sled::Tree) -> Result<LayoutState, StoreError> {
+    let moving_bodies = tree.get(key(keys::STATE, keys::UPGRADE_CURSOR))?.is_some();
+    let index_by_height = tree.scan_prefix([keys::MAIN_BY_HEIGHT]).next().transpose()?.is_some();
     match stored_layout(tree)? {
-        LAYOUT_VERSION if tree.get(key(keys::STATE, keys::UPGRADE_CURSOR))?.is_some() => Ok(LayoutState::ToUpgrade),
+        LAYOUT_VERSION if index_by_height => Ok(LayoutState::IndexByHeight),
         LAYOUT_VERSION => Ok(LayoutState::Current),
-        UPGRADABLE_LAYOUT => Ok(LayoutState::ToUpgrade),
+        INDEX_BY_HEIGHT_LAYOUT if moving_bodies => Ok(LayoutState::BodiesInline),
+        INDEX_BY_HEIGHT_LAYOUT => Ok(LayoutState::IndexByHeight),
+        BODIES_INLINE_LAYOUT => Ok(LayoutState::BodiesInline),
         found => Err(StoreError::Layout { found, expected: LAYOUT_VERSION }),
     }
 }
 
 impl Store {
-    /// Finishes what [`layout_state`] found: nothing, or the upgrade.
+    /// Finishes what [`layout_state`] found: nothing, or the upgrades still to do, in order.
     pub(super) fn bring_to_layout(self, state: LayoutState) -> Result<Self, StoreError> {
-        if state == LayoutState::ToUpgrade {
-            self.upgrade_layout(UPGRADE_BATCH_BYTES)?;
+        if state == LayoutState::BodiesInline {
+            self.move_bodies(UPGRADE_BATCH_BYTES)?;
+        }
+        if state != LayoutState::Current {
+            self.regroup_main_index(REGROUP_BATCH_GROUPS)?;
         }
         Ok(self)
     }
@@ -64,12 +85,12 @@ impl Store {
     /// per batch. The first batch marks the store as layout 8 with a cursor (the last key
     /// converted), so a version that reads only layout 7 refuses a half-converted store, and
     /// an upgrade cut short resumes after the cursor; the last removes the cursor.
-    fn upgrade_layout(&self, batch_bytes: usize) -> Result<(), StoreError> {
-        tracing::info!(from = UPGRADABLE_LAYOUT, to = LAYOUT_VERSION, "upgrading the store's layout");
-        self.begin_upgrade()?;
+    fn move_bodies(&self, batch_bytes: usize) -> Result<(), StoreError> {
+        tracing::info!(from = BODIES_INLINE_LAYOUT, to = INDEX_BY_HEIGHT_LAYOUT, "upgrading the store's layout");
+        self.begin_moving_bodies()?;
         let mut converted = 0;
         loop {
-            let step = self.upgrade_step(batch_bytes)?;
+            let step = self.move_bodies_step(batch_bytes)?;
             if step == 0 {
                 break;
             }
@@ -77,25 +98,25 @@ impl Store {
         }
         self.tree.remove(key(keys::STATE, keys::UPGRADE_CURSOR))?;
         self.db.flush()?;
-        tracing::info!(blocks = converted, "the store's layout is upgraded");
+        tracing::info!(blocks = converted, "the block bodies are in the block files");
         Ok(())
     }
 
-    /// Marks a store of layout 7 as being upgraded (layout 8 with a cursor before every block
-    /// record); a store already marked is left as it is.
-    pub(super) fn begin_upgrade(&self) -> Result<(), StoreError> {
-        if stored_layout(&self.tree)? != UPGRADABLE_LAYOUT {
+    /// Marks a store of layout 7 as having its bodies moved (layout 8 with a cursor before every
+    /// block record); a store already marked is left as it is.
+    pub(super) fn begin_moving_bodies(&self) -> Result<(), StoreError> {
+        if stored_layout(&self.tree)? != BODIES_INLINE_LAYOUT {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
-        batch.insert(key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
+        batch.insert(key(keys::STATE, keys::LAYOUT), &INDEX_BY_HEIGHT_LAYOUT.to_be_bytes()[..]);
         batch.insert(key(keys::STATE, keys::UPGRADE_CURSOR), &[keys::BLOCK][..]);
         Ok(self.tree.apply_batch(batch)?)
     }
 
     /// Converts the block records after the cursor, about `batch_bytes` of them, in one batch;
     /// returns how many (0 once none is left).
-    pub(super) fn upgrade_step(&self, batch_bytes: usize) -> Result<usize, StoreError> {
+    pub(super) fn move_bodies_step(&self, batch_bytes: usize) -> Result<usize, StoreError> {
         // The cursor starts as the bare prefix, which sorts before every block key.
         let cursor = self.tree.get(key(keys::STATE, keys::UPGRADE_CURSOR))?.map_or(vec![keys::BLOCK], |c| c.to_vec());
         let mut keys_read = Vec::new();
@@ -120,5 +141,44 @@ impl Store {
         self.tree.apply_batch(batch)?;
         self.bodies.advance(end);
         Ok(records.len())
+    }
+
+    /// Turns the per-height records of the main-chain index into group records, at most
+    /// `batch_groups` groups per batch; each batch also marks the store layout 9, so the version
+    /// before refuses it from the first on, and a regrouping cut short resumes with the
+    /// per-height records left.
+    fn regroup_main_index(&self, batch_groups: usize) -> Result<(), StoreError> {
+        tracing::info!(from = INDEX_BY_HEIGHT_LAYOUT, to = LAYOUT_VERSION, "upgrading the store's layout");
+        let mut heights = 0;
+        loop {
+            let step = self.regroup_step(batch_groups)?;
+            if step == 0 {
+                break;
+            }
+            heights += step;
+        }
+        self.db.flush()?;
+        tracing::info!(heights, "the main-chain index is grouped");
+        Ok(())
+    }
+
+    /// Regroups the first `groups` groups' worth of per-height records left, in one batch;
+    /// returns how many heights (0 once none is left). The records left start at a group's
+    /// first height, since each batch takes whole groups of a chain without gaps.
+    pub(super) fn regroup_step(&self, groups: usize) -> Result<usize, StoreError> {
+        let mut change = MainIndexChange::new();
+        let mut batch = sled::Batch::default();
+        for entry in self.tree.scan_prefix([keys::MAIN_BY_HEIGHT]).take(groups * GROUP_HEIGHTS as usize) {
+            let (k, raw) = entry?;
+            change.insert(be_u64(&k, &k[1..])?, Some(BlockHash::new(digest(&k, &raw)?)));
+            batch.remove(k);
+        }
+        if change.is_empty() {
+            return Ok(0);
+        }
+        self.stage_main_index(&change, &mut batch)?;
+        batch.insert(key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
+        self.tree.apply_batch(batch)?;
+        Ok(change.len())
     }
 }
