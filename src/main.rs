@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 /// The allocator of every kafkachain process: jemalloc. Its per-thread caches suit the node's
 /// pattern (short-lived buffers on many threads: the applier, the read-ahead, rdkafka's
-/// callbacks, HTTP workers); the cold sync measured 1.5-1.8x faster than on glibc malloc
+/// callbacks, HTTP workers); the cold sync measured 1.5-1.9x faster than on glibc malloc
 /// (README, issue 25).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
