@@ -32,9 +32,16 @@ impl Store {
         if self.block(&tip.hash)?.is_none() {
             problems.push(format!("tip block {} is missing", tip.hash));
         }
-        let main_len = self.main_index_len()?;
+        let main_len = self.main_index_len().unwrap_or_else(|e| {
+            problems.push(format!("the main index does not read: {e}"));
+            0
+        });
         if main_len != tip.height + 1 {
             problems.push(format!("main index has {main_len} entries for tip height {}", tip.height));
+        }
+        let by_height = self.count(keys::MAIN_BY_HEIGHT);
+        if by_height > 0 {
+            problems.push(format!("{by_height} main-index records of the layout before are left"));
         }
         let chain = self.params().chain_tag();
         let mut confirmed = 0u64;

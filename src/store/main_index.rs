@@ -62,8 +62,14 @@ impl Store {
     pub(super) fn main_index_from(&self, from: u64, limit: usize) -> Result<Vec<BlockHash>, StoreError> {
         let mut hashes = Vec::new();
         let mut at = offset(from);
-        for entry in self.tree.range(group_key(from)..numbered(keys::MAIN_GROUP, u64::MAX)) {
+        let groups = self.tree.range(group_key(from)..numbered(keys::MAIN_GROUP, u64::MAX));
+        for (group, entry) in (from / GROUP_HEIGHTS..).zip(groups) {
             let (k, raw) = entry?;
+            // A missing group would shift every later hash to a height below its own.
+            let expected = numbered(keys::MAIN_GROUP, group);
+            if k != expected[..] {
+                return Err(corrupt(&expected, "the main-index group is missing".into()));
+            }
             check_group(&k, &raw)?;
             while at < raw.len() && hashes.len() < limit {
                 hashes.push(hash_at(&raw, at));

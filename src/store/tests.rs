@@ -643,3 +643,75 @@ fn a_main_index_change_that_leaves_a_gap_is_refused() {
     let set_above_cut = main_index::MainIndexChange::from([(0, None), (1, Some(hash))]);
     assert!(matches!(store.stage_main_index(&set_above_cut, &mut batch), Err(StoreError::Corrupt { .. })));
 }
+
+#[test]
+fn a_layout_8_index_with_a_gap_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    stored_chain(&store, 140);
+    drop(store);
+    write_layout_8(dir.path());
+    let db = open_db(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
+    db.open_tree("chain").unwrap().remove(keys::numbered(keys::MAIN_BY_HEIGHT, 70)).unwrap();
+    db.flush().unwrap();
+    drop(db);
+
+    let err = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).err().unwrap();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    let db = open_db(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
+    let tree = db.open_tree("chain").unwrap();
+    assert_eq!(
+        upgrade::stored_layout(&tree).unwrap(),
+        upgrade::INDEX_BY_HEIGHT_LAYOUT,
+        "the version before still reads it"
+    );
+    assert_eq!(tree.scan_prefix([keys::MAIN_BY_HEIGHT]).count(), 140);
+    assert_eq!(tree.scan_prefix([keys::MAIN_GROUP]).count(), 0);
+}
+
+#[test]
+fn a_main_index_cut_below_a_group_drops_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    stored_chain(&store, 66);
+    let replacement = genesis_block().hash();
+    let change = main_index::MainIndexChange::from([(63, Some(replacement)), (64, None), (65, None), (66, None)]);
+    let mut batch = sled::Batch::default();
+    store.stage_main_index(&change, &mut batch).unwrap();
+    store.tree.apply_batch(batch).unwrap();
+    assert_eq!(store.main_hash_at(63).unwrap(), Some(replacement));
+    assert_eq!(store.main_hash_at(64).unwrap(), None);
+    assert_eq!(store.main_index_len().unwrap(), 64);
+    assert_eq!(store.count(keys::MAIN_GROUP), 1);
+}
+
+#[test]
+fn one_batch_of_blocks_across_groups_is_indexed_and_paged_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let mut parent = genesis_block();
+    let mut blocks = Vec::new();
+    for _ in 0..150 {
+        let block = child(&params(), &parent, "a", &[]);
+        parent = block.clone();
+        blocks.push(block);
+    }
+    let batch: Vec<_> = blocks.iter().map(|b| (b.clone(), 0)).collect();
+    store.apply_blocks(batch, &[offset(150)], HashSet::new()).unwrap();
+    assert_eq!(store.check_consistency().unwrap().problems, Vec::<String>::new());
+    assert_eq!(store.count(keys::MAIN_GROUP), 3);
+    assert_eq!(store.main_blocks(1, 200, usize::MAX).unwrap(), blocks);
+    assert_eq!(store.main_blocks(128, 0, usize::MAX).unwrap(), Vec::<Block>::new());
+    assert_eq!(store.main_blocks(151, 10, usize::MAX).unwrap(), Vec::<Block>::new());
+}
+
+#[test]
+fn a_missing_main_index_group_is_reported_not_paged_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    stored_chain(&store, 140);
+    store.tree.remove(keys::numbered(keys::MAIN_GROUP, 1)).unwrap();
+    assert!(matches!(store.main_blocks(60, 10, usize::MAX), Err(StoreError::Corrupt { .. })));
+    assert!(matches!(store.main_blocks(64, 10, usize::MAX), Err(StoreError::Corrupt { .. })));
+    assert!(!store.check_consistency().unwrap().problems.is_empty());
+}

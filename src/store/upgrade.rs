@@ -8,7 +8,7 @@ use super::main_index::{MainIndexChange, GROUP_HEIGHTS};
 use super::read::digest;
 use super::{be_u64, corrupt, Store, StoreError, LAYOUT_VERSION};
 use crate::core::block::Block;
-use crate::core::chain::BlockMeta;
+use crate::core::chain::{BlockMeta, ChainView};
 use crate::core::encoding;
 use crate::core::hash::BlockHash;
 use std::ops::Bound;
@@ -149,6 +149,7 @@ impl Store {
     /// per-height records left.
     fn regroup_main_index(&self, batch_groups: usize) -> Result<(), StoreError> {
         tracing::info!(from = INDEX_BY_HEIGHT_LAYOUT, to = LAYOUT_VERSION, "upgrading the store's layout");
+        self.check_index_by_height()?;
         let mut heights = 0;
         loop {
             let step = self.regroup_step(batch_groups)?;
@@ -159,6 +160,32 @@ impl Store {
         }
         self.db.flush()?;
         tracing::info!(heights, "the main-chain index is grouped");
+        Ok(())
+    }
+
+    /// Checks, before anything is converted, that the per-height records left continue the
+    /// grouped index (whole groups from genesis, none before a regrouping begins) without a gap
+    /// up to the tip: a damaged index is refused as it is rather than half-converted, and the
+    /// batches then fall on group boundaries.
+    fn check_index_by_height(&self) -> Result<(), StoreError> {
+        let grouped = self.main_index_len()?;
+        let layout_key = key(keys::STATE, keys::LAYOUT);
+        if !grouped.is_multiple_of(GROUP_HEIGHTS) {
+            return Err(corrupt(&layout_key, format!("a regrouping left {grouped} heights grouped, not whole groups")));
+        }
+        let mut next = grouped;
+        for k in self.tree.scan_prefix([keys::MAIN_BY_HEIGHT]).keys() {
+            let k = k?;
+            let height = be_u64(&k, &k[1..])?;
+            if height != next {
+                return Err(corrupt(&k, format!("the main index by height has {height} where {next} was expected")));
+            }
+            next += 1;
+        }
+        let tip = self.tip()?.height;
+        if next != tip + 1 {
+            return Err(corrupt(&layout_key, format!("the main index ends at {next} heights, the tip is at {tip}")));
+        }
         Ok(())
     }
 
