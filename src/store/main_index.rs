@@ -11,7 +11,7 @@ use super::keys::{self, numbered};
 use super::{corrupt, Store, StoreError};
 use crate::core::hash::BlockHash;
 use sled::Batch;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Heights per group record.
 pub(super) const GROUP_HEIGHTS: u64 = 64;
@@ -99,11 +99,10 @@ impl Store {
     /// every height it sets (a chain has no gaps); the write lock keeps the groups read here from
     /// changing before the batch lands.
     pub(super) fn stage_main_index(&self, change: &MainIndexChange, batch: &mut Batch) -> Result<(), StoreError> {
-        let mut groups: BTreeMap<u64, Vec<(u64, Option<BlockHash>)>> = BTreeMap::new();
-        for (height, entry) in change {
-            groups.entry(height / GROUP_HEIGHTS).or_default().push((*height, *entry));
-        }
-        for (group, entries) in groups {
+        let groups: BTreeSet<u64> = change.keys().map(|height| height / GROUP_HEIGHTS).collect();
+        for group in groups {
+            let first = group * GROUP_HEIGHTS;
+            let entries = || change.range(first..first + GROUP_HEIGHTS);
             let k = numbered(keys::MAIN_GROUP, group);
             let mut record = match self.tree.get(k)? {
                 Some(raw) => {
@@ -112,8 +111,8 @@ impl Store {
                 }
                 None => Vec::new(),
             };
-            let cut = entries.iter().filter(|(_, entry)| entry.is_none()).map(|(height, _)| offset(*height)).min();
-            for (height, hash) in entries.iter().filter_map(|(height, entry)| entry.map(|hash| (*height, hash))) {
+            let cut = entries().filter(|(_, entry)| entry.is_none()).map(|(height, _)| offset(*height)).min();
+            for (height, hash) in entries().filter_map(|(height, entry)| entry.map(|hash| (*height, hash))) {
                 let at = offset(height);
                 if at > record.len() || cut.is_some_and(|cut| at >= cut) {
                     return Err(corrupt(&k, format!("height {height} would leave a gap in the main index")));

@@ -88,14 +88,7 @@ impl Store {
     fn move_bodies(&self, batch_bytes: usize) -> Result<(), StoreError> {
         tracing::info!(from = BODIES_INLINE_LAYOUT, to = INDEX_BY_HEIGHT_LAYOUT, "upgrading the store's layout");
         self.begin_moving_bodies()?;
-        let mut converted = 0;
-        loop {
-            let step = self.move_bodies_step(batch_bytes)?;
-            if step == 0 {
-                break;
-            }
-            converted += step;
-        }
+        let converted = until_done(|| self.move_bodies_step(batch_bytes))?;
         self.tree.remove(key(keys::STATE, keys::UPGRADE_CURSOR))?;
         self.db.flush()?;
         tracing::info!(blocks = converted, "the block bodies are in the block files");
@@ -150,14 +143,7 @@ impl Store {
     fn regroup_main_index(&self, batch_groups: usize) -> Result<(), StoreError> {
         tracing::info!(from = INDEX_BY_HEIGHT_LAYOUT, to = LAYOUT_VERSION, "upgrading the store's layout");
         self.check_index_by_height()?;
-        let mut heights = 0;
-        loop {
-            let step = self.regroup_step(batch_groups)?;
-            if step == 0 {
-                break;
-            }
-            heights += step;
-        }
+        let heights = until_done(|| self.regroup_step(batch_groups))?;
         self.db.flush()?;
         tracing::info!(heights, "the main-chain index is grouped");
         Ok(())
@@ -207,5 +193,17 @@ impl Store {
         batch.insert(key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
         self.tree.apply_batch(batch)?;
         Ok(change.len())
+    }
+}
+
+/// Runs an upgrade's `step` (one batch, returning how many items it converted) until it
+/// converts nothing; returns the total.
+fn until_done(mut step: impl FnMut() -> Result<usize, StoreError>) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        match step()? {
+            0 => return Ok(total),
+            converted => total += converted,
+        }
     }
 }
