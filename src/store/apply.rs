@@ -1,11 +1,10 @@
 //! Writing the chain state: each consumed message's effects and its new offset, as one atomic
 //! sled batch. A write lock makes the read-decide-write sequence of one message exclusive.
 
-use super::block_files::FilesEnd;
 use super::keys::{self, key, numbered};
 use super::mempool::MempoolIndex;
 use super::MissingRecord;
-use super::{KeptSideBranch, Positions, Store, StoreError, TopicPartition};
+use super::{KeptSideBranch, Positions, StagedBlocks, Store, StoreError, TopicPartition};
 use crate::core::account::{Account, Address};
 use crate::core::admission::{self, Refusal};
 use crate::core::block::Block;
@@ -84,16 +83,15 @@ impl Store {
         }
         let update = overlay.into_update();
         let mut batch = Batch::default();
-        let files_end = self.stage_update_blocks(&update, &mut batch)?;
-        self.write_update(&update, &mut batch)?;
-        // Read before the mempool's lock is taken: readers never wait on a disk read.
-        let accounts = self.accounts_after(&update)?;
-        self.update_mempool(&update, &accounts, &mut self.lock_mempool(), &mut batch);
-        write_offsets(offsets, &mut batch);
-        self.commit_after_index(batch)?;
-        if let Some(end) = files_end {
-            self.bodies.advance(end);
-        }
+        let staged = self.stage_update_blocks(&update, &mut batch)?;
+        let written = self.write_update(&update, &mut batch).and_then(|()| {
+            // Read before the mempool's lock is taken: readers never wait on a disk read.
+            let accounts = self.accounts_after(&update)?;
+            self.update_mempool(&update, &accounts, &mut self.lock_mempool(), &mut batch);
+            write_offsets(offsets, &mut batch);
+            self.commit_after_index(batch)
+        });
+        self.finish_blocks(written, staged)?;
         let mut orphans = self.lock_orphans();
         for seq in &update.orphans_removed {
             orphans.remove(seq);
@@ -274,12 +272,11 @@ impl Store {
 
     /// Stages the blocks `update` stores (see [`Store::stage_blocks`]); none when it stores no
     /// block.
-    fn stage_update_blocks(&self, update: &ChainUpdate, batch: &mut Batch) -> Result<Option<FilesEnd>, StoreError> {
+    fn stage_update_blocks(&self, update: &ChainUpdate, batch: &mut Batch) -> Result<Option<StagedBlocks>, StoreError> {
         if update.blocks.is_empty() {
             return Ok(None);
         }
-        let blocks: Vec<_> =
-            update.blocks.iter().map(|(hash, block, meta)| (key(keys::BLOCK, hash.as_bytes()), *meta, block)).collect();
+        let blocks: Vec<_> = update.blocks.iter().map(|(hash, block, meta)| (*hash, *meta, block)).collect();
         self.stage_blocks(&blocks, batch).map(Some)
     }
 

@@ -68,6 +68,15 @@ pub enum BlockFileError {
         /// The file.
         path: PathBuf,
     },
+    /// The block index holds an entry that fails its checksum, or the store counts more
+    /// entries than an index can hold.
+    #[error("block index {}: {reason}", path.display())]
+    DamagedIndex {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A file holds less than the store's records reference: it was cut or replaced outside
     /// the node, and the blocks past its end are gone.
     #[error("block file {} holds {found} bytes, but the store's records reach byte {expected}", path.display())]
@@ -187,6 +196,11 @@ impl BlockFiles {
         let mut body = vec![0; at.len as usize];
         file.read_exact_at(&mut body, at.offset).map_err(|source| BlockFileError::Io { path, source })?;
         Ok(body)
+    }
+
+    /// At most the first `max` bytes of the body at `at`.
+    pub(super) fn read_prefix(&self, at: BodyAt, max: u32) -> Result<Vec<u8>, BlockFileError> {
+        self.read(BodyAt { len: at.len.min(max), ..at })
     }
 
     /// File `number`, open for reading; the lowest-numbered open one is closed past the bound.

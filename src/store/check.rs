@@ -16,6 +16,8 @@ pub struct Consistency {
     pub tip_height: u64,
     /// Entries in the main-chain index.
     pub main_len: u64,
+    /// Blocks stored, on the main chain or off it (entries in the block index).
+    pub stored_blocks: u64,
     /// Transactions waiting in the mempool.
     pub mempool_len: u64,
     /// Transfers (transactions other than rewards) in main-chain blocks.
@@ -41,7 +43,16 @@ impl Store {
         }
         let by_height = self.count(keys::MAIN_BY_HEIGHT);
         if by_height > 0 {
-            problems.push(format!("{by_height} main-index records of the layout before are left"));
+            problems.push(format!("{by_height} main-index records of an earlier layout are left"));
+        }
+        let block_records = self.count(keys::BLOCK);
+        if block_records > 0 {
+            problems.push(format!("{block_records} block records of an earlier layout are left in sled"));
+        }
+        let stored_blocks = self.index.len();
+        if stored_blocks < main_len {
+            problems
+                .push(format!("the block index holds {stored_blocks} blocks, fewer than the main chain's {main_len}"));
         }
         let chain = self.params().chain_tag();
         let mut confirmed = 0u64;
@@ -111,6 +122,13 @@ impl Store {
         if let Err(e) = self.offsets() {
             problems.push(format!("the stored offsets do not read back: {e}"));
         }
-        Ok(Consistency { tip_height: tip.height, main_len, mempool_len, confirmed_transfers: confirmed, problems })
+        Ok(Consistency {
+            tip_height: tip.height,
+            main_len,
+            stored_blocks,
+            mempool_len,
+            confirmed_transfers: confirmed,
+            problems,
+        })
     }
 }

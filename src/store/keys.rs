@@ -2,9 +2,9 @@
 //! prefix; integers in keys are big-endian so ranges scan in numeric order. Keeping everything in
 //! one tree lets a single `apply_batch` commit a message's whole effect atomically.
 
-/// `B` ++ block hash → the block's metadata followed by where its body is in the block files
-/// (one record per block, so the tree holds fewer entries; sled's memory grows with its entry
-/// count).
+/// `B` ++ block hash → the block's metadata followed by its body (layout 7) or where its body is
+/// in the block files (layouts 8 and 9): read only to upgrade them (the block index holds the
+/// blocks now).
 pub(super) const BLOCK: u8 = b'B';
 /// `G` ++ group (height / 64) → the hashes of the main-chain blocks at that group's heights, as
 /// far as the chain reaches (see `main_index`).
@@ -41,6 +41,8 @@ pub(super) const PARAMS: &[u8] = b"chain_params";
 pub(super) const TX_INDEX: &[u8] = b"tx_index";
 /// The end of the block files that the records reference.
 pub(super) const FILES_END: &[u8] = b"block_files_end";
+/// The number of block index entries the records count.
+pub(super) const INDEX_LEN: &[u8] = b"block_index_len";
 /// The last block record an unfinished layout upgrade converted.
 pub(super) const UPGRADE_CURSOR: &[u8] = b"upgrade_cursor";
 /// The version of this key layout the store was written with.

@@ -1,13 +1,16 @@
 //! The sled store: the only code that knows the key layout (see `keys`).
 //!
-//! Block bodies are kept in append-only files beside sled (see `block_files`). One sled tree
-//! holds the blocks' metadata and where their bodies are, the main-chain height index, the transaction index,
-//! the accounts and the blocks' undo records, the tip, the mempool, the orphan pool, registered peers and the consumer offsets. Every change
-//! a consumed message causes, its new offset included, is written with one atomic
-//! `apply_batch`, so after a crash the stored offsets always describe the stored state.
+//! Block bodies are kept in append-only files beside sled (see `block_files`), and so is the
+//! index of the stored blocks by hash (see `block_index`). One sled tree holds the main-chain
+//! height index, the transaction index, the accounts and the blocks' undo records, the tip, the
+//! mempool, the orphan pool, registered peers, the consumer offsets and the length of each
+//! append-only file. Every change a consumed message causes, its new offset and the files' new
+//! lengths included, is written with one atomic `apply_batch`, so after a crash the stored
+//! offsets always describe the stored state.
 
 mod apply;
 mod block_files;
+mod block_index;
 mod check;
 mod keys;
 mod main_index;
@@ -33,7 +36,8 @@ use crate::core::hash::BlockHash;
 use crate::core::memory::genesis_accounts;
 use crate::core::params::ChainParams;
 use crate::sync::lock;
-use block_files::{BlockFiles, BodyAt, FilesEnd};
+use block_files::{BlockFiles, FilesEnd};
+use block_index::{BlockIndex, IndexEntry};
 use mempool::MempoolIndex;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -69,6 +73,14 @@ pub enum StoreError {
     /// A record the store must always hold is missing.
     #[error("the store is missing {0}")]
     Missing(MissingRecord),
+    /// A stored block's body does not decode or is another block: the block files are damaged.
+    #[error("the stored body of block {hash} is damaged: {reason}")]
+    DamagedBlock {
+        /// The block.
+        hash: BlockHash,
+        /// What is wrong with its body.
+        reason: String,
+    },
     /// The chain records contradict each other (see [`Inconsistent`]).
     #[error(transparent)]
     Inconsistent(#[from] crate::core::chain::Inconsistent),
@@ -112,15 +124,7 @@ pub enum MissingRecord {
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.
-const LAYOUT_VERSION: u64 = 9;
-
-/// What sled holds per block: the metadata first, so fork choice reads it alone, then where the
-/// body is in the block files.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredBlock {
-    meta: BlockMeta,
-    body: BodyAt,
-}
+const LAYOUT_VERSION: u64 = 10;
 
 /// What is stored per orphan: its index entry first, so opening the store rebuilds the pool's
 /// index without decoding the blocks.
@@ -135,13 +139,8 @@ fn orphan_record(entry: &OrphanEntry, block: &Block) -> Vec<u8> {
     encoding::encode(&StoredOrphan { entry: *entry, block: Cow::Borrowed(block) })
 }
 
-/// The stored record of a block with `meta` whose body is at `body`.
-fn block_record(meta: BlockMeta, body: BodyAt) -> Vec<u8> {
-    encoding::encode(&StoredBlock { meta, body })
-}
-
 /// The directory of the block files, inside the data directory.
-const BLOCK_FILES_DIR: &str = "blocks";
+pub const BLOCK_FILES_DIR: &str = "blocks";
 
 /// Default bound of sled's page cache. sled counts pages at their on-disk size and holds them in
 /// memory at about three times that, so 4 MiB keeps a node's resident memory small; the hot
@@ -155,6 +154,8 @@ pub struct Store {
     tree: sled::Tree,
     /// The blocks' bodies.
     bodies: Arc<BlockFiles>,
+    /// The stored blocks by hash.
+    index: Arc<BlockIndex>,
     params: ChainParams,
     /// Serializes writers: the consensus rules read the state, then the batch writes it.
     write_lock: Arc<Mutex<()>>,
@@ -169,6 +170,13 @@ pub struct Store {
     tx_index: Arc<std::sync::atomic::AtomicBool>,
     /// The blocks stored lately, decoded, added after the batch that stores them is written.
     recent: Arc<Mutex<recent::RecentBlocks>>,
+}
+
+/// Blocks written to the block files and the index for a batch not yet written.
+struct StagedBlocks {
+    /// The block files' end after the bodies (none when only index entries were staged).
+    files_end: Option<FilesEnd>,
+    index_len: u64,
 }
 
 /// A side branch kept between messages.
@@ -242,8 +250,12 @@ impl Store {
     /// the records reference.
     fn with_db(db: sled::Db, tree: sled::Tree, path: &Path, params: ChainParams) -> Result<Self, StoreError> {
         let end = get_decoded_in(&tree, &keys::key(keys::STATE, keys::FILES_END))?.unwrap_or_default();
+        let index_key = keys::key(keys::STATE, keys::INDEX_LEN);
+        let index_len = tree.get(&index_key)?.map_or(Ok(0), |raw| be_u64(&index_key, &raw))?;
+        let dir = path.join(BLOCK_FILES_DIR);
         Ok(Store {
-            bodies: Arc::new(BlockFiles::open(&path.join(BLOCK_FILES_DIR), end, block_files::FILE_BYTES)?),
+            bodies: Arc::new(BlockFiles::open(&dir, end, block_files::FILE_BYTES)?),
+            index: Arc::new(BlockIndex::open(&dir.join(block_index::FILE_NAME), index_len)?),
             tree,
             db,
             params,
@@ -273,16 +285,17 @@ impl Store {
         let meta = BlockMeta::genesis(&block);
         let tip = Tip::genesis(hash);
         let mut batch = sled::Batch::default();
-        let end = self.stage_blocks(&[(keys::key(keys::BLOCK, hash.as_bytes()), meta, &block)], &mut batch)?;
-        batch.insert(keys::key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
+        // Everything that may fail is staged before the block, so nothing returns between
+        // staging it and the write that counts it (or forgets it).
         self.stage_main_index(&BTreeMap::from([(0, Some(hash))]), &mut batch)?;
+        batch.insert(keys::key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
         batch.insert(keys::key(keys::STATE, keys::TIP), encoding::encode(&tip));
         batch.insert(keys::key(keys::STATE, keys::PARAMS), encoding::encode(&self.params));
         for (address, account) in genesis_accounts(&self.params) {
             batch.insert(keys::key(keys::ACCOUNT, address.as_bytes()), encoding::encode(&account));
         }
-        self.tree.apply_batch(batch)?;
-        self.bodies.advance(end);
+        let staged = self.stage_blocks(&[(hash, meta, &block)], &mut batch)?;
+        self.commit_blocks(batch, Some(staged))?;
         self.db.flush()?;
         Ok(())
     }
@@ -298,20 +311,50 @@ impl Store {
         Ok(())
     }
 
-    /// Writes the bodies of `blocks` (each with its record's key and metadata) to the block
-    /// files, synced, and adds their records and the files' new end to `batch`. Returns that
-    /// end, for [`BlockFiles::advance`] once the batch is written.
+    /// Writes the bodies of `blocks` (each with its hash and metadata) to the block files and
+    /// their entries to the block index, both synced, and adds the files' new lengths to
+    /// `batch`; the blocks are found by hash from now on. [`Store::commit_blocks`] writes the
+    /// batch.
     fn stage_blocks(
         &self,
-        blocks: &[(Vec<u8>, BlockMeta, &Block)],
+        blocks: &[(BlockHash, BlockMeta, &Block)],
         batch: &mut sled::Batch,
-    ) -> Result<FilesEnd, StoreError> {
+    ) -> Result<StagedBlocks, StoreError> {
         let appended = self.bodies.append(blocks.iter().map(|(_, _, block)| *block))?;
-        for ((k, meta, _), body) in blocks.iter().zip(&appended.at) {
-            batch.insert(k.as_slice(), block_record(*meta, *body));
-        }
+        let entries: Vec<IndexEntry> = blocks
+            .iter()
+            .zip(&appended.at)
+            .map(|((hash, meta, _), body)| IndexEntry { hash: *hash, work: meta.cumulative_work, body: *body })
+            .collect();
+        let index_len = self.index.stage(&entries)?;
         batch.insert(keys::key(keys::STATE, keys::FILES_END), encoding::encode(&appended.end));
-        Ok(appended.end)
+        batch.insert(keys::key(keys::STATE, keys::INDEX_LEN), &index_len.to_be_bytes()[..]);
+        Ok(StagedBlocks { files_end: Some(appended.end), index_len })
+    }
+
+    /// Writes `batch`, which counts the blocks `staged` (if any), then moves the files' ends to
+    /// it; if the write fails, the staged index entries are forgotten.
+    fn commit_blocks(&self, batch: sled::Batch, staged: Option<StagedBlocks>) -> Result<(), StoreError> {
+        self.finish_blocks(self.tree.apply_batch(batch).map_err(StoreError::from), staged)
+    }
+
+    /// Moves the files' ends to the blocks `staged` (if any) once the batch counting them is
+    /// `written`, or forgets the staged index entries if it is not.
+    fn finish_blocks(&self, written: Result<(), StoreError>, staged: Option<StagedBlocks>) -> Result<(), StoreError> {
+        let Some(staged) = staged else { return written };
+        match written {
+            Ok(()) => {
+                if let Some(end) = staged.files_end {
+                    self.bodies.advance(end);
+                }
+                self.index.advance(staged.index_len);
+                Ok(())
+            }
+            Err(e) => {
+                self.index.discard();
+                Err(e)
+            }
+        }
     }
 
     /// Reads and decodes the value under `key`.

@@ -1,16 +1,16 @@
 //! Reading the chain state: the [`ChainView`] the consensus rules run against, and the queries
 //! the node and its HTTP API make.
 
+use super::block_index::IndexEntry;
 use super::keys::{self, key, numbered};
-use super::{
-    be_u64, corrupt, decode, MissingRecord, Positions, Store, StoreError, StoredBlock, StoredOrphan, TopicPartition,
-};
+use super::{be_u64, corrupt, decode, MissingRecord, Positions, Store, StoreError, StoredOrphan, TopicPartition};
 use crate::core::account::{Account, AccountEntry, Address};
 use crate::core::admission::Refusal;
 use crate::core::block::Block;
 use crate::core::chain::{BlockMeta, ChainView, OrphanEntry, SideBranch, Tip, UndoRecord};
 use crate::core::encoding;
 use crate::core::hash::{BlockHash, TxId};
+use crate::core::header::BlockHeader;
 use crate::core::transaction::Transfer;
 use crate::sync::lock;
 
@@ -22,8 +22,15 @@ impl ChainView for Store {
     }
 
     fn meta(&self, hash: &BlockHash) -> Result<Option<BlockMeta>, StoreError> {
-        let k = key(keys::BLOCK, hash.as_bytes());
-        self.tree.get(&k)?.map(|raw| encoding::decode_prefix(&raw).map_err(|e| corrupt(&k, e.to_string()))).transpose()
+        let Some(entry) = self.index.find(hash)? else { return Ok(None) };
+        let header = self.header(&entry)?;
+        Ok(Some(BlockMeta {
+            height: header.height,
+            parent: header.prev_hash,
+            timestamp_ms: header.timestamp_ms,
+            bits: header.bits,
+            cumulative_work: entry.work,
+        }))
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
@@ -32,8 +39,7 @@ impl ChainView for Store {
         if let Some(recent) = recent {
             return Ok(Some(Block::clone(&recent)));
         }
-        let record: Option<StoredBlock> = self.get_decoded(&key(keys::BLOCK, hash.as_bytes()))?;
-        record.map(|r| self.body(hash, &r)).transpose()
+        self.index.find(hash)?.map(|entry| self.body(&entry)).transpose()
     }
 
     fn main_hash_at(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {
@@ -94,29 +100,41 @@ impl Store {
         let mut blocks = Vec::new();
         let mut bytes = 0;
         for hash in self.main_index_from(from, limit)? {
-            let stored: StoredBlock = self
-                .get_decoded(&key(keys::BLOCK, hash.as_bytes()))?
-                .ok_or_else(|| StoreError::Missing(MissingRecord::Block(hash)))?;
-            bytes += stored.body.len as usize;
+            let entry = self.index.find(&hash)?.ok_or(StoreError::Missing(MissingRecord::Block(hash)))?;
+            bytes += entry.body.len as usize;
             if bytes > max_bytes && !blocks.is_empty() {
                 break;
             }
-            blocks.push(self.body(&hash, &stored)?);
+            blocks.push(self.body(&entry)?);
         }
         Ok(blocks)
     }
 
-    /// The body of the block `hash`, whose record is `stored`, read from the block files and
-    /// checked to be that block (a damaged file is reported, not served).
-    fn body(&self, hash: &BlockHash, stored: &StoredBlock) -> Result<Block, StoreError> {
-        let raw = self.bodies.read(stored.body)?;
-        // The record's key names a damaged body; built only then.
-        let damaged = |reason: String| corrupt(&key(keys::BLOCK, hash.as_bytes()), reason);
-        let block: Block = encoding::decode(&raw).map_err(|e| damaged(e.to_string()))?;
-        if block.hash() != *hash {
-            return Err(damaged(format!("the body at {:?} is another block's", stored.body)));
+    /// The body of the block `entry` indexes, read from the block files and checked to be that
+    /// block (a damaged file is reported, not served).
+    fn body(&self, entry: &IndexEntry) -> Result<Block, StoreError> {
+        // Every stored block was checked to encode within the bound, so a longer claim is
+        // damage, and is not allocated.
+        if entry.body.len as usize > self.params.max_block_bytes {
+            return Err(damaged(entry, format!("the index claims a body of {} bytes", entry.body.len)));
+        }
+        let raw = self.bodies.read(entry.body)?;
+        let block: Block = encoding::decode(&raw).map_err(|e| damaged(entry, e.to_string()))?;
+        if block.hash() != entry.hash {
+            return Err(damaged(entry, format!("the body at {:?} is another block's", entry.body)));
         }
         Ok(block)
+    }
+
+    /// The header of the block `entry` indexes, read from the start of its body in the block
+    /// files (what fork choice needs, without the transactions), and checked likewise.
+    fn header(&self, entry: &IndexEntry) -> Result<BlockHeader, StoreError> {
+        let raw = self.bodies.read_prefix(entry.body, HEADER_BYTES_AT_MOST)?;
+        let header: BlockHeader = encoding::decode_prefix(&raw).map_err(|e| damaged(entry, e.to_string()))?;
+        if header.hash() != entry.hash {
+            return Err(damaged(entry, format!("the body at {:?} is another block's", entry.body)));
+        }
+        Ok(header)
     }
 
     /// Height of the main-chain block holding the transfer `id`, from the transaction index.
@@ -228,10 +246,10 @@ impl Store {
         self.tree.scan_prefix([keys::PEER]).keys().map(|k| Ok(String::from_utf8_lossy(&k?[1..]).into_owned())).collect()
     }
 
-    /// Bytes the store's files take on disk: sled's own account (its log file and any blobs)
-    /// and the block files (a few `stat`s and two directory listings).
+    /// Bytes the store's files take on disk: sled's own account (its log file and any blobs),
+    /// the block files and the block index (a few `stat`s and two directory listings).
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()? + self.bodies.bytes()?)
+        Ok(self.db.size_on_disk()? + self.bodies.bytes()? + self.index.bytes()?)
     }
 
     /// Blocks waiting for their parent.
@@ -243,6 +261,15 @@ impl Store {
     pub(super) fn count(&self, prefix: u8) -> u64 {
         self.tree.scan_prefix([prefix]).count() as u64
     }
+}
+
+/// The most bytes a block header takes at the start of its stored body (its encoding is at most
+/// 107 bytes: fixed-size hashes and variable-length integers).
+pub(super) const HEADER_BYTES_AT_MOST: u32 = 128;
+
+/// The error for the damaged body of the block `entry` indexes.
+fn damaged(entry: &IndexEntry, reason: String) -> StoreError {
+    StoreError::DamagedBlock { hash: entry.hash, reason }
 }
 
 /// Reads a stored 32-byte digest.

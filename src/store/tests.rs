@@ -474,13 +474,15 @@ fn a_damaged_body_is_reported_not_served() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
     let blocks = stored_chain(&store, 2);
-    let record: StoredBlock = store.get_decoded(&keys::key(keys::BLOCK, blocks[1].hash().as_bytes())).unwrap().unwrap();
+    let record = store.index.find(&blocks[1].hash()).unwrap().unwrap();
     let file = dir.path().join(BLOCK_FILES_DIR).join(format!("{:08}.blk", record.body.file));
     let mut bytes = std::fs::read(&file).unwrap();
     bytes[record.body.offset as usize + 40] ^= 1;
     std::fs::write(&file, bytes).unwrap();
     let err = store.block(&blocks[1].hash()).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(matches!(&err, StoreError::DamagedBlock { hash, .. } if *hash == blocks[1].hash()), "{err}");
+    // Fork choice reads the header alone, and finds it damaged too.
+    assert!(matches!(store.meta(&blocks[1].hash()), Err(StoreError::DamagedBlock { .. })));
     assert!(store.check_consistency().is_err());
     assert_eq!(store.block(&blocks[0].hash()).unwrap().as_ref(), Some(&blocks[0]), "the other blocks still read");
 }
@@ -510,9 +512,35 @@ fn index_by_height(store: &Store) {
     }
 }
 
-/// Turns the store in `dir` back into layout 8: one main-index record per height.
-fn write_layout_8(dir: &Path) {
+/// Turns the store in `dir` back into layout 9: a sled record per block (its metadata and where
+/// its body is) and no block index.
+fn write_layout_9(dir: &Path) {
     let store = Store::open(dir, &params(), DEFAULT_CACHE_BYTES).unwrap();
+    sled_blocks(&store);
+    store.tree.insert(keys::key(keys::STATE, keys::LAYOUT), &9u64.to_be_bytes()).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    std::fs::remove_file(dir.join(BLOCK_FILES_DIR).join(block_index::FILE_NAME)).unwrap();
+}
+
+/// Writes a layout-9 block record for every block in the index of `store`, and forgets the
+/// index's length.
+fn sled_blocks(store: &Store) {
+    for entry in store.index.entries().unwrap() {
+        let meta = store.meta(&entry.hash).unwrap().unwrap();
+        let record = upgrade::SledBlock { meta, body: entry.body };
+        store.tree.insert(keys::key(keys::BLOCK, entry.hash.as_bytes()), encoding::encode(&record)).unwrap();
+    }
+    store.tree.remove(keys::key(keys::STATE, keys::INDEX_LEN)).unwrap();
+}
+
+/// Turns the store in `dir` back into layout 8: block records in sled and one main-index record
+/// per height.
+fn write_layout_8(dir: &Path) {
+    write_layout_9(dir);
+    let db = open_db(dir, DEFAULT_CACHE_BYTES).unwrap();
+    let tree = db.open_tree("chain").unwrap();
+    let store = Store::with_db(db, tree, dir, params()).unwrap();
     index_by_height(&store);
     store.tree.insert(keys::key(keys::STATE, keys::LAYOUT), &8u64.to_be_bytes()).unwrap();
     store.flush().unwrap();
@@ -523,13 +551,13 @@ fn write_layout_8(dir: &Path) {
 fn write_layout_7(dir: &Path) {
     let store = Store::open(dir, &params(), DEFAULT_CACHE_BYTES).unwrap();
     index_by_height(&store);
-    for entry in store.tree.scan_prefix([keys::BLOCK]) {
-        let (k, raw) = entry.unwrap();
-        let stored: StoredBlock = encoding::decode(&raw).unwrap();
-        let block = store.block(&BlockHash::new(k[1..].try_into().unwrap())).unwrap().unwrap();
-        let inline = upgrade::InlineBlock { meta: stored.meta, block };
-        store.tree.insert(k, encoding::encode(&inline)).unwrap();
+    for entry in store.index.entries().unwrap() {
+        let meta = store.meta(&entry.hash).unwrap().unwrap();
+        let block = store.block(&entry.hash).unwrap().unwrap();
+        let inline = upgrade::InlineBlock { meta, block };
+        store.tree.insert(keys::key(keys::BLOCK, entry.hash.as_bytes()), encoding::encode(&inline)).unwrap();
     }
+    store.tree.remove(keys::key(keys::STATE, keys::INDEX_LEN)).unwrap();
     store.tree.remove(keys::key(keys::STATE, keys::FILES_END)).unwrap();
     store.tree.insert(keys::key(keys::STATE, keys::LAYOUT), &7u64.to_be_bytes()).unwrap();
     store.flush().unwrap();
@@ -591,7 +619,7 @@ fn a_store_of_layout_8_has_its_main_index_regrouped_even_when_cut_short() {
     let partial = Store::with_db(db, tree, dir.path(), params()).unwrap();
     assert_eq!(partial.regroup_step(1).unwrap(), 64);
     partial.flush().unwrap();
-    assert_eq!(upgrade::stored_layout(&partial.tree).unwrap(), LAYOUT_VERSION);
+    assert_eq!(upgrade::stored_layout(&partial.tree).unwrap(), upgrade::GROUPED_INDEX_LAYOUT);
     assert_eq!(upgrade::layout_state(&partial.tree).unwrap(), upgrade::LayoutState::IndexByHeight);
     drop(partial);
 
@@ -714,4 +742,101 @@ fn a_missing_main_index_group_is_reported_not_paged_over() {
     assert!(matches!(store.main_blocks(60, 10, usize::MAX), Err(StoreError::Corrupt { .. })));
     assert!(matches!(store.main_blocks(64, 10, usize::MAX), Err(StoreError::Corrupt { .. })));
     assert!(!store.check_consistency().unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_store_of_layout_9_has_its_block_records_moved_to_the_block_index_even_when_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let blocks = stored_chain(&store, 40);
+    // A side block, which the index must keep as well.
+    let side = child(&params(), &blocks[37], "side", &[]);
+    store.apply_block(side.clone(), 0, &[offset(41)]).unwrap();
+    let before = store.check_consistency().unwrap();
+    assert_eq!(before.stored_blocks, 42);
+    drop(store);
+    write_layout_9(dir.path());
+
+    // Cut short after one batch of 16: the store already says layout 10, so the version
+    // before refuses it, and the block records left say the move is unfinished.
+    let db = open_db(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
+    let tree = db.open_tree("chain").unwrap();
+    assert_eq!(upgrade::layout_state(&tree).unwrap(), upgrade::LayoutState::BlocksInSled);
+    let partial = Store::with_db(db, tree, dir.path(), params()).unwrap();
+    assert_eq!(partial.index_blocks_step(16).unwrap(), 16);
+    partial.flush().unwrap();
+    assert_eq!(upgrade::stored_layout(&partial.tree).unwrap(), LAYOUT_VERSION);
+    assert_eq!(upgrade::layout_state(&partial.tree).unwrap(), upgrade::LayoutState::BlocksInSled);
+    assert_eq!(partial.count(keys::BLOCK), 26);
+    drop(partial);
+
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(upgrade::layout_state(&store.tree).unwrap(), upgrade::LayoutState::Current);
+    assert_eq!(store.count(keys::BLOCK), 0);
+    assert_eq!(store.check_consistency().unwrap(), before);
+    for block in blocks.iter().chain([&side, &genesis_block()]) {
+        assert_eq!(store.block(&block.hash()).unwrap().as_ref(), Some(block));
+    }
+    assert_eq!(store.meta(&side.hash()).unwrap().map(|m| (m.height, m.parent)), Some((39, blocks[37].hash())));
+    let next = child(&params(), &blocks[39], "a", &[]);
+    store.apply_block(next.clone(), 0, &[offset(42)]).unwrap();
+    assert_eq!(store.tip().unwrap().hash, next.hash());
+}
+
+#[test]
+fn block_records_left_in_sled_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    stored_chain(&store, 3);
+    let record = upgrade::SledBlock {
+        meta: store.meta(&genesis_block().hash()).unwrap().unwrap(),
+        body: store.index.find(&genesis_block().hash()).unwrap().unwrap().body,
+    };
+    store.tree.insert(keys::key(keys::BLOCK, genesis_block().hash().as_bytes()), encoding::encode(&record)).unwrap();
+    let problems = store.check_consistency().unwrap().problems;
+    assert!(problems.iter().any(|p| p.contains("1 block records of an earlier layout")), "{problems:?}");
+}
+
+#[test]
+fn a_header_fits_the_bytes_read_for_it() {
+    let mut header = genesis_block().header;
+    (header.version, header.height, header.timestamp_ms, header.bits, header.nonce) =
+        (u32::MAX, u64::MAX, u64::MAX, u32::MAX, u64::MAX);
+    assert!(
+        encoding::encoded_len(&header) <= read::HEADER_BYTES_AT_MOST as usize,
+        "{}",
+        encoding::encoded_len(&header)
+    );
+}
+
+#[test]
+fn blocks_stored_in_a_batch_whose_write_failed_are_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let blocks = stored_chain(&store, 2);
+    let next = child(&params(), &blocks[1], "a", &[]);
+    let meta = store.meta(&blocks[1].hash()).unwrap().unwrap();
+    let mut batch = sled::Batch::default();
+    let staged = store.stage_blocks(&[(next.hash(), meta, &next)], &mut batch).unwrap();
+    assert!(store.meta(&next.hash()).unwrap().is_some(), "found while staged");
+    let failed = Err(StoreError::Missing(MissingRecord::Tip));
+    assert!(store.finish_blocks(failed, Some(staged)).is_err());
+    assert_eq!(store.meta(&next.hash()).unwrap(), None);
+    assert_eq!(store.block(&next.hash()).unwrap(), None);
+    store.apply_block(next.clone(), 0, &[offset(3)]).unwrap();
+    assert_eq!(store.block(&next.hash()).unwrap(), Some(next));
+    assert_eq!(store.check_consistency().unwrap().problems, Vec::<String>::new());
+}
+
+#[test]
+fn an_index_entry_claiming_a_body_larger_than_a_block_is_reported_not_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &params(), DEFAULT_CACHE_BYTES).unwrap();
+    let blocks = stored_chain(&store, 1);
+    let mut entry = store.index.find(&blocks[0].hash()).unwrap().unwrap();
+    entry.body.len = u32::try_from(params().max_block_bytes + 1).unwrap();
+    entry.hash = BlockHash::new([9; 32]);
+    store.index.stage(&[entry]).unwrap();
+    let err = store.block(&entry.hash).unwrap_err();
+    assert!(matches!(&err, StoreError::DamagedBlock { reason, .. } if reason.contains("claims")), "{err}");
 }

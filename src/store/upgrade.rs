@@ -1,12 +1,15 @@
 //! Upgrading a data directory of an earlier layout of the same consensus format, in place, in
 //! bounded batches, and resumable, so a node keeps its chain without a re-sync:
 //! - layout 7 → 8: the block bodies move out of sled into the block files;
-//! - layout 8 → 9: the main-chain index, one record per height, becomes groups of heights.
+//! - layout 8 → 9: the main-chain index, one record per height, becomes groups of heights;
+//! - layout 9 → 10: the block records leave sled for the block index.
 
+use super::block_files::BodyAt;
+use super::block_index::IndexEntry;
 use super::keys::{self, key};
 use super::main_index::{MainIndexChange, GROUP_HEIGHTS};
 use super::read::digest;
-use super::{be_u64, corrupt, Store, StoreError, LAYOUT_VERSION};
+use super::{be_u64, corrupt, StagedBlocks, Store, StoreError, LAYOUT_VERSION};
 use crate::core::block::Block;
 use crate::core::chain::{BlockMeta, ChainView};
 use crate::core::encoding;
@@ -18,6 +21,12 @@ pub(super) const BODIES_INLINE_LAYOUT: u64 = 7;
 
 /// The layout with the bodies in the block files and one main-index record per height.
 pub(super) const INDEX_BY_HEIGHT_LAYOUT: u64 = 8;
+
+/// The layout with the main-chain index in groups and a sled record per block.
+pub(super) const GROUPED_INDEX_LAYOUT: u64 = 9;
+
+/// Block records moved to the block index per batch (1 MiB of entries).
+const INDEX_BATCH_BLOCKS: usize = 16 * 1024;
 
 /// Main-index groups regrouped per batch (64 heights each; 4 MiB of records).
 const REGROUP_BATCH_GROUPS: usize = 1024;
@@ -33,6 +42,14 @@ pub(super) struct InlineBlock {
     pub block: Block,
 }
 
+/// A block record of layouts 8 and 9: the metadata followed by where the body is in the block
+/// files.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct SledBlock {
+    pub meta: BlockMeta,
+    pub body: BodyAt,
+}
+
 /// Where a store's layout stands when it opens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum LayoutState {
@@ -42,6 +59,8 @@ pub(super) enum LayoutState {
     BodiesInline,
     /// Layout 8, or a regrouping of its main-chain index that was cut short.
     IndexByHeight,
+    /// Layout 9, or a move of its block records to the block index that was cut short.
+    BlocksInSled,
 }
 
 /// The layout version the store in `tree` records (0 when none is recorded).
@@ -55,13 +74,16 @@ pub(super) fn stored_layout(tree: &sled::Tree) -> Result<u64, StoreError> {
 /// consensus format (their genesis and blocks are not valid here), so they are not upgraded: a
 /// node syncs a new data directory from its topics. Each upgrade marks the store with its target
 /// layout in its first batch, so the version before refuses a half-converted store; what is left
-/// to convert (a cursor, per-height records) says the upgrade is unfinished.
+/// to convert (a cursor, per-height records, block records) says the upgrade is unfinished.
 pub(super) fn layout_state(tree: &sled::Tree) -> Result<LayoutState, StoreError> {
     let moving_bodies = tree.get(key(keys::STATE, keys::UPGRADE_CURSOR))?.is_some();
-    let index_by_height = tree.scan_prefix([keys::MAIN_BY_HEIGHT]).next().transpose()?.is_some();
+    let any = |prefix: u8| tree.scan_prefix([prefix]).next().transpose().map(|first| first.is_some());
+    let (index_by_height, blocks_in_sled) = (any(keys::MAIN_BY_HEIGHT)?, any(keys::BLOCK)?);
     match stored_layout(tree)? {
-        LAYOUT_VERSION if index_by_height => Ok(LayoutState::IndexByHeight),
+        LAYOUT_VERSION if blocks_in_sled => Ok(LayoutState::BlocksInSled),
         LAYOUT_VERSION => Ok(LayoutState::Current),
+        GROUPED_INDEX_LAYOUT if index_by_height => Ok(LayoutState::IndexByHeight),
+        GROUPED_INDEX_LAYOUT => Ok(LayoutState::BlocksInSled),
         INDEX_BY_HEIGHT_LAYOUT if moving_bodies => Ok(LayoutState::BodiesInline),
         INDEX_BY_HEIGHT_LAYOUT => Ok(LayoutState::IndexByHeight),
         BODIES_INLINE_LAYOUT => Ok(LayoutState::BodiesInline),
@@ -75,8 +97,11 @@ impl Store {
         if state == LayoutState::BodiesInline {
             self.move_bodies(UPGRADE_BATCH_BYTES)?;
         }
-        if state != LayoutState::Current {
+        if matches!(state, LayoutState::BodiesInline | LayoutState::IndexByHeight) {
             self.regroup_main_index(REGROUP_BATCH_GROUPS)?;
+        }
+        if state != LayoutState::Current {
+            self.index_blocks(INDEX_BATCH_BLOCKS)?;
         }
         Ok(self)
     }
@@ -127,9 +152,13 @@ impl Store {
             }
         }
         let Some(last) = keys_read.last() else { return Ok(0) };
-        let blocks: Vec<_> = keys_read.iter().zip(&records).map(|(k, r)| (k.to_vec(), r.meta, &r.block)).collect();
+        let appended = self.bodies.append(records.iter().map(|r| &r.block))?;
         let mut batch = sled::Batch::default();
-        let end = self.stage_blocks(&blocks, &mut batch)?;
+        for ((k, record), body) in keys_read.iter().zip(&records).zip(appended.at) {
+            batch.insert(k, encoding::encode(&SledBlock { meta: record.meta, body }));
+        }
+        let end = appended.end;
+        batch.insert(key(keys::STATE, keys::FILES_END), encoding::encode(&end));
         batch.insert(key(keys::STATE, keys::UPGRADE_CURSOR), last.clone());
         self.tree.apply_batch(batch)?;
         self.bodies.advance(end);
@@ -141,7 +170,7 @@ impl Store {
     /// before refuses it from the first on, and a regrouping cut short resumes with the
     /// per-height records left.
     fn regroup_main_index(&self, batch_groups: usize) -> Result<(), StoreError> {
-        tracing::info!(from = INDEX_BY_HEIGHT_LAYOUT, to = LAYOUT_VERSION, "upgrading the store's layout");
+        tracing::info!(from = INDEX_BY_HEIGHT_LAYOUT, to = GROUPED_INDEX_LAYOUT, "upgrading the store's layout");
         self.check_index_by_height()?;
         let heights = until_done(|| self.regroup_step(batch_groups))?;
         self.db.flush()?;
@@ -190,9 +219,42 @@ impl Store {
             return Ok(0);
         }
         self.stage_main_index(&change, &mut batch)?;
-        batch.insert(key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
+        batch.insert(key(keys::STATE, keys::LAYOUT), &GROUPED_INDEX_LAYOUT.to_be_bytes()[..]);
         self.tree.apply_batch(batch)?;
         Ok(change.len())
+    }
+
+    /// Moves every block record out of sled into the block index, at most `batch_blocks` per
+    /// batch; each batch also marks the store layout 10, so the version before refuses it from
+    /// the first on, and a move cut short resumes with the block records left.
+    fn index_blocks(&self, batch_blocks: usize) -> Result<(), StoreError> {
+        tracing::info!(from = GROUPED_INDEX_LAYOUT, to = LAYOUT_VERSION, "upgrading the store's layout");
+        let blocks = until_done(|| self.index_blocks_step(batch_blocks))?;
+        self.db.flush()?;
+        tracing::info!(blocks, "the block records are in the block index");
+        Ok(())
+    }
+
+    /// Moves the first `blocks` block records left to the block index, in one batch; returns
+    /// how many (0 once none is left).
+    pub(super) fn index_blocks_step(&self, blocks: usize) -> Result<usize, StoreError> {
+        let mut entries = Vec::new();
+        let mut batch = sled::Batch::default();
+        for record in self.tree.scan_prefix([keys::BLOCK]).take(blocks) {
+            let (k, raw) = record?;
+            let hash = BlockHash::new(digest(&k, &k[1..])?);
+            let SledBlock { meta, body } = encoding::decode(&raw).map_err(|e| corrupt(&k, e.to_string()))?;
+            entries.push(IndexEntry { hash, work: meta.cumulative_work, body });
+            batch.remove(k);
+        }
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let index_len = self.index.stage(&entries)?;
+        batch.insert(key(keys::STATE, keys::INDEX_LEN), &index_len.to_be_bytes()[..]);
+        batch.insert(key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
+        self.commit_blocks(batch, Some(StagedBlocks { files_end: None, index_len }))?;
+        Ok(entries.len())
     }
 }
 

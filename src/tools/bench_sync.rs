@@ -48,6 +48,8 @@ pub struct SyncReport {
     pub ledger_events_per_sec: Option<f64>,
     /// Bytes the node's data directory takes on disk once it stopped after the sync.
     pub store_bytes: u64,
+    /// Of those, the block files' (the bodies); the rest is sled's.
+    pub block_files_bytes: u64,
     /// Bytes the blocks topic takes in Kafka's log directory (when it was given), for the same
     /// blocks: the log the store copies.
     pub topic_bytes: Option<u64>,
@@ -83,7 +85,13 @@ impl fmt::Display for SyncReport {
             write!(f, "; ledger stream published in {secs:.1} s ({rate:.0} events/s)")?;
         }
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
-        write!(f, "; store {:.1} MiB on disk", mib(self.store_bytes))?;
+        write!(
+            f,
+            "; store {:.1} MiB on disk (block files {:.1} MiB, sled {:.1} MiB)",
+            mib(self.store_bytes),
+            mib(self.block_files_bytes),
+            mib(self.store_bytes.saturating_sub(self.block_files_bytes))
+        )?;
         if let (Some(topic), Some(ratio)) = (self.topic_bytes, self.space_amplification()) {
             write!(f, ", blocks topic {:.1} MiB in Kafka's log directory ({ratio:.2}x)", mib(topic))?;
         }
@@ -187,6 +195,7 @@ pub fn run(exe: &Path, options: &SyncOptions) -> Result<SyncReport, SyncError> {
     node.terminate()?;
     let stop_after_sync_ms = stopping.elapsed().as_millis() as u64;
     let store_bytes = super::disk::allocated_bytes(&node.data_dir)?;
+    let block_files_bytes = super::disk::allocated_bytes(&node.data_dir.join(crate::store::BLOCK_FILES_DIR))?;
     let topic_bytes = match &options.kafka_log_dir {
         Some(log_dir) => Some(super::disk::allocated_bytes(&log_dir.join(format!("{prefix}.blocks-0")))?),
         None => None,
@@ -217,6 +226,7 @@ pub fn run(exe: &Path, options: &SyncOptions) -> Result<SyncReport, SyncError> {
         ledger_secs,
         ledger_events_per_sec: ledger_secs.map(|secs| events as f64 / secs),
         store_bytes,
+        block_files_bytes,
         topic_bytes,
     })
 }
@@ -285,13 +295,14 @@ mod tests {
             ledger_secs: None,
             ledger_events_per_sec: None,
             store_bytes: 3 * 1024 * 1024,
+            block_files_bytes: 2 * 1024 * 1024,
             topic_bytes: None,
         };
         assert_eq!(
             report.to_string(),
             "1000 blocks: loaded in 2.0 s; cold sync 3.3 s (307 blocks/s), 40.2 MiB resident after; stopped in 95 ms; \
              restart caught up in 812 ms (opening the store: 31 ms) reading 0 messages; time of the sync by stage \
-             (ms): {\"apply\":900}; store 3.0 MiB on disk"
+             (ms): {\"apply\":900}; store 3.0 MiB on disk (block files 2.0 MiB, sled 1.0 MiB)"
         );
         report.restart_store_open_ms = None;
         assert!(report.to_string().contains("(opening the store: ? ms)"), "{report}");
@@ -302,7 +313,7 @@ mod tests {
         assert!(
             report
                 .to_string()
-                .ends_with("; store 3.0 MiB on disk, blocks topic 2.0 MiB in Kafka's log directory (1.50x)"),
+                .ends_with("; store 3.0 MiB on disk (block files 2.0 MiB, sled 1.0 MiB), blocks topic 2.0 MiB in Kafka's log directory (1.50x)"),
             "{report}"
         );
     }

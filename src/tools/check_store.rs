@@ -37,6 +37,7 @@ fn json_line(report: &Consistency, offsets: &Positions) -> String {
     serde_json::json!({
         "tip_height": report.tip_height,
         "main_len": report.main_len,
+        "stored_blocks": report.stored_blocks,
         "mempool_len": report.mempool_len,
         "confirmed_transfers": report.confirmed_transfers,
         "offsets": offsets,
@@ -63,6 +64,7 @@ mod tests {
         let report = Consistency {
             tip_height: 7,
             main_len: 8,
+            stored_blocks: 9,
             mempool_len: 2,
             confirmed_transfers: 5,
             problems: vec!["tip block x is missing".into()],
@@ -75,6 +77,7 @@ mod tests {
         );
         let line: serde_json::Value = serde_json::from_str(&json_line(&report, &offsets)).unwrap();
         assert_eq!(line["tip_height"], 7);
+        assert_eq!(line["stored_blocks"], 9);
         assert_eq!(line["problems"][0], "tip block x is missing");
         assert_eq!(line["offsets"].as_object().map(|o| o.len()), Some(1));
     }
