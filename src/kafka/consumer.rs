@@ -153,6 +153,10 @@ impl LogReader {
             // to 55-57 MiB (8 MiB before); 4 MiB since b76f377 (about 40,000 transactions), so the
             // applier's batches of a cold sync stay full.
             .set("queued.max.messages.kbytes", "4096")
+            // How long librdkafka waits to fetch again once that buffer was full (1 s by
+            // default): a node catching up drains 4 MiB in well under a second and then sat idle
+            // for the rest of it, so a cold sync ran at half a core.
+            .set("fetch.queue.backoff.ms", "10")
             .set("enable.partition.eof", "false")
             // The node never joins the group (it assigns its partitions), so this only bounds how
             // long an offset commit waits for an unreachable coordinator, and with it how long
