@@ -120,9 +120,7 @@ impl Store {
         }
         let raw = self.bodies.read(entry.body)?;
         let block: Block = encoding::decode(&raw).map_err(|e| damaged(entry, e.to_string()))?;
-        if block.hash() != entry.hash {
-            return Err(damaged(entry, format!("the body at {:?} is another block's", entry.body)));
-        }
+        is_indexed_block(entry, block.hash())?;
         Ok(block)
     }
 
@@ -131,9 +129,7 @@ impl Store {
     fn header(&self, entry: &IndexEntry) -> Result<BlockHeader, StoreError> {
         let raw = self.bodies.read_prefix(entry.body, HEADER_BYTES_AT_MOST)?;
         let header: BlockHeader = encoding::decode_prefix(&raw).map_err(|e| damaged(entry, e.to_string()))?;
-        if header.hash() != entry.hash {
-            return Err(damaged(entry, format!("the body at {:?} is another block's", entry.body)));
-        }
+        is_indexed_block(entry, header.hash())?;
         Ok(header)
     }
 
@@ -270,6 +266,14 @@ pub(super) const HEADER_BYTES_AT_MOST: u32 = 128;
 /// The error for the damaged body of the block `entry` indexes.
 fn damaged(entry: &IndexEntry, reason: String) -> StoreError {
     StoreError::DamagedBlock { hash: entry.hash, reason }
+}
+
+/// Checks that the body read for `entry` hashes to `found`, the indexed block's hash.
+fn is_indexed_block(entry: &IndexEntry, found: BlockHash) -> Result<(), StoreError> {
+    if found != entry.hash {
+        return Err(damaged(entry, format!("the body at {:?} is another block's", entry.body)));
+    }
+    Ok(())
 }
 
 /// Reads a stored 32-byte digest.
