@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kafkachain::core::miner::{Kernel, Miner};
+use kafkachain::core::miner::{Kernel, Miner, MinerPriority};
 use kafkachain::tools::bench_pow::unreachable_header;
 use std::sync::atomic::AtomicBool;
 
@@ -20,13 +20,13 @@ fn search(c: &mut Criterion) {
     group.throughput(Throughput::Elements(NONCES));
     group.sample_size(20);
     for kernel in Kernel::available() {
-        let miner = Miner::new(1, kernel).expect("thread pool");
+        let miner = Miner::new(1, kernel, MinerPriority::Normal).expect("thread pool");
         group.bench_function(format!("1_thread/{}", kernel.name()), |b| {
             b.iter(|| miner.search(&header, 0..NONCES, &AtomicBool::new(false)))
         });
     }
     let best = Kernel::calibrate(std::time::Duration::from_millis(200));
-    let miner = Miner::new(cores, best).expect("thread pool");
+    let miner = Miner::new(cores, best, MinerPriority::Normal).expect("thread pool");
     group.bench_function(format!("{cores}_threads/{}", best.name()), |b| {
         b.iter(|| miner.search(&header, 0..NONCES, &AtomicBool::new(false)))
     });

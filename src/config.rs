@@ -2,6 +2,7 @@
 //! few command-line and environment overrides ([`Overrides`]) applied on top.
 
 use crate::core::account::Address;
+use crate::core::miner::MinerPriority;
 use crate::core::params::ChainParams;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -311,6 +312,10 @@ pub struct MiningConfig {
     /// 200 ms at start and take the fastest), or one by name: `portable`, `sha-ni`,
     /// `sha-ni-x1` .. `sha-ni-x8`, `avx2`, `avx512`. A kernel the CPU lacks is refused at start.
     pub kernel: String,
+    /// How the search threads share the cores: `idle` (the default: they hash only on cores
+    /// nothing else wants, so applying blocks and admitting transfers never wait for them) or
+    /// `normal` (they compete on equal terms).
+    pub priority: MinerPriority,
 }
 
 /// When the node mines.
@@ -381,7 +386,13 @@ impl Default for KafkaConfig {
 
 impl Default for MiningConfig {
     fn default() -> Self {
-        Self { mode: MiningMode::OnDemand, threads: 0, address: None, kernel: crate::core::miner::AUTO_KERNEL.into() }
+        Self {
+            mode: MiningMode::OnDemand,
+            threads: 0,
+            address: None,
+            kernel: crate::core::miner::AUTO_KERNEL.into(),
+            priority: MinerPriority::Idle,
+        }
     }
 }
 

@@ -343,7 +343,7 @@ fn hard_block() -> &'static Block {
         let g = super::block::genesis(&p);
         let txs = vec![Transaction::reward(miner("m"), p.reward + 1, 1), Transaction::Transfer(transfer(1, 0))];
         let mut block = Block::candidate(p.chain_tag(), g.hash(), 0, p.genesis_bits(), 2_000, txs);
-        let miner = Miner::new(0, super::miner::Kernel::Portable).unwrap();
+        let miner = Miner::new(0, super::miner::Kernel::Portable, super::miner::MinerPriority::Normal).unwrap();
         let mut from = 0;
         loop {
             let found = miner.search(&block.header, from..u64::MAX, &AtomicBool::new(false)).unwrap();

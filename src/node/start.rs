@@ -109,7 +109,7 @@ impl Node {
         let broker_health = health;
         let kernel = KernelChoice::parse(&config.mining.kernel)?.resolve(KERNEL_CALIBRATION);
         tracing::info!(kernel = kernel.name(), chosen_by = %config.mining.kernel, "mining kernel");
-        let miner = Arc::new(Miner::new(config.mining.threads, kernel)?);
+        let miner = Arc::new(Miner::new(config.mining.threads, kernel, config.mining.priority)?);
         let stats = Arc::new(NodeStats::default());
         let events = Arc::new(ChainEvents::new(store.tip()?));
         let verified = Arc::new(verified::VerifiedIds::default());

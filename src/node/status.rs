@@ -45,6 +45,8 @@ pub struct Status {
     pub mining_kernel: String,
     /// Threads the miner searches on.
     pub mining_threads: usize,
+    /// How the search threads are scheduled (`mining.priority`): `idle` or `normal`.
+    pub mining_priority: &'static str,
     /// Nonces this node's miner tried since start.
     pub hashes_since_start: u64,
     /// This node's hash rate while searching: nonces tried per second of search time (0 before
@@ -119,6 +121,7 @@ impl Node {
             mining: self.inner.config.mining.mode,
             mining_kernel: self.inner.miner.kernel().name(),
             mining_threads: self.inner.miner.threads(),
+            mining_priority: self.inner.miner.priority().name(),
             hashes_since_start: progress.trials,
             hash_rate: progress.hash_rate(),
             next_bits,

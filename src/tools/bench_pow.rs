@@ -5,7 +5,7 @@
 use super::pow_chart::{self, ChartError};
 use crate::core::hash::{BlockHash, MerkleRoot};
 use crate::core::header::{BlockHeader, HEADER_VERSION};
-use crate::core::miner::{Kernel, KernelChoice, Miner, MinerPoolError, SearchOutcome, UnknownKernel};
+use crate::core::miner::{Kernel, KernelChoice, Miner, MinerPoolError, MinerPriority, SearchOutcome, UnknownKernel};
 use crate::node::KERNEL_CALIBRATION;
 use serde::Serialize;
 use std::fmt;
@@ -179,12 +179,16 @@ pub fn unreachable_header() -> BlockHeader {
     }
 }
 
+/// The benchmarks measure hashing itself: their threads compete for the cores like any other,
+/// rather than giving way to whatever else runs on the machine.
+const BENCH_PRIORITY: MinerPriority = MinerPriority::Normal;
+
 /// Searches an unreachable difficulty with `kernel` on each of `thread_counts` threads in turn
 /// (0 = all cores) for `seconds` each; speed-up and efficiency are against the first count.
 pub fn bench_pow(kernel: Kernel, thread_counts: &[usize], seconds: f64) -> Result<Vec<PowBenchReport>, MinerPoolError> {
     let mut reports: Vec<PowBenchReport> = Vec::new();
     for &threads in thread_counts {
-        let miner = Miner::new(threads, kernel)?;
+        let miner = Miner::new(threads, kernel, BENCH_PRIORITY)?;
         let started = Instant::now();
         let (outcome, _) = search_stopped_after(&miner, Duration::from_secs_f64(seconds));
         let elapsed = started.elapsed().as_secs_f64();
@@ -229,7 +233,7 @@ impl fmt::Display for StopLatency {
 /// Starts `samples` searches with `kernel` on `threads` threads, raises the stop flag after a
 /// few milliseconds each time, and measures how long each search takes to return.
 pub fn stop_latency(kernel: Kernel, threads: usize, samples: usize) -> Result<StopLatency, MinerPoolError> {
-    let miner = Miner::new(threads, kernel)?;
+    let miner = Miner::new(threads, kernel, BENCH_PRIORITY)?;
     let mut waits: Vec<u64> = Vec::with_capacity(samples);
     for sample in 0..samples {
         // 2-9 ms into the search, so the stop lands anywhere within a chunk.

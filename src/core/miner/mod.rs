@@ -6,6 +6,7 @@
 //! a timer) ends the search within one chunk.
 
 pub mod kernel;
+mod priority;
 
 use super::block::Block;
 use super::header::{BlockHeader, HEADER_LEN, MIDSTATE_PREFIX_LEN, NONCE_OFFSET};
@@ -13,6 +14,7 @@ use super::pow::{CompactError, Target};
 use crate::sync::lock;
 pub use kernel::Kernel;
 use kernel::{TailHasher, TAIL_NONCE_OFFSET};
+pub use priority::MinerPriority;
 use sha2::compress256;
 use sha2::digest::generic_array::GenericArray;
 use std::ops::Range;
@@ -158,13 +160,22 @@ pub struct SearchOutcome {
 
 /// Why the miner's thread pool could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("building the mining thread pool: {0}")]
-pub struct MinerPoolError(#[from] rayon::ThreadPoolBuildError);
+pub enum MinerPoolError {
+    /// rayon could not start the threads.
+    #[error("building the mining thread pool: {0}")]
+    Build(#[from] rayon::ThreadPoolBuildError),
+    /// The kernel refused the threads their scheduling priority (`mining.priority`).
+    #[error(
+        "giving the mining threads the {0} priority (set mining.priority = \"normal\" to keep the default one): {1}"
+    )]
+    Priority(&'static str, std::io::Error),
+}
 
 /// A proof-of-work search engine with its own rayon pool and hashing kernel.
 pub struct Miner {
     pool: rayon::ThreadPool,
     kernel: Kernel,
+    priority: MinerPriority,
     /// Nonces tried since the miner was built, counted chunk by chunk (so a long search shows).
     tried: AtomicU64,
     /// Time spent in finished searches, in microseconds.
@@ -194,11 +205,22 @@ impl MinerProgress {
 }
 
 impl Miner {
-    /// A miner on `threads` threads (0 means one per core) hashing with `kernel`.
-    pub fn new(threads: usize, kernel: Kernel) -> Result<Self, MinerPoolError> {
+    /// A miner on `threads` threads (0 means one per core) hashing with `kernel`, scheduled at
+    /// `priority`.
+    pub fn new(threads: usize, kernel: Kernel, priority: MinerPriority) -> Result<Self, MinerPoolError> {
         let pool =
             rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("miner-{i}")).build()?;
-        Ok(Self { pool, kernel, tried: AtomicU64::new(0), finished_us: AtomicU64::new(0), current: Default::default() })
+        if let Some(Err(e)) = pool.broadcast(|_| priority.apply_to_this_thread()).into_iter().find(Result::is_err) {
+            return Err(MinerPoolError::Priority(priority.name(), e));
+        }
+        Ok(Self {
+            pool,
+            kernel,
+            priority,
+            tried: AtomicU64::new(0),
+            finished_us: AtomicU64::new(0),
+            current: Default::default(),
+        })
     }
 
     /// Threads searching in parallel.
@@ -209,6 +231,11 @@ impl Miner {
     /// The hashing kernel the threads use.
     pub fn kernel(&self) -> Kernel {
         self.kernel
+    }
+
+    /// How the threads are scheduled against the node's other work.
+    pub fn priority(&self) -> MinerPriority {
+        self.priority
     }
 
     /// Nonces tried and time spent searching so far.
@@ -324,7 +351,7 @@ mod tests {
     fn every_kernel_and_thread_count_finds_a_nonce_the_plain_hash_accepts() {
         for kernel in Kernel::available() {
             for threads in [1, 2, 3] {
-                let miner = Miner::new(threads, kernel).unwrap();
+                let miner = Miner::new(threads, kernel, MinerPriority::Normal).unwrap();
                 let mut h = header(14);
                 let outcome = miner.search(&h, 0..u64::MAX, &AtomicBool::new(false)).unwrap();
                 h.nonce = outcome.nonce.expect("14 bits are found quickly");
@@ -361,21 +388,35 @@ mod tests {
         let h = header(12);
         let first = NonceSearch::new(&h, Kernel::Portable).unwrap().scan(0..u64::MAX);
         for kernel in Kernel::available() {
-            let outcome = Miner::new(1, kernel).unwrap().search(&h, 0..u64::MAX, &AtomicBool::new(false)).unwrap();
+            let outcome = Miner::new(1, kernel, MinerPriority::Normal)
+                .unwrap()
+                .search(&h, 0..u64::MAX, &AtomicBool::new(false))
+                .unwrap();
             assert_eq!(outcome.nonce, first, "{}", kernel.name());
         }
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_idle_miner_searches_on_threads_the_kernel_runs_only_when_nothing_else_wants_the_core() {
+        let miner = Miner::new(2, Kernel::Portable, MinerPriority::Idle).unwrap();
+        assert_eq!(miner.pool.broadcast(|_| priority::this_thread_policy()), vec![libc::SCHED_IDLE; 2]);
+        let outcome = miner.search(&header(12), 0..u64::MAX, &AtomicBool::new(false)).unwrap();
+        assert!(outcome.nonce.is_some(), "an idle machine still gives the search every core");
+        let normal = Miner::new(2, Kernel::Portable, MinerPriority::Normal).unwrap();
+        assert_eq!(normal.pool.broadcast(|_| priority::this_thread_policy()), vec![libc::SCHED_OTHER; 2]);
+    }
+
     #[test]
     fn a_raised_stop_flag_ends_an_impossible_search() {
-        let miner = Miner::new(2, Kernel::Portable).unwrap();
+        let miner = Miner::new(2, Kernel::Portable, MinerPriority::Normal).unwrap();
         let outcome = miner.search(&header(200), 0..u64::MAX, &AtomicBool::new(true)).unwrap();
         assert_eq!((outcome.nonce, outcome.trials, outcome.trials_by_thread), (None, 0, vec![0, 0]));
     }
 
     #[test]
     fn a_bounded_range_is_searched_exactly_once() {
-        let miner = Miner::new(2, Kernel::Portable).unwrap();
+        let miner = Miner::new(2, Kernel::Portable, MinerPriority::Normal).unwrap();
         let outcome = miner.search(&header(200), 5..100_005, &AtomicBool::new(false)).unwrap();
         assert_eq!((outcome.nonce, outcome.trials), (None, 100_000));
         let progress = miner.progress();
