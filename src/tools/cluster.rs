@@ -6,6 +6,7 @@ use super::load::{miner_address, LoadAccounts};
 use crate::config::{
     HttpConfig, KafkaConfig, LedgerConfig, MiningConfig, MiningMode, NodeConfig, PeerConfig, StorageConfig,
 };
+use crate::core::miner::MinerPriority;
 use crate::core::params::ChainParams;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,9 @@ impl NodeSpec {
                 mode: MiningMode::OnDemand,
                 threads: 1,
                 address: Some(miner_address(id)),
+                // Tests and benchmarks ask for each block (`GET /mine`), often while other
+                // networks load both cores: a search asked for must not wait for an idle core.
+                priority: MinerPriority::Normal,
                 ..MiningConfig::default()
             },
             storage: StorageConfig { max_mempool: 1_000_000, tx_index: true, ..StorageConfig::default() },

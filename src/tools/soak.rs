@@ -8,6 +8,7 @@
 use super::cluster::{poll_until, unique_prefix, LocalNode, NodeSpec};
 use super::load::ClientLoad;
 use crate::config::MiningMode;
+use crate::core::miner::MinerPriority;
 use crate::core::transaction::ChainTag;
 use serde::Serialize;
 use std::fmt;
@@ -205,6 +206,8 @@ fn run(exe: &Path, options: &SoakOptions) -> Result<SoakReport, SoakError> {
         // Room for the offered rate with blocks 2 s apart, and for a backlog to drain.
         spec.chain.max_block_txs = 10_000;
         spec.mining.mode = MiningMode::Continuous;
+        // What a long-running node mines with by default.
+        spec.mining.priority = MinerPriority::Idle;
         spec.storage.max_nonce_ahead = 1_000_000;
         spec.storage.tx_index = false;
         let mut node = LocalNode::configure(exe, &dir, &spec)?;
