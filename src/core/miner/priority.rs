@@ -14,7 +14,8 @@ pub enum MinerPriority {
     /// admitting transfers and anything else on the machine run first.
     #[default]
     Idle,
-    /// Compete for the cores on equal terms with every other thread.
+    /// Leave the threads at the process's own scheduling: they compete for the cores on equal
+    /// terms with every other thread.
     Normal,
 }
 
