@@ -56,9 +56,7 @@ macro_rules! digest_newtype {
         impl ::std::str::FromStr for $name {
             type Err = $crate::core::hash::ParseDigestError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let mut out = [0u8; 32];
-                hex::decode_to_slice(s, &mut out).map_err(|_| $crate::core::hash::ParseDigestError)?;
-                Ok(Self(out))
+                $crate::core::hex_text::decode_exact(s).map(Self).ok_or($crate::core::hash::ParseDigestError)
             }
         }
 
@@ -78,8 +76,7 @@ macro_rules! digest_newtype {
         impl<'de> ::serde::Deserialize<'de> for $name {
             fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 if d.is_human_readable() {
-                    let text = <String as ::serde::Deserialize>::deserialize(d)?;
-                    text.parse().map_err(::serde::de::Error::custom)
+                    d.deserialize_str($crate::core::hex_text::FromText::default())
                 } else {
                     <[u8; 32] as ::serde::Deserialize>::deserialize(d).map(Self)
                 }

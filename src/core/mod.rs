@@ -9,6 +9,7 @@ pub mod encoding;
 pub mod fee_rate;
 pub mod hash;
 pub mod header;
+pub mod hex_text;
 pub mod ledger;
 pub mod memory;
 pub mod merkle;

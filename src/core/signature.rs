@@ -3,6 +3,7 @@
 //! checks a transfer alone and one that checks it in a batch can never disagree, which would
 //! fork them.
 
+use super::hex_text::{decode_exact, FromText};
 use rayon::prelude::*;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -41,9 +42,7 @@ impl fmt::Debug for Signature {
 impl FromStr for Signature {
     type Err = ParseSignatureError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut out = [0u8; SIGNATURE_LEN];
-        hex::decode_to_slice(s, &mut out).map_err(|_| ParseSignatureError)?;
-        Ok(Signature(out))
+        decode_exact(s).map(Signature).ok_or(ParseSignatureError)
     }
 }
 
@@ -64,8 +63,7 @@ impl Serialize for Signature {
 impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
-            let text = String::deserialize(d)?;
-            return text.parse().map_err(de::Error::custom);
+            return d.deserialize_str(FromText::default());
         }
         struct Bytes;
         impl<'de> Visitor<'de> for Bytes {

@@ -259,9 +259,7 @@ fn check_name(name: &str) -> Result<(), WalletError> {
 
 /// A 32-byte seed from 64 hex characters, surrounding whitespace ignored.
 fn parse_seed(text: &str) -> Option<[u8; 32]> {
-    let mut seed = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut seed).ok()?;
-    Some(seed)
+    crate::core::hex_text::decode_exact(text.trim())
 }
 
 /// An I/O failure on `path`.
