@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
 
@@ -61,26 +62,35 @@ fn bounded_page(blocks: &[Block], chain: ChainTag, max_bytes: usize) -> Vec<Valu
 
 /// Parses a JSON body into `T`, naming what is wrong when it does not fit.
 fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let body = body?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    parse_json(&body?)
+}
+
+/// Parses `body` into `T`, which may borrow from it.
+fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// What a client that still sends the unsigned shape is told.
 const HOW_TO_SIGN: &str = "transfers must be signed: send {\"sender\", \"recipient\", \"amount\", \"fee\", \"nonce\", \"signature\"} with sender and recipient as 64-hex-character addresses (Ed25519 public keys), the sender's next nonce (GET /accounts/{address}) and an Ed25519 signature over the signing bytes of docs/consensus.md; `kafkachain wallet send` does all of it";
 
 /// Reads one signed transfer, telling a client of the old unsigned shape how to sign.
-fn parse_transfer(value: Value, chain: ChainTag) -> Result<Transfer, ApiError> {
-    if value.as_object().is_some_and(|fields| !fields.contains_key("signature")) {
-        return Err(ApiError::bad_request(HOW_TO_SIGN));
-    }
-    let json: SignedTransferJson =
-        serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid transfer: {e}")))?;
+/// The signed transfer in `raw`, read straight from the request's bytes (no JSON tree is built
+/// for it); an object without a signature is told how to sign.
+fn parse_transfer(raw: &RawValue, chain: ChainTag) -> Result<Transfer, ApiError> {
+    let json: SignedTransferJson = serde_json::from_str(raw.get()).map_err(|e| {
+        let fields = serde_json::from_str::<Value>(raw.get()).ok();
+        match fields.as_ref().and_then(Value::as_object) {
+            Some(fields) if !fields.contains_key("signature") => ApiError::bad_request(HOW_TO_SIGN),
+            _ => ApiError::bad_request(format!("invalid transfer: {e}")),
+        }
+    })?;
     json.into_transfer(chain).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 #[derive(Deserialize)]
-struct NewTransactions {
-    transactions: Vec<Value>,
+struct NewTransactions<'a> {
+    #[serde(borrow)]
+    transactions: Vec<&'a RawValue>,
 }
 
 /// Most transactions in one `POST /transactions/batch`.
@@ -98,8 +108,8 @@ pub(super) async fn new_transaction(
     connected: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), SubmitError> {
-    let request: Value = parse_body(body)?;
-    let transfer = parse_transfer(request, api.node.chain_tag())?;
+    let body = body.map_err(ApiError::from)?;
+    let transfer = parse_transfer(parse_json(&body)?, api.node.chain_tag())?;
     api.submit_rate.take(client_of(connected), 1).map_err(SubmitError::TooFast)?;
     let (ids, height) = api.node.submit_transactions(vec![transfer]).await.map_err(ApiError::from)?;
     Ok((
@@ -120,7 +130,8 @@ pub(super) async fn new_transactions(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), SubmitError> {
     let node = &api.node;
-    let request: NewTransactions = parse_body(body)?;
+    let body = body.map_err(ApiError::from)?;
+    let request: NewTransactions = parse_json(&body)?;
     if request.transactions.is_empty() || request.transactions.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!("transactions must hold 1 to {MAX_BATCH} entries")).into());
     }
