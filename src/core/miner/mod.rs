@@ -210,9 +210,10 @@ impl Miner {
     pub fn new(threads: usize, kernel: Kernel, priority: MinerPriority) -> Result<Self, MinerPoolError> {
         let pool =
             rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("miner-{i}")).build()?;
-        if let Some(Err(e)) = pool.broadcast(|_| priority.apply_to_this_thread()).into_iter().find(Result::is_err) {
-            return Err(MinerPoolError::Priority(priority.name(), e));
-        }
+        pool.broadcast(|_| priority.apply_to_this_thread())
+            .into_iter()
+            .collect::<std::io::Result<()>>()
+            .map_err(|e| MinerPoolError::Priority(priority.name(), e))?;
         Ok(Self {
             pool,
             kernel,
