@@ -441,6 +441,11 @@ impl Applier {
             self.track_unknown_parents(&outcomes, &parent)?;
         }
         self.parts.events.tip_is(self.parts.store.tip()?);
+        // Once the blocks are visible: the confirmed transfers' records are housekeeping.
+        let started = Instant::now();
+        if self.parts.store.sweep_mempool()? > 0 {
+            self.parts.stats.busy("sweep_mempool", started.elapsed());
+        }
         Ok(())
     }
 

@@ -116,6 +116,26 @@ impl Store {
         Ok(per_block)
     }
 
+    /// Deletes the records of transfers the last blocks took out of the mempool (see
+    /// `mempool`): a write of its own after the block's, off the path that makes a block
+    /// visible. Returns how many were deleted.
+    pub fn sweep_mempool(&self) -> Result<usize, StoreError> {
+        let _writer = self.lock_writes();
+        let stale = self.lock_mempool().take_stale();
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = Batch::default();
+        for seq in &stale {
+            batch.remove(&numbered(keys::MEMPOOL, *seq)[..]);
+        }
+        if let Err(e) = self.tree.apply_batch(batch) {
+            self.lock_mempool().mark_stale(stale);
+            return Err(e.into());
+        }
+        Ok(stale.len())
+    }
+
     /// Moves consumer positions without changing the chain (a message rejected as malformed, or
     /// the topics read again after a retention gap), in one batch.
     pub fn skip_to(&self, offsets: &[OffsetUpdate]) -> Result<(), StoreError> {
@@ -324,8 +344,9 @@ impl Store {
     /// confirmed ones among them, and those its balance no longer covers, in nonce order).
     /// Handing back before pruning lets a returned transfer take its place ahead of a pooled
     /// successor. Their signatures were verified in the blocks that held them.
-    /// Changes the mempool's index and records for `update`, with `accounts` (from
-    /// [`Store::accounts_after`]) the senders' accounts at the new tip: reads nothing.
+    /// Changes the mempool's index for `update`, and its records but for the pruned ones, which
+    /// are left stale for [`Store::sweep_mempool`]; `accounts` (from [`Store::accounts_after`])
+    /// are the senders' accounts at the new tip: reads nothing.
     fn update_mempool(
         &self,
         update: &ChainUpdate,
@@ -335,6 +356,11 @@ impl Store {
     ) {
         let account_at_tip = |address: &Address| accounts.get(address).copied().unwrap_or_default();
         let chain = self.params().chain_tag();
+        // Records left from an earlier update go with this one, so a transfer handed back below
+        // is never stored twice.
+        for seq in index.take_stale() {
+            batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
+        }
         let mut touched: HashSet<Address> = update.accounts.keys().copied().collect();
         for tx in &update.returned {
             let id = tx.id(chain);
@@ -351,9 +377,8 @@ impl Store {
             }
         }
         for address in touched {
-            for seq in index.prune(&address, account_at_tip(&address)) {
-                batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
-            }
+            let dropped = index.prune(&address, account_at_tip(&address));
+            index.mark_stale(dropped);
         }
     }
 }

@@ -21,7 +21,8 @@ pub(super) const ACCOUNT: u8 = b'A';
 /// changed, as they were before it. Only the last `finality_depth + 1` heights keep one; keyed by
 /// height, they are written and dropped in key order.
 pub(super) const UNDO: u8 = b'U';
-/// `P` ++ arrival sequence → mempool transfer.
+/// `P` ++ arrival sequence → mempool transfer (or, until the sweep after a block, one the block
+/// confirmed or made invalid: see `mempool`).
 pub(super) const MEMPOOL: u8 = b'P';
 /// `O` ++ sequence → the orphan's index entry followed by the block.
 pub(super) const ORPHAN: u8 = b'O';

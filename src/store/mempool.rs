@@ -2,6 +2,12 @@
 //! them lives in memory and is rebuilt from those records when the store opens. Keeping it out
 //! of sled saves writes and random-key reads per transfer, and the mempool's bound keeps it small.
 //!
+//! A block's confirmed transfers leave the index with the block, but their records are deleted
+//! by a later, separate write (a sweep): one deletion per transfer was most of a block's
+//! records, and the block is visible sooner without them. Until the sweep the index lists those
+//! records as stale, and readers skip them. A crash before it leaves records the chain already
+//! spent; rebuilding prunes every sender against its stored account, which finds them again.
+//!
 //! Besides the id → record index it keeps each sender's pending transfers by nonce: admission
 //! checks a new transfer against them (a higher fee replaces the one holding its nonce), and a
 //! block prunes the nonces it used. It also knows which transfers are ready (their sender's
@@ -96,12 +102,15 @@ pub(super) struct MempoolIndex {
     next_seq: u64,
     /// Encoded size of every pooled transfer together.
     bytes: u64,
+    /// Sequences of records whose transfers left the index but which are still stored: deleted
+    /// by the next sweep.
+    stale: BTreeSet<u64>,
 }
 
 impl MempoolIndex {
-    /// Reads every `P` record of `tree`, and each sender's account. A second transfer for a
-    /// taken (sender, nonce), which no writer stores, is left out of the index; the store check
-    /// reports it.
+    /// Reads every `P` record of `tree`, and each sender's account, and prunes each sender's
+    /// transfers against it. What the pruning drops (records a crash kept from their sweep), and
+    /// a later record for a (sender, nonce) already taken, are listed as stale.
     pub(super) fn rebuild(tree: &sled::Tree, chain: ChainTag) -> Result<Self, StoreError> {
         let mut index = MempoolIndex::default();
         for entry in tree.scan_prefix([keys::MEMPOOL]) {
@@ -109,7 +118,9 @@ impl MempoolIndex {
             let seq = be_u64(&k, &k[1..])?;
             let tx: Transfer = decode(&k, &raw)?;
             index.next_seq = seq + 1;
-            if !index.slot_taken(&tx.sender, tx.nonce) {
+            if index.slot_taken(&tx.sender, tx.nonce) {
+                index.stale.insert(seq);
+            } else {
                 index.insert_at(tx.id(chain), &tx, raw.len(), seq);
             }
         }
@@ -117,12 +128,25 @@ impl MempoolIndex {
         for sender in senders {
             let k = key(keys::ACCOUNT, sender.as_bytes());
             let account: Account = tree.get(&k)?.map(|raw| decode(&k, &raw)).transpose()?.unwrap_or_default();
-            if let Some(pool) = index.by_sender.get_mut(&sender) {
-                pool.next_nonce = account.nonce;
-            }
-            index.refresh(&sender);
+            let dropped = index.prune(&sender, account);
+            index.stale.extend(dropped);
         }
         Ok(index)
+    }
+
+    /// Sequences of the stored records the index no longer holds, oldest first.
+    pub(super) fn stale(&self) -> &BTreeSet<u64> {
+        &self.stale
+    }
+
+    /// Lists records as stale: their transfers left the index, their deletion is not written.
+    pub(super) fn mark_stale(&mut self, seqs: impl IntoIterator<Item = u64>) {
+        self.stale.extend(seqs);
+    }
+
+    /// Takes the stale list, for a write that deletes those records.
+    pub(super) fn take_stale(&mut self) -> BTreeSet<u64> {
+        std::mem::take(&mut self.stale)
     }
 
     /// Transfers pooled.

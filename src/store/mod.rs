@@ -221,11 +221,13 @@ impl Store {
         Self::with_db(db, tree, path, params)?.bring_to_layout(layout)?.load_indexes()
     }
 
-    /// Indexes the stored mempool and orphan pool.
+    /// Indexes the stored mempool (deleting what it no longer holds) and orphan pool.
     fn load_indexes(mut self) -> Result<Self, StoreError> {
         let indexed = self.tree.get(keys::key(keys::STATE, keys::TX_INDEX))?.is_some_and(|v| v.as_ref() == [1]);
         self.tx_index.store(indexed, std::sync::atomic::Ordering::SeqCst);
         self.mempool = Arc::new(Mutex::new(MempoolIndex::rebuild(&self.tree, self.params.chain_tag())?));
+        // Records a crash kept from their sweep go before anything reads the store.
+        self.sweep_mempool()?;
         let mut orphans = BTreeMap::new();
         for record in self.tree.scan_prefix([keys::ORPHAN]) {
             let (k, raw) = record?;

@@ -183,14 +183,19 @@ impl Store {
 
     /// The first `limit` mempool transfers, oldest first.
     pub fn mempool_head(&self, limit: usize) -> Result<Vec<Transfer>, StoreError> {
-        self.tree
-            .scan_prefix([keys::MEMPOOL])
-            .take(limit)
-            .map(|entry| {
-                let (k, raw) = entry?;
-                decode(&k, &raw)
-            })
-            .collect()
+        // Read before the records: a record swept meanwhile is only not found.
+        let stale = self.lock_mempool().stale().clone();
+        let mut head = Vec::new();
+        for entry in self.tree.scan_prefix([keys::MEMPOOL]) {
+            let (k, raw) = entry?;
+            if head.len() == limit {
+                break;
+            }
+            if !stale.contains(&be_u64(&k, &k[1..])?) {
+                head.push(decode(&k, &raw)?);
+            }
+        }
+        Ok(head)
     }
 
     /// At most `limit` ready mempool transfers (their sender's nonces run without a gap from its

@@ -321,6 +321,78 @@ fn a_transfer_handed_back_by_a_reorg_goes_ahead_of_its_pooled_successor() {
     assert!(store.check_consistency().unwrap().problems.is_empty());
 }
 
+/// The `P` records on disk, by sequence.
+fn mempool_records(store: &Store) -> Vec<u64> {
+    let key = |k: sled::IVec| be_u64(&k, &k[1..]).unwrap();
+    store.tree.scan_prefix([keys::MEMPOOL]).keys().map(|k| key(k.unwrap())).collect()
+}
+
+#[test]
+fn a_confirmed_transfer_leaves_the_mempool_with_its_block_and_its_record_with_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    let pooled = [transfer(1, 0), transfer(2, 0), transfer(3, 0)];
+    store.admit_transactions(&offered(&pooled), &[], limits(10)).unwrap();
+    let b1 = child(&p, &genesis_block(), "m", &pooled[..2]);
+    store.apply_block(b1.clone(), b1.header.timestamp_ms, &[offset(1)]).unwrap();
+    // The block is applied; the records of its transfers wait for the sweep, and no reader
+    // sees them.
+    assert_eq!(mempool_records(&store), vec![0, 1, 2]);
+    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(3, 0)]);
+    assert_eq!(store.mempool_head(1).unwrap(), vec![transfer(3, 0)], "a stale record does not take a place");
+    assert_eq!(store.mempool_len().unwrap(), 1);
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+    assert_eq!(store.sweep_mempool().unwrap(), 2);
+    assert_eq!(mempool_records(&store), vec![2]);
+    assert_eq!(store.sweep_mempool().unwrap(), 0, "nothing is left to sweep");
+}
+
+#[test]
+fn records_a_crash_kept_from_their_sweep_are_deleted_when_the_store_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let b1 = child(&p, &genesis_block(), "m", &[transfer(1, 0)]);
+    {
+        let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+        store.admit_transactions(&offered(&[transfer(1, 0), transfer(1, 1)]), &[], limits(10)).unwrap();
+        store.apply_block(b1.clone(), b1.header.timestamp_ms, &[offset(1)]).unwrap();
+        // The process dies here: the block's write is on disk, its sweep never ran.
+        store.flush().unwrap();
+        assert_eq!(mempool_records(&store), vec![0, 1]);
+    }
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(mempool_records(&store), vec![1], "the confirmed transfer's record is gone");
+    assert_eq!(store.mempool_ready(10).unwrap(), vec![transfer(1, 1)]);
+    assert_eq!(store.tip().unwrap().hash, b1.hash());
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_transfer_handed_back_before_its_record_was_swept_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let a1 = child(&p, &genesis_block(), "a", &[transfer(1, 0)]);
+    let b1 = child(&p, &genesis_block(), "b", &[]);
+    let b2 = child(&p, &b1, "b", &[]);
+    {
+        let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+        store.admit_transactions(&offered(&[transfer(1, 0)]), &[], limits(10)).unwrap();
+        for block in [&a1, &b1, &b2] {
+            store.apply_block(block.clone(), block.header.timestamp_ms, &[]).unwrap();
+        }
+        // B's branch handed the transfer back while its first record waited for the sweep: the
+        // write that pooled it again deleted that record.
+        assert_eq!(store.tip().unwrap().hash, b2.hash());
+        assert_eq!(mempool_records(&store), vec![1]);
+        assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(1, 0)]);
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.mempool_ready(10).unwrap(), vec![transfer(1, 0)]);
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+}
+
 #[test]
 fn an_orphan_adopted_within_the_run_that_pooled_it_leaves_no_record() {
     // What a node reads right after a retention gap: a retained block whose parent comes later

@@ -107,8 +107,8 @@ pub fn next_block(store: &Store, miner: Address) -> Result<Block, WriterError> {
     Ok(solved(Block::candidate(params.chain_tag(), tip.hash, tip.height, bits, parent.header.timestamp_ms + 1, txs))?)
 }
 
-/// Applies `block` (built by [`next_block`]) with the blocks offset after it, and checks that it
-/// became the tip.
+/// Applies `block` (built by [`next_block`]) with the blocks offset after it, checks that it
+/// became the tip, and sweeps the mempool as the applier does.
 pub fn apply_as_tip(store: &Store, block: Block) -> Result<(), WriterError> {
     let height = block.header.height;
     let offset = OffsetUpdate { position: blocks_partition(), next: height };
@@ -117,5 +117,6 @@ pub fn apply_as_tip(store: &Store, block: Block) -> Result<(), WriterError> {
     if !matches!(outcomes.as_slice(), [Outcome::Stored { tip_moved: true, .. }]) {
         return Err(WriterError::Rejected(height, outcomes));
     }
+    store.sweep_mempool()?;
     Ok(())
 }
