@@ -1,7 +1,7 @@
 //! Block validation cost for a block of 1,000 signed transfers: the context-free checks (proof of
 //! work, Merkle root, transaction rules), a full apply through the in-memory chain (signatures
 //! included, since none was seen in a mempool), and Ed25519 verification one by one against
-//! batches.
+//! batches, and what a batch of each size costs a signature.
 
 // A benchmark that cannot unwrap its setup has nothing to measure; criterion_group! makes
 // undocumented functions.
@@ -49,6 +49,16 @@ fn validate(c: &mut Criterion) {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         b.iter(|| pool.install(|| first_invalid(&items)))
     });
+    group.finish();
+
+    // What a smaller batch costs a signature: the applier splits a small burst of transfers
+    // over the cores rather than verify it in one batch on one.
+    let mut group = c.benchmark_group("ed25519_batch_size");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    for size in [16, 32, 64, 128, 256] {
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_function(size.to_string(), |b| b.iter(|| pool.install(|| first_invalid(&items[..size]))));
+    }
     group.finish();
 }
 
