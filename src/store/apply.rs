@@ -116,12 +116,12 @@ impl Store {
         Ok(per_block)
     }
 
-    /// Deletes the records of transfers the last blocks took out of the mempool (see
-    /// `mempool`): a write of its own after the block's, off the path that makes a block
-    /// visible. Returns how many were deleted.
+    /// Deletes the records of transfers the last blocks took out of the mempool, and their
+    /// list (see `mempool`): a write of its own after the block's, off the path that makes a
+    /// block visible. Returns how many were deleted.
     pub fn sweep_mempool(&self) -> Result<usize, StoreError> {
         let _writer = self.lock_writes();
-        let stale = self.lock_mempool().take_stale();
+        let stale = self.lock_mempool().stale();
         if stale.is_empty() {
             return Ok(0);
         }
@@ -129,10 +129,9 @@ impl Store {
         for seq in &stale {
             batch.remove(&numbered(keys::MEMPOOL, *seq)[..]);
         }
-        if let Err(e) = self.tree.apply_batch(batch) {
-            self.lock_mempool().mark_stale(stale);
-            return Err(e.into());
-        }
+        batch.remove(key(keys::STATE, keys::UNSWEPT));
+        self.tree.apply_batch(batch)?;
+        self.lock_mempool().forget_stale(&stale);
         Ok(stale.len())
     }
 
@@ -345,8 +344,8 @@ impl Store {
     /// Handing back before pruning lets a returned transfer take its place ahead of a pooled
     /// successor. Their signatures were verified in the blocks that held them.
     /// Changes the mempool's index for `update`, and its records but for the pruned ones, which
-    /// are left stale for [`Store::sweep_mempool`]; `accounts` (from [`Store::accounts_after`])
-    /// are the senders' accounts at the new tip: reads nothing.
+    /// are listed as stale for [`Store::sweep_mempool`]; `accounts` (from
+    /// [`Store::accounts_after`]) are the senders' accounts at the new tip: reads nothing.
     fn update_mempool(
         &self,
         update: &ChainUpdate,
@@ -357,10 +356,13 @@ impl Store {
         let account_at_tip = |address: &Address| accounts.get(address).copied().unwrap_or_default();
         let chain = self.params().chain_tag();
         // Records left from an earlier update go with this one, so a transfer handed back below
-        // is never stored twice.
-        for seq in index.take_stale() {
-            batch.remove(&numbered(keys::MEMPOOL, seq)[..]);
+        // is never stored twice. (Should the write fail, the index is rebuilt from the records
+        // and the list on disk.)
+        let swept = index.stale();
+        for seq in &swept {
+            batch.remove(&numbered(keys::MEMPOOL, *seq)[..]);
         }
+        index.forget_stale(&swept);
         let mut touched: HashSet<Address> = update.accounts.keys().copied().collect();
         for tx in &update.returned {
             let id = tx.id(chain);
@@ -379,6 +381,12 @@ impl Store {
         for address in touched {
             let dropped = index.prune(&address, account_at_tip(&address));
             index.mark_stale(dropped);
+        }
+        // The list goes with the block, so a restart before the sweep knows what is stale.
+        let unswept = key(keys::STATE, keys::UNSWEPT);
+        match index.stale() {
+            stale if stale.is_empty() => batch.remove(unswept),
+            stale => batch.insert(unswept, encoding::encode(&stale)),
         }
     }
 }

@@ -107,7 +107,7 @@ impl Store {
         }
         let mempool_len = self.mempool_len()?;
         let mut pooled = HashSet::new();
-        for tx in self.mempool_head(usize::MAX)? {
+        for tx in self.mempool_records()? {
             let id: TxId = tx.id(chain);
             if !pooled.insert((tx.sender, tx.nonce)) {
                 problems.push(format!("mempool transfer {id} takes a sender's nonce twice"));

@@ -22,7 +22,7 @@ pub(super) const ACCOUNT: u8 = b'A';
 /// height, they are written and dropped in key order.
 pub(super) const UNDO: u8 = b'U';
 /// `P` ++ arrival sequence → mempool transfer (or, until the sweep after a block, one the block
-/// confirmed or made invalid: see `mempool`).
+/// confirmed or made invalid, listed under [`UNSWEPT`]: see `mempool`).
 pub(super) const MEMPOOL: u8 = b'P';
 /// `O` ++ sequence → the orphan's index entry followed by the block.
 pub(super) const ORPHAN: u8 = b'O';
@@ -46,6 +46,9 @@ pub(super) const FILES_END: &[u8] = b"block_files_end";
 pub(super) const INDEX_LEN: &[u8] = b"block_index_len";
 /// The last block record an unfinished layout upgrade converted.
 pub(super) const UPGRADE_CURSOR: &[u8] = b"upgrade_cursor";
+/// The sequences of the `P` records whose transfers left the mempool with the last block and
+/// whose deletion (the sweep) is not written yet; absent when there are none.
+pub(super) const UNSWEPT: &[u8] = b"mempool_unswept";
 /// The version of this key layout the store was written with.
 pub(super) const LAYOUT: &[u8] = b"layout";
 

@@ -2,11 +2,12 @@
 //! them lives in memory and is rebuilt from those records when the store opens. Keeping it out
 //! of sled saves writes and random-key reads per transfer, and the mempool's bound keeps it small.
 //!
-//! A block's confirmed transfers leave the index with the block, but their records are deleted
-//! by a later, separate write (a sweep): one deletion per transfer was most of a block's
-//! records, and the block is visible sooner without them. Until the sweep the index lists those
-//! records as stale, and readers skip them. A crash before it leaves records the chain already
-//! spent; rebuilding prunes every sender against its stored account, which finds them again.
+//! The transfers a block confirms or makes invalid leave the index with the block, but their
+//! records are deleted by a later, separate write (the sweep): one deletion per transfer was
+//! most of a block's records, and the block is visible sooner without them. The block's batch
+//! stores instead the list of those records (one record, under `keys::UNSWEPT`); the index
+//! holds it as its stale set, readers skip records the index does not hold, and rebuilding after
+//! a crash before the sweep reads the list back, so it knows exactly which records are stale.
 //!
 //! Besides the id → record index it keeps each sender's pending transfers by nonce: admission
 //! checks a new transfer against them (a higher fee replaces the one holding its nonce), and a
@@ -107,20 +108,27 @@ pub(super) struct MempoolIndex {
     stale: BTreeSet<u64>,
 }
 
+/// The stale records' sequences stored in `tree` (none when there is no list).
+pub(super) fn unswept(tree: &sled::Tree) -> Result<BTreeSet<u64>, StoreError> {
+    let k = key(keys::STATE, keys::UNSWEPT);
+    Ok(tree.get(&k)?.map(|raw| decode::<Vec<u64>>(&k, &raw)).transpose()?.unwrap_or_default().into_iter().collect())
+}
+
 impl MempoolIndex {
-    /// Reads every `P` record of `tree`, and each sender's account, and prunes each sender's
-    /// transfers against it. What the pruning drops (records a crash kept from their sweep), and
-    /// a later record for a (sender, nonce) already taken, are listed as stale.
+    /// Reads every `P` record of `tree` but the stale ones (listed in the `UNSWEPT` record), and
+    /// each sender's account. A second transfer for a taken (sender, nonce), which no writer
+    /// stores, is left out of the index; the store check reports it.
     pub(super) fn rebuild(tree: &sled::Tree, chain: ChainTag) -> Result<Self, StoreError> {
-        let mut index = MempoolIndex::default();
+        let mut index = MempoolIndex { stale: unswept(tree)?, ..MempoolIndex::default() };
         for entry in tree.scan_prefix([keys::MEMPOOL]) {
             let (k, raw) = entry?;
             let seq = be_u64(&k, &k[1..])?;
-            let tx: Transfer = decode(&k, &raw)?;
             index.next_seq = seq + 1;
-            if index.slot_taken(&tx.sender, tx.nonce) {
-                index.stale.insert(seq);
-            } else {
+            if index.stale.contains(&seq) {
+                continue;
+            }
+            let tx: Transfer = decode(&k, &raw)?;
+            if !index.slot_taken(&tx.sender, tx.nonce) {
                 index.insert_at(tx.id(chain), &tx, raw.len(), seq);
             }
         }
@@ -128,15 +136,18 @@ impl MempoolIndex {
         for sender in senders {
             let k = key(keys::ACCOUNT, sender.as_bytes());
             let account: Account = tree.get(&k)?.map(|raw| decode(&k, &raw)).transpose()?.unwrap_or_default();
-            let dropped = index.prune(&sender, account);
-            index.stale.extend(dropped);
+            if let Some(pool) = index.by_sender.get_mut(&sender) {
+                pool.next_nonce = account.nonce;
+            }
+            index.refresh(&sender);
         }
         Ok(index)
     }
 
-    /// Sequences of the stored records the index no longer holds, oldest first.
-    pub(super) fn stale(&self) -> &BTreeSet<u64> {
-        &self.stale
+    /// The stale records: stored, but their transfers left the index. A write that deletes
+    /// them [`Self::forget_stale`]s them once it is written.
+    pub(super) fn stale(&self) -> Vec<u64> {
+        self.stale.iter().copied().collect()
     }
 
     /// Lists records as stale: their transfers left the index, their deletion is not written.
@@ -144,9 +155,11 @@ impl MempoolIndex {
         self.stale.extend(seqs);
     }
 
-    /// Takes the stale list, for a write that deletes those records.
-    pub(super) fn take_stale(&mut self) -> BTreeSet<u64> {
-        std::mem::take(&mut self.stale)
+    /// Forgets stale records whose deletion is written.
+    pub(super) fn forget_stale(&mut self, seqs: &[u64]) {
+        for seq in seqs {
+            self.stale.remove(seq);
+        }
     }
 
     /// Transfers pooled.

@@ -124,7 +124,7 @@ pub enum MissingRecord {
 }
 
 /// Version of the key layout in `keys`; raised whenever stored records change shape.
-const LAYOUT_VERSION: u64 = 10;
+const LAYOUT_VERSION: u64 = 11;
 
 /// What is stored per orphan: its index entry first, so opening the store rebuilds the pool's
 /// index without decoding the blocks.
@@ -226,7 +226,7 @@ impl Store {
         let indexed = self.tree.get(keys::key(keys::STATE, keys::TX_INDEX))?.is_some_and(|v| v.as_ref() == [1]);
         self.tx_index.store(indexed, std::sync::atomic::Ordering::SeqCst);
         self.mempool = Arc::new(Mutex::new(MempoolIndex::rebuild(&self.tree, self.params.chain_tag())?));
-        // Records a crash kept from their sweep go before anything reads the store.
+        // Records a crash kept from their sweep go before anything else writes.
         self.sweep_mempool()?;
         let mut orphans = BTreeMap::new();
         for record in self.tree.scan_prefix([keys::ORPHAN]) {

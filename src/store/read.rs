@@ -181,21 +181,36 @@ impl Store {
         Ok((account, self.lock_mempool().pending_nonce(address, account.nonce)))
     }
 
-    /// The first `limit` mempool transfers, oldest first.
+    /// The first `limit` mempool transfers, oldest first: records the index holds (a record
+    /// whose transfer a block took, waiting for the sweep, is not one).
     pub fn mempool_head(&self, limit: usize) -> Result<Vec<Transfer>, StoreError> {
-        // Read before the records: a record swept meanwhile is only not found.
-        let stale = self.lock_mempool().stale().clone();
+        let chain = self.params().chain_tag();
         let mut head = Vec::new();
         for entry in self.tree.scan_prefix([keys::MEMPOOL]) {
-            let (k, raw) = entry?;
             if head.len() == limit {
                 break;
             }
-            if !stale.contains(&be_u64(&k, &k[1..])?) {
-                head.push(decode(&k, &raw)?);
+            let (k, raw) = entry?;
+            let tx: Transfer = decode(&k, &raw)?;
+            if self.lock_mempool().seq(&tx.id(chain)) == Some(be_u64(&k, &k[1..])?) {
+                head.push(tx);
             }
         }
         Ok(head)
+    }
+
+    /// Every stored mempool record but the stale ones, whether the index holds it or not: what
+    /// the store check inspects.
+    pub(super) fn mempool_records(&self) -> Result<Vec<Transfer>, StoreError> {
+        let stale = super::mempool::unswept(&self.tree)?;
+        let mut records = Vec::new();
+        for entry in self.tree.scan_prefix([keys::MEMPOOL]) {
+            let (k, raw) = entry?;
+            if !stale.contains(&be_u64(&k, &k[1..])?) {
+                records.push(decode(&k, &raw)?);
+            }
+        }
+        Ok(records)
     }
 
     /// At most `limit` ready mempool transfers (their sender's nonces run without a gap from its

@@ -369,6 +369,67 @@ fn records_a_crash_kept_from_their_sweep_are_deleted_when_the_store_opens() {
 }
 
 #[test]
+fn a_transfer_admitted_before_the_sweep_survives_a_crash_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    // Account 4 pools nonces 0 and 1; a block spends nearly all its balance with another
+    // transfer at nonce 0, which confirms neither and leaves nonce 1 uncovered.
+    let big = Transfer::sign(&key(4), p.chain_tag(), address(5), 999_990, 1, 0);
+    let b1 = child(&p, &genesis_block(), "m", std::slice::from_ref(&big));
+    let cheap = Transfer::sign(&key(4), p.chain_tag(), address(5), 1, 1, 1);
+    {
+        let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+        store.admit_transactions(&offered(&[transfer(4, 0), transfer(4, 1)]), &[], limits(10)).unwrap();
+        store.apply_block(b1.clone(), b1.header.timestamp_ms, &[offset(1)]).unwrap();
+        // Before the sweep, a transfer the new balance covers takes nonce 1.
+        assert_eq!(
+            store.admit_transactions(&offered(std::slice::from_ref(&cheap)), &[], limits(10)).unwrap(),
+            vec![Ok(())]
+        );
+        store.flush().unwrap();
+        assert_eq!(mempool_records(&store), vec![0, 1, 2]);
+    }
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.mempool_ready(10).unwrap(), vec![cheap], "the stale record of nonce 1 does not shadow it");
+    assert_eq!(mempool_records(&store), vec![2]);
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_spent_record_no_block_listed_is_reported_not_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let b1 = child(&p, &genesis_block(), "m", &[transfer(1, 0)]);
+    {
+        let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+        store.apply_block(b1.clone(), b1.header.timestamp_ms, &[offset(1)]).unwrap();
+        // A writer that forgot a confirmed transfer's record, and listed it nowhere.
+        store.tree.insert(keys::numbered(keys::MEMPOOL, 7), encoding::encode(&transfer(1, 0))).unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    let problems = store.check_consistency().unwrap().problems;
+    assert!(problems.iter().any(|p| p.contains("uses a nonce the chain already used")), "{problems:?}");
+}
+
+#[test]
+fn a_store_of_layout_10_is_marked_11_and_keeps_its_mempool() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    {
+        let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+        store.admit_transactions(&offered(&[transfer(1, 0)]), &[], limits(10)).unwrap();
+        store.tree.insert(keys::key(keys::STATE, keys::LAYOUT), &10u64.to_be_bytes()).unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(upgrade::stored_layout(&store.tree).unwrap(), LAYOUT_VERSION);
+    assert_eq!(LAYOUT_VERSION, 11);
+    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(1, 0)]);
+    assert!(store.check_consistency().unwrap().problems.is_empty());
+}
+
+#[test]
 fn a_transfer_handed_back_before_its_record_was_swept_is_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     let p = params();

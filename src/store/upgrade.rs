@@ -2,7 +2,10 @@
 //! bounded batches, and resumable, so a node keeps its chain without a re-sync:
 //! - layout 7 → 8: the block bodies move out of sled into the block files;
 //! - layout 8 → 9: the main-chain index, one record per height, becomes groups of heights;
-//! - layout 9 → 10: the block records leave sled for the block index.
+//! - layout 9 → 10: the block records leave sled for the block index;
+//! - layout 10 → 11: nothing moves. Layout 11 deletes a block's mempool records after the block
+//!   (listing them until then), and marking it keeps a version that would read those records
+//!   as pooled transfers from opening the store.
 
 use super::block_files::BodyAt;
 use super::block_index::IndexEntry;
@@ -24,6 +27,9 @@ pub(super) const INDEX_BY_HEIGHT_LAYOUT: u64 = 8;
 
 /// The layout with the main-chain index in groups and a sled record per block.
 pub(super) const GROUPED_INDEX_LAYOUT: u64 = 9;
+
+/// The layout with the block index, which deleted a block's mempool records with the block.
+pub(super) const BLOCK_INDEX_LAYOUT: u64 = 10;
 
 /// Block records moved to the block index per batch (1 MiB of entries).
 const INDEX_BATCH_BLOCKS: usize = 16 * 1024;
@@ -61,6 +67,8 @@ pub(super) enum LayoutState {
     IndexByHeight,
     /// Layout 9, or a move of its block records to the block index that was cut short.
     BlocksInSled,
+    /// Layout 10: only its marker changes.
+    BeforeSweepList,
 }
 
 /// The layout version the store in `tree` records (0 when none is recorded).
@@ -82,6 +90,8 @@ pub(super) fn layout_state(tree: &sled::Tree) -> Result<LayoutState, StoreError>
     match stored_layout(tree)? {
         LAYOUT_VERSION if blocks_in_sled => Ok(LayoutState::BlocksInSled),
         LAYOUT_VERSION => Ok(LayoutState::Current),
+        BLOCK_INDEX_LAYOUT if blocks_in_sled => Ok(LayoutState::BlocksInSled),
+        BLOCK_INDEX_LAYOUT => Ok(LayoutState::BeforeSweepList),
         GROUPED_INDEX_LAYOUT if index_by_height => Ok(LayoutState::IndexByHeight),
         GROUPED_INDEX_LAYOUT => Ok(LayoutState::BlocksInSled),
         INDEX_BY_HEIGHT_LAYOUT if moving_bodies => Ok(LayoutState::BodiesInline),
@@ -100,8 +110,13 @@ impl Store {
         if matches!(state, LayoutState::BodiesInline | LayoutState::IndexByHeight) {
             self.regroup_main_index(REGROUP_BATCH_GROUPS)?;
         }
-        if state != LayoutState::Current {
+        if matches!(state, LayoutState::BodiesInline | LayoutState::IndexByHeight | LayoutState::BlocksInSled) {
             self.index_blocks(INDEX_BATCH_BLOCKS)?;
+        }
+        if state != LayoutState::Current {
+            self.tree.insert(key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..])?;
+            self.db.flush()?;
+            tracing::info!(layout = LAYOUT_VERSION, "the store is at the current layout");
         }
         Ok(self)
     }
@@ -225,8 +240,8 @@ impl Store {
     }
 
     /// Moves every block record out of sled into the block index, at most `batch_blocks` per
-    /// batch; each batch also marks the store layout 10, so the version before refuses it from
-    /// the first on, and a move cut short resumes with the block records left.
+    /// batch; each batch also marks the store with the current layout, so the versions before
+    /// refuse it from the first on, and a move cut short resumes with the block records left.
     fn index_blocks(&self, batch_blocks: usize) -> Result<(), StoreError> {
         tracing::info!(from = GROUPED_INDEX_LAYOUT, to = LAYOUT_VERSION, "upgrading the store's layout");
         let blocks = until_done(|| self.index_blocks_step(batch_blocks))?;
