@@ -108,6 +108,12 @@ pub(super) struct MempoolIndex {
     stale: BTreeSet<u64>,
 }
 
+/// The account of `address` stored in `tree` (a never-touched one as empty).
+fn stored_account(tree: &sled::Tree, address: &Address) -> Result<Account, StoreError> {
+    let k = key(keys::ACCOUNT, address.as_bytes());
+    Ok(tree.get(&k)?.map(|raw| decode(&k, &raw)).transpose()?.unwrap_or_default())
+}
+
 /// The stale records' sequences stored in `tree` (none when there is no list).
 pub(super) fn unswept(tree: &sled::Tree) -> Result<BTreeSet<u64>, StoreError> {
     let k = key(keys::STATE, keys::UNSWEPT);
@@ -132,16 +138,31 @@ impl MempoolIndex {
                 index.insert_at(tx.id(chain), &tx, raw.len(), seq);
             }
         }
-        let senders: Vec<Address> = index.by_sender.keys().copied().collect();
-        for sender in senders {
-            let k = key(keys::ACCOUNT, sender.as_bytes());
-            let account: Account = tree.get(&k)?.map(|raw| decode(&k, &raw)).transpose()?.unwrap_or_default();
+        for sender in index.senders() {
+            let account = stored_account(tree, &sender)?;
             if let Some(pool) = index.by_sender.get_mut(&sender) {
                 pool.next_nonce = account.nonce;
             }
             index.refresh(&sender);
         }
         Ok(index)
+    }
+
+    /// The records of a store written before the stale list (layout 10) that its accounts make
+    /// invalid: nonces spent, or no longer covered. A consistent store of that layout has none,
+    /// but the build that introduced the sweep (a93fc0d) was also layout 10 and left them to a
+    /// sweep a crash could cut off.
+    pub(super) fn unlisted_stale(tree: &sled::Tree, chain: ChainTag) -> Result<Vec<u64>, StoreError> {
+        let mut index = Self::rebuild(tree, chain)?;
+        let mut stale = Vec::new();
+        for sender in index.senders() {
+            stale.extend(index.prune(&sender, stored_account(tree, &sender)?));
+        }
+        Ok(stale)
+    }
+
+    fn senders(&self) -> Vec<Address> {
+        self.by_sender.keys().copied().collect()
     }
 
     /// The stale records: stored, but their transfers left the index. A write that deletes

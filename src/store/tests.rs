@@ -413,19 +413,26 @@ fn a_spent_record_no_block_listed_is_reported_not_swept() {
 }
 
 #[test]
-fn a_store_of_layout_10_is_marked_11_and_keeps_its_mempool() {
+fn a_store_of_layout_10_is_marked_11_keeping_its_mempool_but_what_its_accounts_spent() {
     let dir = tempfile::tempdir().unwrap();
     let p = params();
+    let b1 = child(&p, &genesis_block(), "m", &[transfer(1, 0)]);
     {
         let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
-        store.admit_transactions(&offered(&[transfer(1, 0)]), &[], limits(10)).unwrap();
+        store.admit_transactions(&offered(&[transfer(1, 0), transfer(2, 0)]), &[], limits(10)).unwrap();
+        store.apply_block(b1.clone(), b1.header.timestamp_ms, &[offset(1)]).unwrap();
+        // What the build that first swept after the block (a93fc0d, layout 10, no list) left
+        // when it stopped between the block and its sweep.
+        store.tree.remove(keys::key(keys::STATE, keys::UNSWEPT)).unwrap();
         store.tree.insert(keys::key(keys::STATE, keys::LAYOUT), &10u64.to_be_bytes()).unwrap();
         store.flush().unwrap();
+        assert_eq!(mempool_records(&store), vec![0, 1]);
     }
     let store = Store::open(dir.path(), &p, DEFAULT_CACHE_BYTES).unwrap();
     assert_eq!(upgrade::stored_layout(&store.tree).unwrap(), LAYOUT_VERSION);
     assert_eq!(LAYOUT_VERSION, 11);
-    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(1, 0)]);
+    assert_eq!(mempool_records(&store), vec![1], "the confirmed transfer's record is gone");
+    assert_eq!(store.mempool_head(10).unwrap(), vec![transfer(2, 0)]);
     assert!(store.check_consistency().unwrap().problems.is_empty());
 }
 

@@ -3,14 +3,16 @@
 //! - layout 7 → 8: the block bodies move out of sled into the block files;
 //! - layout 8 → 9: the main-chain index, one record per height, becomes groups of heights;
 //! - layout 9 → 10: the block records leave sled for the block index;
-//! - layout 10 → 11: nothing moves. Layout 11 deletes a block's mempool records after the block
-//!   (listing them until then), and marking it keeps a version that would read those records
-//!   as pooled transfers from opening the store.
+//! - layout 10 → 11: layout 11 deletes a block's mempool records after the block (listing them
+//!   until then), and marking it keeps a version that would read those records as pooled
+//!   transfers from opening the store. The mark's batch deletes any record the accounts already
+//!   spent, which one build of layout 10 could leave (see `MempoolIndex::unlisted_stale`).
 
 use super::block_files::BodyAt;
 use super::block_index::IndexEntry;
 use super::keys::{self, key};
 use super::main_index::{MainIndexChange, GROUP_HEIGHTS};
+use super::mempool::MempoolIndex;
 use super::read::digest;
 use super::{be_u64, corrupt, StagedBlocks, Store, StoreError, LAYOUT_VERSION};
 use crate::core::block::Block;
@@ -28,7 +30,7 @@ pub(super) const INDEX_BY_HEIGHT_LAYOUT: u64 = 8;
 /// The layout with the main-chain index in groups and a sled record per block.
 pub(super) const GROUPED_INDEX_LAYOUT: u64 = 9;
 
-/// The layout with the block index, which deleted a block's mempool records with the block.
+/// The layout with the block index and no list of mempool records waiting for their sweep.
 pub(super) const BLOCK_INDEX_LAYOUT: u64 = 10;
 
 /// Block records moved to the block index per batch (1 MiB of entries).
@@ -114,9 +116,19 @@ impl Store {
             self.index_blocks(INDEX_BATCH_BLOCKS)?;
         }
         if state != LayoutState::Current {
-            self.tree.insert(key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..])?;
+            let spent = MempoolIndex::unlisted_stale(&self.tree, self.params.chain_tag())?;
+            let mut batch = sled::Batch::default();
+            for seq in &spent {
+                batch.remove(&keys::numbered(keys::MEMPOOL, *seq)[..]);
+            }
+            batch.insert(key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
+            self.tree.apply_batch(batch)?;
             self.db.flush()?;
-            tracing::info!(layout = LAYOUT_VERSION, "the store is at the current layout");
+            tracing::info!(
+                layout = LAYOUT_VERSION,
+                spent_mempool_records = spent.len(),
+                "the store is at the current layout"
+            );
         }
         Ok(self)
     }
