@@ -126,9 +126,7 @@ impl Store {
             return Ok(0);
         }
         let mut batch = Batch::default();
-        for seq in &stale {
-            batch.remove(&numbered(keys::MEMPOOL, *seq)[..]);
-        }
+        remove_mempool_records(&stale, &mut batch);
         batch.remove(key(keys::STATE, keys::UNSWEPT));
         self.tree.apply_batch(batch)?;
         self.lock_mempool().forget_stale(&stale);
@@ -359,9 +357,7 @@ impl Store {
         // is never stored twice. (Should the write fail, the index is rebuilt from the records
         // and the list on disk.)
         let swept = index.stale();
-        for seq in &swept {
-            batch.remove(&numbered(keys::MEMPOOL, *seq)[..]);
-        }
+        remove_mempool_records(&swept, batch);
         index.forget_stale(&swept);
         let mut touched: HashSet<Address> = update.accounts.keys().copied().collect();
         for tx in &update.returned {
@@ -382,12 +378,21 @@ impl Store {
             let dropped = index.prune(&address, account_at_tip(&address));
             index.mark_stale(dropped);
         }
-        // The list goes with the block, so a restart before the sweep knows what is stale.
+        // The list goes with the block, so a restart before the sweep knows what is stale; it
+        // is written only when it changes.
         let unswept = key(keys::STATE, keys::UNSWEPT);
         match index.stale() {
-            stale if stale.is_empty() => batch.remove(unswept),
-            stale => batch.insert(unswept, encoding::encode(&stale)),
+            stale if !stale.is_empty() => batch.insert(unswept, encoding::encode(&stale)),
+            _ if !swept.is_empty() => batch.remove(unswept),
+            _ => {}
         }
+    }
+}
+
+/// Adds the deletion of the mempool records `seqs` to `batch`.
+pub(super) fn remove_mempool_records(seqs: &[u64], batch: &mut Batch) {
+    for seq in seqs {
+        batch.remove(&numbered(keys::MEMPOOL, *seq)[..]);
     }
 }
 

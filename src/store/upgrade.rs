@@ -8,6 +8,7 @@
 //!   transfers from opening the store. The mark's batch deletes any record the accounts already
 //!   spent, which one build of layout 10 could leave (see `MempoolIndex::unlisted_stale`).
 
+use super::apply::remove_mempool_records;
 use super::block_files::BodyAt;
 use super::block_index::IndexEntry;
 use super::keys::{self, key};
@@ -69,7 +70,7 @@ pub(super) enum LayoutState {
     IndexByHeight,
     /// Layout 9, or a move of its block records to the block index that was cut short.
     BlocksInSled,
-    /// Layout 10: only its marker changes.
+    /// Layout 10: its marker changes, and any mempool record its accounts already spent goes.
     BeforeSweepList,
 }
 
@@ -118,9 +119,7 @@ impl Store {
         if state != LayoutState::Current {
             let spent = MempoolIndex::unlisted_stale(&self.tree, self.params.chain_tag())?;
             let mut batch = sled::Batch::default();
-            for seq in &spent {
-                batch.remove(&keys::numbered(keys::MEMPOOL, *seq)[..]);
-            }
+            remove_mempool_records(&spent, &mut batch);
             batch.insert(key(keys::STATE, keys::LAYOUT), &LAYOUT_VERSION.to_be_bytes()[..]);
             self.tree.apply_batch(batch)?;
             self.db.flush()?;
